@@ -1,0 +1,454 @@
+"""The run configuration: TOML files, ``extends`` chains, ``--set`` overrides and the schema.
+
+Section and key names follow MODEL.md, so ``funding.min_cash`` here is ``min_cash`` of §6.
+Every uncertain quantity is a *parameter*: a number, or a distribution table
+(see :mod:`simulator.distributions`).  Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .distributions import Fraction, NonNegative, Positive, Real, param
+
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = PACKAGED_CONFIGS / "base.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the user (key, value, what was expected)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Schedule = dict[str, Annotated[float, Field(allow_inf_nan=False)]]
+"""A value per calendar year, e.g. ``{ 2026 = 0.2, 2027 = 0.18 }``."""
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _date_to_years(d: dt.date, start_year: int) -> float:
+    """Time in years from 1 January of ``start_year`` to ``d``."""
+    year_start = dt.date(d.year, 1, 1)
+    days = (dt.date(d.year + 1, 1, 1) - year_start).days
+    return d.year - start_year + (d - year_start).days / days
+
+
+class Simulation(_Section):
+    start_year: int = Field(2026, description="the simulation starts on 1 January of this year")
+    end_year: int = Field(2030, description="last simulated calendar year")
+    steps_per_year: Literal[1, 4, 12] = 4
+    seed: int = Field(20260101, ge=0, lt=2**63, description="default seed when --seed is not given")
+
+    @model_validator(mode="after")
+    def _years(self):
+        if self.end_year < self.start_year:
+            raise ValueError(f"end_year ({self.end_year}) is before start_year ({self.start_year})")
+        return self
+
+
+class Segment(_Section):
+    """A revenue segment (MODEL.md §3)."""
+
+    run_rate: Positive = Field(description="annualised run-rate at launch, $B/yr")
+    launch: dt.date | None = Field(None, description="launch date; revenue is 0 before it")
+    growth_initial: Real = Field(description="g_s0, log growth per year at the start")
+    growth_long_run: Real = Field(description="g_s_inf, long-run log growth per year")
+    half_life: Positive = Field(description="years for growth to close half the gap to its long-run level")
+    sigma: NonNegative = Field(description="volatility of the log run-rate per sqrt(year)")
+    competition_exposure: Fraction = Field(0.0, description="e_s: share of a competition shock this segment takes")
+
+
+class Competition(_Section):
+    intensity: NonNegative = Field(description="lambda_comp, expected shocks per year")
+    severity: param(0.0, 1.0, hi_open=True) = Field(description="H, fraction of run-rate lost in a shock")
+
+
+class Compute(_Section):
+    gross_margin_0: param(-math.inf, 1.0, hi_open=True) = Field(description="gross margin at the start")
+    price_drift: Real = Field(description="mu_P, log drift per year of the compute price index")
+    price_sigma: NonNegative = Field(description="sigma_P")
+    supply_shock_intensity: NonNegative = Field(description="lambda_P, supply shocks per year")
+    supply_shock_size: param(-1.0, lo_open=True) = Field(description="S, relative price jump in a supply shock")
+    usage_drift: Real = Field(description="mu_U, log drift per year of compute used per $ of revenue")
+    usage_sigma: NonNegative = Field(description="sigma_U")
+    gpu_hour_price: FiniteFloat = Field(2.35, gt=0, description="$ per H100-hour at the start (reports only)")
+
+
+class Costs(_Section):
+    partner_share: Schedule = Field(description="revenue share paid to partners, by year")
+    opex_base: NonNegative = Field(description="O_0, fixed cash opex at the start, $B/yr")
+    opex_growth: Real = Field(description="g_O, log growth per year of fixed opex")
+    opex_revenue_ratio: Fraction = Field(description="o_r, variable opex per $ of revenue")
+    cash_interest: NonNegative = Field(description="r_cash, interest per year on positive cash")
+
+
+class Training(_Section):
+    plan: Schedule = Field(description="training and research compute plan by year, $B at today's prices")
+    committed: Schedule = Field(description="take-or-pay fraction of the plan, by year")
+    deferrable: Fraction = Field(0.0, description="share of the committed part that can in practice be deferred")
+    revenue_elasticity: Real = Field(description="beta, elasticity of flexible compute to revenue vs plan")
+    runway_floor: NonNegative = Field(description="years of runway under which flexible compute is cut")
+    cut_factor: param(0.0, 1.0, lo_open=True) = Field(description="multiplier on flexible compute when cut")
+
+
+class ScheduledRaise(_Section):
+    amount: NonNegative = Field(description="total amount, $B")
+    date: dt.date | None = Field(None, description="closing date (or give window)")
+    window: tuple[dt.date, dt.date] | None = Field(None, description="closing date drawn uniformly in [start, end]")
+    probability: FiniteFloat = Field(1.0, ge=0, le=1, description="probability of closing")
+    tranches: int = Field(1, ge=1, description="number of equal payments")
+    tranche_period: FiniteFloat = Field(0.25, gt=0, description="years between payments")
+    revenue_condition: FiniteFloat = Field(0.0, ge=0, description="gamma: probability x min(1, (Rev/plan)^gamma)")
+
+    @model_validator(mode="after")
+    def _timing(self):
+        if (self.date is None) == (self.window is None):
+            raise ValueError("give exactly one of date or window")
+        if self.window is not None and self.window[0] > self.window[1]:
+            raise ValueError(f"window start {self.window[0]} is after its end {self.window[1]}")
+        return self
+
+
+class Contingent(_Section):
+    lookahead: NonNegative = Field(description="raise when cash < min_cash + lookahead x annual burn")
+    intercept: Real = Field(description="a, logistic intercept of the yearly success probability")
+    revenue_slope: Real = Field(description="b, on ln(Rev_run / Rev_plan)")
+    market_slope: Real = Field(description="c, on market appetite M")
+    size_multiple: NonNegative = Field(description="raise size as a multiple of the revenue run-rate")
+    size_cap: NonNegative = Field(description="largest raise, $B")
+    max_raises: int = Field(ge=0, description="at most this many contingent raises")
+    cooldown: NonNegative = Field(description="years between two raises")
+
+
+class Credit(_Section):
+    limit: NonNegative = Field(description="revolving credit line, $B")
+
+
+class Funding(_Section):
+    initial_cash: Real = Field(description="cash and securities at the start, $B")
+    min_cash: Real = Field(10.0, description="shortfall floor, $B")
+    initial_burn: FiniteFloat = Field(ge=0, description="burn of the year before the start, seeds the trailing burn")
+    scheduled: dict[str, ScheduledRaise] = Field(default_factory=dict)
+    contingent: Contingent
+    credit: Credit
+
+
+class Market(_Section):
+    persistence: param(0.0, 1.0, hi_open=True) = Field(description="phi, yearly autocorrelation of market appetite")
+
+
+class Correlation(_Section):
+    """A correlation matrix over named variables (rows and columns in the order of ``names``)."""
+
+    names: list[str] = Field(default_factory=list)
+    matrix: list[list[FiniteFloat]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _matrix(self):
+        n = len(self.names)
+        if len(set(self.names)) != n:
+            raise ValueError(f"names repeat an entry: {self.names}")
+        if len(self.matrix) != n or any(len(row) != n for row in self.matrix):
+            raise ValueError(f"matrix must be {n}x{n} to match names")
+        m = np.array(self.matrix, dtype=float).reshape(n, n)
+        bad = [(self.names[i], self.names[j]) for i in range(n) for j in range(n) if m[i, j] != m[j, i]]
+        if bad:
+            raise ValueError(f"matrix is not symmetric: entry {bad[0][0]} / {bad[0][1]}")
+        if n and not np.all(np.diag(m) == 1):
+            raise ValueError("matrix must have 1 on its diagonal")
+        if n and np.any(np.abs(m) > 1):
+            raise ValueError("entries must lie in [-1, 1]")
+        if n and np.linalg.eigvalsh(m).min() <= 1e-10:
+            raise ValueError(f"matrix is not positive definite ({_worst_entries(m, self.names)})")
+        return self
+
+    def full(self, all_names: list[str]) -> np.ndarray:
+        """The matrix over ``all_names``, with the unnamed ones independent."""
+        unknown = [x for x in self.names if x not in all_names]
+        if unknown:
+            raise ConfigError(f"unknown name {unknown[0]!r}; expected one of: {', '.join(all_names)}")
+        idx = [all_names.index(x) for x in self.names]
+        out = np.eye(len(all_names))
+        out[np.ix_(idx, idx)] = np.array(self.matrix, dtype=float).reshape(len(idx), len(idx))
+        return out
+
+
+def _worst_entries(m: np.ndarray, names: list[str]) -> str:
+    """Name the pair whose removal helps most: the off-diagonal entry most involved in the smallest eigenvector."""
+    w, v = np.linalg.eigh(m)
+    e = v[:, 0]
+    score = np.abs(np.outer(e, e) * m)
+    np.fill_diagonal(score, 0)
+    i, j = np.unravel_index(np.argmax(score), score.shape)
+    return f"smallest eigenvalue {w[0]:.3g}; look at {names[i]} / {names[j]} = {m[i, j]:g}"
+
+
+class Plan(_Section):
+    """The company's stated plan, for comparisons and the flexible-compute rule."""
+
+    revenue: Schedule = Field(description="planned annual revenue by year, $B")
+    fcf: Schedule = Field(description="planned free cash flow by year, $B")
+    compute_total: FiniteFloat = Field(600.0, gt=0, description="planned total compute spend over the horizon, $B")
+
+
+class Config(_Section):
+    name: str = Field("run", description="scenario name, used for the default output folder")
+    description: str = ""
+    simulation: Simulation = Simulation()
+    revenue: dict[str, Segment]
+    competition: Competition
+    compute: Compute
+    costs: Costs
+    training: Training
+    funding: Funding
+    market: Market
+    shocks: Correlation = Correlation()
+    parameter_correlation: Correlation = Correlation()
+    plan: Plan
+
+    @field_validator("revenue")
+    @classmethod
+    def _segments(cls, v):
+        if not v:
+            raise ValueError("at least one revenue segment is needed")
+        return v
+
+    @model_validator(mode="after")
+    def _schedules(self):
+        years = [str(y) for y in self.years]
+        for where, sched in [("costs.partner_share", self.costs.partner_share),
+                             ("training.plan", self.training.plan),
+                             ("training.committed", self.training.committed),
+                             ("plan.revenue", self.plan.revenue), ("plan.fcf", self.plan.fcf)]:
+            missing = [y for y in years if y not in sched]
+            extra = [y for y in sched if y not in years]
+            if missing or extra:
+                raise ConfigError(f"{where}: expected one value for each year {years[0]}..{years[-1]}, "
+                                  + (f"missing {', '.join(missing)}" if missing else f"unexpected {', '.join(extra)}"))
+        for where, sched, lo, hi in [("costs.partner_share", self.costs.partner_share, 0, 1),
+                                     ("training.committed", self.training.committed, 0, 1),
+                                     ("training.plan", self.training.plan, 0, math.inf),
+                                     ("plan.revenue", self.plan.revenue, 0, math.inf)]:
+            for y, v in sched.items():
+                if not lo <= v <= hi or (where == "plan.revenue" and v == 0):
+                    raise ConfigError(f"{where}.{y} = {v}: expected a value in "
+                                      f"{'(' if where == 'plan.revenue' else '['}{lo}, {hi}]")
+        self.shocks.full(self.shock_channels)
+        self.parameter_correlation.full([k for k, d in self.parameters().items() if d.dist != "fixed"])
+        return self
+
+    @property
+    def years(self) -> list[int]:
+        return list(range(self.simulation.start_year, self.simulation.end_year + 1))
+
+    @property
+    def shock_channels(self) -> list[str]:
+        """Names of the per-step shock channels, in kernel order (MODEL.md §2)."""
+        return [f"revenue.{s}" for s in self.revenue] + ["compute_price", "usage", "market"]
+
+    def years_from_start(self, d: dt.date) -> float:
+        return _date_to_years(d, self.simulation.start_year)
+
+    def parameters(self) -> dict[str, object]:
+        """Every distribution-valued setting, by its dotted key."""
+        out = {}
+
+        def walk(model: BaseModel, prefix: str):
+            for key in type(model).model_fields:
+                value = getattr(model, key)
+                path = f"{prefix}{key}"
+                if hasattr(value, "table"):
+                    out[path] = value
+                elif isinstance(value, BaseModel):
+                    walk(value, path + ".")
+                elif isinstance(value, dict):
+                    for k, v in value.items():
+                        if isinstance(v, BaseModel):
+                            walk(v, f"{path}.{k}.")
+
+        walk(self, "")
+        return out
+
+    def resolved(self) -> dict:
+        """The fully resolved config as JSON-compatible data (dates as ISO strings)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def digest(self) -> str:
+        """SHA-256 of the resolved config: two runs with equal digests simulate the same model."""
+        text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a TOML file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Deep merge: tables merge key by key, anything else in ``override`` replaces."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and v.get("dist") is None:
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's table with its ``extends`` chain merged in (base first)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(p.name for p in (*_seen, path))
+        raise ConfigError(f"{path}: extends forms a cycle ({chain})")
+    raw = _read_toml(path)
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends = {parent!r}: expected a file name (string)")
+    parent_path = (path.parent / parent)
+    if not parent_path.exists():
+        raise ConfigError(f"{path}: extends = {parent!r}: no such file {parent_path}")
+    return _merge(read_raw(parent_path, (*_seen, path)), raw)
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``"funding.min_cash=15"`` -> (["funding", "min_cash"], 15). Values are TOML; bare words are strings."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted KEY, e.g. funding.min_cash=15")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key.split("."), parsed
+
+
+def apply_override(raw: dict, keys: list[str], value) -> None:
+    """Set ``raw[k1][k2]... = value``; the key must exist in ``raw`` or be a schema field."""
+    node = raw
+    for i, k in enumerate(keys[:-1]):
+        child = node.get(k)
+        if child is None and k in _known_fields(keys[:i + 1]):
+            child = node[k] = {}
+        if not isinstance(child, dict):
+            where = ".".join(keys[:i + 1])
+            raise ConfigError(f"--set {'.'.join(keys)}: {where} is not a table in this config"
+                              + ("" if child is None else f" (it is {child!r})"))
+        node = child
+    last = keys[-1]
+    if last not in node and last not in _known_fields(keys):
+        raise ConfigError(f"--set {'.'.join(keys)}: no such key in the config "
+                          f"(keys here: {', '.join(sorted(node)) or 'none'})")
+    node[last] = value
+
+
+def _model_at(keys: list[str]) -> type[BaseModel] | None:
+    """The schema model of the table at ``keys`` (entries of named tables such as segments are skipped)."""
+    model: type[BaseModel] | None = Config
+    expect_name = False
+    for k in keys:
+        if expect_name:  # k names a segment or a scheduled raise
+            expect_name = False
+            continue
+        field = model.model_fields.get(k) if model else None
+        ann = getattr(field, "annotation", None)
+        args = getattr(ann, "__args__", ())
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        elif args and isinstance(args[-1], type) and issubclass(args[-1], BaseModel):
+            model, expect_name = args[-1], True
+        else:
+            return None
+    return None if expect_name else model
+
+
+def _known_fields(keys: list[str]) -> set[str]:
+    """Field names the schema allows in the table ``keys[:-1]`` (for keys absent from the file)."""
+    model = _model_at(keys[:-1])
+    return set(model.model_fields) if model else set()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load, merge and validate a config.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML file; the packaged ``base.toml`` when omitted.
+    overrides : list of str
+        ``"dotted.key=value"`` strings applied after ``extends`` is resolved.
+
+    Raises
+    ------
+    ConfigError
+        With a one-line message naming the key, the value and what was expected.
+    """
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    raw = read_raw(path)
+    raw.setdefault("name", path.stem)
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(raw, keys, value)
+    return validate(raw, source=str(path))
+
+
+def validate(raw: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{source}: {_describe(e)}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _describe(e: ValidationError) -> str:
+    """One line for the first error: key, value, what was expected."""
+    err = e.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    # Drop the union-member tags pydantic inserts (e.g. "normal", "function-after[...]").
+    kinds = {"fixed", "normal", "lognormal", "uniform", "triangular", "pert", "beta"}
+    loc = [p for i, p in enumerate(loc) if not (p.startswith("function-") or (p in kinds and i > 0
+                                                                              and loc[i - 1] not in ("revenue", "scheduled")))]
+    key = ".".join(loc) or "(top level)"
+    value = err.get("input")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key"+ _allowed_hint(loc)
+    if err["type"] == "missing":
+        return f"{key}: missing required key"
+    if isinstance(value, dict):
+        return f"{key}: {msg}"
+    return f"{key} = {value!r}: {msg}"
+
+
+def _allowed_hint(loc: list[str]) -> str:
+    model = _model_at(loc[:-1])
+    if model is None:
+        return " (not a setting here)"
+    return f" (expected one of: {', '.join(model.model_fields)})"

@@ -1,0 +1,382 @@
+"""The numba kernel: MODEL.md §1-§6 for a block of paths.
+
+Only jitted functions and the layout constants they share with the engine live here:
+arrays and scalars in, ``out`` arrays filled.  Randomness is counter-based: a path's
+numbers are a SplitMix64 stream keyed by ``(seed, path_id)`` alone, so results do not
+depend on thread count, chunking or machine, and any path can be replayed by its id.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# ------------------------------------------------------------------ layout
+# Scalar parameters shared by all paths' models, in kernel order (dotted config keys).
+GLOBAL_PARAMS = (
+    "competition.intensity", "competition.severity",
+    "compute.gross_margin_0", "compute.price_drift", "compute.price_sigma",
+    "compute.supply_shock_intensity", "compute.supply_shock_size",
+    "compute.usage_drift", "compute.usage_sigma",
+    "costs.opex_base", "costs.opex_growth", "costs.opex_revenue_ratio", "costs.cash_interest",
+    "training.deferrable", "training.revenue_elasticity", "training.runway_floor", "training.cut_factor",
+    "funding.initial_cash", "funding.min_cash",
+    "funding.contingent.lookahead", "funding.contingent.intercept", "funding.contingent.revenue_slope",
+    "funding.contingent.market_slope", "funding.contingent.size_multiple", "funding.contingent.size_cap",
+    "funding.contingent.cooldown", "funding.credit.limit", "market.persistence",
+)
+(P_COMP_INTENSITY, P_COMP_SEVERITY, P_GM0, P_PRICE_DRIFT, P_PRICE_SIGMA, P_SUPPLY_INTENSITY,
+ P_SUPPLY_SIZE, P_USAGE_DRIFT, P_USAGE_SIGMA, P_OPEX_BASE, P_OPEX_GROWTH, P_OPEX_RATIO,
+ P_CASH_INTEREST, P_DEFERRABLE, P_ELASTICITY, P_RUNWAY_FLOOR, P_CUT_FACTOR, P_INITIAL_CASH,
+ P_MIN_CASH, P_LOOKAHEAD, P_RAISE_A, P_RAISE_B, P_RAISE_C, P_RAISE_MULTIPLE, P_RAISE_CAP,
+ P_COOLDOWN, P_CREDIT_LIMIT, P_MARKET_PHI) = range(len(GLOBAL_PARAMS))
+N_GLOBAL = len(GLOBAL_PARAMS)
+# Per revenue segment, starting at N_GLOBAL + SEGMENT_WIDTH * s.
+SEGMENT_PARAMS = ("run_rate", "growth_initial", "growth_long_run", "half_life", "sigma", "competition_exposure")
+SEG_RUN_RATE, SEG_G0, SEG_GINF, SEG_HALF_LIFE, SEG_SIGMA, SEG_EXPOSURE = range(len(SEGMENT_PARAMS))
+SEGMENT_WIDTH = len(SEGMENT_PARAMS)
+# After the segments: one amount per scheduled raise.
+
+# Per-year outputs, annual[path, variable, year].
+ANNUAL_VARS = ("revenue", "cogs", "fcf", "cash", "compute_spend")
+A_REV, A_COGS, A_FCF, A_CASH, A_COMPUTE = range(len(ANNUAL_VARS))
+# Per-path scalar outputs, scalars[path, k].
+SCALAR_VARS = ("cash_end", "lowest_cash", "funding_gap", "first_shortfall_step", "raised_scheduled",
+               "raised_contingent", "credit_drawn_max", "credit_outstanding_end", "n_raises")
+(S_CASH_END, S_LOWEST_CASH, S_FUNDING_GAP, S_FIRST_SHORTFALL, S_RAISED_SCHEDULED,
+ S_RAISED_CONTINGENT, S_CREDIT_MAX, S_CREDIT_END, S_N_RAISES) = range(len(SCALAR_VARS))
+
+# ------------------------------------------------------------------ random numbers
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_KEY_SALT = np.uint64(0x5DEECE66D2B7E151)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+TWO_PI = 2.0 * math.pi
+
+_jit = dict(cache=True, error_model="numpy", nogil=True)
+
+
+@njit(inline="always", **_jit)
+def mix64(z):
+    """SplitMix64 finaliser (a bijection of uint64 with full avalanche)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(inline="always", **_jit)
+def path_key(seed, path_id):
+    """Start of the stream of path ``path_id`` under ``seed``."""
+    return mix64(mix64(np.uint64(seed) ^ _KEY_SALT) + np.uint64(path_id) * GOLDEN)
+
+
+@njit(inline="always", **_jit)
+def next_uniform(state):
+    """(new state, uniform in [0, 1) with 53 random bits)."""
+    state = state + GOLDEN
+    return state, float(mix64(state) >> np.uint64(11)) * _TO_UNIT
+
+
+@njit(inline="always", **_jit)
+def fill_normals(state, out, n):
+    """Fill ``out[:n]`` with standard normals by Box-Muller, two per pair of uniforms."""
+    for i in range(0, n, 2):
+        state = state + GOLDEN
+        u1 = (float(mix64(state) >> np.uint64(11)) + 1.0) * _TO_UNIT  # (0, 1]: log is finite
+        state = state + GOLDEN
+        u2 = float(mix64(state) >> np.uint64(11)) * _TO_UNIT
+        r = math.sqrt(-2.0 * math.log(u1))
+        out[i] = r * math.cos(TWO_PI * u2)
+        if i + 1 < n:
+            out[i + 1] = r * math.sin(TWO_PI * u2)
+    return state
+
+
+@njit(inline="always", **_jit)
+def correlate(chol, z, out, n):
+    """out = chol @ z for a lower-triangular ``chol``."""
+    for i in range(n):
+        acc = 0.0
+        for j in range(i + 1):
+            acc += chol[i, j] * z[j]
+        out[i] = acc
+
+
+@njit(inline="always", **_jit)
+def interp_table(table, z, z_min, z_step):
+    """Quantile table lookup at normal score ``z`` (linear interpolation, clamped)."""
+    pos = (z - z_min) / z_step
+    last = table.shape[0] - 1
+    if pos <= 0.0:
+        return table[0]
+    if pos >= last:
+        return table[last]
+    i = int(pos)
+    frac = pos - i
+    return table[i] + frac * (table[i + 1] - table[i])
+
+
+@njit(inline="always", **_jit)
+def log_mean_factor(d):
+    """(e^d - 1) / d: the average of exp over a linear ramp from 0 to d."""
+    if abs(d) < 1e-12:
+        return 1.0 + 0.5 * d
+    return math.expm1(d) / d
+
+
+# ------------------------------------------------------------------ the model
+
+
+@njit(**_jit)
+def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
+                  seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
+                  ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                  theta, z, zc, eps, epsc, log_r, ring, ev_time, ev_u, ev_state, ev_paid,
+                  theta_out, annual, scalars):
+    """Simulate one path; fill ``theta_out`` (drawn parameters), ``annual`` (V, Y) and ``scalars``.
+
+    ``theta`` ... ``ev_paid`` are scratch arrays owned by the caller.
+    """
+    n_par = tables.shape[0]
+    n_drawn = chol_param.shape[0]
+    n_seg = seg_launch.shape[0]
+    n_ev = ev_start.shape[0]
+    n_ch = chol_shock.shape[0]
+    ev0 = N_GLOBAL + SEGMENT_WIDTH * n_seg
+    state = path_key(seed, path_id)
+
+    # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
+    state = fill_normals(state, z, n_drawn)
+    correlate(chol_param, z, zc, n_drawn)
+    for k in range(n_par):
+        d = drawn_slot[k]
+        if d >= 0:
+            theta[k] = interp_table(tables[k], zc[d], z_min, z_step)
+            theta_out[d] = theta[k]
+        else:
+            theta[k] = tables[k, 0]
+
+    # 2. Scheduled raises: closing time within the window and the closing draw.
+    for e in range(n_ev):
+        state, u = next_uniform(state)
+        ev_time[e] = ev_start[e] + u * (ev_end[e] - ev_start[e])
+        state, u = next_uniform(state)
+        ev_u[e] = u
+        ev_state[e] = 0  # 0 pending, 1 closed, 2 failed
+        ev_paid[e] = 0
+
+    # 3. Initial state.
+    dt = 1.0 / spy
+    sqdt = math.sqrt(dt)
+    for s in range(n_seg):
+        log_r[s] = math.log(theta[N_GLOBAL + SEGMENT_WIDTH * s + SEG_RUN_RATE])
+    for j in range(spy):
+        ring[j] = -initial_burn * dt
+    ring_sum = -initial_burn
+    ln_p = 0.0
+    ln_u = 0.0
+    market = 0.0
+    cash = theta[P_INITIAL_CASH]
+    min_cash = theta[P_MIN_CASH]
+    credit = 0.0
+    credit_max = 0.0
+    raised_sched = 0.0
+    raised_cont = 0.0
+    n_raises = 0
+    last_raise = -1e300
+    lowest = 1e300
+    gap = 0.0
+    first_sf = -1.0
+    c0 = 1.0 - theta[P_GM0]
+    p_comp = -math.expm1(-theta[P_COMP_INTENSITY] * dt)
+    p_supply = -math.expm1(-theta[P_SUPPLY_INTENSITY] * dt)
+    jump_comp = math.log1p(-theta[P_COMP_SEVERITY])
+    jump_supply = math.log1p(theta[P_SUPPLY_SIZE])
+    phi_dt = theta[P_MARKET_PHI] ** dt
+    market_vol = math.sqrt(1.0 - phi_dt * phi_dt)
+    s_p = theta[P_PRICE_SIGMA]
+    s_u = theta[P_USAGE_SIGMA]
+    g_o = theta[P_OPEX_GROWTH]
+    committed_keep = 1.0 - theta[P_DEFERRABLE]
+    for v in range(annual.shape[0]):
+        for y in range(n_years):
+            annual[v, y] = 0.0
+
+    for k in range(n_years * spy):
+        y = k // spy
+        t0 = k * dt
+        t1 = t0 + dt
+        # Decisions at the start of the step: trailing burn, runway rule, revenue vs plan.
+        run_rate0 = 0.0
+        for s in range(n_seg):
+            if seg_launch[s] <= t0:
+                run_rate0 += math.exp(log_r[s])
+        burn = max(0.0, -ring_sum)
+        cut = 1.0
+        if burn > 0.0 and cash < theta[P_RUNWAY_FLOOR] * burn:
+            cut = theta[P_CUT_FACTOR]
+        ratio0 = max(run_rate0 / plan_rate[k], 1e-9)
+
+        # Shocks of the step.
+        state = fill_normals(state, eps, n_ch)
+        correlate(chol_shock, eps, epsc, n_ch)
+        state, u_comp = next_uniform(state)
+        state, u_supply = next_uniform(state)
+        competition = u_comp < p_comp
+
+        # Revenue (§3): exact integral of the growth curve; revenue booked is the integral of the
+        # run-rate, log-linear within the step, with the Brownian-bridge correction 1 + s^2 tau / 12.
+        rev = 0.0
+        run_rate1 = 0.0
+        for s in range(n_seg):
+            if seg_launch[s] >= t1:
+                continue
+            base = N_GLOBAL + SEGMENT_WIDTH * s
+            start = max(t0, seg_launch[s])
+            tau = t1 - start
+            g0 = theta[base + SEG_G0]
+            ginf = theta[base + SEG_GINF]
+            kappa = math.log(2.0) / theta[base + SEG_HALF_LIFE]
+            sig = theta[base + SEG_SIGMA]
+            drift = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
+            x0 = log_r[s]
+            x1 = x0 + drift - 0.5 * sig * sig * tau + sig * math.sqrt(tau) * epsc[s]
+            if competition:
+                x1 += theta[base + SEG_EXPOSURE] * jump_comp
+            rev += tau * math.exp(x0) * log_mean_factor(x1 - x0) * (1.0 + sig * sig * tau / 12.0)
+            log_r[s] = x1
+            run_rate1 += math.exp(x1)
+
+        # Compute price and usage (§4); costs use the log-midpoint of the step.
+        ln_p0 = ln_p
+        ln_u0 = ln_u
+        ln_p += (theta[P_PRICE_DRIFT] - 0.5 * s_p * s_p) * dt + s_p * sqdt * epsc[n_seg]
+        if u_supply < p_supply:
+            ln_p += jump_supply
+        ln_u += (theta[P_USAGE_DRIFT] - 0.5 * s_u * s_u) * dt + s_u * sqdt * epsc[n_seg + 1]
+        price_mid = math.exp(0.5 * (ln_p0 + ln_p))
+        cogs = c0 * price_mid * math.exp(0.5 * (ln_u0 + ln_u)) * rev
+
+        # Other cash costs (§5).
+        if abs(g_o) > 1e-12:
+            opex = theta[P_OPEX_BASE] * (math.exp(g_o * t1) - math.exp(g_o * t0)) / g_o
+        else:
+            opex = theta[P_OPEX_BASE] * dt
+        opex += theta[P_OPEX_RATIO] * rev
+        fixed = committed[y] * committed_keep
+        flexible = (1.0 - fixed) * price_mid * ratio0 ** theta[P_ELASTICITY] * cut
+        training = dt * tc_plan[y] * (fixed + flexible)
+        interest = theta[P_CASH_INTEREST] * max(cash, 0.0) * dt
+
+        # Cash flow (§6).
+        fcf = rev - share[y] * rev - cogs - opex - training + interest
+        cash += fcf
+        j = k % spy
+        ring_sum += fcf - ring[j]
+        ring[j] = fcf
+        market = phi_dt * market + market_vol * epsc[n_seg + 2]
+        ratio1 = max(run_rate1 / plan_rate[k + 1], 1e-9)
+
+        # Scheduled funding.
+        for e in range(n_ev):
+            if ev_state[e] == 0 and ev_time[e] < t1:
+                p = ev_prob[e]
+                if ev_gamma[e] > 0.0:
+                    p *= min(1.0, ratio1 ** ev_gamma[e])
+                ev_state[e] = 1 if ev_u[e] < p else 2
+            if ev_state[e] == 1:
+                while ev_paid[e] < ev_tranches[e] and ev_time[e] + ev_paid[e] * ev_period[e] < t1:
+                    payment = theta[ev0 + e] / ev_tranches[e]
+                    cash += payment
+                    raised_sched += payment
+                    ev_paid[e] += 1
+
+        # Contingent raise: a yearly success probability, spread over the step.
+        burn1 = max(0.0, -ring_sum)
+        if (n_raises < max_raises and t1 - last_raise >= theta[P_COOLDOWN] - 1e-9
+                and cash < min_cash + theta[P_LOOKAHEAD] * burn1):
+            state, u_raise = next_uniform(state)
+            logit = theta[P_RAISE_A] + theta[P_RAISE_B] * math.log(ratio1) + theta[P_RAISE_C] * market
+            p_year = 1.0 / (1.0 + math.exp(-logit))
+            p_step = 1.0 - (1.0 - p_year) ** dt
+            if u_raise < p_step:
+                size = min(theta[P_RAISE_MULTIPLE] * run_rate1, theta[P_RAISE_CAP])
+                cash += size
+                raised_cont += size
+                n_raises += 1
+                last_raise = t1
+
+        # Credit line: drawn below the floor, repaid above it.
+        if cash < min_cash and credit < theta[P_CREDIT_LIMIT]:
+            draw = min(theta[P_CREDIT_LIMIT] - credit, min_cash - cash)
+            cash += draw
+            credit += draw
+        elif cash > min_cash and credit > 0.0:
+            repay = min(credit, cash - min_cash)
+            cash -= repay
+            credit -= repay
+        credit_max = max(credit_max, credit)
+
+        # Shortfall: cash is not reset, so the gap measures the capital that was missing.
+        lowest = min(lowest, cash)
+        if cash < min_cash:
+            if first_sf < 0.0:
+                first_sf = k
+            gap = max(gap, min_cash - cash)
+
+        annual[A_REV, y] += rev
+        annual[A_COGS, y] += cogs
+        annual[A_FCF, y] += fcf
+        annual[A_COMPUTE, y] += cogs + training
+        annual[A_CASH, y] = cash
+
+    scalars[S_CASH_END] = cash
+    scalars[S_LOWEST_CASH] = lowest
+    scalars[S_FUNDING_GAP] = gap
+    scalars[S_FIRST_SHORTFALL] = first_sf
+    scalars[S_RAISED_SCHEDULED] = raised_sched
+    scalars[S_RAISED_CONTINGENT] = raised_cont
+    scalars[S_CREDIT_MAX] = credit_max
+    scalars[S_CREDIT_END] = credit
+    scalars[S_N_RAISES] = n_raises
+
+
+@njit(parallel=True, **_jit)
+def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
+                   seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
+                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                   theta_out, annual, scalars):
+    """Simulate paths ``path_start .. path_start + n - 1`` (n = ``theta_out.shape[0]``) in parallel.
+
+    theta_out : ndarray(float64, (n, n_drawn)); annual : ndarray(float64, (n, len(ANNUAL_VARS), n_years));
+    scalars : ndarray(float64, (n, len(SCALAR_VARS))). Row i holds path ``path_start + i``.
+    """
+    n = theta_out.shape[0]
+    n_blocks = min(n, 64 * 8)
+    n_par = tables.shape[0]
+    n_drawn = chol_param.shape[0]
+    n_seg = seg_launch.shape[0]
+    n_ev = ev_start.shape[0]
+    n_ch = chol_shock.shape[0]
+    for b in prange(n_blocks):
+        # Scratch is allocated per block of paths, not per path.
+        theta = np.empty(n_par)
+        z = np.empty(n_drawn)
+        zc = np.empty(n_drawn)
+        eps = np.empty(n_ch)
+        epsc = np.empty(n_ch)
+        log_r = np.empty(n_seg)
+        ring = np.empty(spy)
+        ev_time = np.empty(n_ev)
+        ev_u = np.empty(n_ev)
+        ev_state = np.empty(n_ev, np.int64)
+        ev_paid = np.empty(n_ev, np.int64)
+        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            simulate_path(seed, path_start + i, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
+                          seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
+                          ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                          theta, z, zc, eps, epsc, log_r, ring, ev_time, ev_u, ev_state, ev_paid,
+                          theta_out[i], annual[i], scalars[i])

@@ -1,0 +1,127 @@
+"""Config -> the plain arrays the kernel takes (MODEL.md's parameters, per step and per year)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from . import kernel
+from .config import Config, ConfigError
+from .distributions import Z_GRID
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """Everything ``kernel.simulate_block`` needs besides the seed and the path range."""
+
+    spy: int
+    n_years: int
+    tables: np.ndarray        # (n_params, Z_POINTS) quantile tables
+    drawn_slot: np.ndarray    # (n_params,) index among drawn parameters, -1 if fixed
+    z_min: float
+    z_step: float
+    chol_param: np.ndarray    # (n_drawn, n_drawn) Cholesky factor of the copula correlation
+    seg_launch: np.ndarray    # (n_seg,) launch time, years from start (<= 0: live at start)
+    share: np.ndarray         # (n_years,) partner revenue share
+    tc_plan: np.ndarray       # (n_years,) training compute plan, $B
+    committed: np.ndarray     # (n_years,) take-or-pay fraction
+    plan_rate: np.ndarray     # (T + 1,) the plan's revenue run-rate at each step boundary
+    ev_start: np.ndarray      # (n_events,) window, years from start
+    ev_end: np.ndarray
+    ev_prob: np.ndarray
+    ev_tranches: np.ndarray   # int64
+    ev_period: np.ndarray
+    ev_gamma: np.ndarray
+    max_raises: int
+    initial_burn: float
+    chol_shock: np.ndarray    # (n_channels, n_channels)
+
+    def kernel_args(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+def parameter_order(config: Config) -> list[str]:
+    """Dotted keys of every parameter in kernel order: globals, segments, scheduled raise amounts."""
+    order = list(kernel.GLOBAL_PARAMS)
+    for s in config.revenue:
+        order += [f"revenue.{s}.{f}" for f in kernel.SEGMENT_PARAMS]
+    order += [f"funding.scheduled.{e}.amount" for e in config.funding.scheduled]
+    return order
+
+
+def drawn_parameters(config: Config) -> list[str]:
+    """The parameters that vary between paths, in kernel order (the columns of theta_out)."""
+    params = config.parameters()
+    return [k for k in parameter_order(config) if params[k].dist != "fixed"]
+
+
+def plan_run_rate(config: Config, times: np.ndarray) -> np.ndarray:
+    """The plan as a run-rate: each year's revenue sits at mid-year, log-linear in between
+    (and extrapolated with the first and last year's growth)."""
+    years = np.array(config.years, dtype=float)
+    mids = years - config.simulation.start_year + 0.5
+    log_rev = np.log([config.plan.revenue[str(y)] for y in config.years])
+    if len(years) == 1:
+        return np.full_like(times, math.exp(log_rev[0]))
+    slopes_lo = (log_rev[1] - log_rev[0]) / (mids[1] - mids[0])
+    slopes_hi = (log_rev[-1] - log_rev[-2]) / (mids[-1] - mids[-2])
+    out = np.interp(times, mids, log_rev)
+    out = np.where(times < mids[0], log_rev[0] + slopes_lo * (times - mids[0]), out)
+    out = np.where(times > mids[-1], log_rev[-1] + slopes_hi * (times - mids[-1]), out)
+    return np.exp(out)
+
+
+def build_inputs(config: Config) -> ModelInputs:
+    params = config.parameters()
+    order = parameter_order(config)
+    if set(order) != set(params):
+        raise AssertionError(f"kernel layout and config schema disagree: {sorted(set(order) ^ set(params))}")
+    drawn = drawn_parameters(config)
+    tables = np.stack([params[k].table() for k in order])
+    drawn_slot = np.array([drawn.index(k) if k in drawn else -1 for k in order], dtype=np.int64)
+
+    rank_corr = config.parameter_correlation.full(drawn)
+    # Spearman rank correlation -> the Pearson correlation of the Gaussian copula.
+    pearson = 2.0 * np.sin(np.pi * rank_corr / 6.0)
+    chol_param = _cholesky(pearson, "parameter_correlation")
+    chol_shock = _cholesky(config.shocks.full(config.shock_channels), "shocks")
+
+    spy = config.simulation.steps_per_year
+    years = [str(y) for y in config.years]
+    n_steps = len(years) * spy
+    events = list(config.funding.scheduled.values())
+    ev_start = [config.years_from_start(e.date or e.window[0]) for e in events]
+    ev_end = [config.years_from_start(e.date or e.window[1]) for e in events]
+    return ModelInputs(
+        spy=spy,
+        n_years=len(years),
+        tables=np.ascontiguousarray(tables),
+        drawn_slot=drawn_slot,
+        z_min=float(Z_GRID[0]),
+        z_step=float(Z_GRID[1] - Z_GRID[0]),
+        chol_param=chol_param,
+        seg_launch=np.array([config.years_from_start(s.launch) if s.launch else 0.0
+                             for s in config.revenue.values()]),
+        share=np.array([config.costs.partner_share[y] for y in years]),
+        tc_plan=np.array([config.training.plan[y] for y in years]),
+        committed=np.array([config.training.committed[y] for y in years]),
+        plan_rate=plan_run_rate(config, np.arange(n_steps + 1) / spy),
+        ev_start=np.array(ev_start, dtype=float),
+        ev_end=np.array(ev_end, dtype=float),
+        ev_prob=np.array([e.probability for e in events], dtype=float),
+        ev_tranches=np.array([e.tranches for e in events], dtype=np.int64),
+        ev_period=np.array([e.tranche_period for e in events], dtype=float),
+        ev_gamma=np.array([e.revenue_condition for e in events], dtype=float),
+        max_raises=config.funding.contingent.max_raises,
+        initial_burn=config.funding.initial_burn,
+        chol_shock=chol_shock,
+    )
+
+
+def _cholesky(matrix: np.ndarray, where: str) -> np.ndarray:
+    try:
+        return np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        raise ConfigError(f"{where}.matrix: not positive definite after the rank-to-normal transform") from None
