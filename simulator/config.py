@@ -296,15 +296,18 @@ class Config(_Section):
 
 
 def _read_toml(path: Path) -> dict:
+    """A TOML file's table; a ``.json`` file (a run's resolved ``config.json``) is read as JSON."""
     try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, expected a TOML file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {e}") from None
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -46,8 +46,9 @@ class _Dist(BaseModel):
             hi = min(hi, self.upper)
         return float(lo), float(hi)
 
-    def median(self) -> float:
-        return float(np.interp(0.0, Z_GRID, self.table()))
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile as the kernel draws it (from the table)."""
+        return float(np.interp(special.ndtri(q), Z_GRID, self.table()))
 
     def table(self) -> np.ndarray:
         """Quantile function on ``Z_GRID`` (float64, shape (Z_POINTS,))."""
@@ -73,9 +74,6 @@ class Fixed(_Dist):
 
     def support(self):
         return self.value, self.value
-
-    def median(self):
-        return self.value
 
     def table(self):
         return np.full(Z_POINTS, self.value)

@@ -1,0 +1,82 @@
+"""The Python API the CLI uses: load a config, run it, read the results back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import numba
+
+from . import __version__
+from .config import Config
+from .engine import DEFAULT_CHUNK, simulate
+from .results import SCHEMA_VERSION, Results, prepare_folder, remove_folder_contents, write_results
+from .summary import by_year_frame, paths_table, summary_frame
+
+DEFAULT_PATHS = 100_000
+
+
+def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
+        threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, force: bool = False,
+        progress: Callable[[int], None] | None = None, command: str | None = None) -> Results:
+    """Simulate ``n_paths`` paths of ``config`` and summarise them.
+
+    Parameters
+    ----------
+    config : Config
+        From :func:`simulator.load_config`.
+    n_paths : int
+        Number of paths; path ids are ``0 .. n_paths - 1``.
+    seed : int, optional
+        Master seed; the config's ``simulation.seed`` when omitted.
+    out : path, optional
+        Folder to write the Parquet files to (nothing is written when omitted).
+    threads, chunk_size : int, optional
+        Execution settings; they never change the results.
+
+    Returns
+    -------
+    Results
+        ``paths``, ``summary`` and ``by_year`` DataFrames and the run's metadata.
+    """
+    seed = config.simulation.seed if seed is None else seed
+    if out is not None:
+        out = Path(out)
+        prepare_folder(out, force)
+    started = time.perf_counter()
+    sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, progress=progress)
+    paths = paths_table(sim)
+    summary = summary_frame(sim)
+    by_year = by_year_frame(sim)
+    metadata = {
+        "schema_version": SCHEMA_VERSION,
+        "simulator_version": __version__,
+        "seed": seed,
+        "n_paths": n_paths,
+        "steps_per_year": config.simulation.steps_per_year,
+        "config_name": config.name,
+        "config_hash": config.digest(),
+        "config": config.resolved(),
+        "reproduce": command or f"simulator run CONFIG.json --paths {n_paths} --seed {seed}",
+        # Everything under "runtime" describes how the run was executed, never what it computed.
+        "runtime": {
+            "threads": threads or numba.get_num_threads(),
+            "chunk_size": chunk_size,
+            "simulate_seconds": round(sim.seconds, 3),
+            "total_seconds": round(time.perf_counter() - started, 3),
+            "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.node()} {platform.machine()} {platform.python_implementation()} "
+                       f"{platform.python_version()}",
+            "numba_version": numba.__version__,
+        },
+    }
+    if out is not None:
+        try:
+            write_results(out, {"paths": paths, "summary": summary, "by_year": by_year}, metadata)
+        except BaseException:
+            remove_folder_contents(out)
+            raise
+    return Results(paths.to_pandas(), summary, by_year, metadata)

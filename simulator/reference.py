@@ -1,0 +1,199 @@
+"""A slow, plainly written per-path implementation of the model, for testing the kernel.
+
+Plain Python floats and ints, one path at a time, every step spelt out and recorded, so that
+each line can be checked against MODEL.md by eye.  It consumes random numbers in the same
+order as the kernel, from its own implementation of the same counter-based generator, so the
+two must agree to rounding.  ``simulate_path`` also returns the step-by-step trace.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .kernel import N_GLOBAL, SEGMENT_WIDTH
+from .model import ModelInputs
+
+MASK = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def mix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+class Stream:
+    """The random numbers of one path: SplitMix64 keyed by (seed, path_id)."""
+
+    def __init__(self, seed: int, path_id: int):
+        self.state = mix64((mix64(seed ^ 0x5DEECE66D2B7E151) + path_id * GOLDEN) & MASK)
+
+    def bits53(self) -> int:
+        self.state = (self.state + GOLDEN) & MASK
+        return mix64(self.state) >> 11
+
+    def uniform(self) -> float:
+        return self.bits53() / 2.0**53
+
+    def normals(self, n: int) -> list[float]:
+        out = []
+        while len(out) < n:
+            u1 = (self.bits53() + 1) / 2.0**53
+            u2 = self.bits53() / 2.0**53
+            r = math.sqrt(-2.0 * math.log(u1))
+            out += [r * math.cos(2.0 * math.pi * u2), r * math.sin(2.0 * math.pi * u2)]
+        return out[:n]
+
+
+def lower_times(chol: np.ndarray, z: list[float]) -> list[float]:
+    return [sum(chol[i][j] * z[j] for j in range(i + 1)) for i in range(len(z))]
+
+
+def quantile(table: np.ndarray, z: float, z_min: float, z_step: float) -> float:
+    pos = (z - z_min) / z_step
+    last = len(table) - 1
+    if pos <= 0:
+        return float(table[0])
+    if pos >= last:
+        return float(table[last])
+    i = int(pos)
+    return float(table[i] + (pos - i) * (table[i + 1] - table[i]))
+
+
+def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
+    """One path: drawn parameters, yearly totals, end-of-run figures and the per-step trace."""
+    rng = Stream(seed, path_id)
+    n_seg = len(m.seg_launch)
+    n_drawn = m.chol_param.shape[0]
+
+    zc = lower_times(m.chol_param, rng.normals(n_drawn))
+    theta = [quantile(m.tables[k], zc[d], m.z_min, m.z_step) if d >= 0 else float(m.tables[k][0])
+             for k, d in enumerate(m.drawn_slot)]
+    (lam_comp, severity, gm0, mu_p, sig_p, lam_supply, supply_size, mu_u, sig_u, opex_base, opex_growth,
+     opex_ratio, r_cash, deferrable, beta, runway_floor, cut_factor, initial_cash, min_cash, lookahead,
+     a, b, c, multiple, cap, cooldown, credit_limit, phi) = theta[:N_GLOBAL]
+    segments = [theta[N_GLOBAL + SEGMENT_WIDTH * s: N_GLOBAL + SEGMENT_WIDTH * (s + 1)] for s in range(n_seg)]
+    amounts = theta[N_GLOBAL + SEGMENT_WIDTH * n_seg:]
+
+    events = []
+    for e in range(len(m.ev_start)):
+        when = m.ev_start[e] + rng.uniform() * (m.ev_end[e] - m.ev_start[e])
+        events.append({"time": when, "u": rng.uniform(), "status": "pending", "paid": 0})
+
+    dt = 1.0 / m.spy
+    run_rate = [seg[0] for seg in segments]
+    trailing_fcf = [-m.initial_burn * dt] * m.spy
+    log_price = log_usage = market = 0.0
+    cash, credit, credit_max = initial_cash, 0.0, 0.0
+    raised_sched = raised_cont = 0.0
+    n_raises, last_raise = 0, -1e300
+    lowest, gap, first_sf = math.inf, 0.0, None
+    years = {v: [0.0] * m.n_years for v in ("revenue", "cogs", "fcf", "cash", "compute_spend")}
+    trace = []
+
+    for k in range(m.n_years * m.spy):
+        y, t0, t1 = k // m.spy, k * dt, k * dt + dt
+        burn = max(0.0, -sum(trailing_fcf))
+        cut = cut_factor if burn > 0 and cash < runway_floor * burn else 1.0
+        live_rate = sum(r for r, when in zip(run_rate, m.seg_launch) if when <= t0)
+        ratio_start = max(live_rate / m.plan_rate[k], 1e-9)
+
+        eps = lower_times(m.chol_shock, rng.normals(m.chol_shock.shape[0]))
+        competition = rng.uniform() < -math.expm1(-lam_comp * dt)
+        supply_shock = rng.uniform() < -math.expm1(-lam_supply * dt)
+
+        revenue = 0.0
+        for s, (r0, g0, ginf, half_life, sigma, exposure) in enumerate(segments):
+            if m.seg_launch[s] >= t1:
+                continue
+            start = max(t0, m.seg_launch[s])
+            tau = t1 - start
+            kappa = math.log(2) / half_life
+            growth = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
+            x0 = math.log(run_rate[s])
+            x1 = x0 + growth - sigma**2 / 2 * tau + sigma * math.sqrt(tau) * eps[s]
+            if competition:
+                x1 += exposure * math.log(1 - severity)
+            d = x1 - x0
+            ramp = math.expm1(d) / d if abs(d) >= 1e-12 else 1 + d / 2
+            revenue += tau * run_rate[s] * ramp * (1 + sigma**2 * tau / 12)
+            run_rate[s] = math.exp(x1)
+        live_rate_end = sum(r for r, when in zip(run_rate, m.seg_launch) if when < t1)
+
+        lp0, lu0 = log_price, log_usage
+        log_price += (mu_p - sig_p**2 / 2) * dt + sig_p * math.sqrt(dt) * eps[n_seg]
+        if supply_shock:
+            log_price += math.log(1 + supply_size)
+        log_usage += (mu_u - sig_u**2 / 2) * dt + sig_u * math.sqrt(dt) * eps[n_seg + 1]
+        price = math.exp((lp0 + log_price) / 2)
+        cogs = (1 - gm0) * price * math.exp((lu0 + log_usage) / 2) * revenue
+
+        if opex_growth != 0:
+            opex = opex_base * (math.exp(opex_growth * t1) - math.exp(opex_growth * t0)) / opex_growth
+        else:
+            opex = opex_base * dt
+        opex += opex_ratio * revenue
+        fixed = m.committed[y] * (1 - deferrable)
+        training = dt * m.tc_plan[y] * (fixed + (1 - fixed) * price * ratio_start**beta * cut)
+        interest = r_cash * max(cash, 0.0) * dt
+        fcf = revenue - m.share[y] * revenue - cogs - opex - training + interest
+        cash += fcf
+        trailing_fcf = trailing_fcf[1:] + [fcf]
+        market = phi**dt * market + math.sqrt(1 - phi ** (2 * dt)) * eps[n_seg + 2]
+        ratio_end = max(live_rate_end / m.plan_rate[k + 1], 1e-9)
+
+        for e, ev in enumerate(events):
+            if ev["status"] == "pending" and ev["time"] < t1:
+                p = m.ev_prob[e] * (min(1.0, ratio_end ** m.ev_gamma[e]) if m.ev_gamma[e] > 0 else 1.0)
+                ev["status"] = "closed" if ev["u"] < p else "failed"
+            while ev["status"] == "closed" and ev["paid"] < m.ev_tranches[e] \
+                    and ev["time"] + ev["paid"] * m.ev_period[e] < t1:
+                cash += amounts[e] / m.ev_tranches[e]
+                raised_sched += amounts[e] / m.ev_tranches[e]
+                ev["paid"] += 1
+
+        burn_end = max(0.0, -sum(trailing_fcf))
+        if n_raises < m.max_raises and t1 - last_raise >= cooldown - 1e-9 and cash < min_cash + lookahead * burn_end:
+            u = rng.uniform()
+            p_year = 1 / (1 + math.exp(-(a + b * math.log(ratio_end) + c * market)))
+            if u < 1 - (1 - p_year) ** dt:
+                size = min(multiple * live_rate_end, cap)
+                cash += size
+                raised_cont += size
+                n_raises += 1
+                last_raise = t1
+
+        if cash < min_cash and credit < credit_limit:
+            draw = min(credit_limit - credit, min_cash - cash)
+            cash, credit = cash + draw, credit + draw
+        elif cash > min_cash and credit > 0:
+            repay = min(credit, cash - min_cash)
+            cash, credit = cash - repay, credit - repay
+        credit_max = max(credit_max, credit)
+
+        lowest = min(lowest, cash)
+        if cash < min_cash:
+            first_sf = k if first_sf is None else first_sf
+            gap = max(gap, min_cash - cash)
+        years["revenue"][y] += revenue
+        years["cogs"][y] += cogs
+        years["fcf"][y] += fcf
+        years["compute_spend"][y] += cogs + training
+        years["cash"][y] = cash
+        trace.append(dict(step=k, t_end=t1, revenue=revenue, run_rate=live_rate_end, cogs=cogs, opex=opex,
+                          training=training, interest=interest, fcf=fcf, price=math.exp(log_price),
+                          usage=math.exp(log_usage), market=market, cut=cut, cash=cash, credit=credit,
+                          competition=competition, supply_shock=supply_shock))
+
+    return dict(
+        theta=[theta[k] for k, d in sorted(enumerate(m.drawn_slot), key=lambda kd: kd[1]) if d >= 0],
+        annual=years,
+        scalars=dict(cash_end=cash, lowest_cash=lowest, funding_gap=gap,
+                     first_shortfall_step=-1.0 if first_sf is None else float(first_sf),
+                     raised_scheduled=raised_sched, raised_contingent=raised_cont, credit_drawn_max=credit_max,
+                     credit_outstanding_end=credit, n_raises=float(n_raises)),
+        trace=trace,
+    )

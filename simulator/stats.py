@@ -1,0 +1,96 @@
+"""Monte Carlo estimates with their standard errors and 95% intervals.
+
+Each function returns ``Estimate(value, stderr, ci_low, ci_high)``:
+
+* probabilities: binomial standard error and the Wilson score interval;
+* quantiles: the inverse empirical CDF, with a distribution-free interval from order statistics
+  (the binomial ranks around ``n q``) and stderr = interval width / (2 x 1.96);
+* means: the sample standard deviation over sqrt(n), normal interval;
+* expected shortfall (mean of the worst tail): the asymptotic variance
+  ``[Var(X | tail) + (1 - a)(ES - VaR)^2] / (n a)``;
+* mean minus quantile (Cash-Flow-at-Risk): delta method, including their covariance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+class Estimate(NamedTuple):
+    value: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+
+    def shifted(self, offset: float, sign: float = 1.0) -> "Estimate":
+        """The estimate of ``offset + sign * X``."""
+        lo, hi = sorted((offset + sign * self.ci_low, offset + sign * self.ci_high))
+        return Estimate(offset + sign * self.value, self.stderr, lo, hi)
+
+
+def probability(hits: np.ndarray) -> Estimate:
+    n = hits.size
+    p = float(np.count_nonzero(hits)) / n
+    return wilson(p, n)
+
+
+def wilson(p: float, n: int) -> Estimate:
+    z2 = Z95 * Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    low = 0.0 if p == 0 else max(0.0, centre - half)  # exact ends: no rounding residue at 0 or 1
+    high = 1.0 if p == 1 else min(1.0, centre + half)
+    return Estimate(p, math.sqrt(p * (1 - p) / n), low, high)
+
+
+def quantile_ranks(n: int, q: float) -> tuple[int, int, int]:
+    """0-based ranks of the point estimate and of the 95% interval's ends in a sorted sample."""
+    point = min(n - 1, max(0, math.ceil(n * q) - 1))
+    half = Z95 * math.sqrt(n * q * (1 - q))
+    low = min(n - 1, max(0, math.floor(n * q - half) - 1))
+    high = min(n - 1, max(0, math.ceil(n * q + half)))
+    return point, low, high
+
+
+def quantile_sorted(x_sorted: np.ndarray, q: float) -> Estimate:
+    point, low, high = quantile_ranks(x_sorted.size, q)
+    lo, hi = float(x_sorted[low]), float(x_sorted[high])
+    return Estimate(float(x_sorted[point]), (hi - lo) / (2 * Z95), lo, hi)
+
+
+def mean(x: np.ndarray) -> Estimate:
+    m = float(np.mean(x))
+    se = float(np.std(x, ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan
+    return Estimate(m, se, m - Z95 * se, m + Z95 * se)
+
+
+def upper_expected_shortfall(x_sorted: np.ndarray, tail: float = 0.05) -> Estimate:
+    """Mean of the largest ``tail`` share of the sample (e.g. the worst 5% of funding gaps)."""
+    n = x_sorted.size
+    k = max(1, math.ceil(n * tail))
+    worst = x_sorted[n - k:]
+    es = float(worst.mean())
+    var_at_risk = float(x_sorted[n - k])
+    tail_var = float(worst.var(ddof=1)) if k > 1 else 0.0
+    se = math.sqrt((tail_var + (1 - tail) * (es - var_at_risk) ** 2) / (n * tail))
+    return Estimate(es, se, es - Z95 * se, es + Z95 * se)
+
+
+def mean_minus_quantile(x: np.ndarray, x_sorted: np.ndarray, q: float) -> Estimate:
+    """E[X] - Q_q(X), with the delta-method variance Var(mean) + Var(quantile) - 2 Cov."""
+    n = x.size
+    m = mean(x)
+    qe = quantile_sorted(x_sorted, q)
+    # 1 / density at the quantile, read off the order-statistic interval.
+    inv_density = qe.stderr * math.sqrt(n) / math.sqrt(q * (1 - q))
+    below = x <= qe.value
+    cov = -(float(np.mean(np.where(below, x, 0.0))) - m.value * float(np.mean(below))) * inv_density / n
+    var = m.stderr ** 2 + qe.stderr ** 2 - 2 * cov
+    se = math.sqrt(max(var, 0.0))
+    value = m.value - qe.value
+    return Estimate(value, se, value - Z95 * se, value + Z95 * se)
