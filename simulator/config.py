@@ -438,9 +438,11 @@ def _describe(e: ValidationError) -> str:
     kinds = {"fixed", "normal", "lognormal", "uniform", "triangular", "pert", "beta"}
     loc = [p for i, p in enumerate(loc) if not (p.startswith("function-") or (p in kinds and i > 0
                                                                               and loc[i - 1] not in ("revenue", "scheduled")))]
-    key = ".".join(loc) or "(top level)"
+    key = ".".join(loc)
     value = err.get("input")
     msg = err["msg"].removeprefix("Value error, ")
+    if not key:  # a check across sections: its message names the key
+        return msg
     if err["type"] == "extra_forbidden":
         return f"{key}: unknown key"+ _allowed_hint(loc)
     if err["type"] == "missing":

@@ -120,6 +120,27 @@ def interp_table(table, z, z_min, z_step):
 
 
 @njit(inline="always", **_jit)
+def poisson_count(u, mean):
+    """Poisson(mean) by inversion of one uniform, and where ``u`` fell within that count's
+    probability: a second uniform, independent of the count, used as the time of the events
+    within the step."""
+    p = math.exp(-mean)
+    cdf = p
+    k = 0
+    while u > cdf and k < 1000:
+        k += 1
+        p *= mean / k
+        cdf += p
+    return k, (u - (cdf - p)) / p if p > 0.0 else 0.5
+
+
+@njit(inline="always", **_jit)
+def ramp_integral(d, a, b):
+    """Integral of exp(d s) for s from a to b."""
+    return math.exp(d * a) * (b - a) * log_mean_factor(d * (b - a))
+
+
+@njit(inline="always", **_jit)
 def log_mean_factor(d):
     """(e^d - 1) / d: the average of exp over a linear ramp from 0 to d."""
     if abs(d) < 1e-12:
@@ -134,7 +155,7 @@ def log_mean_factor(d):
 def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
                   seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                  theta, z, zc, eps, epsc, log_r, ring, ev_time, ev_u, ev_state, ev_paid,
+                  theta, z, zc, eps, epsc, bridge, log_r, ring, ev_time, ev_u, ev_state, ev_paid,
                   theta_out, annual, scalars):
     """Simulate one path; fill ``theta_out`` (drawn parameters), ``annual`` (V, Y) and ``scalars``.
 
@@ -191,8 +212,8 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
     gap = 0.0
     first_sf = -1.0
     c0 = 1.0 - theta[P_GM0]
-    p_comp = -math.expm1(-theta[P_COMP_INTENSITY] * dt)
-    p_supply = -math.expm1(-theta[P_SUPPLY_INTENSITY] * dt)
+    mean_comp = theta[P_COMP_INTENSITY] * dt
+    mean_supply = theta[P_SUPPLY_INTENSITY] * dt
     jump_comp = math.log1p(-theta[P_COMP_SEVERITY])
     jump_supply = math.log1p(theta[P_SUPPLY_SIZE])
     phi_dt = theta[P_MARKET_PHI] ** dt
@@ -220,15 +241,20 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
             cut = theta[P_CUT_FACTOR]
         ratio0 = max(run_rate0 / plan_rate[k], 1e-9)
 
-        # Shocks of the step.
+        # Shocks of the step: the channels' increments, then for each segment the step's average of
+        # its Brownian bridge (so the revenue of a long step has the variance of the continuous model).
         state = fill_normals(state, eps, n_ch)
         correlate(chol_shock, eps, epsc, n_ch)
+        state = fill_normals(state, eps, n_seg)
+        correlate(chol_shock, eps, bridge, n_seg)
+        # Event counts are Poisson per step; MODEL.md's Bernoulli(1 - exp(-lambda dt)) is "count >= 1".
         state, u_comp = next_uniform(state)
         state, u_supply = next_uniform(state)
-        competition = u_comp < p_comp
+        n_comp, when_comp = poisson_count(u_comp, mean_comp)
+        n_supply, when_supply = poisson_count(u_supply, mean_supply)
 
-        # Revenue (§3): exact integral of the growth curve; revenue booked is the integral of the
-        # run-rate, log-linear within the step, with the Brownian-bridge correction 1 + s^2 tau / 12.
+        # Revenue (§3). The growth curve is integrated exactly; within the step ln R follows its
+        # chord plus curvature and bridge corrections, and a competition shock lands at its time.
         rev = 0.0
         run_rate1 = 0.0
         for s in range(n_seg):
@@ -244,9 +270,19 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
             drift = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
             x0 = log_r[s]
             x1 = x0 + drift - 0.5 * sig * sig * tau + sig * math.sqrt(tau) * epsc[s]
-            if competition:
-                x1 += theta[base + SEG_EXPOSURE] * jump_comp
-            rev += tau * math.exp(x0) * log_mean_factor(x1 - x0) * (1.0 + sig * sig * tau / 12.0)
+            d = x1 - x0
+            if n_comp > 0:
+                jump = n_comp * theta[base + SEG_EXPOSURE] * jump_comp
+                ramp = ramp_integral(d, 0.0, when_comp) + math.exp(jump) * ramp_integral(d, when_comp, 1.0)
+                x1 += jump
+            else:
+                ramp = log_mean_factor(d)
+            # Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average. The
+            # bridge's average over the step is N(0, s^2 tau / 12); the constant s^2 tau / 24 makes
+            # the factor's mean exp(s^2 tau / 12), the mean of the integral of exp(bridge).
+            curvature = kappa * (g0 - ginf) * math.exp(-kappa * (start + 0.5 * tau))
+            wiggle = sig * math.sqrt(tau / 12.0) * bridge[s] + sig * sig * tau / 24.0
+            rev += tau * math.exp(x0) * ramp * (1.0 + curvature * tau * tau / 12.0) * math.exp(wiggle)
             log_r[s] = x1
             run_rate1 += math.exp(x1)
 
@@ -254,10 +290,11 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
         ln_p0 = ln_p
         ln_u0 = ln_u
         ln_p += (theta[P_PRICE_DRIFT] - 0.5 * s_p * s_p) * dt + s_p * sqdt * epsc[n_seg]
-        if u_supply < p_supply:
-            ln_p += jump_supply
-        ln_u += (theta[P_USAGE_DRIFT] - 0.5 * s_u * s_u) * dt + s_u * sqdt * epsc[n_seg + 1]
         price_mid = math.exp(0.5 * (ln_p0 + ln_p))
+        if n_supply > 0:  # the step's average price: the jump applies after its time
+            price_mid *= when_supply + (1.0 - when_supply) * math.exp(n_supply * jump_supply)
+            ln_p += n_supply * jump_supply
+        ln_u += (theta[P_USAGE_DRIFT] - 0.5 * s_u * s_u) * dt + s_u * sqdt * epsc[n_seg + 1]
         cogs = c0 * price_mid * math.exp(0.5 * (ln_u0 + ln_u)) * rev
 
         # Other cash costs (§5).
@@ -368,6 +405,7 @@ def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_
         zc = np.empty(n_drawn)
         eps = np.empty(n_ch)
         epsc = np.empty(n_ch)
+        bridge = np.empty(n_seg)
         log_r = np.empty(n_seg)
         ring = np.empty(spy)
         ev_time = np.empty(n_ev)
@@ -378,5 +416,5 @@ def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_
             simulate_path(seed, path_start + i, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
                           seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
                           ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                          theta, z, zc, eps, epsc, log_r, ring, ev_time, ev_u, ev_state, ev_paid,
+                          theta, z, zc, eps, epsc, bridge, log_r, ring, ev_time, ev_u, ev_state, ev_paid,
                           theta_out[i], annual[i], scalars[i])

@@ -63,6 +63,24 @@ def quantile(table: np.ndarray, z: float, z_min: float, z_step: float) -> float:
     return float(table[i] + (pos - i) * (table[i + 1] - table[i]))
 
 
+def poisson(u: float, mean: float) -> tuple[int, float]:
+    """Smallest k with P(N <= k) >= u, N ~ Poisson(mean); and where u fell inside P(N = k), in [0, 1]."""
+    k, p = 0, math.exp(-mean)
+    cdf = p
+    while u > cdf and k < 1000:
+        k += 1
+        p *= mean / k
+        cdf += p
+    return k, (u - (cdf - p)) / p if p > 0 else 0.5
+
+
+def integral_exp(d: float, a: float, b: float) -> float:
+    """Integral of exp(d s) ds from a to b."""
+    if abs(d * (b - a)) < 1e-12:
+        return math.exp(d * a) * (b - a) * (1 + d * (b - a) / 2)
+    return (math.exp(d * b) - math.exp(d * a)) / d
+
+
 def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     """One path: drawn parameters, yearly totals, end-of-run figures and the per-step trace."""
     rng = Stream(seed, path_id)
@@ -102,8 +120,9 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         ratio_start = max(live_rate / m.plan_rate[k], 1e-9)
 
         eps = lower_times(m.chol_shock, rng.normals(m.chol_shock.shape[0]))
-        competition = rng.uniform() < -math.expm1(-lam_comp * dt)
-        supply_shock = rng.uniform() < -math.expm1(-lam_supply * dt)
+        bridge = lower_times(m.chol_shock[:n_seg, :n_seg], rng.normals(n_seg))
+        competition, when_comp = poisson(rng.uniform(), lam_comp * dt)
+        supply_shocks, when_supply = poisson(rng.uniform(), lam_supply * dt)
 
         revenue = 0.0
         for s, (r0, g0, ginf, half_life, sigma, exposure) in enumerate(segments):
@@ -115,20 +134,24 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
             growth = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
             x0 = math.log(run_rate[s])
             x1 = x0 + growth - sigma**2 / 2 * tau + sigma * math.sqrt(tau) * eps[s]
-            if competition:
-                x1 += exposure * math.log(1 - severity)
             d = x1 - x0
-            ramp = math.expm1(d) / d if abs(d) >= 1e-12 else 1 + d / 2
-            revenue += tau * run_rate[s] * ramp * (1 + sigma**2 * tau / 12)
-            run_rate[s] = math.exp(x1)
+            # ln R along the step's chord, in step-fraction units; a shock cuts it from its time on.
+            jump = competition * exposure * math.log(1 - severity)
+            when = when_comp if competition else 1.0
+            along_chord = integral_exp(d, 0, when) + math.exp(jump) * integral_exp(d, when, 1)
+            curvature = kappa * (g0 - ginf) * math.exp(-kappa * (start + tau / 2))
+            bridge_average = sigma * math.sqrt(tau / 12) * bridge[s] + sigma**2 * tau / 24
+            revenue += tau * run_rate[s] * along_chord * (1 + curvature * tau**2 / 12) * math.exp(bridge_average)
+            run_rate[s] = math.exp(x1 + jump)
         live_rate_end = sum(r for r, when in zip(run_rate, m.seg_launch) if when < t1)
 
         lp0, lu0 = log_price, log_usage
         log_price += (mu_p - sig_p**2 / 2) * dt + sig_p * math.sqrt(dt) * eps[n_seg]
-        if supply_shock:
-            log_price += math.log(1 + supply_size)
+        price = math.exp((lp0 + log_price) / 2)  # the step's average: log-midpoint, jump after its time
+        if supply_shocks:
+            price *= when_supply + (1 - when_supply) * (1 + supply_size) ** supply_shocks
+        log_price += supply_shocks * math.log(1 + supply_size)
         log_usage += (mu_u - sig_u**2 / 2) * dt + sig_u * math.sqrt(dt) * eps[n_seg + 1]
-        price = math.exp((lp0 + log_price) / 2)
         cogs = (1 - gm0) * price * math.exp((lu0 + log_usage) / 2) * revenue
 
         if opex_growth != 0:
@@ -186,7 +209,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         trace.append(dict(step=k, t_end=t1, revenue=revenue, run_rate=live_rate_end, cogs=cogs, opex=opex,
                           training=training, interest=interest, fcf=fcf, price=math.exp(log_price),
                           usage=math.exp(log_usage), market=market, cut=cut, cash=cash, credit=credit,
-                          competition=competition, supply_shock=supply_shock))
+                          competition=competition, supply_shocks=supply_shocks))
 
     return dict(
         theta=[theta[k] for k, d in sorted(enumerate(m.drawn_slot), key=lambda kd: kd[1]) if d >= 0],

@@ -1,0 +1,126 @@
+"""Analytic checks of the model: hand calculations, lognormal moments, accounting identities,
+and agreement across steps per year."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+from simulator import reference
+from simulator.api import run
+from simulator.config import validate
+from simulator.engine import simulate
+from simulator.model import build_inputs
+from simulator.summary import yearly
+
+from conftest import quiet_world
+
+
+def one_segment_world(raw, *, g0, ginf, half_life=2.0):
+    quiet_world(raw)
+    raw["revenue"] = {"core": {"run_rate": 10.0, "growth_initial": g0, "growth_long_run": ginf,
+                               "half_life": half_life, "sigma": 0.0, "competition_exposure": 0.0}}
+    raw["shocks"] = {}
+    raw["compute"].update(gross_margin_0=0.4, price_drift=0.0, usage_drift=0.0)
+    raw["costs"].update(opex_base=3.0, opex_growth=0.2, opex_revenue_ratio=0.2, cash_interest=0.0)
+    raw["training"]["committed"] = {y: 1.0 for y in raw["training"]["committed"]}
+    raw["training"]["deferrable"] = 0.0
+    raw["funding"]["initial_cash"] = 40.0
+    return raw
+
+
+@pytest.mark.parametrize("spy", [1, 4, 12])
+def test_deterministic_path_equals_hand_calculation(base_raw, spy):
+    raw = one_segment_world(base_raw, g0=0.5, ginf=0.5)
+    raw["simulation"]["steps_per_year"] = spy
+    cfg = validate(raw)
+    sim = simulate(cfg, 3, seed=1)
+    per_year = yearly(sim)
+    cash = 40.0
+    for i, y in enumerate(cfg.years):
+        # Run-rate 10 e^{0.5 t}: revenue of year i is its integral over [i, i+1].
+        revenue = 10 * math.exp(0.5 * i) * (math.exp(0.5) - 1) / 0.5
+        opex = 3 * math.exp(0.2 * i) * (math.exp(0.2) - 1) / 0.2 + 0.2 * revenue
+        share = cfg.costs.partner_share[str(y)]
+        training = cfg.training.plan[str(y)]
+        fcf = revenue * (1 - share) - 0.6 * revenue - opex - training
+        cash += fcf
+        for var, expected in [("revenue", revenue), ("gross_margin", 0.4), ("fcf", fcf), ("cash", cash),
+                              ("compute_spend", 0.6 * revenue + training)]:
+            np.testing.assert_allclose(per_year[var][:, i], expected, rtol=1e-10, err_msg=f"{var} {y}")
+
+
+def test_growth_decays_toward_its_long_run_level(base_raw):
+    """g(t) = ginf + (g0 - ginf) e^{-kt}: the revenue of each year equals the integral of the run-rate."""
+    raw = one_segment_world(base_raw, g0=0.9, ginf=0.1, half_life=1.5)
+    raw["simulation"]["steps_per_year"] = 12
+    cfg = validate(raw)
+    kappa = math.log(2) / 1.5
+
+    def run_rate(t):
+        return 10 * math.exp(0.1 * t + 0.8 * (1 - math.exp(-kappa * t)) / kappa)
+
+    revenue = yearly(simulate(cfg, 1, seed=1))["revenue"][0]
+    for i in range(len(cfg.years)):
+        expected = integrate.quad(run_rate, i, i + 1, epsabs=0, epsrel=1e-12)[0]
+        # Within a month the run-rate is taken as log-linear: relative error ~ (k dt)^2 / 12.
+        assert revenue[i] == pytest.approx(expected, rel=2e-4)
+
+
+def test_compute_price_index_mean_matches_the_lognormal_formula(base_raw):
+    """E[P(t)] = exp(mu t) (1 + S)^... with Poisson supply shocks: exp(mu t + lambda t S)."""
+    raw = quiet_world(base_raw)
+    mu, sigma, lam, size = -0.3, 0.25, 0.5, 0.3
+    raw["compute"].update(price_drift=mu, price_sigma=sigma, supply_shock_intensity=lam, supply_shock_size=size)
+    raw["simulation"]["steps_per_year"] = 4
+    inputs = build_inputs(validate(raw))
+    n = 4000
+    prices = np.array([[s["price"] for s in reference.simulate_path(inputs, 7, i)["trace"]] for i in range(n)])
+    t = np.arange(1, prices.shape[1] + 1) / 4
+    expected = np.exp(mu * t + lam * t * size)
+    # Var P(t) = E[P^2] - E[P]^2 with E[P^2] = exp(2 mu t + s^2 t + lambda t ((1+S)^2 - 1)).
+    sd = np.sqrt(np.exp(2 * mu * t + sigma**2 * t + lam * t * ((1 + size) ** 2 - 1)) - expected**2)
+    np.testing.assert_array_less(np.abs(prices.mean(axis=0) - expected), 4 * sd / math.sqrt(n))
+    # And the log has the stated drift: E[ln P(t)] = (mu - s^2/2) t + lambda t ln(1+S).
+    log_mean = (mu - sigma**2 / 2) * t + lam * t * math.log(1 + size)
+    log_sd = np.sqrt(sigma**2 * t + lam * t * math.log(1 + size) ** 2)
+    np.testing.assert_array_less(np.abs(np.log(prices).mean(axis=0) - log_mean), 4 * log_sd / math.sqrt(n))
+
+
+def test_cash_identity_holds_on_every_path(base_raw):
+    """cash_end = initial cash + sum of FCF + funding raised + credit outstanding at the end."""
+    base_raw["funding"]["min_cash"] = 60.0  # forces raises, credit draws and shortfalls
+    paths = run(validate(base_raw), 20_000, seed=3).paths
+    years = validate(base_raw).years
+    fcf = sum(paths[f"fcf_{y}"] for y in years)
+    expected = paths["funding.initial_cash"] + fcf + paths["raised_total"] + paths["credit_outstanding_end"]
+    np.testing.assert_allclose(paths["cash_end"], expected, rtol=1e-10, atol=1e-9)
+    assert (paths["raised_contingent"] > 0).any() and (paths["credit_outstanding_end"] > 0).any()
+    assert paths[f"cash_{years[-1]}"].equals(paths["cash_end"])
+
+
+@pytest.mark.slow
+def test_steps_per_year_agree_on_annual_revenue(base_raw):
+    """1, 4 and 12 steps a year: the same distribution of annual revenue within Monte Carlo error.
+
+    For the mean of log revenue and the 5/50/95% quantiles of each year, the difference between
+    two step sizes must stay under 4 combined standard errors (paths are independent between
+    runs because the streams are consumed differently).
+    """
+    n = 60_000
+    samples = {}
+    for spy in (1, 4, 12):
+        base_raw["simulation"]["steps_per_year"] = spy
+        samples[spy] = yearly(simulate(validate(base_raw), n, seed=100 + spy))["revenue"]
+    for i in range(samples[1].shape[1]):
+        for a, b in [(1, 4), (4, 12), (1, 12)]:
+            la, lb = np.log(samples[a][:, i]), np.log(samples[b][:, i])
+            se = math.sqrt(la.var() / n + lb.var() / n)
+            assert abs(la.mean() - lb.mean()) < 4 * se, (i, a, b)
+            for q in (0.05, 0.5, 0.95):
+                # Quantile SE ~ sqrt(q(1-q)/n) / density, the density estimated from the pooled sample.
+                qa, qb = np.quantile(la, q), np.quantile(lb, q)
+                lo, hi = np.quantile(la, [q - 0.01, q + 0.01])
+                se_q = math.sqrt(q * (1 - q) / n) * (hi - lo) / 0.02
+                assert abs(qa - qb) < 4 * math.sqrt(2) * se_q, (i, a, b, q)
