@@ -268,9 +268,11 @@ def param(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False,
         s_lo, s_hi = float(table.min()), float(table.max())
         if s_lo < lo or (lo_open and s_lo == lo) or s_hi > hi or (hi_open and s_hi == hi):
             left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
-            where = f"value {s_lo:g}" if d.dist == "fixed" else f"draws range over [{s_lo:g}, {s_hi:g}]"
-            hint = "" if d.dist == "fixed" else " (narrow it or add lower/upper truncation bounds)"
-            raise ValueError(f"{where}, expected values in {left}{lo:g}, {hi:g}{right}{hint}")
+            allowed = f"{left}{lo:g}, {hi:g}{right}"
+            if d.dist == "fixed":
+                raise ValueError(f"expected a value in {allowed}")
+            raise ValueError(f"draws range over [{s_lo:g}, {s_hi:g}], expected values in {allowed} "
+                             "(narrow it or add lower/upper truncation bounds)")
         return d
 
     return Annotated[Distribution, BeforeValidator(_number_to_fixed), AfterValidator(check)]

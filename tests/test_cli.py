@@ -1,0 +1,154 @@
+"""The command line, driven through click's CliRunner, and the Parquet round trip."""
+
+import json
+
+import click
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import simulator
+from simulator.cli import main
+from simulator.results import ResultsError, read_results
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "base"
+    result = CliRunner().invoke(main, ["run", "-n", "4000", "--seed", "3", "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_every_command_has_help_with_an_example():
+    runner = CliRunner()
+    assert runner.invoke(main, ["-h"]).exit_code == 0
+    for name, command in main.commands.items():
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0
+        assert "Example:" in result.output, name
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{name} {param.name} has no help"
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and simulator.__version__ in result.output
+
+
+def test_run_prints_headline_figures_with_intervals(finished_run):
+    out, output = finished_run
+    assert "p_fcf_positive_2030" in output and "95% interval" in output
+    assert "p_shortfall_by_2028" in output and "funding_gap_es95" in output
+    assert sorted(p.name for p in out.iterdir()) == ["by_year.parquet", "config.json", "manifest.json",
+                                                      "paths.parquet", "summary.parquet"]
+
+
+def test_run_refuses_an_existing_folder_without_force(finished_run, tmp_path):
+    out, _ = finished_run
+    runner = CliRunner()
+    result = runner.invoke(main, ["run", "-n", "100", "-o", str(out), "-q"])
+    assert result.exit_code == 1 and "--force" in result.output
+    assert read_results(out).metadata["n_paths"] == 4000  # untouched
+    fresh = tmp_path / "fresh"
+    assert runner.invoke(main, ["run", "-n", "100", "-o", str(fresh), "-q"]).exit_code == 0
+    result = runner.invoke(main, ["run", "-n", "200", "-o", str(fresh), "-q", "--force"])
+    assert result.exit_code == 0 and read_results(fresh).metadata["n_paths"] == 200
+
+
+def test_show_prints_the_summary(finished_run):
+    out, run_output = finished_run
+    result = CliRunner().invoke(main, ["show", str(out)])
+    assert result.exit_code == 0
+    assert "4,000 paths, seed 3" in result.output
+    # The same table as the run printed.
+    table = [line for line in run_output.splitlines() if line.startswith("p_fcf_positive")]
+    assert table[0] in result.output
+    assert CliRunner().invoke(main, ["show", str(out), "--all"]).output.count("\n") > 200
+
+
+def test_show_refuses_a_folder_without_manifest(tmp_path):
+    result = CliRunner().invoke(main, ["show", str(tmp_path)])
+    assert result.exit_code == 1 and "manifest.json" in result.output
+
+
+def test_show_refuses_a_modified_file(finished_run, tmp_path):
+    out, _ = finished_run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in out.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    summary = copy / "summary.parquet"
+    summary.write_bytes(summary.read_bytes()[:-100])
+    result = CliRunner().invoke(main, ["show", str(copy)])
+    assert result.exit_code == 1 and "checksum" in result.output
+
+
+def test_validate_prints_resolved_parameters():
+    result = CliRunner().invoke(main, ["validate", "configs/base.toml", "--set", "funding.min_cash=15"])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output and "revenue.consumer.growth_initial" in result.output
+    assert any(line.startswith("funding.min_cash") and "15" in line for line in result.output.splitlines())
+
+
+def test_usage_errors_exit_2():
+    runner = CliRunner()
+    assert runner.invoke(main, ["run", "--paths", "0"]).exit_code == 2
+    assert runner.invoke(main, ["run", "--steps-per-year", "3"]).exit_code == 2
+    assert runner.invoke(main, ["frobnicate"]).exit_code == 2
+
+
+def test_parquet_round_trip_with_metadata(finished_run):
+    out, _ = finished_run
+    results = read_results(out)
+    meta = results.metadata
+    for key in ("schema_version", "simulator_version", "seed", "n_paths", "steps_per_year", "config_hash", "config"):
+        assert key in meta
+    assert meta["seed"] == 3 and meta["n_paths"] == 4000 and meta["steps_per_year"] == 4
+    for name in ("paths", "summary", "by_year"):
+        file_meta = json.loads(pq.read_schema(out / f"{name}.parquet").metadata[b"simulator"])
+        assert file_meta == meta
+    # The config stored with the run reproduces it exactly.
+    again = simulator.run(simulator.load_config(out / "config.json"), 4000, seed=3)
+    pd.testing.assert_frame_equal(again.summary, results.summary)
+    pd.testing.assert_frame_equal(again.paths, results.paths)
+    pd.testing.assert_frame_equal(again.by_year, results.by_year)
+
+
+def test_tables_have_the_documented_columns(finished_run):
+    out, _ = finished_run
+    results = read_results(out)
+    assert list(results.summary.columns) == ["metric", "value", "stderr", "ci_low", "ci_high"]
+    metrics = set(results.summary["metric"])
+    required = ["p_fcf_positive_2030", *(f"p_shortfall_by_{y}" for y in range(2026, 2031)),
+                "p_revenue_2030_at_least_plan", "p_compute_spend_within_600", "revenue_2030_q05",
+                "revenue_2030_q50", "revenue_2030_q95", "fcf_2030_q05", "fcf_2030_q50", "fcf_2030_q95",
+                "gross_margin_2030_q50", "funding_gap_q50", "funding_gap_q95", "funding_gap_es95",
+                "cfar95_2030_vs_expected", "cfar95_2030_vs_plan"]
+    assert not set(required) - metrics
+    paths = results.paths
+    for col in ["path_id", "revenue_2026", "fcf_2030", "gross_margin_2028", "cash_end", "lowest_cash",
+                "funding_gap", "first_shortfall", "breakeven_year", "compute_spend_total", "raised_total",
+                "credit_drawn_max", "funding.initial_cash", "revenue.consumer.growth_initial"]:
+        assert col in paths.columns, col
+    assert paths["path_id"].tolist() == list(range(4000))
+    by_year = results.by_year
+    assert set(by_year["variable"]) == {"revenue", "gross_margin", "fcf", "cash", "compute_spend"}
+    assert len(by_year) == 25 and (by_year["q05"] <= by_year["q50"]).all() and (by_year["q50"] <= by_year["q95"]).all()
+
+
+def test_summary_is_consistent_with_the_paths(finished_run):
+    out, _ = finished_run
+    r = read_results(out)
+    assert r.metric("p_fcf_positive_2030").value == (r.paths["fcf_2030"] > 0).mean()
+    shortfall_2030 = r.paths["first_shortfall"].notna()
+    assert r.metric("p_shortfall_by_2030").value == shortfall_2030.mean()
+    assert (r.paths.loc[~shortfall_2030, "funding_gap"] == 0).all()
+    assert (r.paths.loc[shortfall_2030, "funding_gap"] > 0).all()
+
+
+def test_read_results_rejects_a_foreign_folder(tmp_path):
+    with pytest.raises(ResultsError):
+        read_results(tmp_path / "nope")
