@@ -77,21 +77,56 @@ def path_key(seed, path_id):
 def next_uniform(state):
     """(new state, uniform in [0, 1) with 53 random bits)."""
     state = state + GOLDEN
-    return state, float(mix64(state) >> np.uint64(11)) * _TO_UNIT
+    return state, float(np.int64(mix64(state) >> np.uint64(11))) * _TO_UNIT
+
+
+def _ziggurat_tables(layers: int = 256, r: float = 3.6541528853610088, v: float = 4.92867323399e-3):
+    """Marsaglia & Tsang's ziggurat for the standard normal: layer edges x[0] > x[1] = r > ... > x[256] = 0,
+    each layer of area v; x[0] = v / f(r) is the base layer's pseudo-width (rectangle plus tail)."""
+    f = lambda x: math.exp(-0.5 * x * x)  # noqa: E731
+    x = np.zeros(layers + 1)
+    x[0], x[1] = v / f(r), r
+    for i in range(1, layers - 1):
+        x[i + 1] = math.sqrt(-2.0 * math.log(v / x[i] + f(x[i])))
+    x[layers] = 0.0
+    return x, np.exp(-0.5 * x * x)
+
+
+ZIG_X, ZIG_F = _ziggurat_tables()
+ZIG_R = ZIG_X[1]
+
+
+@njit(inline="always", **_jit)
+def next_normal(state):
+    """(new state, standard normal) by the ziggurat: one 64-bit draw ~99% of the time.
+
+    Low 8 bits pick the layer, bit 8 the sign, the top 53 bits the position in the layer.
+    """
+    while True:
+        state = state + GOLDEN
+        bits = mix64(state)
+        i = int(bits & np.uint64(255))
+        sign = 1.0 if (bits >> np.uint64(8)) & np.uint64(1) else -1.0
+        x = float(np.int64(bits >> np.uint64(11))) * _TO_UNIT * ZIG_X[i]
+        if x < ZIG_X[i + 1]:
+            return state, sign * x
+        if i == 0:  # the tail beyond r (Marsaglia 1964)
+            while True:
+                state, u1 = next_uniform(state)
+                state, u2 = next_uniform(state)
+                t = -math.log1p(-u1) / ZIG_R
+                if -2.0 * math.log1p(-u2) > t * t:
+                    return state, sign * (ZIG_R + t)
+        state, u = next_uniform(state)
+        if ZIG_F[i + 1] + u * (ZIG_F[i] - ZIG_F[i + 1]) < math.exp(-0.5 * x * x):
+            return state, sign * x
 
 
 @njit(inline="always", **_jit)
 def fill_normals(state, out, n):
-    """Fill ``out[:n]`` with standard normals by Box-Muller, two per pair of uniforms."""
-    for i in range(0, n, 2):
-        state = state + GOLDEN
-        u1 = (float(mix64(state) >> np.uint64(11)) + 1.0) * _TO_UNIT  # (0, 1]: log is finite
-        state = state + GOLDEN
-        u2 = float(mix64(state) >> np.uint64(11)) * _TO_UNIT
-        r = math.sqrt(-2.0 * math.log(u1))
-        out[i] = r * math.cos(TWO_PI * u2)
-        if i + 1 < n:
-            out[i + 1] = r * math.sin(TWO_PI * u2)
+    """Fill ``out[:n]`` with standard normals."""
+    for i in range(n):
+        state, out[i] = next_normal(state)
     return state
 
 
@@ -101,6 +136,16 @@ def correlate(chol, z, out, n):
     for i in range(n):
         acc = 0.0
         for j in range(i + 1):
+            acc += chol[i, j] * z[j]
+        out[i] = acc
+
+
+@njit(inline="always", **_jit)
+def correlate_sparse(chol, first, z, out, n):
+    """out = chol @ z where row i of the lower-triangular ``chol`` is zero before column ``first[i]``."""
+    for i in range(n):
+        acc = 0.0
+        for j in range(first[i], i + 1):
             acc += chol[i, j] * z[j]
         out[i] = acc
 
@@ -120,11 +165,11 @@ def interp_table(table, z, z_min, z_step):
 
 
 @njit(inline="always", **_jit)
-def poisson_count(u, mean):
+def poisson_count(u, mean, p_zero):
     """Poisson(mean) by inversion of one uniform, and where ``u`` fell within that count's
     probability: a second uniform, independent of the count, used as the time of the events
     within the step."""
-    p = math.exp(-mean)
+    p = p_zero  # exp(-mean), hoisted by the caller
     cdf = p
     k = 0
     while u > cdf and k < 1000:
@@ -141,6 +186,15 @@ def ramp_integral(d, a, b):
 
 
 @njit(inline="always", **_jit)
+def exp_small(w):
+    """exp(w): Taylor series to w^5 for |w| < 0.1 (relative error < 2e-9), libm otherwise.
+    Used for the bridge factor, whose argument is ~0.02: it saves a libm call per segment and step."""
+    if abs(w) < 0.1:
+        return 1.0 + w * (1.0 + w * (0.5 + w * (1.0 / 6.0 + w * (1.0 / 24.0 + w * (1.0 / 120.0)))))
+    return math.exp(w)
+
+
+@njit(inline="always", **_jit)
 def log_mean_factor(d):
     """(e^d - 1) / d: the average of exp over a linear ramp from 0 to d."""
     if abs(d) < 1e-12:
@@ -151,15 +205,23 @@ def log_mean_factor(d):
 # ------------------------------------------------------------------ the model
 
 
+# Per-segment constants and state of one path, seg[s, SG_*] (scratch owned by the caller).
+(SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_HALF_DECAY, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
+ SG_AMP_K, SG_VOL, SG_BRIDGE_SD, SG_BRIDGE_MEAN, SG_CURV, SG_EXPOSURE) = range(15)
+SEG_SCRATCH = 15
+
+
 @njit(**_jit)
-def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
+def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                   seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                  theta, z, zc, eps, epsc, bridge, log_r, ring, ev_time, ev_u, ev_state, ev_paid,
+                  theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
                   theta_out, annual, scalars):
     """Simulate one path; fill ``theta_out`` (drawn parameters), ``annual`` (V, Y) and ``scalars``.
 
-    ``theta`` ... ``ev_paid`` are scratch arrays owned by the caller.
+    ``theta`` ... ``ev_paid`` are scratch arrays owned by the caller.  The arithmetic is
+    arranged for speed (per-path constants hoisted, exponentials advanced by multiplication);
+    ``simulator.reference`` computes the same numbers from the formulas as written.
     """
     n_par = tables.shape[0]
     n_drawn = chol_param.shape[0]
@@ -171,7 +233,7 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
 
     # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
     state = fill_normals(state, z, n_drawn)
-    correlate(chol_param, z, zc, n_drawn)
+    correlate_sparse(chol_param, chol_first, z, zc, n_drawn)
     for k in range(n_par):
         d = drawn_slot[k]
         if d >= 0:
@@ -189,11 +251,29 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
         ev_state[e] = 0  # 0 pending, 1 closed, 2 failed
         ev_paid[e] = 0
 
-    # 3. Initial state.
+    # 3. Initial state and per-path constants.
     dt = 1.0 / spy
     sqdt = math.sqrt(dt)
     for s in range(n_seg):
-        log_r[s] = math.log(theta[N_GLOBAL + SEGMENT_WIDTH * s + SEG_RUN_RATE])
+        base = N_GLOBAL + SEGMENT_WIDTH * s
+        kappa = math.log(2.0) / theta[base + SEG_HALF_LIFE]
+        sig = theta[base + SEG_SIGMA]
+        amp = theta[base + SEG_G0] - theta[base + SEG_GINF]
+        seg[s, SG_RATE] = theta[base + SEG_RUN_RATE]
+        seg[s, SG_DECAY] = 1.0                      # exp(-kappa t0), advanced every step
+        seg[s, SG_DECAY_STEP] = math.exp(-kappa * dt)
+        seg[s, SG_HALF_DECAY] = math.exp(-kappa * 0.5 * dt)
+        seg[s, SG_KAPPA] = kappa
+        seg[s, SG_AMP] = amp
+        seg[s, SG_GINF] = theta[base + SEG_GINF]
+        seg[s, SG_SIGMA] = sig
+        seg[s, SG_DRIFT] = theta[base + SEG_GINF] * dt - 0.5 * sig * sig * dt
+        seg[s, SG_AMP_K] = amp / kappa
+        seg[s, SG_VOL] = sig * sqdt
+        seg[s, SG_BRIDGE_SD] = sig * math.sqrt(dt / 12.0)
+        seg[s, SG_BRIDGE_MEAN] = sig * sig * dt / 24.0
+        seg[s, SG_CURV] = kappa * amp * dt * dt / 12.0
+        seg[s, SG_EXPOSURE] = theta[base + SEG_EXPOSURE]
     for j in range(spy):
         ring[j] = -initial_burn * dt
     ring_sum = -initial_burn
@@ -214,30 +294,40 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
     c0 = 1.0 - theta[P_GM0]
     mean_comp = theta[P_COMP_INTENSITY] * dt
     mean_supply = theta[P_SUPPLY_INTENSITY] * dt
+    none_comp = math.exp(-mean_comp)
+    none_supply = math.exp(-mean_supply)
     jump_comp = math.log1p(-theta[P_COMP_SEVERITY])
     jump_supply = math.log1p(theta[P_SUPPLY_SIZE])
     phi_dt = theta[P_MARKET_PHI] ** dt
     market_vol = math.sqrt(1.0 - phi_dt * phi_dt)
     s_p = theta[P_PRICE_SIGMA]
     s_u = theta[P_USAGE_SIGMA]
+    drift_p = (theta[P_PRICE_DRIFT] - 0.5 * s_p * s_p) * dt
+    drift_u = (theta[P_USAGE_DRIFT] - 0.5 * s_u * s_u) * dt
     g_o = theta[P_OPEX_GROWTH]
+    # Fixed opex over step k is O_0 e^{g t0} (e^{g dt} - 1) / g: a geometric sequence.
+    opex_fixed = theta[P_OPEX_BASE] * (math.expm1(g_o * dt) / g_o if abs(g_o) > 1e-12 else dt)
+    opex_step = math.exp(g_o * dt)
     committed_keep = 1.0 - theta[P_DEFERRABLE]
+    elasticity = theta[P_ELASTICITY]
+    runway_floor = theta[P_RUNWAY_FLOOR]
     for v in range(annual.shape[0]):
         for y in range(n_years):
             annual[v, y] = 0.0
 
+    y = 0
+    j = 0  # step within the year
     for k in range(n_years * spy):
-        y = k // spy
         t0 = k * dt
         t1 = t0 + dt
         # Decisions at the start of the step: trailing burn, runway rule, revenue vs plan.
         run_rate0 = 0.0
         for s in range(n_seg):
             if seg_launch[s] <= t0:
-                run_rate0 += math.exp(log_r[s])
+                run_rate0 += seg[s, SG_RATE]
         burn = max(0.0, -ring_sum)
         cut = 1.0
-        if burn > 0.0 and cash < theta[P_RUNWAY_FLOOR] * burn:
+        if burn > 0.0 and cash < runway_floor * burn:
             cut = theta[P_CUT_FACTOR]
         ratio0 = max(run_rate0 / plan_rate[k], 1e-9)
 
@@ -250,68 +340,63 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
         # Event counts are Poisson per step; MODEL.md's Bernoulli(1 - exp(-lambda dt)) is "count >= 1".
         state, u_comp = next_uniform(state)
         state, u_supply = next_uniform(state)
-        n_comp, when_comp = poisson_count(u_comp, mean_comp)
-        n_supply, when_supply = poisson_count(u_supply, mean_supply)
+        n_comp, when_comp = poisson_count(u_comp, mean_comp, none_comp)
+        n_supply, when_supply = poisson_count(u_supply, mean_supply, none_supply)
 
         # Revenue (§3). The growth curve is integrated exactly; within the step ln R follows its
         # chord plus curvature and bridge corrections, and a competition shock lands at its time.
         rev = 0.0
         run_rate1 = 0.0
         for s in range(n_seg):
+            e0 = seg[s, SG_DECAY]
+            e1 = e0 * seg[s, SG_DECAY_STEP]
+            seg[s, SG_DECAY] = e1
             if seg_launch[s] >= t1:
                 continue
-            base = N_GLOBAL + SEGMENT_WIDTH * s
-            start = max(t0, seg_launch[s])
-            tau = t1 - start
-            g0 = theta[base + SEG_G0]
-            ginf = theta[base + SEG_GINF]
-            kappa = math.log(2.0) / theta[base + SEG_HALF_LIFE]
-            sig = theta[base + SEG_SIGMA]
-            drift = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
-            x0 = log_r[s]
-            x1 = x0 + drift - 0.5 * sig * sig * tau + sig * math.sqrt(tau) * epsc[s]
-            d = x1 - x0
+            if seg_launch[s] > t0:
+                rev += launch_step(seg, s, seg_launch[s], t1, epsc[s], bridge[s], n_comp, when_comp, jump_comp)
+                run_rate1 += seg[s, SG_RATE]
+                continue
+            d = seg[s, SG_DRIFT] + seg[s, SG_AMP_K] * (e0 - e1) + seg[s, SG_VOL] * epsc[s]
+            r0 = seg[s, SG_RATE]
             if n_comp > 0:
-                jump = n_comp * theta[base + SEG_EXPOSURE] * jump_comp
+                jump = n_comp * seg[s, SG_EXPOSURE] * jump_comp
                 ramp = ramp_integral(d, 0.0, when_comp) + math.exp(jump) * ramp_integral(d, when_comp, 1.0)
-                x1 += jump
+                r1 = r0 * math.exp(d + jump)
             else:
-                ramp = log_mean_factor(d)
+                growth = math.expm1(d)
+                ramp = growth / d if abs(d) >= 1e-12 else 1.0 + 0.5 * d
+                r1 = r0 * (1.0 + growth)
             # Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average. The
             # bridge's average over the step is N(0, s^2 tau / 12); the constant s^2 tau / 24 makes
             # the factor's mean exp(s^2 tau / 12), the mean of the integral of exp(bridge).
-            curvature = kappa * (g0 - ginf) * math.exp(-kappa * (start + 0.5 * tau))
-            wiggle = sig * math.sqrt(tau / 12.0) * bridge[s] + sig * sig * tau / 24.0
-            rev += tau * math.exp(x0) * ramp * (1.0 + curvature * tau * tau / 12.0) * math.exp(wiggle)
-            log_r[s] = x1
-            run_rate1 += math.exp(x1)
+            wiggle = exp_small(seg[s, SG_BRIDGE_SD] * bridge[s] + seg[s, SG_BRIDGE_MEAN])
+            rev += dt * r0 * ramp * (1.0 + seg[s, SG_CURV] * e0 * seg[s, SG_HALF_DECAY]) * wiggle
+            seg[s, SG_RATE] = r1
+            run_rate1 += r1
 
-        # Compute price and usage (§4); costs use the log-midpoint of the step.
+        # Compute price and usage (§4); costs use the step's average (log-midpoint).
         ln_p0 = ln_p
         ln_u0 = ln_u
-        ln_p += (theta[P_PRICE_DRIFT] - 0.5 * s_p * s_p) * dt + s_p * sqdt * epsc[n_seg]
+        ln_p += drift_p + s_p * sqdt * epsc[n_seg]
         price_mid = math.exp(0.5 * (ln_p0 + ln_p))
         if n_supply > 0:  # the step's average price: the jump applies after its time
             price_mid *= when_supply + (1.0 - when_supply) * math.exp(n_supply * jump_supply)
             ln_p += n_supply * jump_supply
-        ln_u += (theta[P_USAGE_DRIFT] - 0.5 * s_u * s_u) * dt + s_u * sqdt * epsc[n_seg + 1]
+        ln_u += drift_u + s_u * sqdt * epsc[n_seg + 1]
         cogs = c0 * price_mid * math.exp(0.5 * (ln_u0 + ln_u)) * rev
 
         # Other cash costs (§5).
-        if abs(g_o) > 1e-12:
-            opex = theta[P_OPEX_BASE] * (math.exp(g_o * t1) - math.exp(g_o * t0)) / g_o
-        else:
-            opex = theta[P_OPEX_BASE] * dt
-        opex += theta[P_OPEX_RATIO] * rev
+        opex = opex_fixed + theta[P_OPEX_RATIO] * rev
+        opex_fixed *= opex_step
         fixed = committed[y] * committed_keep
-        flexible = (1.0 - fixed) * price_mid * ratio0 ** theta[P_ELASTICITY] * cut
+        flexible = (1.0 - fixed) * price_mid * ratio0 ** elasticity * cut
         training = dt * tc_plan[y] * (fixed + flexible)
         interest = theta[P_CASH_INTEREST] * max(cash, 0.0) * dt
 
         # Cash flow (§6).
         fcf = rev - share[y] * rev - cogs - opex - training + interest
         cash += fcf
-        j = k % spy
         ring_sum += fcf - ring[j]
         ring[j] = fcf
         market = phi_dt * market + market_vol * epsc[n_seg + 2]
@@ -369,6 +454,10 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
         annual[A_FCF, y] += fcf
         annual[A_COMPUTE, y] += cogs + training
         annual[A_CASH, y] = cash
+        j += 1
+        if j == spy:
+            j = 0
+            y += 1
 
     scalars[S_CASH_END] = cash
     scalars[S_LOWEST_CASH] = lowest
@@ -381,8 +470,33 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
     scalars[S_N_RAISES] = n_raises
 
 
+@njit(**_jit)
+def launch_step(seg, s, start, t1, eps, bridge, n_comp, when_comp, jump_comp):
+    """Revenue of segment ``s`` in the step where it launches (from ``start`` to ``t1``); updates its rate.
+
+    The general form of the loop body in ``simulate_path``, for a partial step.
+    """
+    tau = t1 - start
+    kappa = seg[s, SG_KAPPA]
+    sig = seg[s, SG_SIGMA]
+    amp = seg[s, SG_AMP]
+    decay_start = math.exp(-kappa * start)
+    drift = seg[s, SG_GINF] * tau + amp * (decay_start - math.exp(-kappa * t1)) / kappa
+    d = drift - 0.5 * sig * sig * tau + sig * math.sqrt(tau) * eps
+    jump = n_comp * seg[s, SG_EXPOSURE] * jump_comp
+    if n_comp > 0:
+        ramp = ramp_integral(d, 0.0, when_comp) + math.exp(jump) * ramp_integral(d, when_comp, 1.0)
+    else:
+        ramp = log_mean_factor(d)
+    curvature = kappa * amp * math.exp(-kappa * (start + 0.5 * tau))
+    wiggle = exp_small(sig * math.sqrt(tau / 12.0) * bridge + sig * sig * tau / 24.0)
+    r0 = seg[s, SG_RATE]
+    seg[s, SG_RATE] = r0 * math.exp(d + jump)
+    return tau * r0 * ramp * (1.0 + curvature * tau * tau / 12.0) * wiggle
+
+
 @njit(parallel=True, **_jit)
-def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
+def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                    seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
                    ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                    theta_out, annual, scalars):
@@ -406,15 +520,15 @@ def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_
         eps = np.empty(n_ch)
         epsc = np.empty(n_ch)
         bridge = np.empty(n_seg)
-        log_r = np.empty(n_seg)
+        seg = np.empty((n_seg, SEG_SCRATCH))
         ring = np.empty(spy)
         ev_time = np.empty(n_ev)
         ev_u = np.empty(n_ev)
         ev_state = np.empty(n_ev, np.int64)
         ev_paid = np.empty(n_ev, np.int64)
         for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
-            simulate_path(seed, path_start + i, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
+            simulate_path(seed, path_start + i, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                           seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
                           ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                          theta, z, zc, eps, epsc, bridge, log_r, ring, ev_time, ev_u, ev_state, ev_paid,
+                          theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
                           theta_out[i], annual[i], scalars[i])

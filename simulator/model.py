@@ -23,6 +23,7 @@ class ModelInputs:
     z_min: float
     z_step: float
     chol_param: np.ndarray    # (n_drawn, n_drawn) Cholesky factor of the copula correlation
+    chol_first: np.ndarray    # (n_drawn,) int64: first non-zero column of each row of chol_param
     seg_launch: np.ndarray    # (n_seg,) launch time, years from start (<= 0: live at start)
     share: np.ndarray         # (n_years,) partner revenue share
     tc_plan: np.ndarray       # (n_years,) training compute plan, $B
@@ -102,6 +103,7 @@ def build_inputs(config: Config) -> ModelInputs:
         z_min=float(Z_GRID[0]),
         z_step=float(Z_GRID[1] - Z_GRID[0]),
         chol_param=chol_param,
+        chol_first=np.array([np.flatnonzero(row)[0] for row in chol_param], dtype=np.int64),
         seg_launch=np.array([config.years_from_start(s.launch) if s.launch else 0.0
                              for s in config.revenue.values()]),
         share=np.array([config.costs.partner_share[y] for y in years]),
