@@ -14,13 +14,14 @@ from . import __version__
 from .config import Config
 from .engine import DEFAULT_CHUNK, simulate
 from .results import SCHEMA_VERSION, Results, prepare_folder, remove_folder_contents, write_results
-from .summary import by_year_frame, paths_table, summary_frame
+from .summary import by_year_frame, max_rank_error, paths_table, summary_frame
 
 DEFAULT_PATHS = 100_000
 
 
 def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
-        threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, force: bool = False,
+        threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: str | int | None = None,
+        force: bool = False,
         progress: Callable[[int], None] | None = None, command: str | None = None) -> Results:
     """Simulate ``n_paths`` paths of ``config`` and summarise them.
 
@@ -36,6 +37,10 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         Folder to write the Parquet files to (nothing is written when omitted).
     threads, chunk_size : int, optional
         Execution settings; they never change the results.
+    keep_paths : str, optional
+        Per-path rows to keep: ``"all"``, ``"none"`` or ``"sample:N"`` (the first N path ids);
+        default all up to a million paths, else a sample of 100,000. Probabilities are exact either
+        way; without every row, quantiles come from histograms with a stated rank error.
 
     Returns
     -------
@@ -47,10 +52,11 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         out = Path(out)
         prepare_folder(out, force)
     started = time.perf_counter()
-    sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, progress=progress)
+    sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, keep_paths=keep_paths,
+                   progress=progress)
     paths = paths_table(sim)
-    summary = summary_frame(sim)
-    by_year = by_year_frame(sim)
+    summary = summary_frame(config, n_paths, sim.counts, sim.samples)
+    by_year = by_year_frame(config, sim.samples)
     metadata = {
         "schema_version": SCHEMA_VERSION,
         "simulator_version": __version__,
@@ -59,6 +65,9 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         "steps_per_year": config.simulation.steps_per_year,
         "config_name": config.name,
         "config_hash": config.digest(),
+        "paths_kept": len(paths),
+        "quantiles": "exact order statistics" if sim.exact else "streamed histograms",
+        "quantile_rank_error_max": max_rank_error(sim.samples),
         "config": config.resolved(),
         "reproduce": command or f"simulator run CONFIG.json --paths {n_paths} --seed {seed}",
         # Everything under "runtime" describes how the run was executed, never what it computed.

@@ -1,6 +1,7 @@
 """Monte Carlo estimates with their standard errors and 95% intervals.
 
-Each function returns ``Estimate(value, stderr, ci_low, ci_high)``:
+Each function returns ``Estimate(value, stderr, ci_low, ci_high)``; the distributions come as a
+sample object (``simulator.samples``: every value sorted, or a streamed histogram):
 
 * probabilities: binomial standard error and the Wilson score interval;
 * quantiles: the inverse empirical CDF, with a distribution-free interval from order statistics
@@ -57,40 +58,45 @@ def quantile_ranks(n: int, q: float) -> tuple[int, int, int]:
     return point, low, high
 
 
-def quantile_sorted(x_sorted: np.ndarray, q: float) -> Estimate:
-    point, low, high = quantile_ranks(x_sorted.size, q)
-    lo, hi = float(x_sorted[low]), float(x_sorted[high])
-    return Estimate(float(x_sorted[point]), (hi - lo) / (2 * Z95), lo, hi)
+def quantile(sample, q: float) -> Estimate:
+    """The q-quantile (inverse empirical CDF) with its order-statistic 95% interval."""
+    point, low, high = quantile_ranks(sample.n, q)
+    lo, hi = sample.value_at(low), sample.value_at(high)
+    return Estimate(sample.value_at(point), (hi - lo) / (2 * Z95), lo, hi)
 
 
-def mean(x: np.ndarray) -> Estimate:
-    m = float(np.mean(x))
-    se = float(np.std(x, ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan
+def quantile_rank_error(sample, q: float) -> float:
+    """Largest rank error of the values ``quantile`` reads (0 for an exact sample)."""
+    return max(sample.rank_error(r) for r in quantile_ranks(sample.n, q))
+
+
+def mean(sample) -> Estimate:
+    n = sample.n
+    m = sample.total / n
+    var = max(0.0, (sample.total_sq - n * m * m) / (n - 1)) if n > 1 else math.nan
+    se = math.sqrt(var / n)
     return Estimate(m, se, m - Z95 * se, m + Z95 * se)
 
 
-def upper_expected_shortfall(x_sorted: np.ndarray, tail: float = 0.05) -> Estimate:
+def upper_expected_shortfall(sample, tail: float = 0.05) -> Estimate:
     """Mean of the largest ``tail`` share of the sample (e.g. the worst 5% of funding gaps)."""
-    n = x_sorted.size
+    n = sample.n
     k = max(1, math.ceil(n * tail))
-    worst = x_sorted[n - k:]
-    es = float(worst.mean())
-    var_at_risk = float(x_sorted[n - k])
-    tail_var = float(worst.var(ddof=1)) if k > 1 else 0.0
+    es, tail_var = sample.top_moments(k)
+    var_at_risk = sample.value_at(n - k)
     se = math.sqrt((tail_var + (1 - tail) * (es - var_at_risk) ** 2) / (n * tail))
     return Estimate(es, se, es - Z95 * se, es + Z95 * se)
 
 
-def mean_minus_quantile(x: np.ndarray, x_sorted: np.ndarray, q: float) -> Estimate:
+def mean_minus_quantile(sample, q: float) -> Estimate:
     """E[X] - Q_q(X), with the delta-method variance Var(mean) + Var(quantile) - 2 Cov."""
-    n = x.size
-    m = mean(x)
-    qe = quantile_sorted(x_sorted, q)
+    n = sample.n
+    m = mean(sample)
+    qe = quantile(sample, q)
     # 1 / density at the quantile, read off the order-statistic interval.
     inv_density = qe.stderr * math.sqrt(n) / math.sqrt(q * (1 - q))
-    below = x <= qe.value
-    cov = -(float(np.mean(np.where(below, x, 0.0))) - m.value * float(np.mean(below))) * inv_density / n
-    var = m.stderr ** 2 + qe.stderr ** 2 - 2 * cov
-    se = math.sqrt(max(var, 0.0))
+    count_below, sum_below = sample.below(qe.value)
+    cov = -(sum_below / n - m.value * count_below / n) * inv_density / n
+    se = math.sqrt(max(m.stderr ** 2 + qe.stderr ** 2 - 2 * cov, 0.0))
     value = m.value - qe.value
     return Estimate(value, se, value - Z95 * se, value + Z95 * se)

@@ -1,4 +1,9 @@
-"""From per-path outputs to the tables of a run: per-path rows, headline metrics, by-year quantiles."""
+"""From per-path outputs to the tables of a run: per-path rows, headline metrics, by-year quantiles.
+
+Summaries are built from two ingredients the engine collects chunk by chunk: integer counts for the
+probabilities (exact for any number of paths) and one sample object per summary variable
+(``simulator.samples``: all values, or a streamed histogram).
+"""
 
 from __future__ import annotations
 
@@ -8,104 +13,72 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from . import stats
-from .engine import Simulation
+from . import kernel, stats
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
 YEARLY = ("revenue", "gross_margin", "fcf", "cash", "compute_spend")
+
 
 def qname(q: float) -> str:
     return f"q{round(q * 100):02d}"
 
 
-def yearly(sim: Simulation) -> dict[str, np.ndarray]:
-    """Per-path yearly values, each (n, n_years)."""
-    rev = sim.annual_var("revenue")
+def yearly(annual: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-path yearly values from the kernel's ``annual`` array, each (n, n_years)."""
+    rev = annual[:, kernel.A_REV]
     with np.errstate(divide="ignore", invalid="ignore"):
-        gross_margin = np.where(rev > 0, 1.0 - sim.annual_var("cogs") / rev, np.nan)
-    return {"revenue": rev, "gross_margin": gross_margin, "fcf": sim.annual_var("fcf"),
-            "cash": sim.annual_var("cash"), "compute_spend": sim.annual_var("compute_spend")}
+        gross_margin = np.where(rev > 0, 1.0 - annual[:, kernel.A_COGS] / rev, np.nan)
+    return {"revenue": rev, "gross_margin": gross_margin, "fcf": annual[:, kernel.A_FCF],
+            "cash": annual[:, kernel.A_CASH], "compute_spend": annual[:, kernel.A_COMPUTE]}
 
 
-def first_shortfall_dates(sim: Simulation) -> pa.Array:
-    """Last day of the first step in shortfall (null when none)."""
-    start = dt.date(sim.config.simulation.start_year, 1, 1)
-    spy = sim.inputs.spy
-    steps = sim.scalar("first_shortfall_step")
-    ends = {}
-    for k in np.unique(steps[steps >= 0]).astype(int):
-        year, part = divmod(int(k) + 1, spy)
-        step_end = dt.date(start.year + year, 1 + 12 * part // spy, 1)
-        ends[k] = step_end - dt.timedelta(days=1)
-    days = np.array([(ends[int(k)] - dt.date(1970, 1, 1)).days if k >= 0 else 0 for k in steps], dtype=np.int32)
-    return pa.array(days, type=pa.date32(), mask=steps < 0)
+def variables(config, annual: np.ndarray, scalars: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-path values of every variable the summaries take quantiles or means of."""
+    per_year = yearly(annual)
+    out = {f"{var}_{y}": per_year[var][:, i] for var in YEARLY for i, y in enumerate(config.years)}
+    out["funding_gap"] = scalars[:, kernel.S_FUNDING_GAP]
+    out["compute_spend_total"] = per_year["compute_spend"].sum(axis=1)
+    out["fcf_cumulative"] = per_year["fcf"].sum(axis=1)
+    return out
 
 
-def paths_table(sim: Simulation) -> pa.Table:
-    """One row per path: MODEL.md §7 plus end-of-year cash and compute spend."""
-    years = sim.config.years
-    cols: dict[str, pa.Array | np.ndarray] = {"path_id": np.arange(sim.n_paths, dtype=np.int64)}
-    for j, name in enumerate(sim.params):
-        cols[name] = sim.theta[:, j]
-    per_year = yearly(sim)
-    for var in YEARLY:
-        for i, y in enumerate(years):
-            cols[f"{var}_{y}"] = per_year[var][:, i]
-    for name in ("cash_end", "lowest_cash", "funding_gap"):
-        cols[name] = sim.scalar(name)
-    cols["first_shortfall"] = first_shortfall_dates(sim)
-    fcf = per_year["fcf"]
-    positive = fcf > 0
-    first = np.argmax(positive, axis=1)
-    cols["breakeven_year"] = pa.array(np.asarray(years, dtype=np.int16)[first], mask=~positive.any(axis=1))
-    cols["compute_spend_total"] = per_year["compute_spend"].sum(axis=1)
-    cols["raised_total"] = sim.scalar("raised_scheduled") + sim.scalar("raised_contingent")
-    for name in ("raised_scheduled", "raised_contingent", "credit_drawn_max", "credit_outstanding_end"):
-        cols[name] = sim.scalar(name)
-    cols["n_raises"] = sim.scalar("n_raises").astype(np.int32)
-    return pa.table(cols)
+def event_counts(config, spy: int, annual: np.ndarray, scalars: np.ndarray) -> dict[str, int]:
+    """Number of paths meeting each probability metric's event (integers: exact in any chunking)."""
+    end = config.simulation.end_year
+    fcf, rev = annual[:, kernel.A_FCF], annual[:, kernel.A_REV]
+    first_sf = scalars[:, kernel.S_FIRST_SHORTFALL]
+    counts = {f"p_fcf_positive_{end}": np.count_nonzero(fcf[:, -1] > 0)}
+    for i, y in enumerate(config.years):
+        counts[f"p_shortfall_by_{y}"] = np.count_nonzero((first_sf >= 0) & (first_sf < (i + 1) * spy))
+    counts[f"p_revenue_{end}_at_least_plan"] = np.count_nonzero(rev[:, -1] >= config.plan.revenue[str(end)])
+    compute_total = annual[:, kernel.A_COMPUTE].sum(axis=1)
+    counts[f"p_compute_spend_within_{config.plan.compute_total:g}"] = np.count_nonzero(
+        compute_total <= config.plan.compute_total)
+    return {k: int(v) for k, v in counts.items()}
 
 
-def summary_frame(sim: Simulation) -> pd.DataFrame:
+def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -> pd.DataFrame:
     """One row per metric: value, stderr, ci_low, ci_high (see :mod:`simulator.stats`)."""
-    cfg = sim.config
-    years = cfg.years
-    end = cfg.simulation.end_year
-    spy = sim.inputs.spy
-    per_year = yearly(sim)
-    rows: dict[str, stats.Estimate] = {}
-
-    rows[f"p_fcf_positive_{end}"] = stats.probability(per_year["fcf"][:, -1] > 0)
-    first_sf = sim.scalar("first_shortfall_step")
-    for i, y in enumerate(years):
-        rows[f"p_shortfall_by_{y}"] = stats.probability((first_sf >= 0) & (first_sf < (i + 1) * spy))
-    rows[f"p_revenue_{end}_at_least_plan"] = stats.probability(per_year["revenue"][:, -1] >= cfg.plan.revenue[str(end)])
-    compute_total = per_year["compute_spend"].sum(axis=1)
-    rows[f"p_compute_spend_within_{cfg.plan.compute_total:g}"] = stats.probability(compute_total <= cfg.plan.compute_total)
-
+    rows: dict[str, stats.Estimate] = {name: stats.wilson(hits / n_paths, n_paths) for name, hits in counts.items()}
     for var in ("revenue", "fcf", "gross_margin", "cash"):
-        for i, y in enumerate(years):
-            x_sorted = np.sort(per_year[var][:, i])
+        for y in config.years:
             for q in QUANTILES:
-                rows[f"{var}_{y}_{qname(q)}"] = stats.quantile_sorted(x_sorted, q)
-
-    gap_sorted = np.sort(sim.scalar("funding_gap"))
+                rows[f"{var}_{y}_{qname(q)}"] = stats.quantile(samples[f"{var}_{y}"], q)
+    gap = samples["funding_gap"]
     for q in QUANTILES:
-        rows[f"funding_gap_{qname(q)}"] = stats.quantile_sorted(gap_sorted, q)
-    rows["funding_gap_mean"] = stats.mean(gap_sorted)
-    rows["funding_gap_es95"] = stats.upper_expected_shortfall(gap_sorted, 0.05)
-    compute_sorted = np.sort(compute_total)
+        rows[f"funding_gap_{qname(q)}"] = stats.quantile(gap, q)
+    rows["funding_gap_mean"] = stats.mean(gap)
+    rows["funding_gap_es95"] = stats.upper_expected_shortfall(gap, 0.05)
     for q in (0.05, 0.50, 0.95):
-        rows[f"compute_spend_total_{qname(q)}"] = stats.quantile_sorted(compute_sorted, q)
+        rows[f"compute_spend_total_{qname(q)}"] = stats.quantile(samples["compute_spend_total"], q)
 
     # Cash-Flow-at-Risk, CorporateMetrics style at 95%, per year and cumulative.
-    fcf_columns = [(str(y), per_year["fcf"][:, i], cfg.plan.fcf[str(y)]) for i, y in enumerate(years)]
-    fcf_columns.append(("cumulative", per_year["fcf"].sum(axis=1), sum(cfg.plan.fcf.values())))
-    for label, x, plan in fcf_columns:
-        x_sorted = np.sort(x)
-        q05 = stats.quantile_sorted(x_sorted, 0.05)
+    fcf_columns = [(str(y), samples[f"fcf_{y}"], config.plan.fcf[str(y)]) for y in config.years]
+    fcf_columns.append(("cumulative", samples["fcf_cumulative"], sum(config.plan.fcf.values())))
+    for label, sample, plan in fcf_columns:
+        q05 = stats.quantile(sample, 0.05)
         rows[f"fcf_{label}_q05"] = q05
-        rows[f"cfar95_{label}_vs_expected"] = stats.mean_minus_quantile(x, x_sorted, 0.05)
+        rows[f"cfar95_{label}_vs_expected"] = stats.mean_minus_quantile(sample, 0.05)
         rows[f"cfar95_{label}_vs_plan"] = q05.shifted(plan, -1.0)
 
     frame = pd.DataFrame([(k, *v) for k, v in rows.items()],
@@ -114,20 +87,58 @@ def summary_frame(sim: Simulation) -> pd.DataFrame:
                          "ci_low": "float64", "ci_high": "float64"})
 
 
-def by_year_frame(sim: Simulation) -> pd.DataFrame:
+def by_year_frame(config, samples: dict) -> pd.DataFrame:
     """One row per (year, variable): mean with its stderr and the quantiles 1..99."""
-    per_year = yearly(sim)
     records = []
-    for i, y in enumerate(sim.config.years):
+    for y in config.years:
         for var in YEARLY:
-            x = per_year[var][:, i]
-            x_sorted = np.sort(x)
-            m = stats.mean(x)
+            sample = samples[f"{var}_{y}"]
+            m = stats.mean(sample)
             rec = {"year": y, "variable": var, "mean": m.value, "mean_stderr": m.stderr}
-            rec.update({qname(q): stats.quantile_sorted(x_sorted, q).value for q in QUANTILES})
+            rec.update({qname(q): stats.quantile(sample, q).value for q in QUANTILES})
             records.append(rec)
-    frame = pd.DataFrame.from_records(records)
-    return frame.astype({"year": "int16", "variable": "string"})
+    return pd.DataFrame.from_records(records).astype({"year": "int16", "variable": "string"})
+
+
+def max_rank_error(samples: dict) -> float:
+    """Largest rank error of any quantile the summaries report (0 when every path was kept)."""
+    return max(stats.quantile_rank_error(s, q) for s in samples.values() for q in (*QUANTILES, 0.05))
+
+
+def first_shortfall_dates(config, spy: int, steps: np.ndarray) -> pa.Array:
+    """Last day of the first step in shortfall (null when none)."""
+    start = dt.date(config.simulation.start_year, 1, 1)
+    ends = {}
+    for k in np.unique(steps[steps >= 0]).astype(int):
+        year, part = divmod(int(k) + 1, spy)
+        ends[k] = dt.date(start.year + year, 1 + 12 * part // spy, 1) - dt.timedelta(days=1)
+    days = np.array([(ends[int(k)] - dt.date(1970, 1, 1)).days if k >= 0 else 0 for k in steps], dtype=np.int32)
+    return pa.array(days, type=pa.date32(), mask=steps < 0)
+
+
+def paths_table(sim) -> pa.Table:
+    """One row per kept path: MODEL.md §7 plus end-of-year cash and compute spend."""
+    config, years = sim.config, sim.config.years
+    scalar = {name: sim.scalars[:, i] for i, name in enumerate(kernel.SCALAR_VARS)}
+    cols: dict[str, pa.Array | np.ndarray] = {"path_id": np.arange(len(sim.scalars), dtype=np.int64)}
+    for j, name in enumerate(sim.params):
+        cols[name] = sim.theta[:, j]
+    per_year = yearly(sim.annual)
+    for var in YEARLY:
+        for i, y in enumerate(years):
+            cols[f"{var}_{y}"] = per_year[var][:, i]
+    for name in ("cash_end", "lowest_cash", "funding_gap"):
+        cols[name] = scalar[name]
+    cols["first_shortfall"] = first_shortfall_dates(config, sim.inputs.spy, scalar["first_shortfall_step"])
+    positive = per_year["fcf"] > 0
+    cols["breakeven_year"] = pa.array(np.asarray(years, dtype=np.int16)[np.argmax(positive, axis=1)],
+                                      mask=~positive.any(axis=1))
+    cols["compute_spend_total"] = per_year["compute_spend"].sum(axis=1)
+    cols["raised_total"] = scalar["raised_scheduled"] + scalar["raised_contingent"]
+    for name in ("raised_scheduled", "raised_contingent", "credit_drawn_max", "credit_outstanding_end"):
+        cols[name] = scalar[name]
+    cols["n_raises"] = scalar["n_raises"].astype(np.int32)
+    return pa.table(cols)
 
 
 def headline_metrics(config) -> list[str]:

@@ -36,7 +36,7 @@ def test_deterministic_path_equals_hand_calculation(base_raw, spy):
     raw["simulation"]["steps_per_year"] = spy
     cfg = validate(raw)
     sim = simulate(cfg, 3, seed=1)
-    per_year = yearly(sim)
+    per_year = yearly(sim.annual)
     cash = 40.0
     for i, y in enumerate(cfg.years):
         # Run-rate 10 e^{0.5 t}: revenue of year i is its integral over [i, i+1].
@@ -61,7 +61,7 @@ def test_growth_decays_toward_its_long_run_level(base_raw):
     def run_rate(t):
         return 10 * math.exp(0.1 * t + 0.8 * (1 - math.exp(-kappa * t)) / kappa)
 
-    revenue = yearly(simulate(cfg, 1, seed=1))["revenue"][0]
+    revenue = yearly(simulate(cfg, 1, seed=1).annual)["revenue"][0]
     for i in range(len(cfg.years)):
         expected = integrate.quad(run_rate, i, i + 1, epsabs=0, epsrel=1e-12)[0]
         # Within a month the run-rate is taken as log-linear: relative error ~ (k dt)^2 / 12.
@@ -112,7 +112,7 @@ def test_steps_per_year_agree_on_annual_revenue(base_raw):
     samples = {}
     for spy in (1, 4, 12):
         base_raw["simulation"]["steps_per_year"] = spy
-        samples[spy] = yearly(simulate(validate(base_raw), n, seed=100 + spy))["revenue"]
+        samples[spy] = yearly(simulate(validate(base_raw), n, seed=100 + spy).annual)["revenue"]
     for i in range(samples[1].shape[1]):
         for a, b in [(1, 4), (4, 12), (1, 12)]:
             la, lb = np.log(samples[a][:, i]), np.log(samples[b][:, i])

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from simulator import stats
+from simulator.samples import SortedSample
 
 REPS = 400
 LOW, HIGH = 0.95 - 3 * math.sqrt(0.95 * 0.05 / REPS), 0.95 + 3 * math.sqrt(0.95 * 0.05 / REPS)
@@ -38,23 +39,23 @@ def test_probability_interval_coverage(rng):
 @pytest.mark.parametrize("q", [0.05, 0.5, 0.95])
 def test_quantile_interval_coverage(rng, q):
     truth = sps.lognorm(1.0).ppf(q)
-    cov = coverage(lambda x: stats.quantile_sorted(np.sort(x), q), truth, lambda r: r.lognormal(0, 1, 2000), rng)
+    cov = coverage(lambda x: stats.quantile(SortedSample(x), q), truth, lambda r: r.lognormal(0, 1, 2000), rng)
     assert LOW <= cov <= HIGH
 
 
 def test_mean_interval_coverage(rng):
-    assert LOW <= coverage(stats.mean, math.exp(0.5), lambda r: r.lognormal(0, 1, 2000), rng) <= HIGH
+    assert LOW <= coverage(lambda x: stats.mean(SortedSample(x)), math.exp(0.5), lambda r: r.lognormal(0, 1, 2000), rng) <= HIGH
 
 
 def test_expected_shortfall_interval_coverage(rng):
     # ES of an exponential(1) beyond its 95% quantile: q + 1 = ln 20 + 1.
-    cov = coverage(lambda x: stats.upper_expected_shortfall(np.sort(x), 0.05), math.log(20) + 1,
+    cov = coverage(lambda x: stats.upper_expected_shortfall(SortedSample(x), 0.05), math.log(20) + 1,
                    lambda r: r.exponential(1.0, 10_000), rng)
     assert LOW <= cov <= HIGH
 
 
 def test_cash_flow_at_risk_interval_coverage(rng):
     # For N(0, 1): E - Q5% = 1.6449.
-    cov = coverage(lambda x: stats.mean_minus_quantile(x, np.sort(x), 0.05), 1.6448536269514722,
+    cov = coverage(lambda x: stats.mean_minus_quantile(SortedSample(x), 0.05), 1.6448536269514722,
                    lambda r: r.normal(0, 1, 5000), rng)
     assert LOW <= cov <= HIGH

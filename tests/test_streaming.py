@@ -1,0 +1,87 @@
+"""Runs that do not keep every path: exact probabilities, quantiles within their stated rank error,
+the same results for any chunking, and the kept sample equal to the full run's first rows."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator import stats
+from simulator.api import run
+from simulator.config import load_config
+from simulator.engine import resolve_keep, simulate
+from simulator.samples import BINS, PILOT_PATHS, SortedSample
+from simulator.summary import QUANTILES, summary_frame
+
+N = PILOT_PATHS + 20_000  # past the pilot, across several sum blocks
+
+
+@pytest.fixture(scope="module")
+def exact_and_streamed():
+    cfg = load_config()
+    return (simulate(cfg, N, seed=5, keep_paths="all"), simulate(cfg, N, seed=5, keep_paths="none"))
+
+
+def test_probabilities_are_exact_without_rows(exact_and_streamed):
+    exact, streamed = exact_and_streamed
+    assert streamed.counts == exact.counts
+    assert len(streamed.scalars) == 0 and not streamed.exact
+
+
+def test_quantiles_lie_within_their_stated_rank_error(exact_and_streamed):
+    exact, streamed = exact_and_streamed
+    worst = 0.0
+    for name, hist in streamed.samples.items():
+        truth = exact.samples[name]
+        assert isinstance(truth, SortedSample) and hist.n == truth.n == N
+        for q in QUANTILES:
+            for rank in stats.quantile_ranks(N, q):
+                err = hist.rank_error(rank)
+                worst = max(worst, err)
+                slack = int(np.ceil(err * N))
+                lo, hi = truth.value_at(max(0, rank - slack)), truth.value_at(min(N - 1, rank + slack))
+                assert lo <= hist.value_at(rank) <= hi, (name, q)
+    # Bins hold ~1/BINS of the paths: the rank error stays near 1e-4 at most.
+    assert worst <= 2.5 / BINS
+
+
+def test_means_and_tail_figures_match_the_exact_ones(exact_and_streamed):
+    exact, streamed = exact_and_streamed
+    cfg = exact.config
+    a = summary_frame(cfg, N, exact.counts, exact.samples).set_index("metric")
+    b = summary_frame(cfg, N, streamed.counts, streamed.samples).set_index("metric")
+    assert a.index.equals(b.index)
+    p_rows = [m for m in a.index if m.startswith("p_")]
+    pd.testing.assert_frame_equal(a.loc[p_rows], b.loc[p_rows])
+    # Means agree to rounding; ES and CFaR within a tenth of their standard error.
+    assert b.loc["funding_gap_mean", "value"] == pytest.approx(a.loc["funding_gap_mean", "value"], rel=1e-9)
+    for m in ("funding_gap_es95", "cfar95_2030_vs_expected", "cfar95_cumulative_vs_expected"):
+        assert abs(a.loc[m, "value"] - b.loc[m, "value"]) < 0.1 * a.loc[m, "stderr"], m
+
+
+def test_streamed_summaries_do_not_depend_on_chunks_or_threads():
+    cfg = load_config()
+    runs = [run(cfg, N, seed=8, keep_paths="sample:1000", chunk_size=c, threads=t)
+            for c, t in [(1 << 16, 2), (9_999, 1), (N, 2)]]
+    for other in runs[1:]:
+        pd.testing.assert_frame_equal(runs[0].summary, other.summary, check_exact=True)
+        pd.testing.assert_frame_equal(runs[0].by_year, other.by_year, check_exact=True)
+        pd.testing.assert_frame_equal(runs[0].paths, other.paths, check_exact=True)
+
+
+def test_a_kept_sample_is_the_first_rows_of_the_full_run():
+    cfg = load_config()
+    full = run(cfg, 3000, seed=4, keep_paths="all").paths
+    sample = run(cfg, 3000, seed=4, keep_paths="sample:500").paths
+    pd.testing.assert_frame_equal(sample, full.iloc[:500])
+
+
+@pytest.mark.parametrize("keep, n, expected", [
+    (None, 10, 10), (None, 2_000_000, 100_000), ("all", 5, 5), ("none", 5, 0), ("sample:3", 5, 3),
+    ("sample:30", 5, 5)])
+def test_resolve_keep(keep, n, expected):
+    assert resolve_keep(keep, n) == expected
+
+
+def test_bad_keep_value():
+    with pytest.raises(ValueError, match="all, none or sample:N"):
+        resolve_keep("some", 10)
