@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Union
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
-from scipy import special, stats
+from scipy import special
 
 Z_MIN, Z_MAX, Z_POINTS = -8.0, 8.0, 4097
 Z_GRID = np.linspace(Z_MIN, Z_MAX, Z_POINTS)
@@ -34,12 +34,23 @@ class _Dist(BaseModel):
             raise ValueError(f"lower ({self.lower}) must be below upper ({self.upper})")
         return self
 
-    def frozen_dist(self):
+    # Each kind defines its quantile function (ppf), its upper-tail form isf(u) = ppf(1 - u) computed
+    # without rounding 1 - u, its cdf and its support.
+    def ppf(self, u):
+        raise NotImplementedError
+
+    def isf(self, u):
+        return self.ppf(1.0 - u)
+
+    def cdf(self, x):
+        raise NotImplementedError
+
+    def natural_support(self) -> tuple[float, float]:
         raise NotImplementedError
 
     def support(self) -> tuple[float, float]:
         """Smallest and largest value the (truncated) distribution can take."""
-        lo, hi = self.frozen_dist().support()
+        lo, hi = self.natural_support()
         if self.lower is not None:
             lo = max(lo, self.lower)
         if self.upper is not None:
@@ -52,18 +63,16 @@ class _Dist(BaseModel):
 
     def table(self) -> np.ndarray:
         """Quantile function on ``Z_GRID`` (float64, shape (Z_POINTS,))."""
-        d = self.frozen_dist()
-        if self.lower is None and self.upper is None:
-            # Two-sided evaluation keeps full precision in the upper tail,
-            # where Phi(z) rounds to 1.
-            lower_half = d.ppf(special.ndtr(Z_GRID))
-            upper_half = d.isf(special.ndtr(-Z_GRID))
-            return np.where(Z_GRID < 0, lower_half, upper_half).astype(np.float64)
-        f_lo = d.cdf(self.lower) if self.lower is not None else 0.0
-        f_hi = d.cdf(self.upper) if self.upper is not None else 1.0
-        if not f_hi > f_lo:
-            raise ValueError("the truncation bounds leave no probability mass")
-        x = d.ppf(f_lo + special.ndtr(Z_GRID) * (f_hi - f_lo))
+        with np.errstate(all="ignore"):
+            if self.lower is None and self.upper is None:
+                # Two-sided evaluation keeps full precision in the upper tail, where Phi(z) rounds to 1.
+                return np.where(Z_GRID < 0, self.ppf(special.ndtr(Z_GRID)),
+                                self.isf(special.ndtr(-Z_GRID))).astype(np.float64)
+            f_lo = self.cdf(self.lower) if self.lower is not None else 0.0
+            f_hi = self.cdf(self.upper) if self.upper is not None else 1.0
+            if not f_hi > f_lo:
+                raise ValueError("the truncation bounds leave no probability mass")
+            x = self.ppf(f_lo + special.ndtr(Z_GRID) * (f_hi - f_lo))
         lo, hi = self.support()
         return np.clip(x, lo, hi).astype(np.float64)
 
@@ -98,15 +107,21 @@ class Normal(_Dist):
             return (self.p5 + self.p95) / 2, (self.p95 - self.p5) / (2 * Z_90)
         return self.mean, self.sd
 
-    def frozen_dist(self):
+    def ppf(self, u):
         m, s = self.location_scale()
-        return stats.norm(m, s) if s > 0 else stats.uniform(m, 0)
+        return m + s * special.ndtri(u)
 
-    def table(self):
-        if self.lower is None and self.upper is None:
-            m, s = self.location_scale()
-            return m + s * Z_GRID
-        return super().table()
+    def isf(self, u):
+        m, s = self.location_scale()
+        return m - s * special.ndtri(u)
+
+    def cdf(self, x):
+        m, s = self.location_scale()
+        return special.ndtr((x - m) / s) if s > 0 else float(x >= m)
+
+    def natural_support(self):
+        m, s = self.location_scale()
+        return (-math.inf, math.inf) if s > 0 else (m, m)
 
 
 class Lognormal(_Dist):
@@ -129,15 +144,23 @@ class Lognormal(_Dist):
             return (a + b) / 2, (b - a) / (2 * Z_90)
         return self.mu, self.sigma
 
-    def frozen_dist(self):
+    def ppf(self, u):
         m, s = self.location_scale()
-        return stats.lognorm(s, scale=math.exp(m)) if s > 0 else stats.uniform(math.exp(m), 0)
+        return np.exp(m + s * special.ndtri(u))
 
-    def table(self):
-        if self.lower is None and self.upper is None:
-            m, s = self.location_scale()
-            return np.exp(m + s * Z_GRID)
-        return super().table()
+    def isf(self, u):
+        m, s = self.location_scale()
+        return np.exp(m - s * special.ndtri(u))
+
+    def cdf(self, x):
+        m, s = self.location_scale()
+        if x <= 0:
+            return 0.0
+        return special.ndtr((math.log(x) - m) / s) if s > 0 else float(math.log(x) >= m)
+
+    def natural_support(self):
+        m, s = self.location_scale()
+        return (0.0, math.inf) if s > 0 else (math.exp(m), math.exp(m))
 
 
 class Uniform(_Dist):
@@ -150,8 +173,17 @@ class Uniform(_Dist):
         _check_order(self, "low", "high")
         return self
 
-    def frozen_dist(self):
-        return stats.uniform(self.low, self.high - self.low)
+    def ppf(self, u):
+        return self.low + u * (self.high - self.low)
+
+    def isf(self, u):
+        return self.high - u * (self.high - self.low)
+
+    def cdf(self, x):
+        return min(1.0, max(0.0, (x - self.low) / (self.high - self.low)))
+
+    def natural_support(self):
+        return self.low, self.high
 
 
 class Triangular(_Dist):
@@ -165,9 +197,32 @@ class Triangular(_Dist):
         _check_order(self, "low", "mode", "high")
         return self
 
-    def frozen_dist(self):
-        width = self.high - self.low
-        return stats.triang((self.mode - self.low) / width, loc=self.low, scale=width)
+    def ppf(self, u):
+        u = np.asarray(u, dtype=float)
+        width, left, right = self.high - self.low, self.mode - self.low, self.high - self.mode
+        split = left / width
+        return np.where(u <= split, self.low + np.sqrt(u * width * left),
+                        self.high - np.sqrt((1.0 - u) * width * right))
+
+    def isf(self, u):
+        u = np.asarray(u, dtype=float)
+        width, left, right = self.high - self.low, self.mode - self.low, self.high - self.mode
+        split = right / width
+        return np.where(u <= split, self.high - np.sqrt(u * width * right),
+                        self.low + np.sqrt((1.0 - u) * width * left))
+
+    def cdf(self, x):
+        width, left, right = self.high - self.low, self.mode - self.low, self.high - self.mode
+        if x <= self.low:
+            return 0.0
+        if x >= self.high:
+            return 1.0
+        if x <= self.mode:
+            return (x - self.low) ** 2 / (width * left)
+        return 1.0 - (self.high - x) ** 2 / (width * right)
+
+    def natural_support(self):
+        return self.low, self.high
 
 
 class Pert(_Dist):
@@ -184,11 +239,22 @@ class Pert(_Dist):
         _check_order(self, "low", "mode", "high")
         return self
 
-    def frozen_dist(self):
+    def as_beta(self) -> "Beta":
         width = self.high - self.low
-        a = 1 + self.lamb * (self.mode - self.low) / width
-        b = 1 + self.lamb * (self.high - self.mode) / width
-        return stats.beta(a, b, loc=self.low, scale=width)
+        return Beta(dist="beta", a=1 + self.lamb * (self.mode - self.low) / width,
+                    b=1 + self.lamb * (self.high - self.mode) / width, low=self.low, high=self.high)
+
+    def ppf(self, u):
+        return self.as_beta().ppf(u)
+
+    def isf(self, u):
+        return self.as_beta().isf(u)
+
+    def cdf(self, x):
+        return self.as_beta().cdf(x)
+
+    def natural_support(self):
+        return self.low, self.high
 
 
 class Beta(_Dist):
@@ -205,8 +271,17 @@ class Beta(_Dist):
         _check_order(self, "low", "high")
         return self
 
-    def frozen_dist(self):
-        return stats.beta(self.a, self.b, loc=self.low, scale=self.high - self.low)
+    def ppf(self, u):
+        return self.low + (self.high - self.low) * special.betaincinv(self.a, self.b, u)
+
+    def isf(self, u):
+        return self.low + (self.high - self.low) * special.betainccinv(self.a, self.b, u)
+
+    def cdf(self, x):
+        return float(special.betainc(self.a, self.b, min(1.0, max(0.0, (x - self.low) / (self.high - self.low)))))
+
+    def natural_support(self):
+        return self.low, self.high
 
 
 def _check_one_form(d, natural: tuple[str, str]) -> None:
