@@ -127,16 +127,16 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
             if streaming:
                 values = variables(config, annual, scalars)
                 names = list(values)
-                matrix = np.column_stack(list(values.values()))
+                matrix = np.stack(list(values.values()))  # (variables, paths): rows contiguous for binning
                 if acc is None:
-                    pilot.append(matrix[:pilot_end - lo])
+                    pilot.append(matrix[:, :pilot_end - lo])
                     if hi >= pilot_end:
-                        pilot_matrix = np.concatenate(pilot)
+                        pilot_matrix = np.concatenate(pilot, axis=1)
                         acc = Accumulator(names, pilot_edges(pilot_matrix))
                         acc.add(pilot_matrix, 0)
                         pilot = []
                         if hi > pilot_end:
-                            acc.add(matrix[pilot_end - lo:], pilot_end)
+                            acc.add(matrix[:, pilot_end - lo:], pilot_end)
                 else:
                     acc.add(matrix, lo)
             if progress is not None:

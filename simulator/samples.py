@@ -19,6 +19,7 @@ from numba import njit, prange
 PILOT_PATHS = 1 << 17   # path ids 0 .. PILOT_PATHS - 1 fix the bin edges
 BINS = 1 << 14          # bins per variable: ~6e-5 of the paths each
 BLOCK_PATHS = 1 << 16   # float sums are folded per block of path ids, in block order
+GRID_CELLS = 1 << 14    # cells of the lookup grid that finds a value's bin
 
 
 class SortedSample:
@@ -105,13 +106,13 @@ class HistogramSample:
 
 
 def pilot_edges(values: np.ndarray) -> np.ndarray:
-    """Bin edges for each column of the pilot: every k-th distinct order statistic, ~BINS bins.
+    """Bin edges for each row of the pilot (variables, paths): every k-th distinct order statistic, ~BINS bins.
 
     A value that carries at least 1/BINS of the pilot (zero funding gaps, cash held exactly at the
     floor by the credit line) gets a bin of its own, [v, next float after v), so it is exact.
     """
     edges = []
-    for col in values.T:
+    for col in values:
         distinct, counts = np.unique(col, return_counts=True)
         step = max(1, math.ceil(distinct.size / BINS))
         atoms = distinct[counts * BINS >= col.size]
@@ -132,6 +133,7 @@ class Accumulator:
     def __init__(self, names: list[str], edges: np.ndarray):
         self.names = names
         self.edges = edges
+        self.grid_lo, self.grid_scale, self.grid = lookup_grids(edges)
         shape = (len(names), edges.shape[1] + 1)
         self.counts = np.zeros(shape, np.int64)
         self.sums = np.zeros(shape)
@@ -142,19 +144,21 @@ class Accumulator:
         self.next_id = 0
 
     def add(self, values: np.ndarray, first_id: int) -> None:
-        """Add rows for path ids ``first_id ..`` (must follow the previous call's rows)."""
+        """Add the paths ``first_id ..`` (columns of ``values``, one row per variable); they must
+        follow the previous call's paths."""
         if first_id != self.next_id:
             raise ValueError(f"paths must arrive in order: expected id {self.next_id}, got {first_id}")
+        n = values.shape[1]
         start = 0
-        while start < len(values):
+        while start < n:
             pid = first_id + start
-            stop = min(len(values), start + BLOCK_PATHS - pid % BLOCK_PATHS)
-            _bin_rows(values[start:stop], self.edges, self.counts, self._block[0], self._block[1],
-                      self.mins, self.maxs)
+            stop = min(n, start + BLOCK_PATHS - pid % BLOCK_PATHS)
+            _bin_rows(values[:, start:stop], self.edges, self.grid_lo, self.grid_scale, self.grid,
+                      self.counts, self._block[0], self._block[1], self.mins, self.maxs)
             start = stop
             if (first_id + stop) % BLOCK_PATHS == 0:
                 self._fold()
-        self.next_id = first_id + len(values)
+        self.next_id = first_id + n
 
     def _fold(self) -> None:
         self.sums += self._block[0]
@@ -168,15 +172,51 @@ class Accumulator:
                                       self.mins[v], self.maxs[v]) for v, name in enumerate(self.names)}
 
 
+def lookup_grids(edges: np.ndarray):
+    """Per variable, a uniform grid over its finite edges: ``grid[v, g]`` counts the edges <= the
+    start of cell g, so a value's bin is found by one multiplication and a short scan."""
+    n_vars = edges.shape[0]
+    lo, scale = np.zeros(n_vars), np.zeros(n_vars)
+    grid = np.zeros((n_vars, GRID_CELLS + 1), np.int32)
+    for v, e in enumerate(edges):
+        finite = e[np.isfinite(e)]
+        if finite.size < 2 or finite[-1] == finite[0]:
+            continue  # scale 0: every value starts at cell 0 and the scan does the rest
+        lo[v], width = finite[0], (finite[-1] - finite[0]) / GRID_CELLS
+        scale[v] = 1.0 / width
+        grid[v] = np.searchsorted(e, lo[v] + width * np.arange(GRID_CELLS + 1), side="right")
+    return lo, scale, grid
+
+
+@njit(inline="always", cache=True)
+def find_bin(e, grid_lo, grid_scale, grid, x):
+    """np.searchsorted(e, x, side="right"): start from the grid cell, then scan to the exact answer."""
+    pos = (x - grid_lo) * grid_scale
+    if pos >= 0.0 and pos < grid.shape[0] - 1:
+        b = grid[int(pos)]
+    elif pos >= 0.0:
+        b = grid[grid.shape[0] - 1]
+    else:
+        b = 0
+    n = e.shape[0]
+    while b < n and e[b] <= x:
+        b += 1
+    while b > 0 and not e[b - 1] <= x:
+        b -= 1
+    if x != x:  # NaN sorts last, as in numpy
+        b = n
+    return b
+
+
 @njit(parallel=True, cache=True)
-def _bin_rows(values, edges, counts, sums, sums_sq, mins, maxs):
-    """Add each column of ``values`` to its histogram; columns in parallel, rows in order."""
-    n, n_vars = values.shape
+def _bin_rows(values, edges, grid_lo, grid_scale, grid, counts, sums, sums_sq, mins, maxs):
+    """Add each row of ``values`` (one variable) to its histogram; variables in parallel, paths in order."""
+    n_vars, n = values.shape
     for v in prange(n_vars):
         e = edges[v]
         for i in range(n):
-            x = values[i, v]
-            b = np.searchsorted(e, x, side="right")
+            x = values[v, i]
+            b = find_bin(e, grid_lo[v], grid_scale[v], grid[v], x)
             counts[v, b] += 1
             sums[v, b] += x
             sums_sq[v, b] += x * x

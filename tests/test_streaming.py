@@ -85,3 +85,26 @@ def test_resolve_keep(keep, n, expected):
 def test_bad_keep_value():
     with pytest.raises(ValueError, match="all, none or sample:N"):
         resolve_keep("some", 10)
+
+
+def test_find_bin_agrees_with_searchsorted(rng):
+    from numba import njit
+
+    from simulator.samples import find_bin, lookup_grids, pilot_edges
+
+    @njit
+    def bins(e, lo, scale, grid, xs):
+        out = np.empty(xs.size, np.int64)
+        for i in range(xs.size):
+            out[i] = find_bin(e, lo, scale, grid, xs[i])
+        return out
+
+    n = 50_000
+    columns = [rng.lognormal(0, 1, n), np.where(rng.random(n) < 0.8, 0.0, rng.exponential(5, n)),
+               np.round(rng.normal(0, 1, n), 2), np.full(n, 3.0)]
+    edges = pilot_edges(np.array(columns))
+    lo, scale, grid = lookup_grids(edges)
+    for v, col in enumerate(columns):
+        xs = np.concatenate([rng.choice(col, 20_000), edges[v][np.isfinite(edges[v])], rng.normal(0, 10, 1000),
+                             [-1e300, 1e300, np.inf, -np.inf, np.nan]])
+        assert np.array_equal(bins(edges[v], lo[v], scale[v], grid[v], xs), np.searchsorted(edges[v], xs, side="right"))

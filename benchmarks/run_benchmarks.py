@@ -1,0 +1,225 @@
+"""Speed of the simulator, side by side in one run on one machine.
+
+    python benchmarks/run_benchmarks.py            # prints a markdown report
+    python benchmarks/run_benchmarks.py --write    # and writes it to benchmarks/RESULTS.md
+    python benchmarks/run_benchmarks.py --quick    # small sizes, to check the script
+
+Measured, all on the default config at 4 steps a year with per-path rows not kept:
+1. the numba kernel with all threads and one thread (kernel alone, and the whole engine with its
+   streamed summaries);
+2. the plain vectorised numpy implementation (benchmarks/numpy_model.py; its statistical agreement
+   with the kernel is tested in tests/test_numpy_model.py);
+3. the floor: drawing the kernel's count of random numbers with the kernel's own generator;
+4. scaling in paths (10^4 .. 10^8) and threads (1, 2), each size in a fresh process: paths per
+   second and peak resident memory;
+5. cold (compile) and warm start of `python -m simulator run --paths 100000`.
+Timings are medians of repeated runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def floor_kernel():
+    """A kernel that draws, per path, the same random numbers as the model and nothing else."""
+    import numpy as np
+    from numba import njit, prange
+
+    from simulator import kernel
+
+    @njit(parallel=True, cache=True)
+    def draw(seed, n, n_normals, n_uniforms, out):
+        for i in prange(n):
+            state = kernel.path_key(seed, i)
+            acc = 0.0
+            for _ in range(n_normals):
+                state, z = kernel.next_normal(state)
+                acc += z
+            for _ in range(n_uniforms):
+                state, u = kernel.next_uniform(state)
+                acc += u
+            out[i] = acc  # keeps the draws from being optimised away
+
+    return draw
+
+
+def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
+    import numba
+    import numpy as np
+
+    from numpy_model import simulate_numpy
+    from simulator import kernel, load_config
+    from simulator.engine import simulate
+    from simulator.model import build_inputs
+
+    cfg = load_config()
+    inputs = build_inputs(cfg)
+    n_drawn = inputs.chol_param.shape[0]
+    steps = inputs.n_years * inputs.spy
+    n_seg, n_ch, n_ev = len(inputs.seg_launch), inputs.chol_shock.shape[0], len(inputs.ev_start)
+    # Per path: parameter scores; per step: channel shocks, bridge averages, two event uniforms;
+    # two uniforms per scheduled raise. (Contingent-raise uniforms, drawn only when cash runs low, are left out.)
+    n_normals = n_drawn + steps * (n_ch + n_seg)
+    n_uniforms = 2 * n_ev + 2 * steps
+
+    buffers = (np.empty((n_kernel, n_drawn)), np.empty((n_kernel, len(kernel.ANNUAL_VARS), inputs.n_years)),
+               np.empty((n_kernel, len(kernel.SCALAR_VARS))))
+    args = inputs.kernel_args()
+    draw = floor_kernel()
+    out = np.empty(n_kernel)
+    res = {"n_kernel": n_kernel, "n_numpy": n_numpy, "draws_per_path": {"normal": n_normals, "uniform": n_uniforms}}
+    simulate(cfg, 1000, 1, keep_paths="none")  # compile / load everything first
+    draw(np.uint64(1), 10, n_normals, n_uniforms, out)
+    for threads in (numba.config.NUMBA_NUM_THREADS, 1):
+        numba.set_num_threads(threads)
+        t_kernel = median_time(lambda: kernel.simulate_block(np.uint64(1), 0, *args, *buffers), repeats)
+        t_engine = median_time(lambda: simulate(cfg, n_kernel, 1, keep_paths="none"), repeats)
+        t_floor = median_time(lambda: draw(np.uint64(1), n_kernel, n_normals, n_uniforms, out), repeats)
+        res[f"threads_{threads}"] = {"kernel": n_kernel / t_kernel, "engine": n_kernel / t_engine,
+                                     "floor": n_kernel / t_floor}
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    simulate_numpy(inputs, 1000, 1)
+    t_numpy = median_time(lambda: simulate_numpy(inputs, n_numpy, 1), repeats)
+    res["numpy"] = n_numpy / t_numpy
+    return res
+
+
+SCALE_SNIPPET = """
+import resource, sys, time, json, numba
+from simulator import load_config
+from simulator.engine import simulate
+n, threads = int(sys.argv[1]), int(sys.argv[2])
+numba.set_num_threads(threads)
+cfg = load_config()
+simulate(cfg, 1000, 1, keep_paths="none")
+start = time.perf_counter()
+sim = simulate(cfg, n, 7, keep_paths="none")
+seconds = time.perf_counter() - start
+print(json.dumps({"n": n, "threads": threads, "seconds": seconds,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def scaling(sizes: list[int], big: int | None) -> list[dict]:
+    rows = []
+    runs = [(n, t) for n in sizes for t in (1, 2)] + ([(big, 2)] if big else [])
+    for n, threads in runs:
+        out = subprocess.run([sys.executable, "-c", SCALE_SNIPPET, str(n), str(threads)],
+                             capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"  scaling: {rows[-1]}", file=sys.stderr)
+    return rows
+
+
+def start_times(repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(Path(tmp) / "numba-cache")}
+        command = [sys.executable, "-m", "simulator", "run", "--paths", "100000", "-q", "--force",
+                   "--out", str(Path(tmp) / "run")]
+
+        def once():
+            start = time.perf_counter()
+            subprocess.run(command, env=env, capture_output=True, check=True)
+            return time.perf_counter() - start
+
+        cold = once()  # empty numba cache: compiles every kernel
+        warm = statistics.median(once() for _ in range(repeats))
+    return {"cold": cold, "warm": warm}
+
+
+def machine() -> dict:
+    import llvmlite
+    import numba
+    import numpy
+
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "threads": numba.config.NUMBA_NUM_THREADS,
+            "python": platform.python_version(), "numpy": numpy.__version__, "numba": numba.__version__,
+            "llvmlite": llvmlite.__version__, "os": platform.platform()}
+
+
+def report(m: dict, res: dict, scale: list[dict], start: dict, command: str) -> str:
+    all_t = f"threads_{m['threads']}"
+    k2, k1 = res[all_t], res["threads_1"]
+    lines = [
+        "# Benchmark results", "",
+        f"Command: `{command}`  ", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores; numba threads {m['threads']}; Python {m['python']}, "
+        f"numpy {m['numpy']}, numba {m['numba']}, llvmlite {m['llvmlite']}; {m['os']}.", "",
+        "Default config, 4 steps a year, per-path rows not kept. Paths per second, medians.", "",
+        "## Side by side", "",
+        "| implementation | paths/s, all threads | paths/s, 1 thread |", "| --- | ---: | ---: |",
+        f"| numba kernel alone | {k2['kernel']:,.0f} | {k1['kernel']:,.0f} |",
+        f"| numba engine (kernel + streamed summaries) | {k2['engine']:,.0f} | {k1['engine']:,.0f} |",
+        f"| plain numpy (benchmarks/numpy_model.py) | {res['numpy']:,.0f} | – |",
+        f"| floor: the kernel's random numbers only | {k2['floor']:,.0f} | {k1['floor']:,.0f} |", "",
+        f"Paths per run: {res['n_kernel']:,} (numba, floor), {res['n_numpy']:,} (numpy). Random numbers "
+        f"per path: {res['draws_per_path']['normal']} normals and {res['draws_per_path']['uniform']} uniforms.", "",
+        "| ratio | value |", "| --- | ---: |",
+        f"| engine / numpy, all threads | {k2['engine'] / res['numpy']:.1f}x |",
+        f"| kernel / numpy, all threads | {k2['kernel'] / res['numpy']:.1f}x |",
+        f"| kernel time / floor time, all threads | {k2['floor'] / k2['kernel']:.2f} |",
+        f"| kernel time / floor time, 1 thread | {k1['floor'] / k1['kernel']:.2f} |",
+        f"| thread scaling of the kernel (all / 1) | {k2['kernel'] / k1['kernel']:.2f} |", "",
+        "## Scaling (fresh process per row; peak resident memory of the whole process)", "",
+        "| paths | threads | seconds | paths/s | peak RSS (MiB) |", "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in scale:
+        lines.append(f"| {r['n']:,} | {r['threads']} | {r['seconds']:.2f} | {r['n'] / r['seconds']:,.0f} | "
+                     f"{r['peak_rss_mib']:,.0f} |")
+    lines += ["", "## Start-up of `python -m simulator run --paths 100000`", "",
+              f"Cold (empty numba cache, compiles the kernels): {start['cold']:.1f} s. "
+              f"Warm (median of 3): {start['warm']:.2f} s.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the script works")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
+    opts = parser.parse_args()
+    if opts.quick:
+        res = in_process(20_000, 10_000, 3)
+        scale, start = scaling([10_000], None), {"cold": float("nan"), "warm": float("nan")}
+    else:
+        res = in_process(1_000_000, 200_000, 5)
+        scale = scaling([10_000, 100_000, 1_000_000, 10_000_000], 100_000_000)
+        start = start_times(3)
+    command = "python benchmarks/run_benchmarks.py" + (" --quick" if opts.quick else "") + (" --write" if opts.write else "")
+    text = report(machine(), res, scale, start, command)
+    print(text)
+    if opts.write:
+        (HERE / "RESULTS.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
