@@ -67,11 +67,15 @@ def main():
               help="Paths simulated per kernel call. Never changes the results.")
 @click.option("--steps-per-year", type=click.Choice(["1", "4", "12"]), default=None,
               help="Time steps per year [default: the config's simulation.steps_per_year].")
+@click.option("--keep-paths", metavar="all|none|sample:N", default=None,
+              help="Per-path rows to write to paths.parquet [default: all up to 1,000,000 paths, "
+                   "else sample:100000, the first path ids]. Probabilities stay exact; without every "
+                   "row, quantiles carry a rank error (recorded in the metadata).")
 @set_option
 @click.option("--force", is_flag=True, help="Replace the results in an existing output folder.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @domain_errors
-def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, overrides, force, quiet):
+def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, quiet):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
     CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
@@ -90,8 +94,8 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, overrid
                           "--seed", str(seed), *[a for o in overrides for a in ("--set", o)]])
     with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
                            hidden=quiet or not sys.stderr.isatty()) as bar:
-        results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size, force=force,
-                                 progress=bar.update, command=command)
+        results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
+                                 keep_paths=keep_paths, force=force, progress=bar.update, command=command)
     click.echo(format_headline(results, cfg, headline_metrics(cfg)))
     click.echo(f"\nwrote {out}/ (paths, summary, by_year .parquet) in "
                f"{results.metadata['runtime']['total_seconds']:.1f} s")
@@ -161,3 +165,50 @@ def _fmt_probability(x: float) -> str:
 
 def _fmt_number(x: float) -> str:
     return "nan" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.1f}"
+
+
+from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios  # noqa: E402
+
+
+@main.command("scenarios")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("-n", "--paths", "n_paths", type=click.IntRange(min=1), default=DEFAULT_PATHS, show_default=True,
+              help="Number of Monte Carlo paths of every scenario.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="One master seed for every scenario [default: the configs' common simulation.seed].")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+              show_default=True, help="Output folder: a run folder per scenario and scenarios.parquet.")
+@click.option("--force", is_flag=True, help="Replace the results in existing output folders.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@domain_errors
+def scenarios_command(folder, n_paths, seed, out, force, quiet):
+    """Run every config in a folder with the same seed and compare their headline figures.
+
+    FOLDER holds the *.toml configs (default: the packaged configs). Each scenario's run is
+    written to OUT/<name>/ and all the summaries to OUT/scenarios.parquet, with a scenario column.
+
+    \b
+    Example:
+        simulator scenarios configs -n 200000 --seed 11 --out results/scenarios
+    """
+    scenarios = load_scenarios(folder) if folder else load_scenarios()
+    with click.progressbar(length=n_paths * len(scenarios), label="simulating", file=sys.stderr,
+                           hidden=quiet or not sys.stderr.isatty()) as bar:
+        run_scenarios(scenarios, n_paths, seed, out, force=force, progress=lambda s: bar.update)
+    table = comparison(scenarios)
+    metrics = list(dict.fromkeys(table.columns.get_level_values("metric")))
+    cells = {name: [] for name in table.index}
+    for name, row in table.iterrows():
+        for metric in metrics:
+            fmt = _fmt_probability if metric.startswith("p_") else _fmt_number
+            cells[name].append(f"{fmt(row[(metric, 'value')])} "
+                               f"[{fmt(row[(metric, 'ci_low')])}, {fmt(row[(metric, 'ci_high')])}]")
+    name_width = max(len("scenario"), *map(len, cells))
+    widths = [max(len(m), *(len(c[i]) for c in cells.values())) for i, m in enumerate(metrics)]
+    click.echo(f"{'scenario':{name_width}}  " + "  ".join(f"{m:>{w}}" for m, w in zip(metrics, widths)))
+    for name, row_cells in cells.items():
+        click.echo(f"{name:{name_width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(row_cells, widths)))
+    click.echo(f"\nvalues with 95% intervals; {n_paths:,} paths per scenario, seed "
+               f"{scenarios[0].results.metadata['seed']}")
+    seconds = sum(s.results.metadata["runtime"]["total_seconds"] for s in scenarios)
+    click.echo(f"wrote {out}/ ({len(scenarios)} run folders, scenarios.parquet) in {seconds:.1f} s")
