@@ -1,4 +1,4 @@
-"""Running the kernel over many paths: chunks, threads, progress, and what is kept.
+"""Running the kernel over many paths: chunks, threads, progress, what is kept, and stopping cleanly.
 
 Memory is bounded by the chunk size, the per-path rows the user keeps, and the summaries'
 fixed-size histograms: it does not grow with the path count otherwise.
@@ -7,8 +7,10 @@ fixed-size histograms: it does not grow with the path count otherwise.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numba
@@ -23,6 +25,18 @@ from .summary import event_counts, variables
 DEFAULT_CHUNK = 1 << 16
 KEEP_ALL_UP_TO = 1_000_000
 DEFAULT_SAMPLE = 100_000
+
+
+class InvariantError(RuntimeError):
+    """A path broke an accounting identity: a bug, reported with the path id to replay."""
+
+
+class Interrupted(Exception):
+    """The run was asked to stop; ``state`` holds everything needed to resume it."""
+
+    def __init__(self, state: "RunState"):
+        super().__init__(f"stopped after {state.next_id:,} paths")
+        self.state = state
 
 
 @dataclass
@@ -45,6 +59,56 @@ class Simulation:
     def exact(self) -> bool:
         """Whether every path was kept, so quantiles are exact order statistics."""
         return len(self.scalars) == self.n_paths
+
+
+@dataclass
+class RunState:
+    """Progress of a run: paths ``0 .. next_id - 1`` are done. Saved when a run is interrupted."""
+
+    identity: dict          # config hash, seed, n_paths, rows kept: what a resume must match
+    theta: np.ndarray       # kept rows (filled up to min(next_id, kept))
+    annual: np.ndarray
+    scalars: np.ndarray
+    next_id: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    pilot: list[np.ndarray] = field(default_factory=list)  # (variables, paths) blocks before the edges exist
+    acc: Accumulator | None = None
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"theta": self.theta[:self.next_id], "annual": self.annual[:self.next_id],
+                  "scalars": self.scalars[:self.next_id]}
+        if self.pilot:
+            arrays["pilot"] = np.concatenate(self.pilot, axis=1)
+        if self.acc is not None:
+            arrays.update({f"acc_{k}": v for k, v in self.acc.arrays().items()})
+        np.savez(folder / "state.npz", **arrays)
+        meta = {"identity": self.identity, "next_id": self.next_id, "counts": self.counts,
+                "names": self.acc.names if self.acc is not None else None}
+        (folder / "state.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path, fresh: "RunState") -> "RunState":
+        """The saved state in ``folder``, checked against the run ``fresh`` would start."""
+        try:
+            meta = json.loads((folder / "state.json").read_text())
+            arrays = np.load(folder / "state.npz")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{folder}: no usable saved state to resume from ({e})") from None
+        if meta["identity"] != fresh.identity:
+            diff = [k for k in fresh.identity if meta["identity"].get(k) != fresh.identity[k]]
+            raise ValueError(f"{folder}: the saved run differs in {', '.join(diff)}; "
+                             "resume with the same config, seed, path count and --keep-paths")
+        done = meta["next_id"]
+        for name in ("theta", "annual", "scalars"):
+            getattr(fresh, name)[:len(arrays[name])] = arrays[name]
+        fresh.next_id, fresh.counts = done, meta["counts"]
+        if "pilot" in arrays:
+            fresh.pilot = [arrays["pilot"]]
+        if meta["names"] is not None:
+            fresh.acc = Accumulator.from_arrays(meta["names"], {k[4:]: arrays[k] for k in arrays.files
+                                                                if k.startswith("acc_")})
+        return fresh
 
 
 def resolve_keep(keep: str | int | None, n_paths: int) -> int:
@@ -81,69 +145,110 @@ def thread_count(threads: int | None):
         numba.set_num_threads(before)
 
 
+def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | None) -> RunState:
+    if n_paths < 1:
+        raise ValueError(f"n_paths = {n_paths}: expected a positive number of paths")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed = {seed}: expected an integer in [0, 2**63)")
+    n_keep = resolve_keep(keep_paths, n_paths)
+    n_drawn, n_years = len(drawn_parameters(config)), len(config.years)
+    return RunState({"config_hash": config.digest(), "seed": seed, "n_paths": n_paths, "kept": n_keep},
+                    np.empty((n_keep, n_drawn)), np.empty((n_keep, len(kernel.ANNUAL_VARS), n_years)),
+                    np.empty((n_keep, len(kernel.SCALAR_VARS))))
+
+
 def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAULT_CHUNK,
              threads: int | None = None, keep_paths: str | int | None = None,
-             progress: Callable[[int], None] | None = None) -> Simulation:
+             progress: Callable[[int], None] | None = None, state: RunState | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Simulation:
     """Simulate paths ``0 .. n_paths - 1`` chunk by chunk.
 
     With every row kept, summaries use exact order statistics. Otherwise each chunk feeds integer
     event counts and streamed histograms (bin edges from the first ``PILOT_PATHS`` paths), and
     only the first ``keep`` rows stay in memory. Either way the results do not depend on
     ``chunk_size`` or ``threads``. ``progress(k)`` is called with the paths finished per chunk.
+
+    ``state`` continues an interrupted run (see ``RunState``). ``should_stop()`` is asked after
+    each chunk; when it answers True the run raises ``Interrupted`` carrying its state.
+    Every chunk is checked for the accounting invariants (``InvariantError``).
     """
-    if n_paths < 1:
-        raise ValueError(f"n_paths = {n_paths}: expected a positive number of paths")
     if chunk_size < 1:
         raise ValueError(f"chunk_size = {chunk_size}: expected a positive number of paths")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed = {seed}: expected an integer in [0, 2**63)")
-    n_keep = resolve_keep(keep_paths, n_paths)
+    state = state or new_state(config, n_paths, seed, keep_paths)
+    n_keep = state.identity["kept"]
     inputs = build_inputs(config)
     params = drawn_parameters(config)
-    n_years = inputs.n_years
-    kept = (np.empty((n_keep, len(params))), np.empty((n_keep, len(kernel.ANNUAL_VARS), n_years)),
-            np.empty((n_keep, len(kernel.SCALAR_VARS))))
     streaming = n_keep < n_paths
     width = min(chunk_size, n_paths)
-    buffers = (np.empty((width, len(params))), np.empty((width, len(kernel.ANNUAL_VARS), n_years)),
+    buffers = (np.empty((width, len(params))), np.empty((width, len(kernel.ANNUAL_VARS), inputs.n_years)),
                np.empty((width, len(kernel.SCALAR_VARS))))
-    counts: dict[str, int] = {}
+    initial_cash = _initial_cash(config, params)
     pilot_end = min(n_paths, PILOT_PATHS)
-    pilot: list[np.ndarray] = []
-    acc: Accumulator | None = None
-    names: list[str] = []
     args = inputs.kernel_args()
     start_time = time.perf_counter()
     with thread_count(threads):
-        for lo in range(0, n_paths, chunk_size):
+        for lo in range(state.next_id, n_paths, chunk_size):
             hi = min(lo + chunk_size, n_paths)
             theta, annual, scalars = (b[:hi - lo] for b in buffers)
             kernel.simulate_block(np.uint64(seed), lo, *args, theta, annual, scalars)
+            check_invariants(theta, annual, scalars, initial_cash, lo)
             if lo < n_keep:
-                for dst, src in zip(kept, (theta, annual, scalars)):
+                for dst, src in zip((state.theta, state.annual, state.scalars), (theta, annual, scalars)):
                     dst[lo:min(hi, n_keep)] = src[:min(hi, n_keep) - lo]
             for k, v in event_counts(config, inputs.spy, annual, scalars).items():
-                counts[k] = counts.get(k, 0) + v
+                state.counts[k] = state.counts.get(k, 0) + v
             if streaming:
-                values = variables(config, annual, scalars)
-                names = list(values)
-                matrix = np.stack(list(values.values()))  # (variables, paths): rows contiguous for binning
-                if acc is None:
-                    pilot.append(matrix[:, :pilot_end - lo])
-                    if hi >= pilot_end:
-                        pilot_matrix = np.concatenate(pilot, axis=1)
-                        acc = Accumulator(names, pilot_edges(pilot_matrix))
-                        acc.add(pilot_matrix, 0)
-                        pilot = []
-                        if hi > pilot_end:
-                            acc.add(matrix[:, pilot_end - lo:], pilot_end)
-                else:
-                    acc.add(matrix, lo)
+                _stream(state, variables(config, annual, scalars), lo, hi, pilot_end)
+            state.next_id = hi
             if progress is not None:
                 progress(hi - lo)
+            if should_stop is not None and hi < n_paths and should_stop():
+                raise Interrupted(state)
     if streaming:
-        samples = acc.finish()
+        samples = state.acc.finish()
     else:
-        samples = {k: SortedSample(v) for k, v in variables(config, kept[1], kept[2]).items()}
-    return Simulation(config, seed, n_paths, inputs, params, *kept, counts, samples,
-                      time.perf_counter() - start_time)
+        samples = {k: SortedSample(v) for k, v in variables(config, state.annual, state.scalars).items()}
+    return Simulation(config, seed, n_paths, inputs, params, state.theta, state.annual, state.scalars,
+                      state.counts, samples, time.perf_counter() - start_time)
+
+
+def _stream(state: RunState, values: dict[str, np.ndarray], lo: int, hi: int, pilot_end: int) -> None:
+    """Feed a chunk to the histograms; before they exist, collect the pilot that fixes their edges."""
+    matrix = np.stack(list(values.values()))  # (variables, paths): rows contiguous for binning
+    if state.acc is not None:
+        state.acc.add(matrix, lo)
+        return
+    state.pilot.append(matrix[:, :pilot_end - lo])
+    if hi >= pilot_end:
+        pilot = np.concatenate(state.pilot, axis=1)
+        state.acc = Accumulator(list(values), pilot_edges(pilot))
+        state.acc.add(pilot, 0)
+        state.pilot = []
+        if hi > pilot_end:
+            state.acc.add(matrix[:, pilot_end - lo:], pilot_end)
+
+
+def _initial_cash(config: Config, params: list[str]):
+    """Column of the drawn initial cash, or its fixed value."""
+    key = "funding.initial_cash"
+    return params.index(key) if key in params else config.funding.initial_cash.value
+
+
+def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> None:
+    """No NaN or infinity in any output, and per path: cash at the end = initial cash + sum of FCF
+    + funding raised + credit outstanding (to rounding)."""
+    for name, arr in (("parameters", theta), ("yearly outputs", annual), ("path outputs", scalars)):
+        bad = ~np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
+        if bad.any():
+            raise InvariantError(f"path {first_id + int(np.argmax(bad))}: non-finite {name}; "
+                                 f"replay it with `simulator replay DIR --path {first_id + int(np.argmax(bad))}`")
+    cash0 = theta[:, initial_cash] if isinstance(initial_cash, int) else initial_cash
+    inflows = (annual[:, kernel.A_FCF].sum(axis=1) + scalars[:, kernel.S_RAISED_SCHEDULED]
+               + scalars[:, kernel.S_RAISED_CONTINGENT] + scalars[:, kernel.S_CREDIT_END])
+    residual = np.abs(scalars[:, kernel.S_CASH_END] - cash0 - inflows)
+    scale = 1.0 + np.abs(cash0) + np.abs(annual[:, kernel.A_REV]).sum(axis=1) + np.abs(inflows)
+    bad = residual > 1e-9 * scale
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvariantError(f"path {first_id + i}: cash identity off by {residual[i]:.3g}; "
+                             f"replay it with `simulator replay DIR --path {first_id + i}`")

@@ -160,6 +160,22 @@ class Accumulator:
                 self._fold()
         self.next_id = first_id + n
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Complete state, for saving an interrupted run (the lookup grid is rebuilt from the edges)."""
+        return {"edges": self.edges, "counts": self.counts, "sums": self.sums, "sums_sq": self.sums_sq,
+                "mins": self.mins, "maxs": self.maxs, "block_sums": self._block[0],
+                "block_sums_sq": self._block[1], "next_id": np.array(self.next_id)}
+
+    @classmethod
+    def from_arrays(cls, names: list[str], arrays: dict[str, np.ndarray]) -> "Accumulator":
+        acc = cls(names, arrays["edges"])
+        for key in ("counts", "sums", "sums_sq", "mins", "maxs"):
+            getattr(acc, key)[:] = arrays[key]
+        acc._block[0][:] = arrays["block_sums"]
+        acc._block[1][:] = arrays["block_sums_sq"]
+        acc.next_id = int(arrays["next_id"])
+        return acc
+
     def _fold(self) -> None:
         self.sums += self._block[0]
         self.sums_sq += self._block[1]
