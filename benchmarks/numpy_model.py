@@ -204,6 +204,7 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
             jump = n_supply[supply] * _at(jump_supply, supply)
             price_mid[supply] *= when_supply + (1.0 - when_supply) * np.exp(jump)
             ln_p[supply] += jump
+        price_mid *= m.price_level[k]  # dated shocks of the config
         ln_mid = ln_u.copy()
         ln_u += step_u
         ln_u += s_u * sqdt * epsc[n_seg + 1]

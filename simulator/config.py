@@ -76,6 +76,13 @@ class Competition(_Section):
     severity: param(0.0, 1.0, hi_open=True) = Field(description="H, fraction of run-rate lost in a shock")
 
 
+class PriceShock(_Section):
+    """A dated, persistent jump of the compute price index (a supply shock known in advance)."""
+
+    date: dt.date = Field(description="when the jump happens")
+    size: FiniteFloat = Field(gt=-1, description="relative jump: 0.5 raises prices by half from that date on")
+
+
 class Compute(_Section):
     gross_margin_0: param(-math.inf, 1.0, hi_open=True) = Field(description="gross margin at the start")
     price_drift: Real = Field(description="mu_P, log drift per year of the compute price index")
@@ -85,6 +92,7 @@ class Compute(_Section):
     usage_drift: Real = Field(description="mu_U, log drift per year of compute used per $ of revenue")
     usage_sigma: NonNegative = Field(description="sigma_U")
     gpu_hour_price: FiniteFloat = Field(2.35, gt=0, description="$ per H100-hour at the start (reports only)")
+    price_shocks: dict[str, PriceShock] = Field(default_factory=dict, description="dated price jumps")
 
 
 class Costs(_Section):

@@ -213,7 +213,7 @@ SEG_SCRATCH = 15
 
 @njit(**_jit)
 def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
-                  seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
+                  seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                   theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
                   theta_out, annual, scalars):
@@ -383,6 +383,7 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
         if n_supply > 0:  # the step's average price: the jump applies after its time
             price_mid *= when_supply + (1.0 - when_supply) * math.exp(n_supply * jump_supply)
             ln_p += n_supply * jump_supply
+        price_mid *= price_level[k]  # dated shocks of the config
         ln_u += drift_u + s_u * sqdt * epsc[n_seg + 1]
         cogs = c0 * price_mid * math.exp(0.5 * (ln_u0 + ln_u)) * rev
 
@@ -416,11 +417,12 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
                     raised_sched += payment
                     ev_paid[e] += 1
 
-        # Contingent raise: a yearly success probability, spread over the step.
+        # Contingent raise: a yearly success probability, spread over the step. Its uniform is drawn
+        # every step, used or not, so two configs share every later random number (common random numbers).
+        state, u_raise = next_uniform(state)
         burn1 = max(0.0, -ring_sum)
         if (n_raises < max_raises and t1 - last_raise >= theta[P_COOLDOWN] - 1e-9
                 and cash < min_cash + theta[P_LOOKAHEAD] * burn1):
-            state, u_raise = next_uniform(state)
             logit = theta[P_RAISE_A] + theta[P_RAISE_B] * math.log(ratio1) + theta[P_RAISE_C] * market
             p_year = 1.0 / (1.0 + math.exp(-logit))
             p_step = 1.0 - (1.0 - p_year) ** dt
@@ -497,7 +499,7 @@ def launch_step(seg, s, start, t1, eps, bridge, n_comp, when_comp, jump_comp):
 
 @njit(parallel=True, **_jit)
 def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
-                   seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
+                   seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                    ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                    theta_out, annual, scalars):
     """Simulate paths ``path_start .. path_start + n - 1`` (n = ``theta_out.shape[0]``) in parallel.
@@ -528,7 +530,7 @@ def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_
         ev_paid = np.empty(n_ev, np.int64)
         for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
             simulate_path(seed, path_start + i, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
-                          seg_launch, share, tc_plan, committed, plan_rate, ev_start, ev_end, ev_prob,
+                          seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                           ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                           theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
                           theta_out[i], annual[i], scalars[i])

@@ -29,6 +29,7 @@ class ModelInputs:
     tc_plan: np.ndarray       # (n_years,) training compute plan, $B
     committed: np.ndarray     # (n_years,) take-or-pay fraction
     plan_rate: np.ndarray     # (T + 1,) the plan's revenue run-rate at each step boundary
+    price_level: np.ndarray   # (T,) step-average factor of dated price shocks on the compute price
     ev_start: np.ndarray      # (n_events,) window, years from start
     ev_end: np.ndarray
     ev_prob: np.ndarray
@@ -74,6 +75,17 @@ def plan_run_rate(config: Config, times: np.ndarray) -> np.ndarray:
     return np.exp(out)
 
 
+def price_level(config: Config, n_steps: int, spy: int) -> np.ndarray:
+    """Average over each step of the dated price shocks' factor: 1 before a shock, 1 + size after,
+    and the time-weighted mix in the step where it happens."""
+    level = np.ones(n_steps)
+    starts = np.arange(n_steps) / spy
+    for shock in config.compute.price_shocks.values():
+        before = np.clip((config.years_from_start(shock.date) - starts) * spy, 0.0, 1.0)
+        level *= before + (1.0 - before) * (1.0 + shock.size)
+    return level
+
+
 def build_inputs(config: Config) -> ModelInputs:
     params = config.parameters()
     order = parameter_order(config)
@@ -110,6 +122,7 @@ def build_inputs(config: Config) -> ModelInputs:
         tc_plan=np.array([config.training.plan[y] for y in years]),
         committed=np.array([config.training.committed[y] for y in years]),
         plan_rate=plan_run_rate(config, np.arange(n_steps + 1) / spy),
+        price_level=price_level(config, n_steps, spy),
         ev_start=np.array(ev_start, dtype=float),
         ev_end=np.array(ev_end, dtype=float),
         ev_prob=np.array([e.probability for e in events], dtype=float),

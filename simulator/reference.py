@@ -170,6 +170,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         if supply_shocks:
             price *= when_supply + (1 - when_supply) * (1 + supply_size) ** supply_shocks
         log_price += supply_shocks * math.log(1 + supply_size)
+        price *= m.price_level[k]
         log_usage += (mu_u - sig_u**2 / 2) * dt + sig_u * math.sqrt(dt) * eps[n_seg + 1]
         cogs = (1 - gm0) * price * math.exp((lu0 + log_usage) / 2) * revenue
 
@@ -198,8 +199,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
                 ev["paid"] += 1
 
         burn_end = max(0.0, -sum(trailing_fcf))
+        u = rng.uniform()  # drawn every step, used or not
         if n_raises < m.max_raises and t1 - last_raise >= cooldown - 1e-9 and cash < min_cash + lookahead * burn_end:
-            u = rng.uniform()
             p_year = 1 / (1 + math.exp(-(a + b * math.log(ratio_end) + c * market)))
             if u < 1 - (1 - p_year) ** dt:
                 size = min(multiple * live_rate_end, cap)

@@ -124,3 +124,28 @@ def test_steps_per_year_agree_on_annual_revenue(base_raw):
                 lo, hi = np.quantile(la, [q - 0.01, q + 0.01])
                 se_q = math.sqrt(q * (1 - q) / n) * (hi - lo) / 0.02
                 assert abs(qa - qb) < 4 * math.sqrt(2) * se_q, (i, a, b, q)
+
+
+def test_dated_price_shock_raises_costs_from_its_date(base_raw):
+    """A 50% price jump on 2027-04-01: step averages 1 before, 1.5 after, the mix in its step."""
+    raw = quiet_world(base_raw)
+    raw["compute"]["price_drift"] = 0.0
+    raw["compute"]["usage_drift"] = 0.0
+    raw["compute"]["price_shocks"] = {"shortage": {"date": "2027-04-01", "size": 0.5}}
+    raw["simulation"]["steps_per_year"] = 1
+    cfg = validate(raw)
+    level = build_inputs(cfg).price_level
+    in_2027 = 90 / 365  # share of 2027 before 1 April
+    np.testing.assert_allclose(level, [1.0, in_2027 + (1 - in_2027) * 1.5, 1.5, 1.5, 1.5])
+    per_year = yearly(simulate(cfg, 2, seed=1).annual)
+    cost_ratio = 1 - per_year["gross_margin"][0]
+    np.testing.assert_allclose(cost_ratio / cost_ratio[0], level, rtol=1e-12)
+
+
+def test_configs_differing_in_funding_share_the_paths_random_numbers(base_raw):
+    """Common random numbers: a config that changes only the funding rules leaves revenue path by path."""
+    a = simulate(validate(base_raw), 3000, seed=2)
+    base_raw["funding"]["min_cash"] = 40.0  # many more raise attempts
+    b = simulate(validate(base_raw), 3000, seed=2)
+    assert np.array_equal(a.annual[:, 0], b.annual[:, 0])  # revenue, every path and year
+    assert not np.array_equal(a.scalars, b.scalars)
