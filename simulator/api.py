@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -12,16 +13,21 @@ import numba
 
 from . import __version__
 from .config import Config
-from .engine import DEFAULT_CHUNK, simulate
-from .results import SCHEMA_VERSION, Results, prepare_folder, remove_folder_contents, write_results
+from .engine import DEFAULT_CHUNK, Interrupted, RunState, new_state, simulate
+from .results import (RESUME_DIR, SCHEMA_VERSION, Results, ResultsError, prepare_folder, remove_folder_contents,
+                      write_results)
 from .summary import by_year_frame, max_rank_error, paths_table, summary_frame
 
 DEFAULT_PATHS = 100_000
 
 
+class RunInterrupted(ResultsError):
+    """The run stopped on request; its progress is saved and ``--resume`` continues it."""
+
+
 def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
         threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: str | int | None = None,
-        force: bool = False,
+        force: bool = False, resume: bool = False, should_stop: Callable[[], bool] | None = None,
         progress: Callable[[int], None] | None = None, command: str | None = None) -> Results:
     """Simulate ``n_paths`` paths of ``config`` and summarise them.
 
@@ -37,6 +43,12 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         Folder to write the Parquet files to (nothing is written when omitted).
     threads, chunk_size : int, optional
         Execution settings; they never change the results.
+    resume : bool
+        Continue the interrupted run saved in ``out`` (same config, seed, path count, keep_paths);
+        the files are bit-identical to an uninterrupted run's.
+    should_stop : callable, optional
+        Asked after each chunk; when it returns True the run saves its progress in ``out`` and
+        raises ``RunInterrupted``.
     keep_paths : str, optional
         Per-path rows to keep: ``"all"``, ``"none"`` or ``"sample:N"`` (the first N path ids);
         default all up to a million paths, else a sample of 100,000. Probabilities are exact either
@@ -48,12 +60,25 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         ``paths``, ``summary`` and ``by_year`` DataFrames and the run's metadata.
     """
     seed = config.simulation.seed if seed is None else seed
+    if (resume or should_stop) and out is None:
+        raise ValueError("resuming or stopping a run needs an output folder to keep its progress in")
+    state = new_state(config, n_paths, seed, keep_paths)
     if out is not None:
         out = Path(out)
-        prepare_folder(out, force)
+        prepare_folder(out, force, resume)
+        if resume:
+            state = RunState.load(out / RESUME_DIR, state)
+            if progress is not None:
+                progress(state.next_id)
     started = time.perf_counter()
-    sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, keep_paths=keep_paths,
-                   progress=progress)
+    try:
+        sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, progress=progress,
+                       state=state, should_stop=should_stop)
+    except Interrupted as stop:
+        stop.state.save(out / RESUME_DIR)
+        raise RunInterrupted(f"interrupted after {stop.state.next_id:,} of {n_paths:,} paths; progress saved in "
+                             f"{out / RESUME_DIR}; continue with: {command or 'simulator run ...'} "
+                             f"--out {out} --resume") from None
     paths = paths_table(sim)
     summary = summary_frame(config, n_paths, sim.counts, sim.samples)
     by_year = by_year_frame(config, sim.samples)
@@ -88,4 +113,5 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         except BaseException:
             remove_folder_contents(out)
             raise
+        shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
     return Results(paths.to_pandas(), summary, by_year, metadata)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import shlex
+import signal
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .api import DEFAULT_PATHS, run as run_simulation
+from .api import DEFAULT_PATHS, RunInterrupted, run as run_simulation
 from .config import DEFAULT_CONFIG, ConfigError, load_config
 from .config import validate as validate_config
-from .engine import DEFAULT_CHUNK
+from .engine import DEFAULT_CHUNK, InvariantError
 from .results import ResultsError, read_results
 from .summary import headline_metrics
 
@@ -28,13 +30,36 @@ def domain_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (ConfigError, ResultsError, ValueError) as e:
+        except RunInterrupted as e:
+            click.echo(str(e), err=True)
+            sys.exit(130)
+        except (ConfigError, ResultsError, ValueError, InvariantError) as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
             click.echo("interrupted; no results were written", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """SIGINT or SIGTERM asks the run to stop after the current chunk and save its progress;
+    a second SIGINT stops at once (nothing is written, and the folder has no manifest)."""
+    requested = []
+
+    def handler(signum, frame):
+        if requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        requested.append(signum)
+        click.echo("\nstopping after the current chunk (Ctrl-C again to abandon the run)", err=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(requested)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 config_argument = click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -73,9 +98,12 @@ def main():
                    "row, quantiles carry a rank error (recorded in the metadata).")
 @set_option
 @click.option("--force", is_flag=True, help="Replace the results in an existing output folder.")
+@click.option("--resume", is_flag=True,
+              help="Continue the interrupted run in --out (same config, seed, paths and --keep-paths).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @domain_errors
-def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, quiet):
+def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, resume,
+        quiet):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
     CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
@@ -91,11 +119,13 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     out = out or Path("results") / cfg.name
     seed = cfg.simulation.seed if seed is None else seed
     command = shlex.join(["simulator", "run", str(config or DEFAULT_CONFIG), "--paths", str(n_paths),
-                          "--seed", str(seed), *[a for o in overrides for a in ("--set", o)]])
+                          "--seed", str(seed), *(["--keep-paths", keep_paths] if keep_paths else []),
+                          *[a for o in overrides for a in ("--set", o)]])
     with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
-                           hidden=quiet or not sys.stderr.isatty()) as bar:
+                           hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop:
         results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
-                                 keep_paths=keep_paths, force=force, progress=bar.update, command=command)
+                                 keep_paths=keep_paths, force=force, resume=resume, should_stop=stop,
+                                 progress=bar.update, command=command)
     click.echo(format_headline(results, cfg, headline_metrics(cfg)))
     click.echo(f"\nwrote {out}/ (paths, summary, by_year .parquet) in "
                f"{results.metadata['runtime']['total_seconds']:.1f} s")
@@ -212,3 +242,195 @@ def scenarios_command(folder, n_paths, seed, out, force, quiet):
                f"{scenarios[0].results.metadata['seed']}")
     seconds = sum(s.results.metadata["runtime"]["total_seconds"] for s in scenarios)
     click.echo(f"wrote {out}/ ({len(scenarios)} run folders, scenarios.parquet) in {seconds:.1f} s")
+
+
+from .analysis import OUTCOMES, compare as compare_runs  # noqa: E402
+from .analysis import comparison_metadata, discover as discover_box, parse_target  # noqa: E402
+from .analysis import sensitivity as sensitivity_table, solve as solve_parameter  # noqa: E402
+from .analysis import write_sensitivity, write_table  # noqa: E402
+
+folder_argument = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+
+
+def _paths_note(used: int, n_paths: int) -> str:
+    return "" if used == n_paths else f" (the run kept a sample: {used:,} of {n_paths:,} paths)"
+
+
+@main.command("sensitivity")
+@folder_argument
+@click.option("--top", "top", type=click.IntRange(min=1), default=None,
+              help="Print only the K highest-ranked parameters [default: all; the file has all].")
+@domain_errors
+def sensitivity_command(folder, top):
+    """Rank the drawn parameters by their effect on shortfall and FCF (tornado-chart numbers).
+
+    For each drawn parameter: Spearman rank correlation with the last year's FCF and with the
+    funding gap, and P(shortfall by the end) and P(FCF > 0) in the parameter's bottom and top
+    deciles, with standard errors. Ranked by |swing| (top - bottom) of P(shortfall); written to
+    FOLDER/sensitivity.parquet.
+
+    \b
+    Example:
+        simulator sensitivity results/base --top 10
+    """
+    results = read_results(folder)
+    result = sensitivity_table(results, folder)
+    end = result.end_year
+    meta = results.metadata
+    table = result.table
+    click.echo(f"{meta['config_name']}: {result.n_used:,} paths{_paths_note(result.n_used, result.n_paths)}, "
+               f"seed {meta['seed']}; deciles of {table['n_bottom'].min():,}+ paths")
+    sf, fp = f"p_shortfall_by_{end}", f"p_fcf_positive_{end}"
+    width = max(len("parameter"), *(len(p) for p in table["parameter"]))
+    click.echo(f"{'':4} {'':{width}}  {'Spearman rho with':>19}  {'P(shortfall by ' + str(end) + ')':^32}  "
+               f"{'P(FCF ' + str(end) + ' > 0)':^24}")
+    click.echo(f"{'rank':>4} {'parameter':{width}}  {'FCF ' + str(end):>9} {'gap':>9}  {'bottom':>7} {'top':>7} "
+               f"{'swing':>8} {'± se':>7}  {'bottom':>7} {'top':>7} {'swing':>8}")
+    for row in table.head(top).itertuples(index=False):
+        r = row._asdict()
+        click.echo(f"{r['rank']:4d} {r['parameter']:{width}}  {r[f'rho_fcf_{end}']:+9.3f} {r['rho_funding_gap']:+9.3f}  "
+                   f"{r[sf + '_bottom']:7.4f} {r[sf + '_top']:7.4f} {r[sf + '_swing']:+8.4f} {r[sf + '_swing_se']:7.4f}  "
+                   f"{r[fp + '_bottom']:7.4f} {r[fp + '_top']:7.4f} {r[fp + '_swing']:+8.4f}")
+    if top is not None and top < len(table):
+        click.echo(f"... {len(table) - top} more in the file")
+    click.echo(f"\nrho: Spearman rank correlation, stderr <= {table[f'rho_fcf_{end}_se'].max():.4f}; bottom/top: "
+               f"probability in the parameter's bottom/top decile; swing = top - bottom")
+    path = write_sensitivity(folder, result, meta)
+    click.echo(f"wrote {path}")
+
+
+@main.command("compare")
+@click.argument("folder_a", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("folder_b", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table to this Parquet file.")
+@domain_errors
+def compare_command(folder_a, folder_b, out):
+    """Paired differences B - A between two runs with the same seed and path count.
+
+    Path k of both runs starts from the same random numbers, so the differences are computed path
+    by path; the paired standard error is usually far smaller than the unpaired one (two
+    independent runs). Both runs must keep every path (paths.parquet).
+
+    \b
+    Example:
+        simulator run -o results/tight --set funding.min_cash=15
+        simulator compare results/base results/tight
+    """
+    a, b = read_results(folder_a), read_results(folder_b)
+    result = compare_runs(a, b, folder_a, folder_b)
+    for label, folder, r in (("A", folder_a, a), ("B", folder_b, b)):
+        click.echo(f"{label}: {folder} ({r.metadata['config_name']}, config {r.metadata['config_hash'][:12]})")
+    click.echo(f"{result.n_paths:,} paired paths, seed {result.seed}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    table = result.table
+    width = max(len("metric"), *(len(m) for m in table["metric"]))
+    click.echo(f"{'metric':{width}} {'A':>10} {'B':>10} {'B - A':>10} {'se paired':>10}  {'se unpaired':>11}  "
+               f"{'95% interval (paired)':>23}")
+    for row in table.itertuples(index=False):
+        fmt = _fmt_probability if row.metric.startswith("p_") else _fmt_number
+        click.echo(f"{row.metric:{width}} {fmt(row.a):>10} {fmt(row.b):>10} {_fmt_signed(row.diff):>10} "
+                   f"{_fmt_se(row.se_paired):>10}  {_fmt_se(row.se_unpaired):>11}  "
+                   f"[{_fmt_signed(row.ci_low):>10}, {_fmt_signed(row.ci_high):>10}]")
+    if out is not None:
+        write_table(out, table, comparison_metadata(a, b, folder_a, folder_b))
+        click.echo(f"\nwrote {out}")
+
+
+def _fmt_signed(x: float) -> str:
+    return "nan" if math.isnan(x) else "0" if x == 0 else f"{x:+.3g}" if abs(x) < 0.01 else f"{x:+.4g}"
+
+
+def _fmt_se(x: float) -> str:
+    return "nan" if math.isnan(x) else "0" if x == 0 else f"{x:.2e}" if abs(x) < 0.01 else f"{x:.4g}"
+
+
+@main.command("discover")
+@folder_argument
+@click.option("--outcome", type=click.Choice(OUTCOMES), required=True,
+              help="shortfall: cash under min_cash by the end; fcf_negative: last year's FCF <= 0.")
+@click.option("--max-params", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Keep at most this many parameters in the box (those whose restriction matters most).")
+@click.option("--min-coverage", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Stop peeling before the box would hold less than this share of the outcome's paths.")
+@click.option("--alpha", type=click.FloatRange(0, 0.5, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="Share of the box's paths removed at each peeling step.")
+@domain_errors
+def discover_command(folder, outcome, max_params, min_coverage, alpha):
+    """Find the parameter ranges where an outcome concentrates (PRIM: "what must be true").
+
+    Peels the drawn parameters' ranges (Friedman & Fisher's PRIM) on the even path ids and reports
+    the box's coverage (share of the outcome's paths inside it) and density (share of its paths
+    with the outcome) on the odd path ids, held out, with binomial standard errors.
+
+    \b
+    Example:
+        simulator discover results/base --outcome shortfall --max-params 3
+    """
+    results = read_results(folder)
+    d = discover_box(results, outcome, max_params=max_params, min_coverage=min_coverage, alpha=alpha,
+                     folder=folder)
+    meta = results.metadata
+    used = d.fit.n + d.test.n
+    click.echo(f"{meta['config_name']}: {used:,} paths{_paths_note(used, d.n_paths)}, seed {meta['seed']}; "
+               f"box found on the {d.fit.n:,} even path ids, measured on the {d.test.n:,} odd ones")
+    click.echo(f"outcome: {outcome} ({d.description}); base rate {d.test.base_rate:.4f} ± {d.test.base_rate_se:.4f}")
+    click.echo(f"box: {d.box.conditions()}")
+    click.echo(f"{'':10} {'held out':>18} {'fit':>8}")
+    click.echo(f"{'coverage':10} {d.test.coverage:8.4f} ± {d.test.coverage_se:.4f} {d.fit.coverage:8.4f}   "
+               "share of outcome paths inside the box")
+    click.echo(f"{'density':10} {d.test.density:8.4f} ± {d.test.density_se:.4f} {d.fit.density:8.4f}   "
+               "share of in-box paths with the outcome")
+    click.echo(f"{'support':10} {d.test.support:8.4f} {'':8} {d.fit.support:8.4f}   share of all paths inside the box")
+    click.echo(f"{'lift':10} {d.test.lift:8.2f} {'':8} {d.fit.lift:8.2f}   density / base rate")
+
+
+@main.command("solve")
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", "target", metavar="METRIC=VALUE", required=True,
+              help="Summary metric and the value it should take, e.g. p_fcf_positive_2030=0.5.")
+@click.option("--vary", "key", metavar="KEY", required=True,
+              help="Dotted config key to solve for, e.g. funding.min_cash (fixed at each value tried).")
+@click.option("--low", type=float, default=None,
+              help="Low end of the search bracket [default: 50% of the config's value].")
+@click.option("--high", type=float, default=None,
+              help="High end of the search bracket [default: 150% of the config's value].")
+@click.option("-n", "--paths", "n_paths", type=click.IntRange(min=1), default=DEFAULT_PATHS, show_default=True,
+              help="Paths per evaluation (the same paths at every evaluation).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Master seed of every evaluation [default: the config's simulation.seed].")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop when the bracket is narrower than this [default: 1/1000 of the initial bracket].")
+@set_option
+@click.option("-q", "--quiet", is_flag=True, help="Do not print each evaluation.")
+@domain_errors
+def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides, quiet):
+    """Find the value of a config parameter at which a summary metric hits a target.
+
+    Bisection over common random numbers: every evaluation simulates the same paths (same seed and
+    path count), so the metric changes only through KEY. The metric must bracket the target at
+    --low and --high.
+
+    \b
+    Example:
+        simulator solve --target p_shortfall_by_2030=0.10 --vary funding.initial_cash --low 30 --high 80
+        simulator solve --target p_shortfall_by_2030=0.15 --vary funding.min_cash -n 20000
+    """
+    metric, value = parse_target(target)
+
+    def show(x, f):
+        if not quiet:
+            click.echo(f"  {key} = {x:.6g}: {metric} = {f:.6g}", err=True)
+
+    sol = solve_parameter(config, metric, value, key, low=low, high=high, n_paths=n_paths, seed=seed, tol=tol,
+                          overrides=overrides, on_evaluation=show)
+    fmt = _fmt_probability if metric.startswith("p_") else _fmt_number
+    for note in sol.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"{key} = {sol.value:.6g}: {metric} = {fmt(sol.estimate)} ± {_fmt_se(sol.stderr)} "
+               f"(target {value:g})")
+    if math.isfinite(sol.value_se):
+        click.echo(f"Monte Carlo error of the solution ≈ {sol.value_se:.3g} (stderr / local slope of the metric)")
+    click.echo(f"bracket [{sol.bracket[0]:.6g}, {sol.bracket[1]:.6g}] after {sol.evaluations} evaluations "
+               f"of {n_paths:,} paths each, seed {sol.seed}")

@@ -25,6 +25,7 @@ SCHEMA_VERSION = 1
 METADATA_KEY = b"simulator"
 MANIFEST = "manifest.json"
 CONFIG_FILE = "config.json"
+RESUME_DIR = ".resume"  # an interrupted run's saved progress
 TABLES = ("paths", "summary", "by_year")
 REQUIRED_METADATA = ("schema_version", "simulator_version", "seed", "n_paths", "steps_per_year",
                      "config_hash", "config")
@@ -51,14 +52,19 @@ class Results:
         return rows.iloc[0]
 
 
-def prepare_folder(out: Path, force: bool) -> None:
-    """Create ``out``; an existing run there is only replaced with ``force``."""
+def prepare_folder(out: Path, force: bool, resume: bool = False) -> None:
+    """Create ``out``; an existing run there is only replaced with ``force``, or continued with ``resume``."""
     if out.exists() and not out.is_dir():
         raise ResultsError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    if resume:
+        if not (out / RESUME_DIR).is_dir():
+            raise ResultsError(f"{out}: no interrupted run to resume here (no {RESUME_DIR} folder)")
+    elif out.is_dir() and any(out.iterdir()):
         if not force:
-            raise ResultsError(f"{out}: folder exists and is not empty; use --force to replace its results")
-        # The old manifest goes first: from here on the folder no longer claims to be complete.
+            hint = " or --resume to continue the interrupted run" if (out / RESUME_DIR).is_dir() else ""
+            raise ResultsError(f"{out}: folder exists and is not empty; use --force to replace its results{hint}")
+        shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
+    if out.is_dir():  # the old manifest goes first: the folder no longer claims to be complete
         (out / MANIFEST).unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,87 @@
+"""Interrupted runs, resuming, and what a crashed run leaves behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from simulator.results import ResultsError, read_results
+
+from conftest import assert_tables_equal
+
+
+def start(out, *args):
+    return subprocess.Popen([sys.executable, "-m", "simulator", "run", "-q", "--out", str(out), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_progress(proc, seconds):
+    time.sleep(seconds)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+
+
+def assert_same_files(a, b):
+    for name in ("paths", "summary", "by_year"):
+        assert_tables_equal(pq.read_table(a / f"{name}.parquet"), pq.read_table(b / f"{name}.parquet"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keep, sig, size", [("none", signal.SIGINT, ["--paths", "3000000"]),
+                                             ("all", signal.SIGTERM, ["--paths", "1000000", "--steps-per-year", "12"])])
+def test_interrupted_run_resumes_to_identical_files(tmp_path, keep, sig, size):
+    """Runs of a few seconds, stopped after ~2.5 s: streamed (histograms saved) and exact (rows saved)."""
+    args = [*size, "--seed", "3", "--chunk-size", "50000", "--keep-paths", keep]
+    whole = tmp_path / "whole"
+    assert subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "--out", str(whole), *args]).returncode == 0
+
+    part = tmp_path / "part"
+    proc = start(part, *args)
+    wait_for_progress(proc, 2.5)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    assert not (part / "manifest.json").exists()
+    with pytest.raises(ResultsError, match="manifest"):
+        read_results(part)
+
+    # Without --resume or --force the folder is protected; --resume finishes the run.
+    refused = subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "--out", str(part), *args],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "--resume" in refused.stderr
+    resumed = subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "--out", str(part), *args, "--resume"],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_files(whole, part)
+    assert not (part / ".resume").exists()
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    part = tmp_path / "part"
+    proc = start(part, "--paths", "2000000", "--chunk-size", "20000", "--keep-paths", "none")
+    wait_for_progress(proc, 3.0)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    other = subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "--out", str(part), "--paths", "2000000",
+                            "--keep-paths", "none", "--seed", "99", "--resume"], capture_output=True, text=True)
+    assert other.returncode == 1 and "differs in seed" in other.stderr
+
+
+def test_resume_without_saved_progress_is_refused(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "--out", str(tmp_path / "x"), "--resume",
+                             "--paths", "10"], capture_output=True, text=True)
+    assert result.returncode == 1 and "no interrupted run to resume" in result.stderr
+
+
+def test_killed_run_leaves_no_folder_readers_accept(tmp_path):
+    out = tmp_path / "killed"
+    proc = start(out, "--paths", "2000000", "--chunk-size", "20000")
+    wait_for_progress(proc, 3.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    with pytest.raises(ResultsError):
+        read_results(out)
