@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from . import __version__
 from .api import DEFAULT_PATHS, RunInterrupted, run as run_simulation
@@ -434,3 +435,33 @@ def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides,
         click.echo(f"Monte Carlo error of the solution ≈ {sol.value_se:.3g} (stderr / local slope of the metric)")
     click.echo(f"bracket [{sol.bracket[0]:.6g}, {sol.bracket[1]:.6g}] after {sol.evaluations} evaluations "
                f"of {n_paths:,} paths each, seed {sol.seed}")
+
+
+@main.command("replay")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--path", "path_id", type=click.IntRange(min=0), required=True, help="Path id to replay.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the step-by-step trace to this CSV file.")
+@domain_errors
+def replay_command(folder, path_id, csv_file):
+    """Recompute one path of a run step by step, from its seed and config alone.
+
+    \b
+    Example:
+        simulator replay results/base --path 42
+    """
+    from .replay import replay
+
+    r = replay(folder, path_id)
+    click.echo(f"path {r.path_id}: drawn parameters")
+    for name, value in r.parameters.items():
+        click.echo(f"  {name:48} {value:12.6g}")
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:,.4g}".format):
+        click.echo(r.trace.to_string(index=False))
+    verdict = {True: "matches the run's stored row", False: "DIFFERS from the run's stored row (please report)",
+               None: "the run did not keep this path's row"}[r.matches_run]
+    click.echo(f"recomputed with the plain-Python reference: {verdict}")
+    if csv_file:
+        r.trace.to_csv(csv_file, index=False)
+    if r.matches_run is False:
+        sys.exit(1)

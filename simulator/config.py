@@ -29,6 +29,12 @@ class ConfigError(ValueError):
     """A configuration problem, phrased for the user (key, value, what was expected)."""
 
 
+def _by_name(table: dict) -> dict:
+    """Named entries (segments, raises, shocks) in name order: the kernel's layout and the order
+    random numbers are drawn in follow it, so the order in a file must not matter."""
+    return dict(sorted(table.items()))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -94,6 +100,8 @@ class Compute(_Section):
     gpu_hour_price: FiniteFloat = Field(2.35, gt=0, description="$ per H100-hour at the start (reports only)")
     price_shocks: dict[str, PriceShock] = Field(default_factory=dict, description="dated price jumps")
 
+    _order = field_validator("price_shocks")(classmethod(lambda cls, v: _by_name(v)))
+
 
 class Costs(_Section):
     partner_share: Schedule = Field(description="revenue share paid to partners, by year")
@@ -152,6 +160,8 @@ class Funding(_Section):
     scheduled: dict[str, ScheduledRaise] = Field(default_factory=dict)
     contingent: Contingent
     credit: Credit
+
+    _order = field_validator("scheduled")(classmethod(lambda cls, v: _by_name(v)))
 
 
 class Market(_Section):
@@ -232,7 +242,7 @@ class Config(_Section):
     def _segments(cls, v):
         if not v:
             raise ValueError("at least one revenue segment is needed")
-        return v
+        return _by_name(v)
 
     @model_validator(mode="after")
     def _schedules(self):

@@ -152,3 +152,16 @@ def test_summary_is_consistent_with_the_paths(finished_run):
 def test_read_results_rejects_a_foreign_folder(tmp_path):
     with pytest.raises(ResultsError):
         read_results(tmp_path / "nope")
+
+
+def test_replay_recomputes_a_stored_path(finished_run, tmp_path):
+    out, _ = finished_run
+    csv = tmp_path / "trace.csv"
+    result = CliRunner().invoke(main, ["replay", str(out), "--path", "123", "--csv", str(csv)])
+    assert result.exit_code == 0, result.output
+    assert "matches the run's stored row" in result.output
+    trace = pd.read_csv(csv)
+    assert len(trace) == 20 and {"revenue", "fcf", "cash", "credit", "price", "market"} <= set(trace.columns)
+    assert trace["cash"].iloc[-1] == pytest.approx(read_results(out).paths.loc[123, "cash_end"], rel=1e-9)
+    bad = CliRunner().invoke(main, ["replay", str(out), "--path", "4000"])
+    assert bad.exit_code == 1 and "0..3999" in bad.output

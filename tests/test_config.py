@@ -193,3 +193,15 @@ def test_cli_config_errors_exit_1_with_one_line_and_no_traceback(tmp_path, args,
     assert expected in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_order_of_named_tables_does_not_matter(base_raw):
+    """Segments and raises are simulated in name order: a reordered file is the same model."""
+    from simulator.engine import simulate
+
+    a = validate(base_raw)
+    base_raw["revenue"] = dict(reversed(list(base_raw["revenue"].items())))
+    base_raw["funding"]["scheduled"] = dict(reversed(list(base_raw["funding"]["scheduled"].items())))
+    b = validate(base_raw)
+    assert list(a.revenue) == list(b.revenue) == sorted(a.revenue) and a.digest() == b.digest()
+    assert np.array_equal(simulate(a, 200, seed=1).annual, simulate(b, 200, seed=1).annual)
