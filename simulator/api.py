@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import shutil
 import time
@@ -13,7 +14,9 @@ import numba
 
 from . import __version__
 from .config import Config
-from .engine import DEFAULT_CHUNK, Interrupted, RunState, new_state, simulate
+from .engine import DEFAULT_CHUNK, Interrupted, RunState, new_state, resolve_keep, simulate
+from .kernel import ANNUAL_VARS, SCALAR_VARS
+from .model import drawn_parameters
 from .results import (RESUME_DIR, SCHEMA_VERSION, Results, ResultsError, prepare_folder, remove_folder_contents,
                       write_results)
 from .summary import by_year_frame, max_rank_error, paths_table, summary_frame
@@ -23,6 +26,21 @@ DEFAULT_PATHS = 100_000
 
 class RunInterrupted(ResultsError):
     """The run stopped on request; its progress is saved and ``--resume`` continues it."""
+
+
+def check_room(out: Path, config: Config, rows: int) -> None:
+    """Refuse a run whose kept per-path rows would not fit in memory or on the disk, before starting it."""
+    row_bytes = 8 * (len(drawn_parameters(config)) + len(config.years) * len(ANNUAL_VARS) + len(SCALAR_VARS))
+    need = rows * row_bytes
+    hint = "; keep fewer rows with --keep-paths sample:N or none"
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise ResultsError(f"{out}: {rows:,} per-path rows need about {need / 2**30:.1f} GiB, "
+                           f"only {free / 2**30:.1f} GiB free on that disk{hint}")
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+    if memory and 2 * need > memory:
+        raise ResultsError(f"{rows:,} per-path rows need about {2 * need / 2**30:.1f} GiB of memory while the run "
+                           f"writes them, this machine has {memory / 2**30:.1f} GiB{hint}")
 
 
 def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
@@ -60,12 +78,16 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         ``paths``, ``summary`` and ``by_year`` DataFrames and the run's metadata.
     """
     seed = config.simulation.seed if seed is None else seed
+    if chunk_size < 1:
+        raise ValueError(f"--chunk-size {chunk_size}: expected a positive number of paths")
     if (resume or should_stop) and out is None:
         raise ValueError("resuming or stopping a run needs an output folder to keep its progress in")
-    state = new_state(config, n_paths, seed, keep_paths)
     if out is not None:
         out = Path(out)
         prepare_folder(out, force, resume)
+        check_room(out, config, resolve_keep(keep_paths, n_paths))
+    state = new_state(config, n_paths, seed, keep_paths)
+    if out is not None:
         if resume:
             state = RunState.load(out / RESUME_DIR, state)
             if progress is not None:

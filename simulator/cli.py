@@ -81,15 +81,14 @@ def main():
 
 @main.command()
 @config_argument
-@click.option("-n", "--paths", "n_paths", type=click.IntRange(min=1), default=DEFAULT_PATHS, show_default=True,
+@click.option("-n", "--paths", "n_paths", type=int, default=DEFAULT_PATHS, show_default=True,
               help="Number of Monte Carlo paths.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
-              help="Master seed [default: the config's simulation.seed].")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--seed", type=int, default=None, help="Master seed [default: the config's simulation.seed].")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: results/<config name>].")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--threads", type=int, default=None,
               help="Threads for the kernel [default: all cores]. Never changes the results.")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
+@click.option("--chunk-size", type=int, default=DEFAULT_CHUNK, show_default=True,
               help="Paths simulated per kernel call. Never changes the results.")
 @click.option("--steps-per-year", type=click.Choice(["1", "4", "12"]), default=None,
               help="Time steps per year [default: the config's simulation.steps_per_year].")
@@ -135,8 +134,9 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @set_option
+@click.option("--toml", "as_toml", is_flag=True, help="Print the resolved config as TOML (extends merged in).")
 @domain_errors
-def validate(config, overrides):
+def validate(config, overrides, as_toml):
     """Check a config and print its resolved parameters.
 
     \b
@@ -144,6 +144,9 @@ def validate(config, overrides):
         simulator validate configs/base.toml --set funding.min_cash=15
     """
     cfg = load_config(config, overrides)
+    if as_toml:
+        click.echo(cfg.to_toml(), nl=False)
+        return
     click.echo(f"{config}: valid ({cfg.name}, {len(cfg.revenue)} segments, "
                f"{len(cfg.funding.scheduled)} scheduled raises, hash {cfg.digest()[:12]})")
     click.echo(f"{'parameter':48} {'distribution':12} {'p5':>10} {'median':>10} {'p95':>10}")

@@ -300,6 +300,10 @@ class Config(_Section):
         walk(self, "")
         return out
 
+    def to_toml(self) -> str:
+        """The resolved config as a TOML file (``extends`` merged in): it loads back to the same config."""
+        return _toml_section(self.model_dump(exclude_none=True), [])
+
     def resolved(self) -> dict:
         """The fully resolved config as JSON-compatible data (dates as ISO strings)."""
         return self.model_dump(mode="json", exclude_none=True)
@@ -308,6 +312,47 @@ class Config(_Section):
         """SHA-256 of the resolved config: two runs with equal digests simulate the same model."""
         text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- writing TOML
+
+
+def _is_inline(value: dict) -> bool:
+    """Distributions, schedules (year keys) and empty tables are written inline."""
+    return not value or "dist" in value or all(str(k).isdigit() for k in value)
+
+
+def _toml_key(key) -> str:
+    key = str(key)
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else json.dumps(key)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict) and value.get("dist") == "fixed" and set(value) == {"dist", "value"}:
+        return _toml_value(value["value"])  # a fixed parameter is written as its number
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _toml_section(table: dict, path: list[str]) -> str:
+    subtables = {k: v for k, v in table.items() if isinstance(v, dict) and not _is_inline(v)}
+    lines = [f"[{'.'.join(_toml_key(p) for p in path)}]"] if path else []
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items() if k not in subtables]
+    text = "\n".join(lines) + "\n"
+    for k, v in subtables.items():
+        text += "\n" + _toml_section(v, [*path, k])
+    return text
 
 
 # ---------------------------------------------------------------- loading

@@ -85,3 +85,20 @@ def test_killed_run_leaves_no_folder_readers_accept(tmp_path):
     proc.communicate(timeout=60)
     with pytest.raises(ResultsError):
         read_results(out)
+
+
+def test_invariant_check_names_the_broken_path():
+    from simulator.config import load_config
+    from simulator.engine import InvariantError, check_invariants, simulate
+
+    sim = simulate(load_config(), 50, seed=1)
+    col = sim.params.index("funding.initial_cash")
+    check_invariants(sim.theta, sim.annual, sim.scalars, col, 1000)  # a correct chunk passes
+    broken = sim.scalars.copy()
+    broken[17, 0] += 0.01  # cash_end off by $10M
+    with pytest.raises(InvariantError, match="path 1017: cash identity"):
+        check_invariants(sim.theta, sim.annual, broken, col, 1000)
+    nan = sim.annual.copy()
+    nan[3, 0, 2] = float("nan")
+    with pytest.raises(InvariantError, match="path 1003: non-finite"):
+        check_invariants(sim.theta, nan, sim.scalars, col, 1000)

@@ -1,0 +1,123 @@
+"""Every bad input the simulator is tried with, and what its message must say.
+
+Each case is a scenario file that extends the base config with ``toml`` (if any) and the
+command-line arguments ``args`` ({config} and {out} are filled in). ``tests/test_bad_inputs.py``
+runs every case; ``docs/make_reliability.py`` turns the list into the table of docs/reliability.md.
+"""
+
+from dataclasses import dataclass
+
+from click.testing import CliRunner
+
+from simulator.cli import main
+from simulator.config import DEFAULT_CONFIG
+
+
+@dataclass(frozen=True)
+class Case:
+    what: str
+    toml: str = ""
+    args: tuple = ("run", "{config}", "-n", "100", "-q", "--out", "{out}")
+    expect: str = ""  # the message must contain this
+    standalone: bool = False  # the file is ``toml`` alone (no extends of the base config)
+
+
+VALIDATE = ("validate", "{config}")
+
+CASES = [
+    Case("missing key", 'name = "incomplete"\n[competition]\nintensity = 0.1\n', VALIDATE,
+         "revenue: missing required key", standalone=True),
+    Case("unknown key", "[funding]\nmin_cahs = 15\n", VALIDATE, "funding.min_cahs: unknown key"),
+    Case("unknown key inside a distribution",
+         '[compute]\nprice_drift = { dist = "normal", mean = 0.1, sd = 0.1, sigma = 1 }\n', VALIDATE,
+         "compute.price_drift.sigma: unknown key"),
+    Case("unknown distribution", '[compute]\nprice_drift = { dist = "gamma", k = 2 }\n', VALIDATE,
+         "expected a number or a table with dist = one of"),
+    Case("wrong type", '[funding]\nmin_cash = "ten"\n', VALIDATE, "funding.min_cash"),
+    Case("negative volatility", "[revenue.consumer]\nsigma = -0.1\n", VALIDATE,
+         "revenue.consumer.sigma = -0.1: expected a value in [0, inf]"),
+    Case("zero half-life", "[revenue.consumer]\nhalf_life = 0\n", VALIDATE,
+         "revenue.consumer.half_life = 0: expected a value in (0, inf]"),
+    Case("volatility that can go negative",
+         '[revenue.consumer]\nsigma = { dist = "normal", mean = 0.1, sd = 0.1 }\n', VALIDATE,
+         "add lower/upper truncation bounds"),
+    Case("p5 above p95", '[compute]\nusage_drift = { dist = "normal", p5 = 0.3, p95 = 0.1 }\n', VALIDATE,
+         "p5 (0.3) must be below p95 (0.1)"),
+    Case("p5 equal to p95", '[compute]\nusage_drift = { dist = "normal", p5 = 0.2, p95 = 0.2 }\n', VALIDATE,
+         "p5 (0.2) must be below p95 (0.2)"),
+    Case("probability above 1", "[funding.scheduled.ipo]\nprobability = 1.5\n", VALIDATE,
+         "funding.scheduled.ipo.probability = 1.5"),
+    Case("fraction outside [0, 1]", "[revenue.ads]\ncompetition_exposure = 1.2\n", VALIDATE,
+         "revenue.ads.competition_exposure = 1.2: expected a value in [0, 1]"),
+    Case("correlation not symmetric",
+         '[shocks]\nnames = ["revenue.consumer", "market"]\nmatrix = [[1, 0.2], [0.3, 1]]\n', VALIDATE,
+         "not symmetric"),
+    Case("correlation not positive definite",
+         '[shocks]\nnames = ["revenue.consumer", "revenue.enterprise", "market"]\n'
+         "matrix = [[1, 0.9, 0.9], [0.9, 1, -0.9], [0.9, -0.9, 1]]\n", VALIDATE, "not positive definite"),
+    Case("correlation of the wrong size",
+         '[shocks]\nnames = ["revenue.consumer", "market"]\nmatrix = [[1, 0.2, 0], [0.2, 1, 0]]\n', VALIDATE,
+         "matrix must be 2x2"),
+    Case("correlation naming an unknown variable",
+         '[parameter_correlation]\nnames = ["compute.price_drfit", "compute.usage_drift"]\n'
+         "matrix = [[1, -0.5], [-0.5, 1]]\n", VALIDATE, "unknown name 'compute.price_drfit'"),
+    Case("schedule with a missing year", "", ("validate", "{config}", "--set",
+                                               "training.plan={ 2026 = 14, 2027 = 32, 2029 = 55, 2030 = 60 }"),
+         "training.plan: expected one value for each year 2026..2030, missing 2028"),
+    Case("NaN value", "[costs]\ncash_interest = nan\n", VALIDATE, "costs.cash_interest"),
+    Case("infinite value", "[funding]\ninitial_cash = inf\n", VALIDATE, "funding.initial_cash"),
+    Case("extends a missing file", 'extends = "nowhere.toml"\n', VALIDATE, "no such file"),
+    Case("extends itself", 'extends = "{self}"\n', VALIDATE, "extends forms a cycle"),
+    Case("not TOML", "[funding\n", VALIDATE, "not valid TOML"),
+    Case("--set on a key that does not exist", "",
+         ("run", "{config}", "-n", "100", "-q", "--out", "{out}", "--set", "funding.min_cahs=15"),
+         "--set funding.min_cahs: no such key"),
+    Case("--set with a value of the wrong type", "",
+         ("run", "{config}", "-n", "100", "-q", "--out", "{out}", "--set", "funding.credit.limit=lots"),
+         "funding.credit.limit"),
+    Case("--set without a value", "", ("run", "{config}", "-n", "100", "--set", "funding.min_cash"),
+         "expected KEY=VALUE"),
+    Case("zero paths", "", ("run", "{config}", "-n", "0", "-q", "--out", "{out}"),
+         "n_paths = 0: expected a positive number of paths"),
+    Case("negative seed", "", ("run", "{config}", "-n", "10", "--seed", "-1", "-q", "--out", "{out}"),
+         "seed = -1"),
+    Case("zero threads", "", ("run", "{config}", "-n", "10", "--threads", "0", "-q", "--out", "{out}"),
+         "threads = 0"),
+    Case("zero chunk size", "", ("run", "{config}", "-n", "10", "--chunk-size", "0", "-q", "--out", "{out}"),
+         "--chunk-size 0: expected a positive number of paths"),
+    Case("bad --keep-paths", "", ("run", "{config}", "-n", "10", "--keep-paths", "most", "-q", "--out", "{out}"),
+         "expected all, none or sample:N"),
+    Case("output folder exists", "", ("run", "{config}", "-n", "10", "-q", "--out", "{existing}"),
+         "folder exists and is not empty; use --force"),
+    Case("output path is a file", "", ("run", "{config}", "-n", "10", "-q", "--out", "{config}"),
+         "exists and is not a folder"),
+    Case("output folder not writable", "", ("run", "{config}", "-n", "10", "-q", "--out", "/proc/simulator-results"),
+         "cannot write results there"),
+    Case("more per-path rows than the disk holds", "",
+         ("run", "{config}", "-n", "1000000000000", "--keep-paths", "all", "-q", "--out", "{out}"),
+         "per-path rows need about"),
+    Case("config file missing", "", ("validate", "{missing}"), "config file not found"),
+    Case("show a folder with no finished run", "", ("show", "{out_empty}"), "no manifest.json"),
+    Case("replay a path the run does not have", "", ("replay", "{existing}", "--path", "999"),
+         "the run has path ids 0..9"),
+]
+
+
+def run_case(case, tmp_path):
+    """Run one case in the folder ``tmp_path``; returns click's Result."""
+    config = tmp_path / "scenario.toml"
+    toml = case.toml.replace("{self}", config.name)
+    standalone = case.standalone or "extends" in toml
+    config.write_text(toml if standalone else f'extends = "{DEFAULT_CONFIG}"\n{toml}')
+    existing = tmp_path / "existing"
+    if any("{existing}" in a for a in case.args):
+        assert CliRunner().invoke(main, ["run", "-n", "10", "-q", "--out", str(existing)]).exit_code == 0
+    (tmp_path / "empty").mkdir()
+    fill = {"config": str(config), "out": str(tmp_path / "out"), "existing": str(existing),
+            "missing": str(tmp_path / "missing.toml"), "out_empty": str(tmp_path / "empty")}
+    args = list(case.args)
+    for key, value in fill.items():
+        args = [a.replace("{" + key + "}", value) for a in args]
+    return CliRunner().invoke(main, args)
+
+
