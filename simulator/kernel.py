@@ -123,11 +123,19 @@ def next_normal(state):
 
 
 @njit(inline="always", **_jit)
-def fill_normals(state, out, n):
-    """Fill ``out[:n]`` with standard normals."""
+def fill_normals(state, out, n, sign):
+    """Fill ``out[:n]`` with standard normals, times ``sign`` (-1 for an antithetic partner)."""
     for i in range(n):
-        state, out[i] = next_normal(state)
+        state, z = next_normal(state)
+        out[i] = sign * z
     return state
+
+
+@njit(inline="always", **_jit)
+def draw_uniform(state, mirror):
+    """A uniform, mirrored to 1 - u for an antithetic partner."""
+    state, u = next_uniform(state)
+    return state, (1.0 - u) if mirror else u
 
 
 @njit(inline="always", **_jit)
@@ -212,7 +220,7 @@ SEG_SCRATCH = 15
 
 
 @njit(**_jit)
-def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
+def simulate_path(seed, path_id, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                   seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                   theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
@@ -229,10 +237,15 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
     n_ev = ev_start.shape[0]
     n_ch = chol_shock.shape[0]
     ev0 = N_GLOBAL + SEGMENT_WIDTH * n_seg
-    state = path_key(seed, path_id)
+    # Antithetic pairs: path 2k+1 replays the stream of path 2k with every normal negated and every
+    # uniform mirrored (u -> 1 - u). The ziggurat's rejections depend on |z| only, so the
+    # partner's normals are exactly -z.
+    mirror = antithetic and path_id % 2 == 1
+    sign = -1.0 if mirror else 1.0
+    state = path_key(seed, path_id - 1 if mirror else path_id)
 
     # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
-    state = fill_normals(state, z, n_drawn)
+    state = fill_normals(state, z, n_drawn, sign)
     correlate_sparse(chol_param, chol_first, z, zc, n_drawn)
     for k in range(n_par):
         d = drawn_slot[k]
@@ -244,9 +257,9 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
 
     # 2. Scheduled raises: closing time within the window and the closing draw.
     for e in range(n_ev):
-        state, u = next_uniform(state)
+        state, u = draw_uniform(state, mirror)
         ev_time[e] = ev_start[e] + u * (ev_end[e] - ev_start[e])
-        state, u = next_uniform(state)
+        state, u = draw_uniform(state, mirror)
         ev_u[e] = u
         ev_state[e] = 0  # 0 pending, 1 closed, 2 failed
         ev_paid[e] = 0
@@ -333,13 +346,13 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
 
         # Shocks of the step: the channels' increments, then for each segment the step's average of
         # its Brownian bridge (so the revenue of a long step has the variance of the continuous model).
-        state = fill_normals(state, eps, n_ch)
+        state = fill_normals(state, eps, n_ch, sign)
         correlate(chol_shock, eps, epsc, n_ch)
-        state = fill_normals(state, eps, n_seg)
+        state = fill_normals(state, eps, n_seg, sign)
         correlate(chol_shock, eps, bridge, n_seg)
         # Event counts are Poisson per step; MODEL.md's Bernoulli(1 - exp(-lambda dt)) is "count >= 1".
-        state, u_comp = next_uniform(state)
-        state, u_supply = next_uniform(state)
+        state, u_comp = draw_uniform(state, mirror)
+        state, u_supply = draw_uniform(state, mirror)
         n_comp, when_comp = poisson_count(u_comp, mean_comp, none_comp)
         n_supply, when_supply = poisson_count(u_supply, mean_supply, none_supply)
 
@@ -419,7 +432,7 @@ def simulate_path(seed, path_id, spy, n_years, tables, drawn_slot, z_min, z_step
 
         # Contingent raise: a yearly success probability, spread over the step. Its uniform is drawn
         # every step, used or not, so two configs share every later random number (common random numbers).
-        state, u_raise = next_uniform(state)
+        state, u_raise = draw_uniform(state, mirror)
         burn1 = max(0.0, -ring_sum)
         if (n_raises < max_raises and t1 - last_raise >= theta[P_COOLDOWN] - 1e-9
                 and cash < min_cash + theta[P_LOOKAHEAD] * burn1):
@@ -498,7 +511,7 @@ def launch_step(seg, s, start, t1, eps, bridge, n_comp, when_comp, jump_comp):
 
 
 @njit(parallel=True, **_jit)
-def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
+def simulate_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                    seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                    ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                    theta_out, annual, scalars):
@@ -529,7 +542,7 @@ def simulate_block(seed, path_start, spy, n_years, tables, drawn_slot, z_min, z_
         ev_state = np.empty(n_ev, np.int64)
         ev_paid = np.empty(n_ev, np.int64)
         for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
-            simulate_path(seed, path_start + i, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
+            simulate_path(seed, path_start + i, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                           seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                           ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                           theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,

@@ -16,6 +16,7 @@ from .distributions import Z_GRID
 class ModelInputs:
     """Everything ``kernel.simulate_block`` needs besides the seed and the path range."""
 
+    antithetic: bool          # path 2k+1 mirrors the random numbers of path 2k
     spy: int
     n_years: int
     tables: np.ndarray        # (n_params, Z_POINTS) quantile tables
@@ -95,7 +96,7 @@ def build_inputs(config: Config) -> ModelInputs:
     tables = np.stack([params[k].table() for k in order])
     drawn_slot = np.array([drawn.index(k) if k in drawn else -1 for k in order], dtype=np.int64)
 
-    rank_corr = config.parameter_correlation.full(drawn)
+    rank_corr = config.parameter_correlation.full(drawn, set(order) - set(drawn))
     # Spearman rank correlation -> the Pearson correlation of the Gaussian copula.
     pearson = 2.0 * np.sin(np.pi * rank_corr / 6.0)
     chol_param = _cholesky(pearson, "parameter_correlation")
@@ -108,6 +109,7 @@ def build_inputs(config: Config) -> ModelInputs:
     ev_start = [config.years_from_start(e.date or e.window[0]) for e in events]
     ev_end = [config.years_from_start(e.date or e.window[1]) for e in events]
     return ModelInputs(
+        antithetic=config.simulation.antithetic,
         spy=spy,
         n_years=len(years),
         tables=np.ascontiguousarray(tables),

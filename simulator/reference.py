@@ -26,10 +26,19 @@ def mix64(z: int) -> int:
 
 
 class Stream:
-    """The random numbers of one path: SplitMix64 keyed by (seed, path_id)."""
+    """The random numbers of one path: SplitMix64 keyed by (seed, path_id).
 
-    def __init__(self, seed: int, path_id: int):
+    ``mirror`` gives an antithetic partner's numbers: normals negated, uniforms 1 - u.
+    """
+
+    def __init__(self, seed: int, path_id: int, mirror: bool = False):
         self.state = mix64((mix64(seed ^ 0x5DEECE66D2B7E151) + path_id * GOLDEN) & MASK)
+        self.mirror = mirror
+
+    def draw(self) -> float:
+        """A model uniform (mirrored for a partner)."""
+        u = self.uniform()
+        return 1.0 - u if self.mirror else u
 
     def bits53(self) -> int:
         self.state = (self.state + GOLDEN) & MASK
@@ -57,7 +66,8 @@ class Stream:
                 return sign * x
 
     def normals(self, n: int) -> list[float]:
-        return [self.normal() for _ in range(n)]
+        """Model normals (negated for a partner)."""
+        return [-self.normal() if self.mirror else self.normal() for _ in range(n)]
 
 
 def lower_times(chol: np.ndarray, z: list[float]) -> list[float]:
@@ -102,7 +112,8 @@ def exp_small(w: float) -> float:
 
 def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     """One path: drawn parameters, yearly totals, end-of-run figures and the per-step trace."""
-    rng = Stream(seed, path_id)
+    mirror = m.antithetic and path_id % 2 == 1
+    rng = Stream(seed, path_id - 1 if mirror else path_id, mirror)
     n_seg = len(m.seg_launch)
     n_drawn = m.chol_param.shape[0]
 
@@ -117,8 +128,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
 
     events = []
     for e in range(len(m.ev_start)):
-        when = m.ev_start[e] + rng.uniform() * (m.ev_end[e] - m.ev_start[e])
-        events.append({"time": when, "u": rng.uniform(), "status": "pending", "paid": 0})
+        when = m.ev_start[e] + rng.draw() * (m.ev_end[e] - m.ev_start[e])
+        events.append({"time": when, "u": rng.draw(), "status": "pending", "paid": 0})
 
     dt = 1.0 / m.spy
     run_rate = [seg[0] for seg in segments]
@@ -140,8 +151,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
 
         eps = lower_times(m.chol_shock, rng.normals(m.chol_shock.shape[0]))
         bridge = lower_times(m.chol_shock[:n_seg, :n_seg], rng.normals(n_seg))
-        competition, when_comp = poisson(rng.uniform(), lam_comp * dt)
-        supply_shocks, when_supply = poisson(rng.uniform(), lam_supply * dt)
+        competition, when_comp = poisson(rng.draw(), lam_comp * dt)
+        supply_shocks, when_supply = poisson(rng.draw(), lam_supply * dt)
 
         revenue = 0.0
         for s, (r0, g0, ginf, half_life, sigma, exposure) in enumerate(segments):
@@ -199,7 +210,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
                 ev["paid"] += 1
 
         burn_end = max(0.0, -sum(trailing_fcf))
-        u = rng.uniform()  # drawn every step, used or not
+        u = rng.draw()  # drawn every step, used or not
         if n_raises < m.max_raises and t1 - last_raise >= cooldown - 1e-9 and cash < min_cash + lookahead * burn_end:
             p_year = 1 / (1 + math.exp(-(a + b * math.log(ratio_end) + c * market)))
             if u < 1 - (1 - p_year) ** dt:

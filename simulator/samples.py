@@ -23,9 +23,11 @@ GRID_CELLS = 1 << 14    # cells of the lookup grid that finds a value's bin
 
 
 class SortedSample:
-    """Every value of the variable, sorted."""
+    """Every value of the variable, sorted; ``paired`` (antithetic runs) keeps the path order too,
+    for standard errors from pair averages."""
 
-    def __init__(self, values: np.ndarray):
+    def __init__(self, values: np.ndarray, paired: bool = False):
+        self.values = values if paired else None
         self.sorted = np.sort(values)
         self.n = self.sorted.size
         self.total = float(np.sum(values))

@@ -34,10 +34,29 @@ class Estimate(NamedTuple):
         return Estimate(offset + sign * self.value, self.stderr, lo, hi)
 
 
-def probability(hits: np.ndarray) -> Estimate:
-    n = hits.size
-    p = float(np.count_nonzero(hits)) / n
-    return wilson(p, n)
+def paired_probability(hits: int, both: int, n: int) -> Estimate:
+    """P(event) from an antithetic run: ``both`` pairs (paths 2k, 2k+1) have the event twice.
+
+    The pair average Y = (a + b) / 2 has sum of squares (hits + 2 both) / 4; Var(p) = Var(Y) / (n/2).
+    The Wilson interval uses the effective sample size p(1-p) / Var(p).
+    """
+    p, m = hits / n, n // 2
+    var = max(0.0, (hits + 2 * both) / 4 / m - p * p) / m
+    if var == 0.0:
+        return wilson(p, n)._replace(stderr=0.0)
+    e = wilson(p, max(1, round(p * (1 - p) / var)))
+    return e._replace(stderr=math.sqrt(var))
+
+
+def _pair_se(influence: np.ndarray) -> float:
+    """Standard error of a statistic whose influence values are ``influence`` (path order), when
+    paths 2k and 2k+1 are an antithetic pair: the spread of the pair averages."""
+    pairs = 0.5 * (influence[0::2] + influence[1::2])
+    return float(np.std(pairs, ddof=1) / math.sqrt(pairs.size))
+
+
+def _paired(sample) -> bool:
+    return getattr(sample, "values", None) is not None
 
 
 def wilson(p: float, n: int) -> Estimate:
@@ -59,10 +78,19 @@ def quantile_ranks(n: int, q: float) -> tuple[int, int, int]:
 
 
 def quantile(sample, q: float) -> Estimate:
-    """The q-quantile (inverse empirical CDF) with its order-statistic 95% interval."""
+    """The q-quantile (inverse empirical CDF) with its order-statistic 95% interval.
+
+    For antithetic pairs the interval is scaled by the ratio of the paired to the independent
+    standard error, from the influence function (q - 1[x <= Q]) / f(Q)."""
     point, low, high = quantile_ranks(sample.n, q)
     lo, hi = sample.value_at(low), sample.value_at(high)
-    return Estimate(sample.value_at(point), (hi - lo) / (2 * Z95), lo, hi)
+    value, se = sample.value_at(point), (hi - lo) / (2 * Z95)
+    if _paired(sample) and se > 0:
+        inv_density = se * math.sqrt(sample.n) / math.sqrt(q * (1 - q))
+        se_pairs = _pair_se((q - (sample.values <= value)) * inv_density)
+        ratio = se_pairs / se
+        lo, hi, se = value - ratio * (value - lo), value + ratio * (hi - value), se_pairs
+    return Estimate(value, se, lo, hi)
 
 
 def quantile_rank_error(sample, q: float) -> float:
@@ -74,7 +102,7 @@ def mean(sample) -> Estimate:
     n = sample.n
     m = sample.total / n
     var = max(0.0, (sample.total_sq - n * m * m) / (n - 1)) if n > 1 else math.nan
-    se = math.sqrt(var / n)
+    se = _pair_se(sample.values - m) if _paired(sample) else math.sqrt(var / n)
     return Estimate(m, se, m - Z95 * se, m + Z95 * se)
 
 
@@ -85,6 +113,9 @@ def upper_expected_shortfall(sample, tail: float = 0.05) -> Estimate:
     es, tail_var = sample.top_moments(k)
     var_at_risk = sample.value_at(n - k)
     se = math.sqrt((tail_var + (1 - tail) * (es - var_at_risk) ** 2) / (n * tail))
+    if _paired(sample):  # influence function of the upper-tail mean
+        x = sample.values
+        se = _pair_se(np.where(x > var_at_risk, x - var_at_risk, 0.0) / tail + var_at_risk - es)
     return Estimate(es, se, es - Z95 * se, es + Z95 * se)
 
 
@@ -98,5 +129,8 @@ def mean_minus_quantile(sample, q: float) -> Estimate:
     count_below, sum_below = sample.below(qe.value)
     cov = -(sum_below / n - m.value * count_below / n) * inv_density / n
     se = math.sqrt(max(m.stderr ** 2 + qe.stderr ** 2 - 2 * cov, 0.0))
+    if _paired(sample):  # influence of the mean minus that of the quantile
+        x = sample.values
+        se = _pair_se((x - m.value) - (q - (x <= qe.value)) * inv_density)
     value = m.value - qe.value
     return Estimate(value, se, value - Z95 * se, value + Z95 * se)

@@ -42,24 +42,35 @@ def variables(config, annual: np.ndarray, scalars: np.ndarray) -> dict[str, np.n
     return out
 
 
+PAIRS = ":both"  # suffix of the count of antithetic pairs in which both paths have the event
+
+
 def event_counts(config, spy: int, annual: np.ndarray, scalars: np.ndarray) -> dict[str, int]:
-    """Number of paths meeting each probability metric's event (integers: exact in any chunking)."""
+    """Number of paths meeting each probability metric's event (integers: exact in any chunking);
+    for antithetic runs also the number of pairs (paths 2k, 2k+1) where both do."""
     end = config.simulation.end_year
     fcf, rev = annual[:, kernel.A_FCF], annual[:, kernel.A_REV]
     first_sf = scalars[:, kernel.S_FIRST_SHORTFALL]
-    counts = {f"p_fcf_positive_{end}": np.count_nonzero(fcf[:, -1] > 0)}
+    counts = {f"p_fcf_positive_{end}": fcf[:, -1] > 0}
     for i, y in enumerate(config.years):
-        counts[f"p_shortfall_by_{y}"] = np.count_nonzero((first_sf >= 0) & (first_sf < (i + 1) * spy))
-    counts[f"p_revenue_{end}_at_least_plan"] = np.count_nonzero(rev[:, -1] >= config.plan.revenue[str(end)])
+        counts[f"p_shortfall_by_{y}"] = (first_sf >= 0) & (first_sf < (i + 1) * spy)
+    counts[f"p_revenue_{end}_at_least_plan"] = rev[:, -1] >= config.plan.revenue[str(end)]
     compute_total = annual[:, kernel.A_COMPUTE].sum(axis=1)
-    counts[f"p_compute_spend_within_{config.plan.compute_total:g}"] = np.count_nonzero(
-        compute_total <= config.plan.compute_total)
-    return {k: int(v) for k, v in counts.items()}
+    counts[f"p_compute_spend_within_{config.plan.compute_total:g}"] = compute_total <= config.plan.compute_total
+    out = {k: int(np.count_nonzero(v)) for k, v in counts.items()}
+    if config.simulation.antithetic:
+        out.update({k + PAIRS: int(np.count_nonzero(v[0::2] & v[1::2])) for k, v in counts.items()})
+    return out
 
 
 def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -> pd.DataFrame:
     """One row per metric: value, stderr, ci_low, ci_high (see :mod:`simulator.stats`)."""
-    rows: dict[str, stats.Estimate] = {name: stats.wilson(hits / n_paths, n_paths) for name, hits in counts.items()}
+    rows: dict[str, stats.Estimate] = {}
+    for name, hits in counts.items():
+        if name.endswith(PAIRS):
+            continue
+        rows[name] = (stats.paired_probability(hits, counts[name + PAIRS], n_paths) if name + PAIRS in counts
+                      else stats.wilson(hits / n_paths, n_paths))
     for var in ("revenue", "fcf", "gross_margin", "cash"):
         for y in config.years:
             for q in QUANTILES:

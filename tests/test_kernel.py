@@ -88,7 +88,7 @@ def test_normals_pass_a_ks_test_and_have_unit_moments():
     @njit
     def normals(n):
         out = np.empty(n)
-        kernel.fill_normals(kernel.path_key(np.uint64(1), 0), out, n)
+        kernel.fill_normals(kernel.path_key(np.uint64(1), 0), out, n, 1.0)
         return out
 
     n = 200_000
@@ -104,3 +104,29 @@ def test_streams_of_neighbouring_paths_are_uncorrelated(base_raw):
     x = sim.theta[:, 0]
     r = np.corrcoef(x[:-1], x[1:])[0, 1]
     assert abs(r) < 4 / math.sqrt(len(x))
+
+
+@pytest.mark.parametrize("name", ["base", "eventful"])
+def test_antithetic_kernel_matches_reference(base_raw, name):
+    for section, key, value in SCENARIOS[name]:
+        base_raw[section][key] = value
+    base_raw["simulation"]["antithetic"] = True
+    cfg = validate(base_raw)
+    inputs, theta, annual, scalars = kernel_paths(cfg, seed=99, first=1000, n=12)
+    for i in range(12):
+        ref = reference.simulate_path(inputs, 99, 1000 + i)
+        for v, var in enumerate(kernel.ANNUAL_VARS):
+            np.testing.assert_allclose(annual[i, v], ref["annual"][var], rtol=1e-10, atol=1e-9, err_msg=var)
+        np.testing.assert_allclose(theta[i], ref["theta"], rtol=1e-13)
+
+
+def test_antithetic_partner_mirrors_the_normal_scores(base_raw):
+    """Parameters with a normal distribution sit symmetrically around their mean in each pair."""
+    base_raw["simulation"]["antithetic"] = True
+    cfg = validate(base_raw)
+    _, theta, _, _ = kernel_paths(cfg, seed=3, first=0, n=10)
+    col = model.drawn_parameters(cfg).index("training.revenue_elasticity")  # normal, mean 1.0
+    np.testing.assert_allclose(theta[0::2, col] + theta[1::2, col], 2.0, rtol=1e-12)
+    plain = kernel_paths(validate({**base_raw, "simulation": {**base_raw["simulation"], "antithetic": False}}),
+                         seed=3, first=0, n=10)[1]
+    assert np.array_equal(plain[0::2], theta[0::2])  # even paths are the plain ones

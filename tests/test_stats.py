@@ -33,7 +33,8 @@ def coverage(estimate, truth, sampler, rng):
 
 
 def test_probability_interval_coverage(rng):
-    assert LOW <= coverage(stats.probability, 0.03, lambda r: r.random(2000) < 0.03, rng) <= HIGH
+    assert LOW <= coverage(lambda hits: stats.wilson(hits.mean(), hits.size), 0.03,
+                           lambda r: r.random(2000) < 0.03, rng) <= HIGH
 
 
 @pytest.mark.parametrize("q", [0.05, 0.5, 0.95])
