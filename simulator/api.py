@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import platform
 import shutil
@@ -28,6 +29,16 @@ class RunInterrupted(ResultsError):
     """The run stopped on request; its progress is saved and ``--resume`` continues it."""
 
 
+def keep_option(kept: int, n_paths: int) -> str:
+    """The --keep-paths value that keeps ``kept`` of ``n_paths`` rows."""
+    return "all" if kept == n_paths else "none" if kept == 0 else f"sample:{kept}"
+
+
+def largest_se(counts: dict[str, int], n: int) -> float:
+    """Largest binomial standard error among the probability metrics."""
+    return max(math.sqrt(k / n * (1 - k / n) / n) for k in counts.values())
+
+
 def check_room(out: Path, config: Config, rows: int) -> None:
     """Refuse a run whose kept per-path rows would not fit in memory or on the disk, before starting it."""
     row_bytes = 8 * (len(drawn_parameters(config)) + len(config.years) * len(ANNUAL_VARS) + len(SCALAR_VARS))
@@ -45,7 +56,8 @@ def check_room(out: Path, config: Config, rows: int) -> None:
 
 def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
         threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: str | int | None = None,
-        force: bool = False, resume: bool = False, should_stop: Callable[[], bool] | None = None,
+        target_se: float | None = None, force: bool = False, resume: bool = False,
+        should_stop: Callable[[], bool] | None = None,
         progress: Callable[[int], None] | None = None, command: str | None = None) -> Results:
     """Simulate ``n_paths`` paths of ``config`` and summarise them.
 
@@ -61,6 +73,10 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         Folder to write the Parquet files to (nothing is written when omitted).
     threads, chunk_size : int, optional
         Execution settings; they never change the results.
+    target_se : float, optional
+        Stop early, at the first multiple of 65,536 paths where the standard error of every
+        probability metric is at most this; ``n_paths`` is then the maximum. The result equals a
+        run of the path count reached with the same ``keep_paths``.
     resume : bool
         Continue the interrupted run saved in ``out`` (same config, seed, path count, keep_paths);
         the files are bit-identical to an uninterrupted run's.
@@ -93,14 +109,20 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
             if progress is not None:
                 progress(state.next_id)
     started = time.perf_counter()
+    if target_se is not None and not target_se > 0:
+        raise ValueError(f"--target-se {target_se}: expected a positive standard error")
     try:
         sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, progress=progress,
-                       state=state, should_stop=should_stop)
+                       state=state, should_stop=should_stop,
+                       precise_enough=None if target_se is None else lambda c, n: largest_se(c, n) <= target_se)
     except Interrupted as stop:
         stop.state.save(out / RESUME_DIR)
+        again = (f"{command or 'simulator run CONFIG'} --seed {seed} --paths {n_paths} "
+                 f"--keep-paths {keep_option(stop.state.identity['kept'], n_paths)}"
+                 + (f" --target-se {target_se}" if target_se is not None else ""))
         raise RunInterrupted(f"interrupted after {stop.state.next_id:,} of {n_paths:,} paths; progress saved in "
-                             f"{out / RESUME_DIR}; continue with: {command or 'simulator run ...'} "
-                             f"--out {out} --resume") from None
+                             f"{out / RESUME_DIR}; continue with: {again} --out {out} --resume") from None
+    max_paths, n_paths = n_paths, sim.n_paths
     paths = paths_table(sim)
     summary = summary_frame(config, n_paths, sim.counts, sim.samples)
     by_year = by_year_frame(config, sim.samples)
@@ -113,10 +135,14 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         "config_name": config.name,
         "config_hash": config.digest(),
         "paths_kept": len(paths),
+        "keep_paths": keep_option(len(paths), n_paths),
+        "precision": {"target_se": target_se, "max_paths": max_paths if target_se is not None else None,
+                      "largest_probability_se": largest_se(sim.counts, n_paths)},
         "quantiles": "exact order statistics" if sim.exact else "streamed histograms",
         "quantile_rank_error_max": max_rank_error(sim.samples),
         "config": config.resolved(),
-        "reproduce": command or f"simulator run CONFIG.json --paths {n_paths} --seed {seed}",
+        "reproduce": f"{command or 'simulator run CONFIG.json'} --seed {seed} --paths {n_paths} "
+                     f"--keep-paths {keep_option(len(paths), n_paths)}",
         # Everything under "runtime" describes how the run was executed, never what it computed.
         "runtime": {
             "threads": threads or numba.get_num_threads(),

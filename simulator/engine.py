@@ -157,10 +157,14 @@ def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | N
                     np.empty((n_keep, len(kernel.SCALAR_VARS))))
 
 
+CHECK_EVERY = 1 << 16  # auto-stop decides only at multiples of this many paths
+
+
 def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAULT_CHUNK,
              threads: int | None = None, keep_paths: str | int | None = None,
              progress: Callable[[int], None] | None = None, state: RunState | None = None,
-             should_stop: Callable[[], bool] | None = None) -> Simulation:
+             should_stop: Callable[[], bool] | None = None,
+             precise_enough: Callable[[dict[str, int], int], bool] | None = None) -> Simulation:
     """Simulate paths ``0 .. n_paths - 1`` chunk by chunk.
 
     With every row kept, summaries use exact order statistics. Otherwise each chunk feeds integer
@@ -171,6 +175,11 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
     ``state`` continues an interrupted run (see ``RunState``). ``should_stop()`` is asked after
     each chunk; when it answers True the run raises ``Interrupted`` carrying its state.
     Every chunk is checked for the accounting invariants (``InvariantError``).
+
+    ``precise_enough(counts, n)`` makes ``n_paths`` a maximum: it is asked at every multiple of
+    ``CHECK_EVERY`` paths (past the histograms' pilot and the kept rows) and the run stops at the first ``n`` where
+    it answers True. Chunks are split at those points, so where a run stops does not depend on
+    the chunk size, and the result equals a run of exactly ``n`` paths with the same keep_paths.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size = {chunk_size}: expected a positive number of paths")
@@ -179,6 +188,13 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
     inputs = build_inputs(config)
     params = drawn_parameters(config)
     streaming = n_keep < n_paths
+    if config.simulation.antithetic:
+        if n_paths % 2:
+            raise ValueError(f"n_paths = {n_paths}: an antithetic run needs an even number of paths")
+        if streaming:
+            raise ValueError("an antithetic run keeps every path's row (--keep-paths all): its standard errors "
+                             "come from the pairs")
+        chunk_size += chunk_size % 2  # pairs never straddle two chunks
     width = min(chunk_size, n_paths)
     buffers = (np.empty((width, len(params))), np.empty((width, len(kernel.ANNUAL_VARS), inputs.n_years)),
                np.empty((width, len(kernel.SCALAR_VARS))))
@@ -187,8 +203,11 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
     args = inputs.kernel_args()
     start_time = time.perf_counter()
     with thread_count(threads):
-        for lo in range(state.next_id, n_paths, chunk_size):
+        lo = state.next_id
+        while lo < n_paths:
             hi = min(lo + chunk_size, n_paths)
+            if precise_enough is not None:
+                hi = min(hi, (lo // CHECK_EVERY + 1) * CHECK_EVERY)
             theta, annual, scalars = (b[:hi - lo] for b in buffers)
             kernel.simulate_block(np.uint64(seed), lo, *args, theta, annual, scalars)
             check_invariants(theta, annual, scalars, initial_cash, lo)
@@ -202,12 +221,20 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
             state.next_id = hi
             if progress is not None:
                 progress(hi - lo)
+            if (precise_enough is not None and hi % CHECK_EVERY == 0 and hi < n_paths
+                    and (not streaming or hi >= max(pilot_end, n_keep + 1)) and precise_enough(state.counts, hi)):
+                n_paths = hi
+                break
             if should_stop is not None and hi < n_paths and should_stop():
                 raise Interrupted(state)
+            lo = hi
+    n_kept = min(n_keep, n_paths)  # an early stop in exact mode keeps fewer rows
+    state.theta, state.annual, state.scalars = state.theta[:n_kept], state.annual[:n_kept], state.scalars[:n_kept]
     if streaming:
         samples = state.acc.finish()
     else:
-        samples = {k: SortedSample(v) for k, v in variables(config, state.annual, state.scalars).items()}
+        paired = config.simulation.antithetic
+        samples = {k: SortedSample(v, paired) for k, v in variables(config, state.annual, state.scalars).items()}
     return Simulation(config, seed, n_paths, inputs, params, state.theta, state.annual, state.scalars,
                       state.counts, samples, time.perf_counter() - start_time)
 
