@@ -107,7 +107,7 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
 
 
 SCALE_SNIPPET = """
-import resource, sys, time, json, numba
+import sys, time, json, numba
 from simulator import load_config
 from simulator.engine import simulate
 n, threads = int(sys.argv[1]), int(sys.argv[2])
@@ -117,8 +117,9 @@ simulate(cfg, 1000, 1, keep_paths="none")
 start = time.perf_counter()
 sim = simulate(cfg, n, 7, keep_paths="none")
 seconds = time.perf_counter() - start
-print(json.dumps({"n": n, "threads": threads, "seconds": seconds,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM: this process's peak resident memory (ru_maxrss would carry the parent's over fork/exec).
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"n": n, "threads": threads, "seconds": seconds, "peak_rss_mib": peak / 1024}))
 """
 
 

@@ -98,12 +98,20 @@ def main():
                    "row, quantiles carry a rank error (recorded in the metadata).")
 @set_option
 @click.option("--force", is_flag=True, help="Replace the results in an existing output folder.")
+@click.option("--target-se", type=float, default=None,
+              help="Stop when every probability's standard error is at most this (checked every 65,536 "
+                   "paths); --max-paths is then the limit and --paths is not used.")
+@click.option("--max-paths", type=int, default=10_000_000, show_default=True,
+              help="Most paths a --target-se run may use.")
+@click.option("--antithetic", is_flag=True,
+              help="Antithetic variates: path 2k+1 mirrors path 2k's random numbers; standard errors "
+                   "account for the pairing (sets simulation.antithetic).")
 @click.option("--resume", is_flag=True,
               help="Continue the interrupted run in --out (same config, seed, paths and --keep-paths).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @domain_errors
-def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, resume,
-        quiet):
+def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, target_se,
+        max_paths, antithetic, resume, quiet):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
     CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
@@ -115,18 +123,28 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     overrides = list(overrides)
     if steps_per_year:
         overrides.append(f"simulation.steps_per_year={steps_per_year}")
+    if antithetic:
+        overrides.append("simulation.antithetic=true")
     cfg = load_config(config, overrides)
     out = out or Path("results") / cfg.name
     seed = cfg.simulation.seed if seed is None else seed
-    command = shlex.join(["simulator", "run", str(config or DEFAULT_CONFIG), "--paths", str(n_paths),
-                          "--seed", str(seed), *(["--keep-paths", keep_paths] if keep_paths else []),
+    command = shlex.join(["simulator", "run", str(config or DEFAULT_CONFIG),
                           *[a for o in overrides for a in ("--set", o)]])
+    if target_se is not None:
+        n_paths = max_paths
     with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
                            hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop:
         results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
-                                 keep_paths=keep_paths, force=force, resume=resume, should_stop=stop,
+                                 keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
+                                 should_stop=stop,
                                  progress=bar.update, command=command)
     click.echo(format_headline(results, cfg, headline_metrics(cfg)))
+    precision = results.metadata["precision"]
+    if target_se is not None:
+        reached = results.metadata["n_paths"]
+        verdict = "reached" if precision["largest_probability_se"] <= target_se else "NOT reached"
+        click.echo(f"\ntarget standard error {target_se:g} {verdict} with {reached:,} paths "
+                   f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})")
     click.echo(f"\nwrote {out}/ (paths, summary, by_year .parquet) in "
                f"{results.metadata['runtime']['total_seconds']:.1f} s")
 
@@ -287,7 +305,7 @@ def sensitivity_command(folder, top):
     sf, fp = f"p_shortfall_by_{end}", f"p_fcf_positive_{end}"
     width = max(len("parameter"), *(len(p) for p in table["parameter"]))
     click.echo(f"{'':4} {'':{width}}  {'Spearman rho with':>19}  {'P(shortfall by ' + str(end) + ')':^32}  "
-               f"{'P(FCF ' + str(end) + ' > 0)':^24}")
+               f"{'P(FCF ' + str(end) + ' > 0)':^24}".rstrip())
     click.echo(f"{'rank':>4} {'parameter':{width}}  {'FCF ' + str(end):>9} {'gap':>9}  {'bottom':>7} {'top':>7} "
                f"{'swing':>8} {'± se':>7}  {'bottom':>7} {'top':>7} {'swing':>8}")
     for row in table.head(top).itertuples(index=False):

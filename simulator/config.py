@@ -57,6 +57,7 @@ class Simulation(_Section):
     end_year: int = Field(2030, description="last simulated calendar year")
     steps_per_year: Literal[1, 4, 12] = 4
     seed: int = Field(20260101, ge=0, lt=2**63, description="default seed when --seed is not given")
+    antithetic: bool = Field(False, description="pair path 2k+1 with path 2k's mirrored random numbers")
 
     @model_validator(mode="after")
     def _years(self):
@@ -193,14 +194,17 @@ class Correlation(_Section):
             raise ValueError(f"matrix is not positive definite ({_worst_entries(m, self.names)})")
         return self
 
-    def full(self, all_names: list[str]) -> np.ndarray:
-        """The matrix over ``all_names``, with the unnamed ones independent."""
-        unknown = [x for x in self.names if x not in all_names]
+    def full(self, all_names: list[str], ignored: set[str] = frozenset()) -> np.ndarray:
+        """The matrix over ``all_names``, with the unnamed ones independent. Names in ``ignored``
+        (parameters fixed by a scenario or ``--set``: nothing to correlate) are dropped."""
+        unknown = [x for x in self.names if x not in all_names and x not in ignored]
         if unknown:
             raise ConfigError(f"unknown name {unknown[0]!r}; expected one of: {', '.join(all_names)}")
-        idx = [all_names.index(x) for x in self.names]
+        keep = [i for i, x in enumerate(self.names) if x in all_names]
+        idx = [all_names.index(self.names[i]) for i in keep]
         out = np.eye(len(all_names))
-        out[np.ix_(idx, idx)] = np.array(self.matrix, dtype=float).reshape(len(idx), len(idx))
+        if keep:
+            out[np.ix_(idx, idx)] = np.array(self.matrix, dtype=float)[np.ix_(keep, keep)]
         return out
 
 
@@ -265,7 +269,9 @@ class Config(_Section):
                     raise ConfigError(f"{where}.{y} = {v}: expected a value in "
                                       f"{'(' if where == 'plan.revenue' else '['}{lo}, {hi}]")
         self.shocks.full(self.shock_channels)
-        self.parameter_correlation.full([k for k, d in self.parameters().items() if d.dist != "fixed"])
+        params = self.parameters()
+        self.parameter_correlation.full([k for k, d in params.items() if d.dist != "fixed"],
+                                        {k for k, d in params.items() if d.dist == "fixed"})
         return self
 
     @property

@@ -27,6 +27,7 @@ MANIFEST = "manifest.json"
 CONFIG_FILE = "config.json"
 RESUME_DIR = ".resume"  # an interrupted run's saved progress
 TABLES = ("paths", "summary", "by_year")
+DERIVED_TABLES = ("sensitivity",)  # written later by analysis commands
 REQUIRED_METADATA = ("schema_version", "simulator_version", "seed", "n_paths", "steps_per_year",
                      "config_hash", "config")
 
@@ -66,6 +67,9 @@ def prepare_folder(out: Path, force: bool, resume: bool = False) -> None:
         shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
     if out.is_dir():  # the old manifest goes first: the folder no longer claims to be complete
         (out / MANIFEST).unlink(missing_ok=True)
+        if not resume:  # and nothing derived from the old run survives next to the new one
+            for name in (*TABLES, *DERIVED_TABLES):
+                (out / f"{name}.parquet").unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"

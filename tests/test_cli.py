@@ -95,8 +95,8 @@ def test_validate_prints_resolved_parameters():
 
 def test_usage_errors_exit_2():
     runner = CliRunner()
-    assert runner.invoke(main, ["run", "--paths", "0"]).exit_code == 2
     assert runner.invoke(main, ["run", "--steps-per-year", "3"]).exit_code == 2
+    assert runner.invoke(main, ["run", "--paths", "many"]).exit_code == 2
     assert runner.invoke(main, ["frobnicate"]).exit_code == 2
 
 

@@ -205,3 +205,10 @@ def test_order_of_named_tables_does_not_matter(base_raw):
     b = validate(base_raw)
     assert list(a.revenue) == list(b.revenue) == sorted(a.revenue) and a.digest() == b.digest()
     assert np.array_equal(simulate(a, 200, seed=1).annual, simulate(b, 200, seed=1).annual)
+
+
+def test_fixing_a_correlated_parameter_drops_its_correlation():
+    cfg = load_config(overrides=["compute.price_drift=-0.3"])
+    assert cfg.compute.price_drift.value == -0.3
+    from simulator.model import build_inputs
+    assert build_inputs(cfg).chol_param.shape[0] == len([d for d in cfg.parameters().values() if d.dist != "fixed"])
