@@ -12,7 +12,8 @@ Measured, all on the default config at 4 steps a year with per-path rows not kep
 3. the floor: drawing the kernel's count of random numbers with the kernel's own generator;
 4. scaling in paths (10^4 .. 10^8) and threads (1, 2), each size in a fresh process: paths per
    second and peak resident memory;
-5. cold (compile) and warm start of `python -m simulator run --paths 100000`.
+5. cold (compile) and warm start of `python -m simulator run --paths 100000`;
+6. the variance-reduction factor of antithetic variates for the headline figures.
 Timings are medians of repeated runs after a warm-up.
 """
 
@@ -150,6 +151,19 @@ def start_times(repeats: int) -> dict:
     return {"cold": cold, "warm": warm}
 
 
+VRF_METRICS = ("p_fcf_positive_2030", "p_shortfall_by_2030", "revenue_2030_q50", "fcf_2030_q50",
+               "funding_gap_q95", "funding_gap_es95", "cfar95_2030_vs_expected")
+
+
+def variance_reduction(n: int) -> dict:
+    """Standard error of the headline figures, plain vs antithetic, same path count: factor = (se_plain / se_anti)^2."""
+    from simulator import load_config, run
+
+    plain = run(load_config(), n, seed=1).summary.set_index("metric")
+    anti = run(load_config(overrides=["simulation.antithetic=true"]), n, seed=1).summary.set_index("metric")
+    return {m: (plain.loc[m, "stderr"], anti.loc[m, "stderr"]) for m in VRF_METRICS} | {"n": n}
+
+
 def machine() -> dict:
     import llvmlite
     import numba
@@ -168,7 +182,7 @@ def machine() -> dict:
             "llvmlite": llvmlite.__version__, "os": platform.platform()}
 
 
-def report(m: dict, res: dict, scale: list[dict], start: dict, command: str) -> str:
+def report(m: dict, res: dict, scale: list[dict], start: dict, vrf: dict, command: str) -> str:
     all_t = f"threads_{m['threads']}"
     k2, k1 = res[all_t], res["threads_1"]
     lines = [
@@ -199,8 +213,16 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, command: str) -> 
                      f"{r['peak_rss_mib']:,.0f} |")
     lines += ["", "## Start-up of `python -m simulator run --paths 100000`", "",
               f"Cold (empty numba cache, compiles the kernels): {start['cold']:.1f} s. "
-              f"Warm (median of 3): {start['warm']:.2f} s.", ""]
-    return "\n".join(lines)
+              f"Warm (median of 3): {start['warm']:.2f} s.", "",
+              "## Variance reduction: antithetic variates (`--antithetic`)", "",
+              f"Same config, seed and path count ({vrf['n']:,}); the factor is (plain stderr / antithetic stderr)^2, "
+              "the number of plain paths one antithetic path is worth. Standard errors of the antithetic run come "
+              "from the pairs.", "",
+              "| metric | stderr, plain | stderr, antithetic | variance-reduction factor |", "| --- | ---: | ---: | ---: |"]
+    for metric in VRF_METRICS:
+        plain, anti = vrf[metric]
+        lines.append(f"| {metric} | {plain:.3g} | {anti:.3g} | {(plain / anti) ** 2:.2f} |")
+    return "\n".join(lines + [""])
 
 
 def main():
@@ -211,12 +233,14 @@ def main():
     if opts.quick:
         res = in_process(20_000, 10_000, 3)
         scale, start = scaling([10_000], None), {"cold": float("nan"), "warm": float("nan")}
+        vrf = variance_reduction(20_000)
     else:
         res = in_process(1_000_000, 200_000, 5)
         scale = scaling([10_000, 100_000, 1_000_000, 10_000_000], 100_000_000)
         start = start_times(3)
+        vrf = variance_reduction(200_000)
     command = "python benchmarks/run_benchmarks.py" + (" --quick" if opts.quick else "") + (" --write" if opts.write else "")
-    text = report(machine(), res, scale, start, command)
+    text = report(machine(), res, scale, start, vrf, command)
     print(text)
     if opts.write:
         (HERE / "RESULTS.md").write_text(text + "\n")
