@@ -45,7 +45,6 @@ def median_time(fn, repeats: int) -> float:
 
 def floor_kernel():
     """A kernel that draws, per path, the same random numbers as the model and nothing else."""
-    import numpy as np
     from numba import njit, prange
 
     from simulator import kernel

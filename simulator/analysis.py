@@ -15,7 +15,6 @@ No command-line code here: :mod:`simulator.cli` formats what these functions ret
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +22,12 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import __version__
 from .api import run
 from .config import Config, ConfigError, load_config, validate
 from .model import drawn_parameters
-from .results import METADATA_KEY, Results, ResultsError, _atomic
+from .results import Results, ResultsError, write_parquet
 from .stats import Z95
 
 SENSITIVITY_FILE = "sensitivity.parquet"
@@ -188,13 +185,7 @@ def write_sensitivity(folder: str | Path, result: Sensitivity, metadata: dict) -
     path = Path(folder) / SENSITIVITY_FILE
     meta = {**metadata, "analysis": {"name": "sensitivity", "paths_used": result.n_used,
                                      "paths_complete": result.complete, "simulator_version": __version__}}
-    table = pa.Table.from_pandas(result.table, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           METADATA_KEY: json.dumps(meta, sort_keys=True).encode()})
-    try:
-        _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-    except OSError as e:
-        raise ResultsError(f"{path}: cannot write it ({e.strerror or e})") from None
+    write_parquet(path, result.table, meta)
     return path
 
 
@@ -283,13 +274,7 @@ def write_table(path: str | Path, frame: pd.DataFrame, metadata: dict) -> Path:
         raise ValueError(f"{path}: is a folder; give a file name such as {path / 'compare.parquet'}")
     if not path.parent.is_dir():
         raise ValueError(f"{path}: folder {path.parent} does not exist")
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
-    try:
-        _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-    except OSError as e:
-        raise ResultsError(f"{path}: cannot write it ({e.strerror or e})") from None
+    write_parquet(path, frame, metadata)
     return path
 
 
@@ -603,8 +588,7 @@ def solve(config_path: str | Path | None, metric: str, target: float, key: str, 
     tol = (high - low) / 1000 if tol is None else tol
     if tol <= 0:
         raise ValueError(f"--tol {tol:g}: expected a positive tolerance")
-    notes = []
-    overrides = [*overrides, *_uncorrelate(base, key, notes)]
+    notes = _fixing_drops_correlation(base, key)
 
     history: list[tuple[float, float]] = []
     errors: dict[float, float] = {}
@@ -647,18 +631,13 @@ def solve(config_path: str | Path | None, metric: str, target: float, key: str, 
                     (min(lo[0], hi[0]), max(lo[0], hi[0])), history, seed, n_paths, value_se, notes)
 
 
-def _uncorrelate(config: Config, key: str, notes: list[str]) -> list[str]:
-    """Overrides that take ``key`` out of ``parameter_correlation`` (a fixed parameter cannot be correlated)."""
+def _fixing_drops_correlation(config: Config, key: str) -> list[str]:
+    """A note when ``key``, fixed at each value tried, loses its rank correlations (the config drops
+    correlations of fixed parameters)."""
     corr = config.parameter_correlation
     if key not in corr.names:
         return []
-    keep = [i for i, name in enumerate(corr.names) if name != key]
-    i_key = corr.names.index(key)
-    partners = [corr.names[i] for i in keep if corr.matrix[i_key][i] != 0]
-    if partners:
-        notes.append(f"{key} is fixed at each value tried, so its rank correlation with "
-                     f"{', '.join(partners)} is dropped")
-    names = [corr.names[i] for i in keep]
-    matrix = [[corr.matrix[i][j] for j in keep] for i in keep]
-    return [f"parameter_correlation.names={json.dumps(names)}",
-            f"parameter_correlation.matrix={json.dumps(matrix)}"]
+    i = corr.names.index(key)
+    partners = [name for j, name in enumerate(corr.names) if j != i and corr.matrix[i][j] != 0]
+    return [f"{key} is fixed at each value tried, so its rank correlation with {', '.join(partners)} "
+            "is dropped"] if partners else []

@@ -19,8 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
-
 SCHEMA_VERSION = 1
 METADATA_KEY = b"simulator"
 MANIFEST = "manifest.json"
@@ -96,19 +94,29 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_parquet(path: Path, table: pa.Table | pd.DataFrame, metadata: dict) -> int:
+    """Write ``table`` to ``path`` atomically, with ``metadata`` as JSON under the key ``simulator``;
+    returns its row count. Every Parquet file of the project is written here."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    blob = json.dumps(metadata, sort_keys=True).encode()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: blob})
+    try:
+        # Dictionary encoding only slows the write of continuous floats (and enlarges the file).
+        _atomic(Path(path), lambda tmp: pq.write_table(table, tmp, compression="zstd", use_dictionary=False))
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot write it ({e.strerror or e})") from None
+    return table.num_rows
+
+
 def write_results(out: Path, tables: dict[str, pa.Table | pd.DataFrame], metadata: dict) -> None:
     """Write each table as ``<name>.parquet`` with ``metadata``, then the resolved config, then the manifest."""
     out = Path(out)
-    blob = json.dumps(metadata, sort_keys=True).encode()
     entries = {}
     for name, table in tables.items():
-        if isinstance(table, pd.DataFrame):
-            table = pa.Table.from_pandas(table, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: blob})
         path = out / f"{name}.parquet"
-        # Dictionary encoding only slows the write of continuous floats (and enlarges the file).
-        _atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd", use_dictionary=False))
-        entries[path.name] = {"rows": table.num_rows, "sha256": _sha256(path)}
+        rows = write_parquet(path, table, metadata)
+        entries[path.name] = {"rows": rows, "sha256": _sha256(path)}
     config_path = out / CONFIG_FILE
     _atomic(config_path, lambda tmp: tmp.write_text(json.dumps(metadata["config"], indent=2) + "\n"))
     entries[CONFIG_FILE] = {"rows": None, "sha256": _sha256(config_path)}

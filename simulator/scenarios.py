@@ -8,19 +8,16 @@ Each scenario's run folder is written under ``out/<name>/`` by :func:`simulator.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import __version__
 from .api import DEFAULT_PATHS, run
 from .config import PACKAGED_CONFIGS, Config, ConfigError, load_config
-from .results import METADATA_KEY, SCHEMA_VERSION, Results, ResultsError, _atomic, prepare_folder
+from .results import SCHEMA_VERSION, Results, ResultsError, prepare_folder, write_parquet
 
 SCENARIOS_FILE = "scenarios.parquet"
 DEFAULT_OUT = Path("results") / "scenarios"
@@ -104,17 +101,14 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
     for s in scenarios:
         prepare_folder(out / s.name, force)
     for s in scenarios:
-        command = f"simulator run {s.path} --paths {n_paths} --seed {seed}"
+        command = f"simulator run {s.path}"  # the run adds --seed, --paths and --keep-paths
         s.results = run(s.config, n_paths, seed, out / s.name, force=force,
                         progress=progress(s) if progress else None, command=command)
     table = combined_summary(scenarios)
     metadata = {"schema_version": SCHEMA_VERSION, "simulator_version": __version__, "seed": seed, "n_paths": n_paths,
                 "scenarios": {s.name: {"config_hash": s.results.metadata["config_hash"], "file": s.path.name}
                               for s in scenarios}}
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
-                                           METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
-    _atomic(target, lambda tmp: pq.write_table(arrow, tmp, compression="zstd"))
+    write_parquet(target, table, metadata)
     return table
 
 

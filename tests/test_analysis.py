@@ -1,6 +1,7 @@
 """Analysis commands: sensitivity, paired comparison, PRIM discovery and solving (simulator.analysis)."""
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import simulator
 from simulator import analysis
 from simulator.cli import main
 from simulator.config import validate
-from simulator.results import ResultsError
+
 
 from conftest import BASE_RAW, set_key
 
@@ -85,7 +86,7 @@ def test_sensitivity_ranks_a_parameter_without_effect_last(runs):
                        table["p_shortfall_by_2030_top"] - table["p_shortfall_by_2030_bottom"])
     assert (table["n_bottom"] == 2000).all() and (table["n_top"] == 2000).all()
     # The run's metadata comes along, and the run folder still reads (the manifest is untouched).
-    meta = analysis.json.loads(pq.read_schema(folder / "sensitivity.parquet").metadata[b"simulator"])
+    meta = json.loads(pq.read_schema(folder / "sensitivity.parquet").metadata[b"simulator"])
     run = simulator.read_results(folder)
     assert meta["config_hash"] == run.metadata["config_hash"] and meta["analysis"]["paths_used"] == 20_000
     top = CliRunner().invoke(main, ["sensitivity", str(folder), "--top", "2"])

@@ -10,7 +10,6 @@ from scipy import stats as sps
 
 from simulator.cli import main
 from simulator.config import PACKAGED_CONFIGS, ConfigError, load_config, validate
-from simulator.distributions import Z_GRID
 
 BASE = PACKAGED_CONFIGS / "base.toml"
 

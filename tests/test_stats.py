@@ -6,7 +6,6 @@ in 95% +/- 3 binomial standard errors (sqrt(0.95 * 0.05 / 400) = 1.1%) of them: 
 
 import math
 
-import numpy as np
 import pytest
 from scipy import stats as sps
 
