@@ -13,7 +13,9 @@ Measured, all on the default config at 4 steps a year with per-path rows not kep
 4. scaling in paths (10^4 .. 10^8) and threads (1, 2), each size in a fresh process: paths per
    second and peak resident memory;
 5. cold (compile) and warm start of `python -m simulator run --paths 100000`;
-6. the variance-reduction factor of antithetic variates for the headline figures.
+6. the variance-reduction factor of antithetic variates for the headline figures;
+7. with dask installed, the same run on a local Dask cluster of 1 and 2 worker processes, and the
+   cost of a task (``--dask-only``: only this section).
 Timings are medians of repeated runs after a warm-up.
 """
 
@@ -224,11 +226,62 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, vrf: dict, comman
     return "\n".join(lines + [""])
 
 
+def dask_section(n: int, repeats: int) -> str:
+    """Throughput on a local Dask cluster of 1 and 2 worker processes against the single-process run (all
+    threads), same paths, rows not kept; and the cost of a task. Empty when dask is not installed."""
+    try:
+        import distributed
+    except ImportError:
+        return ""
+    from simulator import distributed as dist
+    from simulator import load_config
+    from simulator.engine import simulate
+
+    cfg = load_config()
+    rows = [("single process, all threads", median_time(lambda: simulate(cfg, n, 1, keep_paths="none"), repeats),
+             float("nan"))]
+    noop = {}
+    for workers in (1, 2):
+        start = time.perf_counter()
+        with dist.connect(workers=workers) as client:
+            started = time.perf_counter() - start
+            threads = dist.local_threads(workers)
+            dist.simulate(cfg, 2 * dist.BLOCK_PATHS, 1, client, threads=threads, keep_paths="none")  # warm-up
+            seconds = median_time(lambda: dist.simulate(cfg, n, 1, client, threads=threads, keep_paths="none"),
+                                  repeats)
+            how = f"Dask, {workers} worker process{'es' if workers > 1 else ''} x {threads} numba thread"
+            rows.append((how + ("s" if threads > 1 else ""), seconds, started))
+            if workers == 1:
+                def one():
+                    client.submit(int, 0, pure=False).result()
+                noop["latency"] = median_time(one, 50)
+                batch = 500
+                start = time.perf_counter()
+                distributed.wait(client.map(int, range(batch), pure=False))
+                noop["throughput"] = (time.perf_counter() - start) / batch
+    blocks = len(dist.blocks(0, n))
+    lines = ["## Dask cluster (local), `simulator run --workers N`", "",
+             f"{n:,} paths ({blocks} tasks of {dist.BLOCK_PATHS:,} paths), rows not kept, medians of {repeats}; "
+             "the results are bit-identical to the single process's (tests/test_distributed.py).", "",
+             "| how | seconds | paths/s | cluster start (s) |", "| --- | ---: | ---: | ---: |"]
+    for how, seconds, started in rows:
+        lines.append(f"| {how} | {seconds:.2f} | {n / seconds:,.0f} | {started:.1f} |".replace("| nan |", "| – |"))
+    lines += ["", f"Cost of a task: {noop['latency'] * 1e3:.1f} ms round trip for one empty task, "
+              f"{noop['throughput'] * 1e3:.2f} ms each for {500} submitted at once; per simulation block, "
+              f"{(rows[1][1] - rows[0][1]) / blocks * 1e3:.1f} ms more on 1 worker than in the single process "
+              "(transfer of the kept rows or histogram partials, the driver's merge, the pilot's wait).", ""]
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script works")
     parser.add_argument("--write", action="store_true", help="write benchmarks/RESULTS.md")
+    parser.add_argument("--dask-only", action="store_true", help="print only the Dask cluster section")
     opts = parser.parse_args()
+    if opts.dask_only:
+        print(dask_section(200_000 if opts.quick else 2_000_000, 3))
+        return
     if opts.quick:
         res = in_process(20_000, 10_000, 3)
         scale, start = scaling([10_000], None), {"cold": float("nan"), "warm": float("nan")}
@@ -240,6 +293,7 @@ def main():
         vrf = variance_reduction(200_000)
     command = "python benchmarks/run_benchmarks.py" + (" --quick" if opts.quick else "") + (" --write" if opts.write else "")
     text = report(machine(), res, scale, start, vrf, command)
+    text += dask_section(200_000 if opts.quick else 2_000_000, 3)
     print(text)
     if opts.write:
         (HERE / "RESULTS.md").write_text(text + "\n")

@@ -178,6 +178,23 @@ class Accumulator:
         acc.next_id = int(arrays["next_id"])
         return acc
 
+    def merge_block(self, first_id: int, n: int, part: tuple) -> None:
+        """Add the paths ``first_id .. first_id + n - 1``, binned elsewhere by :func:`block_histograms`
+        (one block: ``first_id`` on a block boundary, at most ``BLOCK_PATHS`` paths). The result is
+        bit-identical to ``add`` of those paths' values."""
+        if first_id != self.next_id or first_id % BLOCK_PATHS or not 0 < n <= BLOCK_PATHS:
+            raise ValueError(f"a block must start at the next id {self.next_id} on a block boundary, "
+                             f"got {first_id} (+{n})")
+        counts, sums, sums_sq, mins, maxs = part
+        self.counts += counts
+        np.copyto(self.mins, mins, where=mins < self.mins)  # the earlier path's value wins ties, as in add
+        np.copyto(self.maxs, maxs, where=maxs > self.maxs)
+        self._block[0][:] += sums  # the block sums start from zero: this copies them exactly
+        self._block[1][:] += sums_sq
+        self.next_id = first_id + n
+        if self.next_id % BLOCK_PATHS == 0:
+            self._fold()
+
     def _fold(self) -> None:
         self.sums += self._block[0]
         self.sums_sq += self._block[1]
@@ -188,6 +205,18 @@ class Accumulator:
         self._fold()
         return {name: HistogramSample(self.edges[v], self.counts[v], self.sums[v], self.sums_sq[v],
                                       self.mins[v], self.maxs[v]) for v, name in enumerate(self.names)}
+
+
+def block_histograms(edges: np.ndarray, values: np.ndarray) -> tuple:
+    """Histogram partials (counts, sums, sums of squares, mins, maxs) of one block of paths (columns
+    of ``values``, in path order), accumulated exactly as ``Accumulator.add`` does inside a block;
+    for ``Accumulator.merge_block``."""
+    grid_lo, grid_scale, grid = lookup_grids(edges)
+    shape = (edges.shape[0], edges.shape[1] + 1)
+    counts, sums, sums_sq = np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape)
+    mins, maxs = np.full(shape, np.inf), np.full(shape, -np.inf)
+    _bin_rows(values, edges, grid_lo, grid_scale, grid, counts, sums, sums_sq, mins, maxs)
+    return counts, sums, sums_sq, mins, maxs
 
 
 def lookup_grids(edges: np.ndarray):

@@ -8,6 +8,7 @@ Each scenario's run folder is written under ``out/<name>/`` by :func:`simulator.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -73,7 +74,8 @@ def common_seed(scenarios: list[Scenario]) -> int:
 
 def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed: int | None = None,
                   out: str | Path = DEFAULT_OUT, *, force: bool = False,
-                  progress: Callable[[Scenario], Callable[[int], None] | None] | None = None) -> pd.DataFrame:
+                  progress: Callable[[Scenario], Callable[[int], None] | None] | None = None,
+                  workers: int | None = None, scheduler=None) -> pd.DataFrame:
     """Run every scenario with ``seed`` and ``n_paths``, write ``out/<name>/`` and ``out/scenarios.parquet``.
 
     Parameters
@@ -86,6 +88,8 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
         Replace existing results; without it, nothing is run if any output already exists.
     progress : callable, optional
         ``progress(scenario)`` returns the ``progress(k)`` callback for that scenario's run (or None).
+    workers, scheduler : optional
+        Run every scenario on one Dask cluster, one client for all (see :func:`simulator.api.run`).
 
     Returns
     -------
@@ -100,10 +104,16 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
         raise ResultsError(f"{target}: exists; use --force to replace it")
     for s in scenarios:
         prepare_folder(out / s.name, force)
-    for s in scenarios:
-        command = f"simulator run {s.path}"  # the run adds --seed, --paths and --keep-paths
-        s.results = run(s.config, n_paths, seed, out / s.name, force=force,
-                        progress=progress(s) if progress else None, command=command)
+    with contextlib.ExitStack() as stack:
+        threads = None
+        if workers is not None or scheduler is not None:
+            from . import distributed
+            threads = distributed.local_threads(workers) if workers is not None else None
+            scheduler, workers = stack.enter_context(distributed.connect(workers, scheduler)), None
+        for s in scenarios:
+            command = f"simulator run {s.path}"  # the run adds --seed, --paths and --keep-paths
+            s.results = run(s.config, n_paths, seed, out / s.name, force=force, threads=threads,
+                            progress=progress(s) if progress else None, command=command, scheduler=scheduler)
     table = combined_summary(scenarios)
     metadata = {"schema_version": SCHEMA_VERSION, "simulator_version": __version__, "seed": seed, "n_paths": n_paths,
                 "scenarios": {s.name: {"config_hash": s.results.metadata["config_hash"], "file": s.path.name}
