@@ -15,12 +15,12 @@ import numba
 
 from . import __version__
 from .config import Config
-from .engine import DEFAULT_CHUNK, Interrupted, RunState, new_state, resolve_keep, simulate
+from .engine import DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, new_state, resolve_keep, simulate, trace_steps
 from .kernel import ANNUAL_VARS, SCALAR_VARS
 from .model import drawn_parameters
 from .results import (RESUME_DIR, SCHEMA_VERSION, Results, ResultsError, prepare_folder, remove_folder_contents,
                       write_results)
-from .summary import by_year_frame, max_rank_error, paths_table, summary_frame
+from .summary import by_step_frame, by_year_frame, max_rank_error, paths_table, summary_frame
 
 DEFAULT_PATHS = 100_000
 
@@ -58,7 +58,8 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: str | int | None = None,
         target_se: float | None = None, force: bool = False, resume: bool = False,
         should_stop: Callable[[], bool] | None = None,
-        progress: Callable[[int], None] | None = None, command: str | None = None) -> Results:
+        progress: Callable[[int], None] | None = None, command: str | None = None,
+        workers: int | None = None, scheduler=None) -> Results:
     """Simulate ``n_paths`` paths of ``config`` and summarise them.
 
     Parameters
@@ -87,6 +88,10 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         Per-path rows to keep: ``"all"``, ``"none"`` or ``"sample:N"`` (the first N path ids);
         default all up to a million paths, else a sample of 100,000. Probabilities are exact either
         way; without every row, quantiles come from histograms with a stated rank error.
+    workers, scheduler : optional
+        Run on a Dask cluster (the ``dask`` extra): a new local cluster of ``workers`` processes, or
+        the scheduler at an address (or a ``distributed.Client``). The results are bit-identical to
+        a local run; ``threads`` is then numba's threads per task (see :mod:`simulator.distributed`).
 
     Returns
     -------
@@ -111,10 +116,20 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
     started = time.perf_counter()
     if target_se is not None and not target_se > 0:
         raise ValueError(f"--target-se {target_se}: expected a positive standard error")
+    precise_enough = None if target_se is None else lambda c, n: largest_se(c, n) <= target_se
+    cluster = None
     try:
-        sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, progress=progress,
-                       state=state, should_stop=should_stop,
-                       precise_enough=None if target_se is None else lambda c, n: largest_se(c, n) <= target_se)
+        if workers is None and scheduler is None:
+            sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, progress=progress,
+                           state=state, should_stop=should_stop, precise_enough=precise_enough)
+        else:
+            from . import distributed
+            if workers is not None and threads is None:
+                threads = distributed.local_threads(workers)
+            with distributed.connect(workers, scheduler) as client:
+                cluster = distributed.describe(client)
+                sim = distributed.simulate(config, n_paths, seed, client, threads=threads, progress=progress,
+                                           state=state, should_stop=should_stop, precise_enough=precise_enough)
     except Interrupted as stop:
         stop.state.save(out / RESUME_DIR)
         again = (f"{command or 'simulator run CONFIG'} --seed {seed} --paths {n_paths} "
@@ -140,6 +155,7 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
                       "largest_probability_se": largest_se(sim.counts, n_paths)},
         "quantiles": "exact order statistics" if sim.exact else "streamed histograms",
         "quantile_rank_error_max": max_rank_error(sim.samples),
+        "by_step_paths": min(n_paths, TRACE_PATHS),
         "config": config.resolved(),
         "reproduce": f"{command or 'simulator run CONFIG.json'} --seed {seed} --paths {n_paths} "
                      f"--keep-paths {keep_option(len(paths), n_paths)}",
@@ -153,11 +169,16 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
             "machine": f"{platform.node()} {platform.machine()} {platform.python_implementation()} "
                        f"{platform.python_version()}",
             "numba_version": numba.__version__,
+            **({"cluster": cluster} if cluster else {}),
         },
     }
     if out is not None:
         try:
-            write_results(out, {"paths": paths, "summary": summary, "by_year": by_year}, metadata)
+            # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
+            by_step = by_step_frame(config, config.simulation.steps_per_year,
+                                    trace_steps(config, n_paths, seed, threads))
+            write_results(out, {"paths": paths, "summary": summary, "by_year": by_year, "by_step": by_step},
+                          metadata)
         except BaseException:
             remove_folder_contents(out)
             raise

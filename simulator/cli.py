@@ -68,6 +68,14 @@ set_option = click.option("--set", "overrides", metavar="KEY=VALUE", multiple=Tr
                           help="Override a config value by its dotted key, e.g. funding.min_cash=15 (repeatable).")
 
 
+workers_option = click.option("--workers", type=click.IntRange(min=1), default=None,
+                                help="Run on a new local Dask cluster of this many worker processes (needs the "
+                                     "dask extra). Never changes the results.")
+scheduler_option = click.option("--scheduler", metavar="ADDRESS", default=None,
+                                  help="Run on the Dask cluster whose scheduler is at ADDRESS, e.g. "
+                                       "tcp://host:8786. Never changes the results.")
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="simulator")
 def main():
@@ -108,10 +116,14 @@ def main():
                    "account for the pairing (sets simulation.antithetic).")
 @click.option("--resume", is_flag=True,
               help="Continue the interrupted run in --out (same config, seed, paths and --keep-paths).")
+@workers_option
+@scheduler_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--report", "make_report", is_flag=True,
+              help="Also write report.html and its charts into the output folder (see `simulator report`).")
 @domain_errors
 def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, target_se,
-        max_paths, antithetic, resume, quiet):
+        max_paths, antithetic, resume, workers, scheduler, quiet, make_report):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
     CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
@@ -136,7 +148,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
                            hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop:
         results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
                                  keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
-                                 should_stop=stop,
+                                 should_stop=stop, workers=workers, scheduler=scheduler,
                                  progress=bar.update, command=command)
     click.echo(format_headline(results, cfg, headline_metrics(cfg)))
     precision = results.metadata["precision"]
@@ -145,8 +157,12 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         verdict = "reached" if precision["largest_probability_se"] <= target_se else "NOT reached"
         click.echo(f"\ntarget standard error {target_se:g} {verdict} with {reached:,} paths "
                    f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})")
-    click.echo(f"\nwrote {out}/ (paths, summary, by_year .parquet) in "
+    click.echo(f"\nwrote {out}/ (paths, summary, by_year, by_step .parquet) in "
                f"{results.metadata['runtime']['total_seconds']:.1f} s")
+    if make_report:
+        from .report import make_report as write_report
+
+        click.echo(f"wrote {write_report(out).html}")
 
 
 @main.command()
@@ -231,9 +247,11 @@ from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios  #
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
               show_default=True, help="Output folder: a run folder per scenario and scenarios.parquet.")
 @click.option("--force", is_flag=True, help="Replace the results in existing output folders.")
+@workers_option
+@scheduler_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @domain_errors
-def scenarios_command(folder, n_paths, seed, out, force, quiet):
+def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, quiet):
     """Run every config in a folder with the same seed and compare their headline figures.
 
     FOLDER holds the *.toml configs (default: the packaged configs). Each scenario's run is
@@ -246,7 +264,8 @@ def scenarios_command(folder, n_paths, seed, out, force, quiet):
     scenarios = load_scenarios(folder) if folder else load_scenarios()
     with click.progressbar(length=n_paths * len(scenarios), label="simulating", file=sys.stderr,
                            hidden=quiet or not sys.stderr.isatty()) as bar:
-        run_scenarios(scenarios, n_paths, seed, out, force=force, progress=lambda s: bar.update)
+        run_scenarios(scenarios, n_paths, seed, out, force=force, progress=lambda s: bar.update,
+                      workers=workers, scheduler=scheduler)
     table = comparison(scenarios)
     metrics = list(dict.fromkeys(table.columns.get_level_values("metric")))
     cells = {name: [] for name in table.index}
@@ -486,3 +505,29 @@ def replay_command(folder, path_id, csv_file):
         r.trace.to_csv(csv_file, index=False)
     if r.matches_run is False:
         sys.exit(1)
+
+
+@main.command("report")
+@folder_argument
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for report.html and the PNG charts [default: FOLDER].")
+@domain_errors
+def report_command(folder, out):
+    """Write the charts of a finished run and one self-contained report.html page.
+
+    Fan charts per step of revenue, gross margin, FCF and cash (with the plan), the last year's FCF
+    histogram with CFaR, the survival curve, the funding gap and, when FOLDER has sensitivity.parquet
+    (`simulator sensitivity`), a tornado chart; all read from the run's Parquet files.
+
+    \b
+    Example:
+        simulator sensitivity results/base
+        simulator report results/base
+    """
+    from .report import make_report
+
+    report = make_report(folder, out)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"wrote {report.html} ({len(report.figures)} charts: "
+               + ", ".join(f.name for f in report.figures) + ")")

@@ -279,3 +279,20 @@ def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> Non
         i = int(np.argmax(bad))
         raise InvariantError(f"path {first_id + i}: cash identity off by {residual[i]:.3g}; "
                              f"replay it with `simulator replay DIR --path {first_id + i}`")
+
+
+TRACE_PATHS = 20_000  # by_step.parquet: per-step quantiles from the first this-many path ids
+
+
+def trace_steps(config: Config, n_paths: int, seed: int, threads: int | None = None) -> np.ndarray:
+    """Per-step values (paths, steps, len(kernel.STEP_VARS)) of the first min(n_paths, TRACE_PATHS) path ids,
+    from ``kernel.trace_block``: constant time and memory whatever the run's size."""
+    inputs = build_inputs(config)
+    n = min(n_paths, TRACE_PATHS)
+    theta = np.empty((n, len(drawn_parameters(config))))
+    annual = np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years))
+    scalars = np.empty((n, len(kernel.SCALAR_VARS)))
+    steps = np.empty((n, inputs.n_years * inputs.spy, len(kernel.STEP_VARS)))
+    with thread_count(threads):
+        kernel.trace_block(np.uint64(seed), 0, *inputs.kernel_args(), theta, annual, scalars, steps)
+    return steps

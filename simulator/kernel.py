@@ -47,6 +47,10 @@ SCALAR_VARS = ("cash_end", "lowest_cash", "funding_gap", "first_shortfall_step",
                "raised_contingent", "credit_drawn_max", "credit_outstanding_end", "n_raises")
 (S_CASH_END, S_LOWEST_CASH, S_FUNDING_GAP, S_FIRST_SHORTFALL, S_RAISED_SCHEDULED,
  S_RAISED_CONTINGENT, S_CREDIT_MAX, S_CREDIT_END, S_N_RAISES) = range(len(SCALAR_VARS))
+# Per-step outputs of ``trace_block``, steps[path, step, k]: revenue and FCF annualised (/ dt),
+# gross margin 1 - cogs / revenue, cash at the end of the step.
+STEP_VARS = ("revenue", "gross_margin", "fcf", "cash")
+T_REV, T_GM, T_FCF, T_CASH = range(len(STEP_VARS))
 
 # ------------------------------------------------------------------ random numbers
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -224,8 +228,9 @@ def simulate_path(seed, path_id, antithetic, spy, n_years, tables, drawn_slot, z
                   seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                   theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
-                  theta_out, annual, scalars):
-    """Simulate one path; fill ``theta_out`` (drawn parameters), ``annual`` (V, Y) and ``scalars``.
+                  theta_out, annual, scalars, steps):
+    """Simulate one path; fill ``theta_out`` (drawn parameters), ``annual`` (V, Y) and ``scalars``,
+    and, when ``steps.shape[0] > 0``, ``steps`` (T, len(STEP_VARS)) with each step's values.
 
     ``theta`` ... ``ev_paid`` are scratch arrays owned by the caller.  The arithmetic is
     arranged for speed (per-path constants hoisted, exponentials advanced by multiplication);
@@ -469,6 +474,11 @@ def simulate_path(seed, path_id, antithetic, spy, n_years, tables, drawn_slot, z
         annual[A_FCF, y] += fcf
         annual[A_COMPUTE, y] += cogs + training
         annual[A_CASH, y] = cash
+        if steps.shape[0] > 0:
+            steps[k, T_REV] = rev / dt
+            steps[k, T_GM] = 1.0 - cogs / rev if rev > 0.0 else math.nan
+            steps[k, T_FCF] = fcf / dt
+            steps[k, T_CASH] = cash
         j += 1
         if j == spy:
             j = 0
@@ -527,6 +537,7 @@ def simulate_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slo
     n_seg = seg_launch.shape[0]
     n_ev = ev_start.shape[0]
     n_ch = chol_shock.shape[0]
+    no_steps = np.empty((0, len(STEP_VARS)))
     for b in prange(n_blocks):
         # Scratch is allocated per block of paths, not per path.
         theta = np.empty(n_par)
@@ -546,4 +557,41 @@ def simulate_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slo
                           seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                           ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                           theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
-                          theta_out[i], annual[i], scalars[i])
+                          theta_out[i], annual[i], scalars[i], no_steps)
+
+
+@njit(parallel=True, **_jit)
+def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
+                seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
+                ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                theta_out, annual, scalars, steps):
+    """``simulate_block`` that also records every step: ``steps`` (n, n_years * spy, len(STEP_VARS)).
+
+    Same paths, same numbers; kept apart so that the main kernel pays nothing for the per-step values.
+    """
+    n = theta_out.shape[0]
+    n_blocks = min(n, 64 * 8)
+    n_par = tables.shape[0]
+    n_drawn = chol_param.shape[0]
+    n_seg = seg_launch.shape[0]
+    n_ev = ev_start.shape[0]
+    n_ch = chol_shock.shape[0]
+    for b in prange(n_blocks):
+        theta = np.empty(n_par)
+        z = np.empty(n_drawn)
+        zc = np.empty(n_drawn)
+        eps = np.empty(n_ch)
+        epsc = np.empty(n_ch)
+        bridge = np.empty(n_seg)
+        seg = np.empty((n_seg, SEG_SCRATCH))
+        ring = np.empty(spy)
+        ev_time = np.empty(n_ev)
+        ev_u = np.empty(n_ev)
+        ev_state = np.empty(n_ev, np.int64)
+        ev_paid = np.empty(n_ev, np.int64)
+        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
+            simulate_path(seed, path_start + i, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
+                          seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
+                          ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                          theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
+                          theta_out[i], annual[i], scalars[i], steps[i])

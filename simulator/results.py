@@ -26,6 +26,8 @@ CONFIG_FILE = "config.json"
 RESUME_DIR = ".resume"  # an interrupted run's saved progress
 TABLES = ("paths", "summary", "by_year")
 DERIVED_TABLES = ("sensitivity",)  # written later by analysis commands
+STEP_TABLE = "by_step"  # per-step quantiles: written with the run, not read by read_results
+REPORT_FILE = "report.html"  # written by `simulator report`; removed with the run it describes
 REQUIRED_METADATA = ("schema_version", "simulator_version", "seed", "n_paths", "steps_per_year",
                      "config_hash", "config")
 
@@ -66,8 +68,9 @@ def prepare_folder(out: Path, force: bool, resume: bool = False) -> None:
     if out.is_dir():  # the old manifest goes first: the folder no longer claims to be complete
         (out / MANIFEST).unlink(missing_ok=True)
         if not resume:  # and nothing derived from the old run survives next to the new one
-            for name in (*TABLES, *DERIVED_TABLES):
+            for name in (*TABLES, STEP_TABLE, *DERIVED_TABLES):
                 (out / f"{name}.parquet").unlink(missing_ok=True)
+            (out / REPORT_FILE).unlink(missing_ok=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -178,7 +181,7 @@ def read_results(folder: str | Path, paths: bool = True, verify: bool = True) ->
 def remove_folder_contents(out: Path) -> None:
     """Used when a run fails: leave nothing that looks like a result."""
     (out / MANIFEST).unlink(missing_ok=True)
-    for name in (*TABLES,):
+    for name in (*TABLES, STEP_TABLE):
         (out / f"{name}.parquet").unlink(missing_ok=True)
     (out / CONFIG_FILE).unlink(missing_ok=True)
     if out.is_dir() and not any(out.iterdir()):

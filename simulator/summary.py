@@ -111,6 +111,41 @@ def by_year_frame(config, samples: dict) -> pd.DataFrame:
     return pd.DataFrame.from_records(records).astype({"year": "int16", "variable": "string"})
 
 
+STEP_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
+
+
+def step_end_dates(config, spy: int, n_steps: int) -> list[dt.date]:
+    """Last day of each step."""
+    start = config.simulation.start_year
+    out = []
+    for k in range(n_steps):
+        year, part = divmod(k + 1, spy)
+        out.append(dt.date(start + year, 1 + 12 * part // spy, 1) - dt.timedelta(days=1))
+    return out
+
+
+def by_step_frame(config, spy: int, steps: np.ndarray) -> pa.Table:
+    """One row per (step, variable) from ``engine.trace_steps``'s (paths, steps, vars) array: mean and
+    quantiles 5..95 over the traced paths (``paths``: how many, those with a defined value)."""
+    n_steps = steps.shape[1]
+    dates = step_end_dates(config, spy, n_steps)
+    cols = {"step": [], "date": [], "variable": [], "mean": [], **{qname(q): [] for q in STEP_QUANTILES}, "paths": []}
+    for k in range(n_steps):
+        for v, var in enumerate(kernel.STEP_VARS):
+            x = steps[:, k, v]
+            x = x[np.isfinite(x)]
+            qs = np.quantile(x, STEP_QUANTILES) if x.size else np.full(len(STEP_QUANTILES), np.nan)
+            cols["step"].append(k)
+            cols["date"].append(dates[k])
+            cols["variable"].append(var)
+            cols["mean"].append(float(x.mean()) if x.size else np.nan)
+            for q, value in zip(STEP_QUANTILES, qs):
+                cols[qname(q)].append(float(value))
+            cols["paths"].append(int(x.size))
+    types = {"step": pa.int32(), "date": pa.date32(), "variable": pa.string(), "paths": pa.int64()}
+    return pa.table({name: pa.array(values, type=types.get(name, pa.float64())) for name, values in cols.items()})
+
+
 def max_rank_error(samples: dict) -> float:
     """Largest rank error of any quantile the summaries report (0 when every path was kept)."""
     return max(stats.quantile_rank_error(s, q) for s in samples.values() for q in (*QUANTILES, 0.05))

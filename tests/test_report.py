@@ -1,0 +1,144 @@
+"""by_step.parquet, the per-step trace kernel, and `simulator report`."""
+
+import base64
+import datetime as dt
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from simulator import kernel, model, reference
+from simulator.api import run
+from simulator.cli import main
+from simulator.config import load_config, validate
+from simulator.engine import TRACE_PATHS, trace_steps
+from simulator.summary import headline_metrics
+
+N = 3000
+
+
+@pytest.mark.parametrize("spy", [1, 4, 12])
+def test_trace_block_matches_reference_trace(base_raw, spy):
+    """trace_block's per-step values equal the plain-Python reference's trace, and its other outputs
+    equal simulate_block's (the trace changes nothing)."""
+    base_raw["simulation"]["steps_per_year"] = spy
+    base_raw["funding"]["min_cash"] = 50.0  # shortfalls, raises and credit on some paths
+    cfg = validate(base_raw)
+    inputs = model.build_inputs(cfg)
+    n, first, T = 6, 500, inputs.n_years * spy
+    outs = [(np.empty((n, inputs.chol_param.shape[0])), np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years)),
+             np.empty((n, len(kernel.SCALAR_VARS)))) for _ in range(2)]
+    steps = np.empty((n, T, len(kernel.STEP_VARS)))
+    kernel.simulate_block(np.uint64(7), first, *inputs.kernel_args(), *outs[0])
+    kernel.trace_block(np.uint64(7), first, *inputs.kernel_args(), *outs[1], steps)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    dt_ = 1.0 / spy
+    for i in range(n):
+        trace = reference.simulate_path(inputs, 7, first + i)["trace"]
+        expected = np.array([[s["revenue"] / dt_, 1 - s["cogs"] / s["revenue"], s["fcf"] / dt_, s["cash"]]
+                             for s in trace])
+        np.testing.assert_allclose(steps[i], expected, rtol=1e-10, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "base"
+    cfg = load_config(None, [])
+    run(cfg, N, out=out)
+    return cfg, out
+
+
+def test_by_step_parquet(small_run):
+    cfg, out = small_run
+    table = pq.read_table(out / "by_step.parquet")
+    assert table.column_names == ["step", "date", "variable", "mean", "q05", "q25", "q50", "q75", "q95", "paths"]
+    assert str(table.schema.field("date").type) == "date32[day]"
+    frame = table.to_pandas()
+    spy = cfg.simulation.steps_per_year
+    T = len(cfg.years) * spy
+    assert len(frame) == T * 4
+    assert list(frame["variable"][:4]) == ["revenue", "gross_margin", "fcf", "cash"]
+    assert (frame["paths"] == min(N, TRACE_PATHS)).all()
+    assert frame["date"].iloc[0] == dt.date(cfg.simulation.start_year, 3, 31)
+    assert frame["date"].iloc[-1] == dt.date(cfg.simulation.end_year, 12, 31)
+    q = frame[["q05", "q25", "q50", "q75", "q95"]].to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all()
+    # The last step's cash is the year-end cash of by_year, over the same paths.
+    paths = pd.read_parquet(out / "paths.parquet")
+    end = cfg.simulation.end_year
+    last_cash = frame[(frame["step"] == T - 1) & (frame["variable"] == "cash")].iloc[0]
+    assert last_cash["q50"] == pytest.approx(np.quantile(paths[f"cash_{end}"], 0.5), rel=1e-12)
+    # Annualised steps: the mean over the year of revenue / dt-per-step is the annual revenue.
+    steps = trace_steps(cfg, N, cfg.simulation.seed)
+    np.testing.assert_allclose(steps[:, -spy:, kernel.T_REV].mean(axis=1), paths[f"revenue_{end}"], rtol=1e-10)
+
+
+def test_report(small_run, tmp_path):
+    from matplotlib.image import imread
+
+    from simulator.analysis import sensitivity, write_sensitivity
+    from simulator.report import DPI, FIGSIZE, make_report
+    from simulator.results import read_results
+
+    cfg, out = small_run
+    res = read_results(out)
+    write_sensitivity(out, sensitivity(res, out), res.metadata)
+    report = make_report(out, tmp_path / "rep")
+    names = {f.name for f in report.figures}
+    assert names == {"fan_revenue.png", "fan_gross_margin.png", "fan_fcf.png", "fan_cash.png", "fcf_histogram.png",
+                     "survival.png", "funding_gap.png", "tornado.png"}
+    page = report.html.read_text()
+    for f in report.figures:
+        image = imread(f.path)
+        assert image.shape[:2] == (int(FIGSIZE[1] * DPI), int(FIGSIZE[0] * DPI)), f.name
+        assert base64.b64encode(f.path.read_bytes()).decode() in page, f.name
+        assert f.caption and len(f.caption.splitlines()) == 1
+    assert page.count("<img src='data:image/png;base64,") == len(report.figures)
+    assert not re.search(r"<img src='(?!data:)", page)  # self-contained: no external image
+    assert 'id="headline"' in page
+    for metric in headline_metrics(cfg):
+        assert f"<code>{metric}</code>" in page
+    assert res.metadata["config_hash"][:16] in page and str(res.metadata["seed"]) in page
+    # The fan charts draw by_step.parquet's quantiles.
+    by_step = pd.read_parquet(out / "by_step.parquet")
+    for var in ("revenue", "gross_margin", "fcf", "cash"):
+        drawn = report.series[f"fan_{var}"]
+        stored = by_step[by_step["variable"] == var].sort_values("step")
+        for q in ("q05", "q25", "q50", "q75", "q95"):
+            np.testing.assert_array_equal(drawn[q].to_numpy(), stored[q].to_numpy())
+    # The survival curve is 1 - P(shortfall by year).
+    summary = res.summary.set_index("metric")
+    np.testing.assert_allclose(report.series["survival"]["survival"],
+                               [1 - summary.loc[f"p_shortfall_by_{y}", "value"] for y in cfg.years])
+
+
+def test_report_without_paths_or_sensitivity(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "-n", "2000", "-q", "-o", str(out), "--keep-paths", "none", "--report"])
+    assert result.exit_code == 0, result.output
+    assert (out / "report.html").exists() and (out / "fan_cash.png").exists()
+    assert not (out / "tornado.png").exists()
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "sensitivity" in result.output and "7 charts" in result.output
+    # A new run in the folder removes the old run's page (it would describe another run).
+    result = CliRunner().invoke(main, ["run", "-n", "1000", "-q", "-o", str(out), "--keep-paths", "none", "--force"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "report.html").exists() and (out / "by_step.parquet").exists()
+
+
+def test_report_errors(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
+    assert result.exit_code == 1
+    assert "no such results folder" in result.output
+
+
+def test_library_does_not_import_matplotlib():
+    code = "import sys, simulator, simulator.cli, simulator.api; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
