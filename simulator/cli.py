@@ -14,11 +14,16 @@ import click
 import pandas as pd
 
 from . import __version__
+from .analysis import OUTCOMES, comparison_metadata, parse_target, write_sensitivity, write_table
+from .analysis import compare as compare_runs, discover as discover_box
+from .analysis import sensitivity as sensitivity_table, solve as solve_parameter
 from .api import DEFAULT_PATHS, RunInterrupted, run as run_simulation
 from .config import DEFAULT_CONFIG, ConfigError, load_config
 from .config import validate as validate_config
 from .engine import DEFAULT_CHUNK, InvariantError
+from .replay import replay
 from .results import ResultsError, read_results
+from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios
 from .summary import headline_metrics
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -160,7 +165,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     click.echo(f"\nwrote {out}/ (paths, summary, by_year, by_step .parquet) in "
                f"{results.metadata['runtime']['total_seconds']:.1f} s")
     if make_report:
-        from .report import make_report as write_report
+        from .report import make_report as write_report  # matplotlib loads only when a report is made
 
         click.echo(f"wrote {write_report(out).html}")
 
@@ -235,7 +240,6 @@ def _fmt_number(x: float) -> str:
     return "nan" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.1f}"
 
 
-from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios  # noqa: E402
 
 
 @main.command("scenarios")
@@ -285,10 +289,6 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
     click.echo(f"wrote {out}/ ({len(scenarios)} run folders, scenarios.parquet) in {seconds:.1f} s")
 
 
-from .analysis import OUTCOMES, compare as compare_runs  # noqa: E402
-from .analysis import comparison_metadata, discover as discover_box, parse_target  # noqa: E402
-from .analysis import sensitivity as sensitivity_table, solve as solve_parameter  # noqa: E402
-from .analysis import write_sensitivity, write_table  # noqa: E402
 
 folder_argument = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 
@@ -490,8 +490,6 @@ def replay_command(folder, path_id, csv_file):
     Example:
         simulator replay results/base --path 42
     """
-    from .replay import replay
-
     r = replay(folder, path_id)
     click.echo(f"path {r.path_id}: drawn parameters")
     for name, value in r.parameters.items():
