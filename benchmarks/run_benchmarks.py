@@ -183,6 +183,23 @@ def machine() -> dict:
             "llvmlite": llvmlite.__version__, "os": platform.platform()}
 
 
+def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[str]:
+    """The speed and memory targets, each checked against this run's measurements."""
+    k = res[all_t]
+    biggest = max(scale, key=lambda r: r["n"])
+    checks = [
+        ("≥ 1,000,000 paths/s with all threads", f"kernel {k['kernel']:,.0f}, engine {k['engine']:,.0f}",
+         k["kernel"] >= 1e6),
+        ("≥ 6x the numpy implementation", f"kernel {k['kernel'] / res['numpy']:.1f}x, engine "
+         f"{k['engine'] / res['numpy']:.1f}x", k["kernel"] >= 6 * res["numpy"]),
+        ("≤ 2x the random-number floor's time", f"{k['floor'] / k['kernel']:.1f}x", k["floor"] <= 2 * k["kernel"]),
+        (f"peak memory < 1.5 GiB for {biggest['n']:,} paths", f"{biggest['peak_rss_mib']:,.0f} MiB",
+         biggest["peak_rss_mib"] < 1536),
+        ("warm `run --paths 100000` < 3 s", f"{start['warm']:.2f} s (cold {start['cold']:.1f} s)", start["warm"] < 3),
+    ]
+    return [f"| {what} | {measured} | {'yes' if ok else 'no'} |" for what, measured, ok in checks]
+
+
 def report(m: dict, res: dict, scale: list[dict], start: dict, vrf: dict, command: str) -> str:
     all_t = f"threads_{m['threads']}"
     k2, k1 = res[all_t], res["threads_1"]
@@ -206,6 +223,9 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, vrf: dict, comman
         f"| kernel time / floor time, all threads | {k2['floor'] / k2['kernel']:.2f} |",
         f"| kernel time / floor time, 1 thread | {k1['floor'] / k1['kernel']:.2f} |",
         f"| thread scaling of the kernel (all / 1) | {k2['kernel'] / k1['kernel']:.2f} |", "",
+        "## Targets (issue: default config, 4 steps a year, rows not kept)", "",
+        "| target | measured | met? |", "| --- | --- | --- |",
+        *_target_rows(res, scale, start, all_t), "",
         "## Scaling (fresh process per row; peak resident memory of the whole process)", "",
         "| paths | threads | seconds | paths/s | peak RSS (MiB) |", "| ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -273,6 +293,9 @@ def dask_section(n: int, repeats: int) -> str:
     return "\n".join(lines)
 
 
+NOTES_MARKER = "<!-- Notes below are written by hand; run_benchmarks.py --write keeps them. -->"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script works")
@@ -296,7 +319,11 @@ def main():
     text += dask_section(200_000 if opts.quick else 2_000_000, 3)
     print(text)
     if opts.write:
-        (HERE / "RESULTS.md").write_text(text + "\n")
+        # The notes under NOTES_MARKER (analysis, history, expected scaling) are written by hand: keep them.
+        path = HERE / "RESULTS.md"
+        old = path.read_text() if path.exists() else ""
+        notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else NOTES_MARKER + "\n"
+        path.write_text(text + "\n" + notes)
 
 
 if __name__ == "__main__":
