@@ -316,7 +316,7 @@ def main():
         vrf = variance_reduction(200_000)
     command = "python benchmarks/run_benchmarks.py" + (" --quick" if opts.quick else "") + (" --write" if opts.write else "")
     text = report(machine(), res, scale, start, vrf, command)
-    text += dask_section(200_000 if opts.quick else 2_000_000, 3)
+    text += "\n" + dask_section(200_000 if opts.quick else 2_000_000, 3)
     print(text)
     if opts.write:
         # The notes under NOTES_MARKER (analysis, history, expected scaling) are written by hand: keep them.
