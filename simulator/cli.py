@@ -24,7 +24,7 @@ from .engine import DEFAULT_CHUNK, InvariantError
 from .replay import replay
 from .results import ResultsError, read_results
 from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios
-from .summary import headline_metrics
+from .summary import format_number, format_probability, headline_metrics
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -224,22 +224,10 @@ def format_headline(results, cfg, metrics=None) -> str:
     lines = [f"{'metric':34} {'value':>10}  {'95% interval':>23} {'std err':>9}"]
     for name in frame.index if metrics is None else metrics:
         row = frame.loc[name]
-        fmt = _fmt_probability if name.startswith("p_") else _fmt_number
+        fmt = format_probability if name.startswith("p_") else format_number
         lines.append(f"{name:34} {fmt(row.value):>10}  [{fmt(row.ci_low):>10}, {fmt(row.ci_high):>10}] "
                      f"{fmt(row.stderr):>9}")
     return "\n".join(lines)
-
-
-def _fmt_probability(x: float) -> str:
-    if math.isnan(x):
-        return "nan"
-    return f"{x:.4f}" if x == 0 or x >= 0.01 else f"{x:.2e}"
-
-
-def _fmt_number(x: float) -> str:
-    return "nan" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.1f}"
-
-
 
 
 @main.command("scenarios")
@@ -275,7 +263,7 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
     cells = {name: [] for name in table.index}
     for name, row in table.iterrows():
         for metric in metrics:
-            fmt = _fmt_probability if metric.startswith("p_") else _fmt_number
+            fmt = format_probability if metric.startswith("p_") else format_number
             cells[name].append(f"{fmt(row[(metric, 'value')])} "
                                f"[{fmt(row[(metric, 'ci_low')])}, {fmt(row[(metric, 'ci_high')])}]")
     name_width = max(len("scenario"), *map(len, cells))
@@ -370,7 +358,7 @@ def compare_command(folder_a, folder_b, out):
     click.echo(f"{'metric':{width}} {'A':>10} {'B':>10} {'B - A':>10} {'se paired':>10}  {'se unpaired':>11}  "
                f"{'95% interval (paired)':>23}")
     for row in table.itertuples(index=False):
-        fmt = _fmt_probability if row.metric.startswith("p_") else _fmt_number
+        fmt = format_probability if row.metric.startswith("p_") else format_number
         click.echo(f"{row.metric:{width}} {fmt(row.a):>10} {fmt(row.b):>10} {_fmt_signed(row.diff):>10} "
                    f"{_fmt_se(row.se_paired):>10}  {_fmt_se(row.se_unpaired):>11}  "
                    f"[{_fmt_signed(row.ci_low):>10}, {_fmt_signed(row.ci_high):>10}]")
@@ -466,7 +454,7 @@ def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides,
 
     sol = solve_parameter(config, metric, value, key, low=low, high=high, n_paths=n_paths, seed=seed, tol=tol,
                           overrides=overrides, on_evaluation=show)
-    fmt = _fmt_probability if metric.startswith("p_") else _fmt_number
+    fmt = format_probability if metric.startswith("p_") else format_number
     for note in sol.notes:
         click.echo(f"note: {note}")
     click.echo(f"{key} = {sol.value:.6g}: {metric} = {fmt(sol.estimate)} ± {_fmt_se(sol.stderr)} "

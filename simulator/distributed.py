@@ -25,7 +25,7 @@ import numpy as np
 
 from . import engine, kernel
 from .config import Config
-from .engine import CHECK_EVERY, Interrupted, RunState, Simulation, check_invariants, new_state
+from .engine import CHECK_EVERY, Interrupted, RunState, Simulation, check_antithetic, check_invariants, new_state
 from .model import build_inputs, drawn_parameters
 from .samples import BLOCK_PATHS, PILOT_PATHS, SortedSample, block_histograms
 from .summary import event_counts, variables
@@ -129,12 +129,7 @@ def simulate(config: Config, n_paths: int, seed: int, client, *, threads: int | 
     inputs = build_inputs(config)
     params = drawn_parameters(config)
     streaming = n_keep < n_paths
-    if config.simulation.antithetic:
-        if n_paths % 2:
-            raise ValueError(f"n_paths = {n_paths}: an antithetic run needs an even number of paths")
-        if streaming:
-            raise ValueError("an antithetic run keeps every path's row (--keep-paths all): its standard errors "
-                             "come from the pairs")
+    check_antithetic(config, n_paths, streaming)
     if in_flight is None:
         slots = sum(client.nthreads().values()) or 1
         in_flight = TASKS_PER_THREAD * slots

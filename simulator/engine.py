@@ -160,6 +160,17 @@ def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | N
 CHECK_EVERY = 1 << 16  # auto-stop decides only at multiples of this many paths
 
 
+def check_antithetic(config: Config, n_paths: int, streaming: bool) -> None:
+    """An antithetic run needs whole pairs and every row (its standard errors come from the pairs)."""
+    if not config.simulation.antithetic:
+        return
+    if n_paths % 2:
+        raise ValueError(f"n_paths = {n_paths}: an antithetic run needs an even number of paths")
+    if streaming:
+        raise ValueError("an antithetic run keeps every path's row (--keep-paths all): its standard errors "
+                         "come from the pairs")
+
+
 def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAULT_CHUNK,
              threads: int | None = None, keep_paths: str | int | None = None,
              progress: Callable[[int], None] | None = None, state: RunState | None = None,
@@ -188,12 +199,8 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
     inputs = build_inputs(config)
     params = drawn_parameters(config)
     streaming = n_keep < n_paths
+    check_antithetic(config, n_paths, streaming)
     if config.simulation.antithetic:
-        if n_paths % 2:
-            raise ValueError(f"n_paths = {n_paths}: an antithetic run needs an even number of paths")
-        if streaming:
-            raise ValueError("an antithetic run keeps every path's row (--keep-paths all): its standard errors "
-                             "come from the pairs")
         chunk_size += chunk_size % 2  # pairs never straddle two chunks
     width = min(chunk_size, n_paths)
     buffers = (np.empty((width, len(params))), np.empty((width, len(kernel.ANNUAL_VARS), inputs.n_years)),

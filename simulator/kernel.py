@@ -520,7 +520,7 @@ def launch_step(seg, s, start, t1, eps, bridge, n_comp, when_comp, jump_comp):
     return tau * r0 * ramp * (1.0 + curvature * tau * tau / 12.0) * wiggle
 
 
-@njit(parallel=True, **_jit)
+@njit(**_jit)
 def simulate_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                    seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                    ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
@@ -530,34 +530,11 @@ def simulate_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slo
     theta_out : ndarray(float64, (n, n_drawn)); annual : ndarray(float64, (n, len(ANNUAL_VARS), n_years));
     scalars : ndarray(float64, (n, len(SCALAR_VARS))). Row i holds path ``path_start + i``.
     """
-    n = theta_out.shape[0]
-    n_blocks = min(n, 64 * 8)
-    n_par = tables.shape[0]
-    n_drawn = chol_param.shape[0]
-    n_seg = seg_launch.shape[0]
-    n_ev = ev_start.shape[0]
-    n_ch = chol_shock.shape[0]
-    no_steps = np.empty((0, len(STEP_VARS)))
-    for b in prange(n_blocks):
-        # Scratch is allocated per block of paths, not per path.
-        theta = np.empty(n_par)
-        z = np.empty(n_drawn)
-        zc = np.empty(n_drawn)
-        eps = np.empty(n_ch)
-        epsc = np.empty(n_ch)
-        bridge = np.empty(n_seg)
-        seg = np.empty((n_seg, SEG_SCRATCH))
-        ring = np.empty(spy)
-        ev_time = np.empty(n_ev)
-        ev_u = np.empty(n_ev)
-        ev_state = np.empty(n_ev, np.int64)
-        ev_paid = np.empty(n_ev, np.int64)
-        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
-            simulate_path(seed, path_start + i, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
-                          seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
-                          ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                          theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
-                          theta_out[i], annual[i], scalars[i], no_steps)
+    no_steps = np.empty((theta_out.shape[0], 0, len(STEP_VARS)))  # per-step values not wanted
+    trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
+                chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end,
+                ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                theta_out, annual, scalars, no_steps)
 
 
 @njit(parallel=True, **_jit)
@@ -565,9 +542,8 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
                 seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                 ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                 theta_out, annual, scalars, steps):
-    """``simulate_block`` that also records every step: ``steps`` (n, n_years * spy, len(STEP_VARS)).
-
-    Same paths, same numbers; kept apart so that the main kernel pays nothing for the per-step values.
+    """Simulate paths ``path_start ..`` in parallel, recording every step in ``steps``
+    (n, n_years * spy, len(STEP_VARS)); a second axis of length 0 records nothing (``simulate_block``).
     """
     n = theta_out.shape[0]
     n_blocks = min(n, 64 * 8)

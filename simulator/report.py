@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import pyarrow.parquet as pq
 
 from .config import validate
 from .results import REPORT_FILE, ResultsError, read_results, read_table
-from .summary import headline_metrics
+from .summary import format_number, format_probability, headline_metrics
 
 FIGSIZE = (8.0, 4.5)  # inches
 DPI = 100             # so every PNG is 800 x 450 pixels
@@ -86,19 +85,8 @@ def _paths_columns(folder: Path, columns: list[str]) -> pd.DataFrame | None:
 
 # ---------------------------------------------------------------- formatting
 
-
-def _fmt_probability(x: float) -> str:
-    if math.isnan(x):
-        return "nan"
-    return f"{x:.4f}" if x == 0 or x >= 0.01 else f"{x:.2e}"
-
-
-def _fmt_number(x: float) -> str:
-    return "nan" if math.isnan(x) else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.1f}"
-
-
 def _fmt(metric: str, x: float) -> str:
-    return _fmt_probability(x) if metric.startswith("p_") else _fmt_number(x)
+    return format_probability(x) if metric.startswith("p_") else format_number(x)
 
 
 def describe(metric: str) -> str:

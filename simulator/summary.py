@@ -19,6 +19,18 @@ QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
 YEARLY = ("revenue", "gross_margin", "fcf", "cash", "compute_spend")
 
 
+def format_probability(x: float) -> str:
+    """A probability for a table: 4 decimals, or 3 significant digits under 1%."""
+    if x != x:
+        return "nan"
+    return f"{x:.4f}" if x == 0 or x >= 0.01 else f"{x:.2e}"
+
+
+def format_number(x: float) -> str:
+    """An amount for a table: 3 decimals under 10, else 1."""
+    return "nan" if x != x else f"{x:,.3f}" if abs(x) < 10 else f"{x:,.1f}"
+
+
 def qname(q: float) -> str:
     return f"q{round(q * 100):02d}"
 
