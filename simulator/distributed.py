@@ -25,9 +25,9 @@ import numpy as np
 
 from . import engine, kernel
 from .config import Config
-from .engine import CHECK_EVERY, Interrupted, RunState, Simulation, check_antithetic, check_invariants, new_state
+from .engine import Interrupted, RunState, Simulation, check_antithetic, check_invariants, new_state
 from .model import build_inputs, drawn_parameters
-from .samples import BLOCK_PATHS, PILOT_PATHS, SortedSample, block_histograms
+from .samples import BLOCK_PATHS, PILOT_PATHS, block_histograms
 from .summary import event_counts, variables
 
 RETRIES = 2          # a failed task is run again (same block, same result)
@@ -184,8 +184,7 @@ def simulate(config: Config, n_paths: int, seed: int, client, *, threads: int | 
             state.next_id = hi
             if progress is not None:
                 progress(hi - lo)
-            if (precise_enough is not None and hi % CHECK_EVERY == 0 and hi < n_paths
-                    and (not streaming or hi >= max(pilot_end, n_keep + 1)) and precise_enough(state.counts, hi)):
+            if engine.stop_here(precise_enough, state, hi, n_paths, streaming, pilot_end):
                 n_paths = hi
                 break
             if should_stop is not None and hi < n_paths and should_stop():
@@ -194,15 +193,7 @@ def simulate(config: Config, n_paths: int, seed: int, client, *, threads: int | 
     finally:
         for *_, future in pending:
             future.cancel()
-    n_kept = min(n_keep, n_paths)
-    state.theta, state.annual, state.scalars = state.theta[:n_kept], state.annual[:n_kept], state.scalars[:n_kept]
-    if streaming:
-        samples = state.acc.finish()
-    else:
-        paired = config.simulation.antithetic
-        samples = {k: SortedSample(v, paired) for k, v in variables(config, state.annual, state.scalars).items()}
-    return Simulation(config, seed, n_paths, inputs, params, state.theta, state.annual, state.scalars,
-                      state.counts, samples, time.perf_counter() - start_time)
+    return engine.finish(config, seed, n_paths, inputs, params, state, streaming, time.perf_counter() - start_time)
 
 
 def describe(client) -> str:

@@ -228,14 +228,27 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
             state.next_id = hi
             if progress is not None:
                 progress(hi - lo)
-            if (precise_enough is not None and hi % CHECK_EVERY == 0 and hi < n_paths
-                    and (not streaming or hi >= max(pilot_end, n_keep + 1)) and precise_enough(state.counts, hi)):
+            if stop_here(precise_enough, state, hi, n_paths, streaming, pilot_end):
                 n_paths = hi
                 break
             if should_stop is not None and hi < n_paths and should_stop():
                 raise Interrupted(state)
             lo = hi
-    n_kept = min(n_keep, n_paths)  # an early stop in exact mode keeps fewer rows
+    return finish(config, seed, n_paths, inputs, params, state, streaming, time.perf_counter() - start_time)
+
+
+def stop_here(precise_enough, state: RunState, hi: int, n_paths: int, streaming: bool, pilot_end: int) -> bool:
+    """Auto-stop: only at multiples of CHECK_EVERY, past the histograms' pilot and the kept rows, so that the
+    result equals a fixed run of ``hi`` paths."""
+    return (precise_enough is not None and hi % CHECK_EVERY == 0 and hi < n_paths
+            and (not streaming or hi >= max(pilot_end, state.identity["kept"] + 1))
+            and precise_enough(state.counts, hi))
+
+
+def finish(config: Config, seed: int, n_paths: int, inputs: ModelInputs, params: list[str], state: RunState,
+           streaming: bool, seconds: float) -> Simulation:
+    """The run's rows (an early stop keeps fewer) and summary samples, once every path is in ``state``."""
+    n_kept = min(state.identity["kept"], n_paths)
     state.theta, state.annual, state.scalars = state.theta[:n_kept], state.annual[:n_kept], state.scalars[:n_kept]
     if streaming:
         samples = state.acc.finish()
@@ -243,7 +256,7 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
         paired = config.simulation.antithetic
         samples = {k: SortedSample(v, paired) for k, v in variables(config, state.annual, state.scalars).items()}
     return Simulation(config, seed, n_paths, inputs, params, state.theta, state.annual, state.scalars,
-                      state.counts, samples, time.perf_counter() - start_time)
+                      state.counts, samples, seconds)
 
 
 def _stream(state: RunState, values: dict[str, np.ndarray], lo: int, hi: int, pilot_end: int) -> None:
