@@ -25,7 +25,7 @@ import numpy as np
 
 from . import engine, kernel
 from .config import Config
-from .engine import Interrupted, RunState, Simulation, check_antithetic, check_invariants, new_state
+from .engine import Interrupted, RunState, Simulation, check_invariants
 from .model import build_inputs, drawn_parameters
 from .samples import BLOCK_PATHS, PILOT_PATHS, block_histograms
 from .summary import event_counts, variables
@@ -124,12 +124,8 @@ def simulate(config: Config, n_paths: int, seed: int, client, *, threads: int | 
              in_flight: int | None = None) -> Simulation:
     """``engine.simulate`` on the workers of ``client`` (a ``distributed.Client``); same arguments and
     the same, bit-identical result. ``in_flight`` caps the blocks submitted ahead of the merge."""
-    state = state or new_state(config, n_paths, seed, keep_paths)
+    state, inputs, params, streaming = engine.prepare(config, n_paths, seed, keep_paths, state)
     n_keep = state.identity["kept"]
-    inputs = build_inputs(config)
-    params = drawn_parameters(config)
-    streaming = n_keep < n_paths
-    check_antithetic(config, n_paths, streaming)
     if in_flight is None:
         slots = sum(client.nthreads().values()) or 1
         in_flight = TASKS_PER_THREAD * slots

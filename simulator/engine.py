@@ -194,12 +194,8 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size = {chunk_size}: expected a positive number of paths")
-    state = state or new_state(config, n_paths, seed, keep_paths)
+    state, inputs, params, streaming = prepare(config, n_paths, seed, keep_paths, state)
     n_keep = state.identity["kept"]
-    inputs = build_inputs(config)
-    params = drawn_parameters(config)
-    streaming = n_keep < n_paths
-    check_antithetic(config, n_paths, streaming)
     if config.simulation.antithetic:
         chunk_size += chunk_size % 2  # pairs never straddle two chunks
     width = min(chunk_size, n_paths)
@@ -235,6 +231,15 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
                 raise Interrupted(state)
             lo = hi
     return finish(config, seed, n_paths, inputs, params, state, streaming, time.perf_counter() - start_time)
+
+
+def prepare(config: Config, n_paths: int, seed: int, keep_paths, state: RunState | None):
+    """What both engines start from: the run's state (new or resumed), the kernel's inputs, the drawn
+    parameters' names, and whether summaries are streamed."""
+    state = state or new_state(config, n_paths, seed, keep_paths)
+    streaming = state.identity["kept"] < n_paths
+    check_antithetic(config, n_paths, streaming)
+    return state, build_inputs(config), drawn_parameters(config), streaming
 
 
 def stop_here(precise_enough, state: RunState, hi: int, n_paths: int, streaming: bool, pilot_end: int) -> bool:
