@@ -98,6 +98,19 @@ def floor_kernel():
     return draw
 
 
+def floor_shape(inputs) -> tuple[int, tuple, dict]:
+    """The number of drawn parameters, the floor kernel's shape arguments, and the per-path counts of
+    random numbers and elementary-function calls, for the model ``inputs``."""
+    n_drawn = inputs.chol_param.shape[0]
+    steps = inputs.n_years * inputs.spy
+    n_seg, n_ch, n_ev = len(inputs.seg_launch), inputs.chol_shock.shape[0], len(inputs.ev_start)
+    # Per path: parameter scores and two uniforms per scheduled raise; per step: channel shocks, bridge
+    # averages, and three uniforms (two event counts, the contingent raise's draw, taken every step).
+    counts = {"draws_per_path": {"normal": n_drawn + steps * (n_ch + n_seg), "uniform": 2 * n_ev + 3 * steps},
+              "elementary_per_path": ELEMENTARY_PER_SEGMENT * n_seg + ELEMENTARY_PER_PATH + steps * (n_seg + 3)}
+    return n_drawn, (n_drawn, n_ev, steps, n_ch + n_seg, n_seg), counts
+
+
 def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     import numba
     import numpy as np
@@ -109,22 +122,14 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
 
     cfg = load_config()
     inputs = build_inputs(cfg)
-    n_drawn = inputs.chol_param.shape[0]
-    steps = inputs.n_years * inputs.spy
-    n_seg, n_ch, n_ev = len(inputs.seg_launch), inputs.chol_shock.shape[0], len(inputs.ev_start)
-    # Per path: parameter scores and two uniforms per scheduled raise; per step: channel shocks, bridge
-    # averages, and three uniforms (two event counts, the contingent raise's draw, taken every step).
-    n_normals = n_drawn + steps * (n_ch + n_seg)
-    n_uniforms = 2 * n_ev + 3 * steps
-    shape = (n_drawn, n_ev, steps, n_ch + n_seg, n_seg)
+    n_drawn, shape, counts = floor_shape(inputs)
 
     buffers = (np.empty((n_kernel, n_drawn)), np.empty((n_kernel, len(kernel.ANNUAL_VARS), inputs.n_years)),
                np.empty((n_kernel, len(kernel.SCALAR_VARS))))
     args = inputs.kernel_args()
     draw = floor_kernel()
     out = np.empty(n_kernel)
-    res = {"n_kernel": n_kernel, "n_numpy": n_numpy, "draws_per_path": {"normal": n_normals, "uniform": n_uniforms},
-           "elementary_per_path": ELEMENTARY_PER_SEGMENT * n_seg + ELEMENTARY_PER_PATH + steps * (n_seg + 3)}
+    res = {"n_kernel": n_kernel, "n_numpy": n_numpy, **counts}
     simulate(cfg, 1000, 1, keep_paths="none")  # compile / load everything first
     for elementary in (False, True):
         draw(np.uint64(1), 10, *shape, elementary, out)

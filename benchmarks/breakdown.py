@@ -1,0 +1,114 @@
+"""Where a path's time goes: the kernel with one piece of work removed at a time, and the engine's steps
+after the kernel, one thread, default config.
+
+    python benchmarks/breakdown.py
+
+Each kernel variant is a copy of simulator/kernel.py with one source substitution (a removed piece of
+work) compiled in a temporary module, so the saving is measured, not estimated. Minimum of repeated runs
+(the least disturbed by other processes), nanoseconds per path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from simulator import engine, kernel, load_config  # noqa: E402
+from simulator.model import build_inputs, drawn_parameters  # noqa: E402
+from simulator.samples import Accumulator, pilot_edges  # noqa: E402
+from simulator.summary import event_counts, variables  # noqa: E402
+
+from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
+
+N = 1 << 16
+
+# name -> [(source text, replacement), ...]: the piece of work each variant leaves out.
+VARIANTS = {
+    "elasticity pow per step": [("ratio0 ** elasticity", "1.0")],
+    "segment growth expm1 per step": [("growth = math.expm1(d)", "growth = d")],
+    "price and usage exp per step": [("price_mid = math.exp(0.5 * (ln_p0 + ln_p))", "price_mid = 1.0 + 0.5 * (ln_p0 + ln_p)"),
+                                     ("math.exp(0.5 * (ln_u0 + ln_u))", "(1.0 + 0.5 * (ln_u0 + ln_u))")],
+    "parameter table lookups": [("theta[k] = interp_table(tables[k], zc[d], z_min, z_step)",
+                                 "theta[k] = tables[k, tables.shape[1] // 2] * (1.0 + 1e-3 * zc[d])")],
+    "parameter normal scores": [("state = fill_normals(state, z, n_drawn, sign)", "z[:] = 0.1")],
+}
+
+
+def best_ns(fn, repeats: int = 9) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times) / N * 1e9
+
+
+def kernel_variant(tmp: Path, name: str, source: str):
+    path = tmp / f"variant_{abs(hash(name))}.py"
+    path.write_text(source.replace("cache=True", "cache=False"))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main():
+    numba.set_num_threads(1)
+    cfg = load_config()
+    inputs, params = build_inputs(cfg), drawn_parameters(cfg)
+    args = inputs.kernel_args()
+    out = (np.empty((N, len(params))), np.empty((N, len(kernel.ANNUAL_VARS), inputs.n_years)),
+           np.empty((N, len(kernel.SCALAR_VARS))))
+    source = Path(kernel.__file__).read_text()
+
+    def time_kernel(module) -> float:
+        module.simulate_block(np.uint64(1), 0, *args, *out)  # compile
+        return best_ns(lambda: module.simulate_block(np.uint64(1), 0, *args, *out))
+
+    whole = time_kernel(kernel)
+    draw, (_, shape, _), last = floor_kernel(), floor_shape(inputs), np.empty(N)
+    rows = [("kernel, whole", whole)]
+    for name, elementary in (("the kernel's random numbers alone (the floor)", False),
+                             ("the floor + its elementary functions (the bound)", True)):
+        draw(np.uint64(1), 10, *shape, elementary, last)
+        rows.append((name, best_ns(lambda: draw(np.uint64(1), N, *shape, elementary, last))))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, substitutions in VARIANTS.items():
+            variant = source
+            for old, new in substitutions:
+                if old not in variant:
+                    raise SystemExit(f"variant {name!r}: {old!r} is no longer in kernel.py; update VARIANTS")
+                variant = variant.replace(old, new)
+            rows.append((f"kernel: {name}", whole - time_kernel(kernel_variant(Path(tmp), name, variant))))
+    theta, annual, scalars = out
+    initial_cash = engine._initial_cash(cfg, params)
+    values = np.stack(list(variables(cfg, annual, scalars).values()))
+    acc = Accumulator(list(variables(cfg, annual, scalars)), pilot_edges(values))
+
+    def bin_again():
+        acc.next_id = 0
+        acc.add(values, 0)
+
+    rows += [
+        ("engine: invariant checks", best_ns(lambda: engine.check_invariants(theta, annual, scalars, initial_cash, 0))),
+        ("engine: event counts", best_ns(lambda: event_counts(cfg, inputs.spy, annual, scalars))),
+        ("engine: summary variables", best_ns(lambda: np.stack(list(variables(cfg, annual, scalars).values())))),
+        (f"engine: histograms of {len(values)} variables", best_ns(bin_again)),
+    ]
+    print(f"{N:,} paths, 1 thread, ns per path (\"kernel:\" rows: the time the piece costs)\n")
+    print("| work | ns/path | share of the kernel |\n| --- | ---: | ---: |")
+    for name, ns in rows:
+        print(f"| {name} | {ns:,.0f} | {ns / whole:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
