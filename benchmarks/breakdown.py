@@ -33,10 +33,10 @@ N = 1 << 16
 
 # name -> [(source text, replacement), ...]: the piece of work each variant leaves out.
 VARIANTS = {
-    "elasticity pow per step": [("ratio0 ** elasticity", "1.0")],
+    "elasticity log per step": [("math.log(ratio0)", "(ratio0 - 1.0)")],
     "segment growth expm1 per step": [("growth = math.expm1(d)", "growth = d")],
-    "price and usage exp per step": [("price_mid = math.exp(0.5 * (ln_p0 + ln_p))", "price_mid = 1.0 + 0.5 * (ln_p0 + ln_p)"),
-                                     ("math.exp(0.5 * (ln_u0 + ln_u))", "(1.0 + 0.5 * (ln_u0 + ln_u))")],
+    "cost exps per step (cogs, flexible training)": [("math.exp(mid_p + 0.5", "(1.0 + mid_p + 0.5"),
+                                                     ("math.exp(mid_p + elasticity", "(1.0 + mid_p + elasticity")],
     "parameter table lookups": [("theta[k] = interp_table(tables[k], zc[d], z_min, z_step)",
                                  "theta[k] = tables[k, tables.shape[1] // 2] * (1.0 + 1e-3 * zc[d])")],
     "parameter normal scores": [("state = fill_normals(state, z, n_drawn, sign)", "z[:] = 0.1")],

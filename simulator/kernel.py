@@ -396,20 +396,21 @@ def simulate_path(seed, path_id, antithetic, spy, n_years, tables, drawn_slot, z
         # Compute price and usage (§4); costs use the step's average (log-midpoint).
         ln_p0 = ln_p
         ln_u0 = ln_u
+        # The price is exp(mid_p) * level; products with it are taken as one exp of the summed logs.
         ln_p += drift_p + s_p * sqdt * epsc[n_seg]
-        price_mid = math.exp(0.5 * (ln_p0 + ln_p))
+        mid_p = 0.5 * (ln_p0 + ln_p)
+        level = price_level[k]  # dated shocks of the config
         if n_supply > 0:  # the step's average price: the jump applies after its time
-            price_mid *= when_supply + (1.0 - when_supply) * math.exp(n_supply * jump_supply)
+            level *= when_supply + (1.0 - when_supply) * math.exp(n_supply * jump_supply)
             ln_p += n_supply * jump_supply
-        price_mid *= price_level[k]  # dated shocks of the config
         ln_u += drift_u + s_u * sqdt * epsc[n_seg + 1]
-        cogs = c0 * price_mid * math.exp(0.5 * (ln_u0 + ln_u)) * rev
+        cogs = c0 * level * math.exp(mid_p + 0.5 * (ln_u0 + ln_u)) * rev
 
         # Other cash costs (§5).
         opex = opex_fixed + theta[P_OPEX_RATIO] * rev
         opex_fixed *= opex_step
         fixed = committed[y] * committed_keep
-        flexible = (1.0 - fixed) * price_mid * ratio0 ** elasticity * cut
+        flexible = (1.0 - fixed) * level * math.exp(mid_p + elasticity * math.log(ratio0)) * cut
         training = dt * tc_plan[y] * (fixed + flexible)
         interest = theta[P_CASH_INTEREST] * max(cash, 0.0) * dt
 
