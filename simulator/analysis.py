@@ -245,6 +245,10 @@ def compare(a: Results, b: Results, folder_a: str | Path = "A", folder_b: str | 
         diff = sorted(set(drawn_a) ^ set(drawn_b)) or ["(order)"]
         notes.append(f"the runs draw different parameters ({', '.join(diff)}): paths share the seed but not all "
                      "their random numbers, so the pairing gains less; the paired errors remain valid")
+    if ma["simulator_version"] != mb["simulator_version"]:
+        notes.append(f"the runs were made by simulator {ma['simulator_version']} and {mb['simulator_version']}: "
+                     "their paths may not share random numbers, so the pairing may gain nothing; the paired errors "
+                     "remain valid")
     if ma["steps_per_year"] != mb["steps_per_year"]:
         notes.append("the runs use different steps per year: their shocks differ path by path")
     va, vb = _headline_per_path(pa_, cfg_a), _headline_per_path(pb_, cfg_b)

@@ -16,7 +16,7 @@ from typing import Callable
 import numba
 import numpy as np
 
-from . import kernel
+from . import __version__, kernel
 from .config import Config
 from .model import ModelInputs, build_inputs, drawn_parameters
 from .samples import PILOT_PATHS, Accumulator, SortedSample, pilot_edges
@@ -65,7 +65,7 @@ class Simulation:
 class RunState:
     """Progress of a run: paths ``0 .. next_id - 1`` are done. Saved when a run is interrupted."""
 
-    identity: dict          # config hash, seed, n_paths, rows kept: what a resume must match
+    identity: dict          # config hash, seed, n_paths, rows kept, simulator version: what a resume must match
     theta: np.ndarray       # kept rows (filled up to min(next_id, kept))
     annual: np.ndarray
     scalars: np.ndarray
@@ -98,7 +98,7 @@ class RunState:
         if meta["identity"] != fresh.identity:
             diff = [k for k in fresh.identity if meta["identity"].get(k) != fresh.identity[k]]
             raise ValueError(f"{folder}: the saved run differs in {', '.join(diff)}; "
-                             "resume with the same config, seed, path count and --keep-paths")
+                             "resume with the same config, seed, path count, --keep-paths and simulator version")
         done = meta["next_id"]
         for name in ("theta", "annual", "scalars"):
             getattr(fresh, name)[:len(arrays[name])] = arrays[name]
@@ -152,7 +152,10 @@ def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | N
         raise ValueError(f"seed = {seed}: expected an integer in [0, 2**63)")
     n_keep = resolve_keep(keep_paths, n_paths)
     n_drawn, n_years = len(drawn_parameters(config)), len(config.years)
-    return RunState({"config_hash": config.digest(), "seed": seed, "n_paths": n_paths, "kept": n_keep},
+    # The version too: another version's kernel may give other numbers for the same paths.
+    identity = {"config_hash": config.digest(), "seed": seed, "n_paths": n_paths, "kept": n_keep,
+                "simulator_version": __version__}
+    return RunState(identity,
                     np.empty((n_keep, n_drawn)), np.empty((n_keep, len(kernel.ANNUAL_VARS), n_years)),
                     np.empty((n_keep, len(kernel.SCALAR_VARS))))
 

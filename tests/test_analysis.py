@@ -124,6 +124,14 @@ def test_compare_pairs_paths_and_shrinks_the_error(runs, tmp_path):
     assert list(written.columns) == ["metric", "a", "b", "diff", "se_paired", "se_unpaired", "ci_low", "ci_high"]
 
 
+def test_compare_notes_runs_of_different_versions(runs):
+    a, b = simulator.read_results(runs / "a"), simulator.read_results(runs / "b")
+    assert analysis.compare(a, b).notes == []
+    b.metadata["simulator_version"] = "0.0.1"
+    notes = analysis.compare(a, b).notes
+    assert len(notes) == 1 and f"simulator {simulator.__version__} and 0.0.1" in notes[0]
+
+
 def test_compare_refuses_runs_that_cannot_be_paired(runs, tmp_path):
     cfg = simulator.load_config()
     simulator.run(cfg, 6000, 6, tmp_path / "seed6")

@@ -71,6 +71,19 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert other.returncode == 1 and "differs in seed" in other.stderr
 
 
+def test_resume_of_a_run_saved_by_another_version_is_refused(tmp_path):
+    """Another version's kernel may give other numbers for the same paths: mixing them would be silent."""
+    from simulator import load_config
+    from simulator.engine import RunState, new_state
+
+    cfg = load_config()
+    saved = new_state(cfg, 1000, 1, None)
+    saved.identity["simulator_version"] = "0.0.1"
+    saved.save(tmp_path)
+    with pytest.raises(ValueError, match="differs in simulator_version"):
+        RunState.load(tmp_path, new_state(cfg, 1000, 1, None))
+
+
 def test_resume_without_saved_progress_is_refused(tmp_path):
     result = subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "--out", str(tmp_path / "x"), "--resume",
                              "--paths", "10"], capture_output=True, text=True)
