@@ -19,7 +19,7 @@ from numba import njit, prange
 PILOT_PATHS = 1 << 17   # path ids 0 .. PILOT_PATHS - 1 fix the bin edges
 BINS = 1 << 14          # bins per variable: ~6e-5 of the paths each
 BLOCK_PATHS = 1 << 16   # float sums are folded per block of path ids, in block order
-GRID_CELLS = 1 << 14    # cells of the lookup grid that finds a value's bin
+GRID_CELLS = 1 << 16    # cells of the lookup grid that finds a value's bin: ~4 per bin
 
 
 class SortedSample:
@@ -224,7 +224,9 @@ def lookup_grids(edges: np.ndarray):
     start of cell g, so a value's bin is found by one multiplication and a short scan."""
     n_vars = edges.shape[0]
     lo, scale = np.zeros(n_vars), np.zeros(n_vars)
-    grid = np.zeros((n_vars, GRID_CELLS + 1), np.int32)
+    # 16-bit bin numbers (pilot_edges gives at most 3 * BINS edges): a smaller cache footprint, a third
+    # off the binning time. The grid is only a starting point: find_bin's scans make any answer exact.
+    grid = np.zeros((n_vars, GRID_CELLS + 1), np.uint16)
     for v, e in enumerate(edges):
         finite = e[np.isfinite(e)]
         if finite.size < 2 or finite[-1] == finite[0]:
