@@ -291,22 +291,16 @@ def _initial_cash(config: Config, params: list[str]):
 
 def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> None:
     """No NaN or infinity in any output, and per path: cash at the end = initial cash + sum of FCF
-    + funding raised + credit outstanding (to rounding)."""
-    for name, arr in (("parameters", theta), ("yearly outputs", annual), ("path outputs", scalars)):
-        bad = ~np.isfinite(arr).reshape(len(arr), -1).all(axis=1)
-        if bad.any():
-            raise InvariantError(f"path {first_id + int(np.argmax(bad))}: non-finite {name}; "
-                                 f"replay it with `simulator replay DIR --path {first_id + int(np.argmax(bad))}`")
-    cash0 = theta[:, initial_cash] if isinstance(initial_cash, int) else initial_cash
-    inflows = (annual[:, kernel.A_FCF].sum(axis=1) + scalars[:, kernel.S_RAISED_SCHEDULED]
-               + scalars[:, kernel.S_RAISED_CONTINGENT] + scalars[:, kernel.S_CREDIT_END])
-    residual = np.abs(scalars[:, kernel.S_CASH_END] - cash0 - inflows)
-    scale = 1.0 + np.abs(cash0) + np.abs(annual[:, kernel.A_REV]).sum(axis=1) + np.abs(inflows)
-    bad = residual > 1e-9 * scale
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InvariantError(f"path {first_id + i}: cash identity off by {residual[i]:.3g}; "
-                             f"replay it with `simulator replay DIR --path {first_id + i}`")
+    + funding raised + credit outstanding (to rounding). ``initial_cash``: its column in ``theta``, or its
+    fixed value."""
+    drawn = isinstance(initial_cash, int)
+    i, what, residual = kernel.first_broken_path(theta, annual, scalars, initial_cash if drawn else -1,
+                                                 0.0 if drawn else float(initial_cash))
+    if i < 0:
+        return
+    problem = (f"cash identity off by {residual:.3g}" if what == 4 else
+               f"non-finite {('parameters', 'yearly outputs', 'path outputs')[what - 1]}")
+    raise InvariantError(f"path {first_id + i}: {problem}; replay it with `simulator replay DIR --path {first_id + i}`")
 
 
 TRACE_PATHS = 20_000  # by_step.parquet: per-step quantiles from the first this-many path ids

@@ -572,3 +572,27 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
                           ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                           theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
                           theta_out[i], annual[i], scalars[i], steps[i])
+
+
+@njit(**_jit)
+def first_broken_path(theta, annual, scalars, cash_col, cash_value):
+    """(row, what, residual) of the first path that breaks an invariant, or (-1, 0, 0.0): ``what`` is 1, 2
+    or 3 for a non-finite value in ``theta``, ``annual`` or ``scalars``, 4 for the cash identity (cash at
+    the end = initial cash + sum of FCF + funding raised + credit outstanding, to 1e-9 of the flows'
+    scale). The initial cash is ``theta[:, cash_col]``, or ``cash_value`` where ``cash_col`` < 0."""
+    for i in range(theta.shape[0]):
+        for what, arr in ((1, theta[i].ravel()), (2, annual[i].ravel()), (3, scalars[i].ravel())):
+            for x in arr:
+                if not math.isfinite(x):
+                    return i, what, 0.0
+        cash0 = theta[i, cash_col] if cash_col >= 0 else cash_value
+        fcf = 0.0
+        revenue = 0.0
+        for y in range(annual.shape[2]):
+            fcf += annual[i, A_FCF, y]
+            revenue += abs(annual[i, A_REV, y])
+        inflows = fcf + scalars[i, S_RAISED_SCHEDULED] + scalars[i, S_RAISED_CONTINGENT] + scalars[i, S_CREDIT_END]
+        residual = abs(scalars[i, S_CASH_END] - cash0 - inflows)
+        if residual > 1e-9 * (1.0 + abs(cash0) + revenue + abs(inflows)):
+            return i, 4, residual
+    return -1, 0, 0.0
