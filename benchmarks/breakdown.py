@@ -35,12 +35,16 @@ N = 1 << 16
 
 # name -> [(source text, replacement), ...]: the piece of work each variant leaves out.
 VARIANTS = {
-    "elasticity log per step": [("math.log(ratio0)", "(ratio0 - 1.0)")],
-    "segment growth expm1 per step": [("growth = math.expm1(d)", "growth = d")],
-    "cost exps per step (cogs, flexible training)": [("math.exp(mid_p + 0.5", "(1.0 + mid_p + 0.5"),
-                                                     ("math.exp(mid_p + elasticity", "(1.0 + mid_p + elasticity")],
-    "parameter table lookups": [("theta[k] = interp_table(tables[k], zc[d], z_min, z_step)",
-                                 "theta[k] = tables[k, tables.shape[1] // 2] * (1.0 + 1e-3 * zc[d])")],
+    "step normals (lane by lane)": [("state, eps[c, i] = next_normal(state)", "eps[c, i] = 0.01 * c")],
+    "Poisson counts (lane by lane)": [("poisson_count(u_comp, lane[L_MEAN_COMP, i], lane[L_NONE_COMP, i])", "(0, u_comp)"),
+                                      ("poisson_count(u_supply, lane[L_MEAN_SUPPLY, i], lane[L_NONE_SUPPLY, i])",
+                                       "(0, u_supply)")],
+    "elasticity log per step (lane by lane)": [("math.log(lane[L_RATIO0, i])", "(lane[L_RATIO0, i] - 1.0)")],
+    "scheduled raises (lane by lane)": [("for e in range(n_ev):\n                if ev_state", "for e in range(0):\n                if ev_state")],
+    "segment growth expm1 (SIMD)": [("growth = expm1_lanes(d)", "growth = d")],
+    "cost exps (SIMD)": [("exp_lanes(mid_p + 0.5", "(1.0 + mid_p + 0.5"), ("exp_lanes(mid_p + theta", "(1.0 + mid_p + theta")],
+    "parameter table lookups": [("theta[k, i] = interp_table(tables[k], zc[d], z_min, z_step)",
+                                 "theta[k, i] = tables[k, tables.shape[1] // 2] * (1.0 + 1e-3 * zc[d])")],
     "parameter normal scores": [("state = fill_normals(state, z, n_drawn, sign)", "z[:] = 0.1")],
 }
 

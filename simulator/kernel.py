@@ -11,7 +11,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+# The lane loops of ``simulate_tile`` read and write many rows of a few arrays; LLVM vectorises a loop
+# only if it can check at run time that those do not overlap, and by default it gives up beyond 8
+# checks (most of the step's loops need more). Raising the limits only allows more checks: the
+# results are the same, the loops faster (measured: 2.6 -> 2.3 us a path). Unknown options are ignored.
+llvm.set_option("", "-runtime-memory-check-threshold=256")
+llvm.set_option("", "-vectorize-memory-check-threshold=512")
 
 # ------------------------------------------------------------------ layout
 # Scalar parameters shared by all paths' models, in kernel order (dotted config keys).
@@ -58,9 +68,8 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _KEY_SALT = np.uint64(0x5DEECE66D2B7E151)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
-TWO_PI = 2.0 * math.pi
 
-_jit = dict(cache=True, error_model="numpy", nogil=True)
+_jit = dict(cache=False, error_model="numpy", nogil=True)
 
 
 @njit(inline="always", **_jit)
@@ -143,13 +152,15 @@ def draw_uniform(state, mirror):
 
 
 @njit(inline="always", **_jit)
-def correlate(chol, z, out, n):
-    """out = chol @ z for a lower-triangular ``chol``."""
-    for i in range(n):
-        acc = 0.0
-        for j in range(i + 1):
-            acc += chol[i, j] * z[j]
-        out[i] = acc
+def correlate_lanes(chol, z, z0, out, n, m):
+    """out[r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n and a lower-triangular ``chol``: every lane at once."""
+    for r in range(n):
+        for i in range(m):
+            out[r, i] = 0.0
+        for c in range(r + 1):
+            w = chol[r, c]
+            for i in range(m):
+                out[r, i] += w * z[z0 + c, i]
 
 
 @njit(inline="always", **_jit)
@@ -199,11 +210,47 @@ def ramp_integral(d, a, b):
 
 @njit(inline="always", **_jit)
 def exp_small(w):
-    """exp(w): Taylor series to w^5 for |w| < 0.1 (relative error < 2e-9), libm otherwise.
-    Used for the bridge factor, whose argument is ~0.02: it saves a libm call per segment and step."""
-    if abs(w) < 0.1:
-        return 1.0 + w * (1.0 + w * (0.5 + w * (1.0 / 6.0 + w * (1.0 / 24.0 + w * (1.0 / 120.0)))))
-    return math.exp(w)
+    """exp(w): Taylor series to w^5 for |w| < 0.1 (relative error < 2e-9), ``exp_lanes`` otherwise.
+    Used for the bridge factor, whose argument is ~0.02."""
+    taylor = 1.0 + w * (1.0 + w * (0.5 + w * (1.0 / 6.0 + w * (1.0 / 24.0 + w * (1.0 / 120.0)))))
+    return taylor if abs(w) < 0.1 else exp_lanes(w)
+
+
+@intrinsic
+def _bits_as_float(typingctx, bits):
+    """The float64 whose IEEE-754 bits are the int64 ``bits`` (a free reinterpretation)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+_LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 in two parts (Cody-Waite)
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: (x + _ROUND) - _ROUND rounds x to an integer
+
+
+@njit(inline="always", **_jit)
+def exp_lanes(x):
+    """exp(x) without calls or branches, so loops over lanes compile to SIMD (libm's exp does not
+    vectorise here): x = k ln2 + r, |r| <= ln2 / 2, a degree-11 Taylor polynomial for e^r, and 2^k
+    written into the exponent bits. Relative error < 1e-14; x is clamped to [-708, 709] (so
+    underflow gives ~1e-308, not 0) and beyond 709 the result is inf, as libm's."""
+    xc = min(max(x, -708.0), 709.0)
+    k = (xc * 1.4426950408889634 + _ROUND) - _ROUND
+    r = (xc - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (
+        1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800)))))))))))
+    scaled = p * _bits_as_float((np.int64(k) + 1023) << 52)
+    return scaled if x <= 709.0 else math.inf
+
+
+@njit(inline="always", **_jit)
+def expm1_lanes(x):
+    """exp(x) - 1, accurate near 0 (relative error < 1e-14) and vectorisable like ``exp_lanes``: its
+    Taylor series to x^14 for |x| < 0.5 (remainder < 2e-16 x), exp_lanes(x) - 1 otherwise."""
+    taylor = x * (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120 + x * (1.0 / 720 + x * (
+        1.0 / 5040 + x * (1.0 / 40320 + x * (1.0 / 362880 + x * (1.0 / 3628800 + x * (1.0 / 39916800 + x * (
+            1.0 / 479001600 + x * (1.0 / 6227020800 + x * (1.0 / 87178291200))))))))))))))
+    return taylor if abs(x) < 0.5 else exp_lanes(x) - 1.0
 
 
 @njit(inline="always", **_jit)
@@ -216,122 +263,145 @@ def log_mean_factor(d):
 
 # ------------------------------------------------------------------ the model
 
+# Paths are simulated LANES at a time, structure-of-arrays: every per-path quantity is a row of a
+# (quantity, lane) array, so the step's arithmetic runs as loops over lanes that compile to SIMD.
+# Random draws, Poisson counts, scheduled raises and other rare or branchy work run lane by lane.
+LANES = 64
 
-# Per-segment constants and state of one path, seg[s, SG_*] (scratch owned by the caller).
+# Per-segment constants and state, seg[SG_*, segment, lane].
 (SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_HALF_DECAY, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
  SG_AMP_K, SG_VOL, SG_BRIDGE_SD, SG_BRIDGE_MEAN, SG_CURV, SG_EXPOSURE) = range(15)
 SEG_SCRATCH = 15
+# Per-lane constants, state and the step's intermediate values, lane[L_*, lane].
+(L_MEAN_COMP, L_NONE_COMP, L_JUMP_COMP, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_JUMP_SUPPLY, L_PHI_DT, L_MARKET_VOL,
+ L_DRIFT_P, L_VOL_P, L_DRIFT_U, L_VOL_U, L_OPEX_STEP, L_KEEP, L_C0,
+ L_CASH, L_CREDIT, L_CREDIT_MAX, L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST, L_GAP,
+ L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
+ L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
+ L_REV, L_RUN_RATE1, L_E0, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE) = range(51)
+LANE_SCRATCH = 51
 
 
 @njit(**_jit)
-def simulate_path(seed, path_id, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
+def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                   seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                  theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
+                  states, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u, ev_state, ev_paid,
                   theta_out, annual, scalars, steps):
-    """Simulate one path; fill ``theta_out`` (drawn parameters), ``annual`` (V, Y) and ``scalars``,
-    and, when ``steps.shape[0] > 0``, ``steps`` (T, len(STEP_VARS)) with each step's values.
+    """Simulate paths ``first .. first + m - 1`` (m = ``theta_out.shape[0]`` <= LANES) together; fill
+    ``theta_out`` (m, drawn parameters), ``annual`` (m, V, Y) and ``scalars`` (m, S), and, when
+    ``steps.shape[1] > 0``, ``steps`` (m, T, len(STEP_VARS)) with each step's values.
 
-    ``theta`` ... ``ev_paid`` are scratch arrays owned by the caller.  The arithmetic is
-    arranged for speed (per-path constants hoisted, exponentials advanced by multiplication);
-    ``simulator.reference`` computes the same numbers from the formulas as written.
+    ``states`` ... ``ev_paid`` are scratch arrays owned by the caller, with a last axis of LANES.
+    The arithmetic is arranged for speed (per-path constants hoisted, exponentials advanced by
+    multiplication, lanes in SIMD loops); ``simulator.reference`` computes the same numbers, one path at
+    a time, from the formulas as written.
     """
+    m = theta_out.shape[0]
     n_par = tables.shape[0]
     n_drawn = chol_param.shape[0]
     n_seg = seg_launch.shape[0]
     n_ev = ev_start.shape[0]
     n_ch = chol_shock.shape[0]
     ev0 = N_GLOBAL + SEGMENT_WIDTH * n_seg
-    # Antithetic pairs: path 2k+1 replays the stream of path 2k with every normal negated and every
-    # uniform mirrored (u -> 1 - u). The ziggurat's rejections depend on |z| only, so the
-    # partner's normals are exactly -z.
-    mirror = antithetic and path_id % 2 == 1
-    sign = -1.0 if mirror else 1.0
-    state = path_key(seed, path_id - 1 if mirror else path_id)
-
-    # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
-    state = fill_normals(state, z, n_drawn, sign)
-    correlate_sparse(chol_param, chol_first, z, zc, n_drawn)
-    for k in range(n_par):
-        d = drawn_slot[k]
-        if d >= 0:
-            theta[k] = interp_table(tables[k], zc[d], z_min, z_step)
-            theta_out[d] = theta[k]
-        else:
-            theta[k] = tables[k, 0]
-
-    # 2. Scheduled raises: closing time within the window and the closing draw.
-    for e in range(n_ev):
-        state, u = draw_uniform(state, mirror)
-        ev_time[e] = ev_start[e] + u * (ev_end[e] - ev_start[e])
-        state, u = draw_uniform(state, mirror)
-        ev_u[e] = u
-        ev_state[e] = 0  # 0 pending, 1 closed, 2 failed
-        ev_paid[e] = 0
-
-    # 3. Initial state and per-path constants.
     dt = 1.0 / spy
     sqdt = math.sqrt(dt)
-    for s in range(n_seg):
-        base = N_GLOBAL + SEGMENT_WIDTH * s
-        kappa = math.log(2.0) / theta[base + SEG_HALF_LIFE]
-        sig = theta[base + SEG_SIGMA]
-        amp = theta[base + SEG_G0] - theta[base + SEG_GINF]
-        seg[s, SG_RATE] = theta[base + SEG_RUN_RATE]
-        seg[s, SG_DECAY] = 1.0                      # exp(-kappa t0), advanced every step
-        seg[s, SG_DECAY_STEP] = math.exp(-kappa * dt)
-        seg[s, SG_HALF_DECAY] = math.exp(-kappa * 0.5 * dt)
-        seg[s, SG_KAPPA] = kappa
-        seg[s, SG_AMP] = amp
-        seg[s, SG_GINF] = theta[base + SEG_GINF]
-        seg[s, SG_SIGMA] = sig
-        seg[s, SG_DRIFT] = theta[base + SEG_GINF] * dt - 0.5 * sig * sig * dt
-        seg[s, SG_AMP_K] = amp / kappa
-        seg[s, SG_VOL] = sig * sqdt
-        seg[s, SG_BRIDGE_SD] = sig * math.sqrt(dt / 12.0)
-        seg[s, SG_BRIDGE_MEAN] = sig * sig * dt / 24.0
-        seg[s, SG_CURV] = kappa * amp * dt * dt / 12.0
-        seg[s, SG_EXPOSURE] = theta[base + SEG_EXPOSURE]
-    for j in range(spy):
-        ring[j] = -initial_burn * dt
-    ring_sum = -initial_burn
-    ln_p = 0.0
-    ln_u = 0.0
-    market = 0.0
-    cash = theta[P_INITIAL_CASH]
-    min_cash = theta[P_MIN_CASH]
-    credit = 0.0
-    credit_max = 0.0
-    raised_sched = 0.0
-    raised_cont = 0.0
-    n_raises = 0
-    last_raise = -1e300
-    lowest = 1e300
-    gap = 0.0
-    first_sf = -1.0
-    c0 = 1.0 - theta[P_GM0]
-    mean_comp = theta[P_COMP_INTENSITY] * dt
-    mean_supply = theta[P_SUPPLY_INTENSITY] * dt
-    none_comp = math.exp(-mean_comp)
-    none_supply = math.exp(-mean_supply)
-    jump_comp = math.log1p(-theta[P_COMP_SEVERITY])
-    jump_supply = math.log1p(theta[P_SUPPLY_SIZE])
-    phi_dt = theta[P_MARKET_PHI] ** dt
-    market_vol = math.sqrt(1.0 - phi_dt * phi_dt)
-    s_p = theta[P_PRICE_SIGMA]
-    s_u = theta[P_USAGE_SIGMA]
-    drift_p = (theta[P_PRICE_DRIFT] - 0.5 * s_p * s_p) * dt
-    drift_u = (theta[P_USAGE_DRIFT] - 0.5 * s_u * s_u) * dt
-    g_o = theta[P_OPEX_GROWTH]
-    # Fixed opex over step k is O_0 e^{g t0} (e^{g dt} - 1) / g: a geometric sequence.
-    opex_fixed = theta[P_OPEX_BASE] * (math.expm1(g_o * dt) / g_o if abs(g_o) > 1e-12 else dt)
-    opex_step = math.exp(g_o * dt)
-    committed_keep = 1.0 - theta[P_DEFERRABLE]
-    elasticity = theta[P_ELASTICITY]
-    runway_floor = theta[P_RUNWAY_FLOOR]
-    for v in range(annual.shape[0]):
-        for y in range(n_years):
-            annual[v, y] = 0.0
+    tracing = steps.shape[1] > 0
+
+    for i in range(m):
+        # Antithetic pairs: path 2k+1 replays the stream of path 2k with every normal negated and every
+        # uniform mirrored (u -> 1 - u). The ziggurat's rejections depend on |z| only, so the
+        # partner's normals are exactly -z.
+        path_id = first + i
+        mirror = antithetic and path_id % 2 == 1
+        sign = -1.0 if mirror else 1.0
+        state = path_key(seed, path_id - 1 if mirror else path_id)
+
+        # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
+        state = fill_normals(state, z, n_drawn, sign)
+        correlate_sparse(chol_param, chol_first, z, zc, n_drawn)
+        for k in range(n_par):
+            d = drawn_slot[k]
+            if d >= 0:
+                theta[k, i] = interp_table(tables[k], zc[d], z_min, z_step)
+                theta_out[i, d] = theta[k, i]
+            else:
+                theta[k, i] = tables[k, 0]
+
+        # 2. Scheduled raises: closing time within the window and the closing draw.
+        for e in range(n_ev):
+            state, u = draw_uniform(state, mirror)
+            ev_time[e, i] = ev_start[e] + u * (ev_end[e] - ev_start[e])
+            state, u = draw_uniform(state, mirror)
+            ev_u[e, i] = u
+            ev_state[e, i] = 0  # 0 pending, 1 closed, 2 failed
+            ev_paid[e, i] = 0
+        states[i] = state
+
+        # 3. Initial state and per-path constants.
+        for s in range(n_seg):
+            base = N_GLOBAL + SEGMENT_WIDTH * s
+            kappa = math.log(2.0) / theta[base + SEG_HALF_LIFE, i]
+            sig = theta[base + SEG_SIGMA, i]
+            amp = theta[base + SEG_G0, i] - theta[base + SEG_GINF, i]
+            seg[SG_RATE, s, i] = theta[base + SEG_RUN_RATE, i]
+            seg[SG_DECAY, s, i] = 1.0                      # exp(-kappa t0), advanced every step
+            seg[SG_DECAY_STEP, s, i] = math.exp(-kappa * dt)
+            seg[SG_HALF_DECAY, s, i] = math.exp(-kappa * 0.5 * dt)
+            seg[SG_KAPPA, s, i] = kappa
+            seg[SG_AMP, s, i] = amp
+            seg[SG_GINF, s, i] = theta[base + SEG_GINF, i]
+            seg[SG_SIGMA, s, i] = sig
+            seg[SG_DRIFT, s, i] = theta[base + SEG_GINF, i] * dt - 0.5 * sig * sig * dt
+            seg[SG_AMP_K, s, i] = amp / kappa
+            seg[SG_VOL, s, i] = sig * sqdt
+            seg[SG_BRIDGE_SD, s, i] = sig * math.sqrt(dt / 12.0)
+            seg[SG_BRIDGE_MEAN, s, i] = sig * sig * dt / 24.0
+            seg[SG_CURV, s, i] = kappa * amp * dt * dt / 12.0
+            seg[SG_EXPOSURE, s, i] = theta[base + SEG_EXPOSURE, i]
+        lane[L_MEAN_COMP, i] = theta[P_COMP_INTENSITY, i] * dt
+        lane[L_NONE_COMP, i] = math.exp(-lane[L_MEAN_COMP, i])
+        lane[L_JUMP_COMP, i] = math.log1p(-theta[P_COMP_SEVERITY, i])
+        lane[L_MEAN_SUPPLY, i] = theta[P_SUPPLY_INTENSITY, i] * dt
+        lane[L_NONE_SUPPLY, i] = math.exp(-lane[L_MEAN_SUPPLY, i])
+        lane[L_JUMP_SUPPLY, i] = math.log1p(theta[P_SUPPLY_SIZE, i])
+        phi_dt = theta[P_MARKET_PHI, i] ** dt
+        lane[L_PHI_DT, i] = phi_dt
+        lane[L_MARKET_VOL, i] = math.sqrt(1.0 - phi_dt * phi_dt)
+        s_p = theta[P_PRICE_SIGMA, i]
+        s_u = theta[P_USAGE_SIGMA, i]
+        lane[L_DRIFT_P, i] = (theta[P_PRICE_DRIFT, i] - 0.5 * s_p * s_p) * dt
+        lane[L_VOL_P, i] = s_p * sqdt
+        lane[L_DRIFT_U, i] = (theta[P_USAGE_DRIFT, i] - 0.5 * s_u * s_u) * dt
+        lane[L_VOL_U, i] = s_u * sqdt
+        g_o = theta[P_OPEX_GROWTH, i]
+        # Fixed opex over step k is O_0 e^{g t0} (e^{g dt} - 1) / g: a geometric sequence.
+        lane[L_OPEX_FIXED, i] = theta[P_OPEX_BASE, i] * (math.expm1(g_o * dt) / g_o if abs(g_o) > 1e-12 else dt)
+        lane[L_OPEX_STEP, i] = math.exp(g_o * dt)
+        lane[L_KEEP, i] = 1.0 - theta[P_DEFERRABLE, i]
+        lane[L_C0, i] = 1.0 - theta[P_GM0, i]
+        lane[L_CASH, i] = theta[P_INITIAL_CASH, i]
+        for j in range(spy):
+            ring[j, i] = -initial_burn * dt
+    for i in range(m):
+        lane[L_RING_SUM, i] = -initial_burn
+        lane[L_LN_P, i] = 0.0
+        lane[L_LN_U, i] = 0.0
+        lane[L_MARKET, i] = 0.0
+        lane[L_CREDIT, i] = 0.0
+        lane[L_CREDIT_MAX, i] = 0.0
+        lane[L_RAISED_SCHED, i] = 0.0
+        lane[L_RAISED_CONT, i] = 0.0
+        lane[L_N_RAISES, i] = 0.0
+        lane[L_LAST_RAISE, i] = -1e300
+        lane[L_LOWEST, i] = 1e300
+        lane[L_GAP, i] = 0.0
+        lane[L_FIRST_SF, i] = -1.0
+        lane[L_Y_REV, i] = 0.0
+        lane[L_Y_COGS, i] = 0.0
+        lane[L_Y_FCF, i] = 0.0
+        lane[L_Y_COMPUTE, i] = 0.0
 
     y = 0
     j = 0  # step within the year
@@ -339,185 +409,238 @@ def simulate_path(seed, path_id, antithetic, spy, n_years, tables, drawn_slot, z
         t0 = k * dt
         t1 = t0 + dt
         # Decisions at the start of the step: trailing burn, runway rule, revenue vs plan.
-        run_rate0 = 0.0
+        for i in range(m):
+            lane[L_RATIO0, i] = 0.0
         for s in range(n_seg):
             if seg_launch[s] <= t0:
-                run_rate0 += seg[s, SG_RATE]
-        burn = max(0.0, -ring_sum)
-        cut = 1.0
-        if burn > 0.0 and cash < runway_floor * burn:
-            cut = theta[P_CUT_FACTOR]
-        ratio0 = max(run_rate0 / plan_rate[k], 1e-9)
+                for i in range(m):
+                    lane[L_RATIO0, i] += seg[SG_RATE, s, i]
+        for i in range(m):
+            burn = max(0.0, -lane[L_RING_SUM, i])
+            runway_short = burn > 0.0 and lane[L_CASH, i] < theta[P_RUNWAY_FLOOR, i] * burn
+            lane[L_CUT, i] = theta[P_CUT_FACTOR, i] if runway_short else 1.0
+            lane[L_RATIO0, i] = max(lane[L_RATIO0, i] / plan_rate[k], 1e-9)
 
         # Shocks of the step: the channels' increments, then for each segment the step's average of
         # its Brownian bridge (so the revenue of a long step has the variance of the continuous model).
-        state = fill_normals(state, eps, n_ch, sign)
-        correlate(chol_shock, eps, epsc, n_ch)
-        state = fill_normals(state, eps, n_seg, sign)
-        correlate(chol_shock, eps, bridge, n_seg)
         # Event counts are Poisson per step; MODEL.md's Bernoulli(1 - exp(-lambda dt)) is "count >= 1".
-        state, u_comp = draw_uniform(state, mirror)
-        state, u_supply = draw_uniform(state, mirror)
-        n_comp, when_comp = poisson_count(u_comp, mean_comp, none_comp)
-        n_supply, when_supply = poisson_count(u_supply, mean_supply, none_supply)
+        # The contingent raise's uniform is drawn every step, used or not, so two configs share every later
+        # random number (common random numbers).
+        for i in range(m):
+            mirror = antithetic and (first + i) % 2 == 1
+            sign = -1.0 if mirror else 1.0
+            state = states[i]
+            for c in range(n_ch + n_seg):
+                state, eps[c, i] = next_normal(state)
+                eps[c, i] *= sign
+            state, u_comp = draw_uniform(state, mirror)
+            state, u_supply = draw_uniform(state, mirror)
+            state, lane[L_U_RAISE, i] = draw_uniform(state, mirror)
+            states[i] = state
+            n_comp, lane[L_WHEN_COMP, i] = poisson_count(u_comp, lane[L_MEAN_COMP, i], lane[L_NONE_COMP, i])
+            n_supply, lane[L_WHEN_SUPPLY, i] = poisson_count(u_supply, lane[L_MEAN_SUPPLY, i], lane[L_NONE_SUPPLY, i])
+            lane[L_N_COMP, i] = n_comp
+            lane[L_N_SUPPLY, i] = n_supply
+            lane[L_LOG_RATIO0, i] = math.log(lane[L_RATIO0, i])
+            lane[L_REV, i] = 0.0
+            lane[L_RUN_RATE1, i] = 0.0
+        correlate_lanes(chol_shock, eps, 0, epsc, n_ch, m)
+        correlate_lanes(chol_shock, eps, n_ch, bridge, n_seg, m)
 
         # Revenue (§3). The growth curve is integrated exactly; within the step ln R follows its
         # chord plus curvature and bridge corrections, and a competition shock lands at its time.
-        rev = 0.0
-        run_rate1 = 0.0
         for s in range(n_seg):
-            e0 = seg[s, SG_DECAY]
-            e1 = e0 * seg[s, SG_DECAY_STEP]
-            seg[s, SG_DECAY] = e1
             if seg_launch[s] >= t1:
+                for i in range(m):
+                    seg[SG_DECAY, s, i] *= seg[SG_DECAY_STEP, s, i]
                 continue
             if seg_launch[s] > t0:
-                rev += launch_step(seg, s, seg_launch[s], t1, epsc[s], bridge[s], n_comp, when_comp, jump_comp)
-                run_rate1 += seg[s, SG_RATE]
+                for i in range(m):
+                    seg[SG_DECAY, s, i] *= seg[SG_DECAY_STEP, s, i]
+                    lane[L_REV, i] += launch_step(seg, s, i, seg_launch[s], t1, epsc[s, i], bridge[s, i],
+                                                  lane[L_N_COMP, i], lane[L_WHEN_COMP, i], lane[L_JUMP_COMP, i])
+                    lane[L_RUN_RATE1, i] += seg[SG_RATE, s, i]
                 continue
-            d = seg[s, SG_DRIFT] + seg[s, SG_AMP_K] * (e0 - e1) + seg[s, SG_VOL] * epsc[s]
-            r0 = seg[s, SG_RATE]
-            if n_comp > 0:
-                jump = n_comp * seg[s, SG_EXPOSURE] * jump_comp
-                ramp = ramp_integral(d, 0.0, when_comp) + math.exp(jump) * ramp_integral(d, when_comp, 1.0)
-                r1 = r0 * math.exp(d + jump)
-            else:
-                growth = math.expm1(d)
+            for i in range(m):  # SIMD: the step as if no competition shock
+                e0 = seg[SG_DECAY, s, i]
+                e1 = e0 * seg[SG_DECAY_STEP, s, i]
+                seg[SG_DECAY, s, i] = e1
+                d = seg[SG_DRIFT, s, i] + seg[SG_AMP_K, s, i] * (e0 - e1) + seg[SG_VOL, s, i] * epsc[s, i]
+                growth = expm1_lanes(d)
                 ramp = growth / d if abs(d) >= 1e-12 else 1.0 + 0.5 * d
-                r1 = r0 * (1.0 + growth)
-            # Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average. The
-            # bridge's average over the step is N(0, s^2 tau / 12); the constant s^2 tau / 24 makes
-            # the factor's mean exp(s^2 tau / 12), the mean of the integral of exp(bridge).
-            wiggle = exp_small(seg[s, SG_BRIDGE_SD] * bridge[s] + seg[s, SG_BRIDGE_MEAN])
-            rev += dt * r0 * ramp * (1.0 + seg[s, SG_CURV] * e0 * seg[s, SG_HALF_DECAY]) * wiggle
-            seg[s, SG_RATE] = r1
-            run_rate1 += r1
+                r0 = seg[SG_RATE, s, i]
+                lane[L_E0, i] = e0
+                lane[L_D, i] = d
+                lane[L_CONTRIB, i] = dt * r0 * ramp * revenue_lift(seg, s, i, e0, bridge[s, i])
+                lane[L_R1, i] = r0 * (1.0 + growth)
+            for i in range(m):  # lanes with a competition shock this step (a few percent): it lands at its time
+                if lane[L_N_COMP, i] > 0:
+                    d = lane[L_D, i]
+                    when = lane[L_WHEN_COMP, i]
+                    jump = lane[L_N_COMP, i] * seg[SG_EXPOSURE, s, i] * lane[L_JUMP_COMP, i]
+                    ramp = ramp_integral(d, 0.0, when) + math.exp(jump) * ramp_integral(d, when, 1.0)
+                    r0 = seg[SG_RATE, s, i]
+                    lane[L_CONTRIB, i] = dt * r0 * ramp * revenue_lift(seg, s, i, lane[L_E0, i], bridge[s, i])
+                    lane[L_R1, i] = r0 * math.exp(d + jump)
+            for i in range(m):
+                lane[L_REV, i] += lane[L_CONTRIB, i]
+                seg[SG_RATE, s, i] = lane[L_R1, i]
+                lane[L_RUN_RATE1, i] += lane[L_R1, i]
 
-        # Compute price and usage (§4); costs use the step's average (log-midpoint).
-        ln_p0 = ln_p
-        ln_u0 = ln_u
-        # The price is exp(mid_p) * level; products with it are taken as one exp of the summed logs.
-        ln_p += drift_p + s_p * sqdt * epsc[n_seg]
-        mid_p = 0.5 * (ln_p0 + ln_p)
-        level = price_level[k]  # dated shocks of the config
-        if n_supply > 0:  # the step's average price: the jump applies after its time
-            level *= when_supply + (1.0 - when_supply) * math.exp(n_supply * jump_supply)
-            ln_p += n_supply * jump_supply
-        ln_u += drift_u + s_u * sqdt * epsc[n_seg + 1]
-        cogs = c0 * level * math.exp(mid_p + 0.5 * (ln_u0 + ln_u)) * rev
+        # Compute price and usage (§4); costs use the step's average (log-midpoint). The price is
+        # exp(mid_p) * level; products with it are taken as one exp of the summed logs.
+        for i in range(m):
+            ln_p0 = lane[L_LN_P, i]
+            lane[L_LN_P, i] = ln_p0 + lane[L_DRIFT_P, i] + lane[L_VOL_P, i] * epsc[n_seg, i]
+            lane[L_MID_P, i] = 0.5 * (ln_p0 + lane[L_LN_P, i])
+            lane[L_LEVEL, i] = price_level[k]  # dated shocks of the config
+        for i in range(m):  # the step's average price: a supply shock's jump applies after its time
+            if lane[L_N_SUPPLY, i] > 0:
+                jump = lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
+                when = lane[L_WHEN_SUPPLY, i]
+                lane[L_LEVEL, i] *= when + (1.0 - when) * math.exp(jump)
+                lane[L_LN_P, i] += jump
+        fixed_share = committed[y]
+        plan_spend = dt * tc_plan[y]
+        for i in range(m):  # SIMD: costs (§5) and cash flow (§6)
+            rev = lane[L_REV, i]
+            cash = lane[L_CASH, i]
+            level = lane[L_LEVEL, i]
+            mid_p = lane[L_MID_P, i]
+            ln_u0 = lane[L_LN_U, i]
+            ln_u = ln_u0 + lane[L_DRIFT_U, i] + lane[L_VOL_U, i] * epsc[n_seg + 1, i]
+            lane[L_LN_U, i] = ln_u
+            cogs = lane[L_C0, i] * level * exp_lanes(mid_p + 0.5 * (ln_u0 + ln_u)) * rev
+            opex = lane[L_OPEX_FIXED, i] + theta[P_OPEX_RATIO, i] * rev
+            lane[L_OPEX_FIXED, i] *= lane[L_OPEX_STEP, i]
+            fixed = fixed_share * lane[L_KEEP, i]
+            flexible = ((1.0 - fixed) * level * exp_lanes(mid_p + theta[P_ELASTICITY, i] * lane[L_LOG_RATIO0, i])
+                        * lane[L_CUT, i])
+            training = plan_spend * (fixed + flexible)
+            interest = theta[P_CASH_INTEREST, i] * max(cash, 0.0) * dt
+            fcf = rev - share[y] * rev - cogs - opex - training + interest
+            lane[L_CASH, i] = cash + fcf
+            lane[L_RING_SUM, i] += fcf - ring[j, i]
+            ring[j, i] = fcf
+            lane[L_MARKET, i] = lane[L_PHI_DT, i] * lane[L_MARKET, i] + lane[L_MARKET_VOL, i] * epsc[n_seg + 2, i]
+            lane[L_RATIO1, i] = max(lane[L_RUN_RATE1, i] / plan_rate[k + 1], 1e-9)
+            lane[L_Y_REV, i] += rev
+            lane[L_Y_COGS, i] += cogs
+            lane[L_Y_FCF, i] += fcf
+            lane[L_Y_COMPUTE, i] += cogs + training
+            if tracing:
+                steps[i, k, T_REV] = rev / dt
+                steps[i, k, T_GM] = 1.0 - cogs / rev if rev > 0.0 else math.nan
+                steps[i, k, T_FCF] = fcf / dt
 
-        # Other cash costs (§5).
-        opex = opex_fixed + theta[P_OPEX_RATIO] * rev
-        opex_fixed *= opex_step
-        fixed = committed[y] * committed_keep
-        flexible = (1.0 - fixed) * level * math.exp(mid_p + elasticity * math.log(ratio0)) * cut
-        training = dt * tc_plan[y] * (fixed + flexible)
-        interest = theta[P_CASH_INTEREST] * max(cash, 0.0) * dt
+        for i in range(m):
+            cash = lane[L_CASH, i]
+            # Scheduled funding.
+            for e in range(n_ev):
+                if ev_state[e, i] == 0 and ev_time[e, i] < t1:
+                    p = ev_prob[e]
+                    if ev_gamma[e] > 0.0:
+                        p *= min(1.0, lane[L_RATIO1, i] ** ev_gamma[e])
+                    ev_state[e, i] = 1 if ev_u[e, i] < p else 2
+                if ev_state[e, i] == 1:
+                    while ev_paid[e, i] < ev_tranches[e] and ev_time[e, i] + ev_paid[e, i] * ev_period[e] < t1:
+                        payment = theta[ev0 + e, i] / ev_tranches[e]
+                        cash += payment
+                        lane[L_RAISED_SCHED, i] += payment
+                        ev_paid[e, i] += 1
+            # Contingent raise: a yearly success probability, spread over the step.
+            burn1 = max(0.0, -lane[L_RING_SUM, i])
+            if (lane[L_N_RAISES, i] < max_raises and t1 - lane[L_LAST_RAISE, i] >= theta[P_COOLDOWN, i] - 1e-9
+                    and cash < theta[P_MIN_CASH, i] + theta[P_LOOKAHEAD, i] * burn1):
+                logit = (theta[P_RAISE_A, i] + theta[P_RAISE_B, i] * math.log(lane[L_RATIO1, i])
+                         + theta[P_RAISE_C, i] * lane[L_MARKET, i])
+                p_year = 1.0 / (1.0 + math.exp(-logit))
+                p_step = 1.0 - (1.0 - p_year) ** dt
+                if lane[L_U_RAISE, i] < p_step:
+                    size = min(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i])
+                    cash += size
+                    lane[L_RAISED_CONT, i] += size
+                    lane[L_N_RAISES, i] += 1.0
+                    lane[L_LAST_RAISE, i] = t1
+            lane[L_CASH, i] = cash
 
-        # Cash flow (§6).
-        fcf = rev - share[y] * rev - cogs - opex - training + interest
-        cash += fcf
-        ring_sum += fcf - ring[j]
-        ring[j] = fcf
-        market = phi_dt * market + market_vol * epsc[n_seg + 2]
-        ratio1 = max(run_rate1 / plan_rate[k + 1], 1e-9)
+        for i in range(m):  # SIMD: credit line, shortfall
+            cash = lane[L_CASH, i]
+            credit = lane[L_CREDIT, i]
+            min_cash = theta[P_MIN_CASH, i]
+            limit = theta[P_CREDIT_LIMIT, i]
+            # Credit line: drawn below the floor, repaid above it.
+            draw = min(limit - credit, min_cash - cash) if cash < min_cash and credit < limit else 0.0
+            repay = min(credit, cash - min_cash) if cash > min_cash and credit > 0.0 else 0.0
+            cash = cash + draw - repay
+            credit = credit + draw - repay
+            lane[L_CASH, i] = cash
+            lane[L_CREDIT, i] = credit
+            lane[L_CREDIT_MAX, i] = max(lane[L_CREDIT_MAX, i], credit)
+            # Shortfall: cash is not reset, so the gap measures the capital that was missing.
+            lane[L_LOWEST, i] = min(lane[L_LOWEST, i], cash)
+            short = cash < min_cash
+            lane[L_FIRST_SF, i] = k if short and lane[L_FIRST_SF, i] < 0.0 else lane[L_FIRST_SF, i]
+            lane[L_GAP, i] = max(lane[L_GAP, i], min_cash - cash) if short else lane[L_GAP, i]
+            if tracing:
+                steps[i, k, T_CASH] = cash
 
-        # Scheduled funding.
-        for e in range(n_ev):
-            if ev_state[e] == 0 and ev_time[e] < t1:
-                p = ev_prob[e]
-                if ev_gamma[e] > 0.0:
-                    p *= min(1.0, ratio1 ** ev_gamma[e])
-                ev_state[e] = 1 if ev_u[e] < p else 2
-            if ev_state[e] == 1:
-                while ev_paid[e] < ev_tranches[e] and ev_time[e] + ev_paid[e] * ev_period[e] < t1:
-                    payment = theta[ev0 + e] / ev_tranches[e]
-                    cash += payment
-                    raised_sched += payment
-                    ev_paid[e] += 1
-
-        # Contingent raise: a yearly success probability, spread over the step. Its uniform is drawn
-        # every step, used or not, so two configs share every later random number (common random numbers).
-        state, u_raise = draw_uniform(state, mirror)
-        burn1 = max(0.0, -ring_sum)
-        if (n_raises < max_raises and t1 - last_raise >= theta[P_COOLDOWN] - 1e-9
-                and cash < min_cash + theta[P_LOOKAHEAD] * burn1):
-            logit = theta[P_RAISE_A] + theta[P_RAISE_B] * math.log(ratio1) + theta[P_RAISE_C] * market
-            p_year = 1.0 / (1.0 + math.exp(-logit))
-            p_step = 1.0 - (1.0 - p_year) ** dt
-            if u_raise < p_step:
-                size = min(theta[P_RAISE_MULTIPLE] * run_rate1, theta[P_RAISE_CAP])
-                cash += size
-                raised_cont += size
-                n_raises += 1
-                last_raise = t1
-
-        # Credit line: drawn below the floor, repaid above it.
-        if cash < min_cash and credit < theta[P_CREDIT_LIMIT]:
-            draw = min(theta[P_CREDIT_LIMIT] - credit, min_cash - cash)
-            cash += draw
-            credit += draw
-        elif cash > min_cash and credit > 0.0:
-            repay = min(credit, cash - min_cash)
-            cash -= repay
-            credit -= repay
-        credit_max = max(credit_max, credit)
-
-        # Shortfall: cash is not reset, so the gap measures the capital that was missing.
-        lowest = min(lowest, cash)
-        if cash < min_cash:
-            if first_sf < 0.0:
-                first_sf = k
-            gap = max(gap, min_cash - cash)
-
-        annual[A_REV, y] += rev
-        annual[A_COGS, y] += cogs
-        annual[A_FCF, y] += fcf
-        annual[A_COMPUTE, y] += cogs + training
-        annual[A_CASH, y] = cash
-        if steps.shape[0] > 0:
-            steps[k, T_REV] = rev / dt
-            steps[k, T_GM] = 1.0 - cogs / rev if rev > 0.0 else math.nan
-            steps[k, T_FCF] = fcf / dt
-            steps[k, T_CASH] = cash
         j += 1
         if j == spy:
+            for i in range(m):
+                annual[i, A_REV, y] = lane[L_Y_REV, i]
+                annual[i, A_COGS, y] = lane[L_Y_COGS, i]
+                annual[i, A_FCF, y] = lane[L_Y_FCF, i]
+                annual[i, A_COMPUTE, y] = lane[L_Y_COMPUTE, i]
+                annual[i, A_CASH, y] = lane[L_CASH, i]
+                lane[L_Y_REV, i] = 0.0
+                lane[L_Y_COGS, i] = 0.0
+                lane[L_Y_FCF, i] = 0.0
+                lane[L_Y_COMPUTE, i] = 0.0
             j = 0
             y += 1
 
-    scalars[S_CASH_END] = cash
-    scalars[S_LOWEST_CASH] = lowest
-    scalars[S_FUNDING_GAP] = gap
-    scalars[S_FIRST_SHORTFALL] = first_sf
-    scalars[S_RAISED_SCHEDULED] = raised_sched
-    scalars[S_RAISED_CONTINGENT] = raised_cont
-    scalars[S_CREDIT_MAX] = credit_max
-    scalars[S_CREDIT_END] = credit
-    scalars[S_N_RAISES] = n_raises
+    for i in range(m):
+        scalars[i, S_CASH_END] = lane[L_CASH, i]
+        scalars[i, S_LOWEST_CASH] = lane[L_LOWEST, i]
+        scalars[i, S_FUNDING_GAP] = lane[L_GAP, i]
+        scalars[i, S_FIRST_SHORTFALL] = lane[L_FIRST_SF, i]
+        scalars[i, S_RAISED_SCHEDULED] = lane[L_RAISED_SCHED, i]
+        scalars[i, S_RAISED_CONTINGENT] = lane[L_RAISED_CONT, i]
+        scalars[i, S_CREDIT_MAX] = lane[L_CREDIT_MAX, i]
+        scalars[i, S_CREDIT_END] = lane[L_CREDIT, i]
+        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]
+
+
+@njit(inline="always", **_jit)
+def revenue_lift(seg, s, i, e0, bridge):
+    """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average. The bridge's
+    average over the step is N(0, s^2 tau / 12); the constant s^2 tau / 24 makes the factor's mean
+    exp(s^2 tau / 12), the mean of the integral of exp(bridge)."""
+    return (1.0 + seg[SG_CURV, s, i] * e0 * seg[SG_HALF_DECAY, s, i]) * exp_small(
+        seg[SG_BRIDGE_SD, s, i] * bridge + seg[SG_BRIDGE_MEAN, s, i])
 
 
 @njit(**_jit)
-def launch_step(seg, s, start, t1, eps, bridge, n_comp, when_comp, jump_comp):
-    """Revenue of segment ``s`` in the step where it launches (from ``start`` to ``t1``); updates its rate.
-
-    The general form of the loop body in ``simulate_path``, for a partial step.
-    """
+def launch_step(seg, s, i, start, t1, eps, bridge, n_comp, when_comp, jump_comp):
+    """Revenue of segment ``s`` of lane ``i`` in the step where it launches (from ``start`` to ``t1``);
+    updates its rate. The general form of the step in ``simulate_tile``, for a partial step."""
     tau = t1 - start
-    kappa = seg[s, SG_KAPPA]
-    sig = seg[s, SG_SIGMA]
-    amp = seg[s, SG_AMP]
+    kappa = seg[SG_KAPPA, s, i]
+    sig = seg[SG_SIGMA, s, i]
+    amp = seg[SG_AMP, s, i]
     decay_start = math.exp(-kappa * start)
-    drift = seg[s, SG_GINF] * tau + amp * (decay_start - math.exp(-kappa * t1)) / kappa
+    drift = seg[SG_GINF, s, i] * tau + amp * (decay_start - math.exp(-kappa * t1)) / kappa
     d = drift - 0.5 * sig * sig * tau + sig * math.sqrt(tau) * eps
-    jump = n_comp * seg[s, SG_EXPOSURE] * jump_comp
+    jump = n_comp * seg[SG_EXPOSURE, s, i] * jump_comp
     if n_comp > 0:
         ramp = ramp_integral(d, 0.0, when_comp) + math.exp(jump) * ramp_integral(d, when_comp, 1.0)
     else:
         ramp = log_mean_factor(d)
     curvature = kappa * amp * math.exp(-kappa * (start + 0.5 * tau))
     wiggle = exp_small(sig * math.sqrt(tau / 12.0) * bridge + sig * sig * tau / 24.0)
-    r0 = seg[s, SG_RATE]
-    seg[s, SG_RATE] = r0 * math.exp(d + jump)
+    r0 = seg[SG_RATE, s, i]
+    seg[SG_RATE, s, i] = r0 * math.exp(d + jump)
     return tau * r0 * ramp * (1.0 + curvature * tau * tau / 12.0) * wiggle
 
 
@@ -547,31 +670,35 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
     (n, n_years * spy, len(STEP_VARS)); a second axis of length 0 records nothing (``simulate_block``).
     """
     n = theta_out.shape[0]
-    n_blocks = min(n, 64 * 8)
+    n_tiles = (n + LANES - 1) // LANES
+    n_blocks = min(n_tiles, 64 * 8)
     n_par = tables.shape[0]
     n_drawn = chol_param.shape[0]
     n_seg = seg_launch.shape[0]
     n_ev = ev_start.shape[0]
     n_ch = chol_shock.shape[0]
     for b in prange(n_blocks):
-        theta = np.empty(n_par)
+        states = np.empty(LANES, np.uint64)
+        theta = np.empty((n_par, LANES))
         z = np.empty(n_drawn)
         zc = np.empty(n_drawn)
-        eps = np.empty(n_ch)
-        epsc = np.empty(n_ch)
-        bridge = np.empty(n_seg)
-        seg = np.empty((n_seg, SEG_SCRATCH))
-        ring = np.empty(spy)
-        ev_time = np.empty(n_ev)
-        ev_u = np.empty(n_ev)
-        ev_state = np.empty(n_ev, np.int64)
-        ev_paid = np.empty(n_ev, np.int64)
-        for i in range(b * n // n_blocks, (b + 1) * n // n_blocks):
-            simulate_path(seed, path_start + i, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
-                          seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
-                          ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                          theta, z, zc, eps, epsc, bridge, seg, ring, ev_time, ev_u, ev_state, ev_paid,
-                          theta_out[i], annual[i], scalars[i], steps[i])
+        eps = np.empty((n_ch + n_seg, LANES))
+        epsc = np.empty((n_ch, LANES))
+        bridge = np.empty((n_seg, LANES))
+        seg = np.empty((SEG_SCRATCH, n_seg, LANES))
+        lane = np.empty((LANE_SCRATCH, LANES))
+        ring = np.empty((spy, LANES))
+        ev_time = np.empty((n_ev, LANES))
+        ev_u = np.empty((n_ev, LANES))
+        ev_state = np.empty((n_ev, LANES), np.int64)
+        ev_paid = np.empty((n_ev, LANES), np.int64)
+        for t in range(b * n_tiles // n_blocks, (b + 1) * n_tiles // n_blocks):
+            lo, hi = t * LANES, min(n, (t + 1) * LANES)
+            simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step,
+                          chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level,
+                          ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn,
+                          chol_shock, states, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u,
+                          ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
 
 
 @njit(**_jit)
