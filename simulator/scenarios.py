@@ -16,9 +16,9 @@ from typing import Callable
 import pandas as pd
 
 from . import __version__
-from .api import DEFAULT_PATHS, run
+from .api import DEFAULT_PATHS, execute, prepare
 from .config import PACKAGED_CONFIGS, Config, ConfigError, load_config
-from .results import SCHEMA_VERSION, Results, ResultsError, prepare_folder, write_parquet
+from .results import SCHEMA_VERSION, Results, ResultsError, write_parquet
 
 SCENARIOS_FILE = "scenarios.parquet"
 DEFAULT_OUT = Path("results") / "scenarios"
@@ -102,18 +102,17 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
     target = out / SCENARIOS_FILE
     if target.exists() and not force:
         raise ResultsError(f"{target}: exists; use --force to replace it")
-    for s in scenarios:
-        prepare_folder(out / s.name, force)
+    # The run adds --seed, --paths and --keep-paths to the command.
+    runs = [prepare(s.config, n_paths, seed, out / s.name, force=force, progress=progress(s) if progress else None,
+                    command=f"simulator run {s.path}") for s in scenarios]
     with contextlib.ExitStack() as stack:
-        threads = None
         if workers is not None or scheduler is not None:
             from . import distributed
-            threads = distributed.local_threads(workers) if workers is not None else None
+            for r in runs:
+                r.threads = distributed.local_threads(workers) if workers is not None else None
             scheduler, workers = stack.enter_context(distributed.connect(workers, scheduler)), None
-        for s in scenarios:
-            command = f"simulator run {s.path}"  # the run adds --seed, --paths and --keep-paths
-            s.results = run(s.config, n_paths, seed, out / s.name, force=force, threads=threads,
-                            progress=progress(s) if progress else None, command=command, scheduler=scheduler)
+        for s, r in zip(scenarios, runs):
+            s.results = execute([r], workers, scheduler)[0]
     table = combined_summary(scenarios)
     metadata = {"schema_version": SCHEMA_VERSION, "simulator_version": __version__, "seed": seed, "n_paths": n_paths,
                 "scenarios": {s.name: {"config_hash": s.results.metadata["config_hash"], "file": s.path.name}

@@ -25,8 +25,11 @@ def wait_for_progress(proc, seconds):
 
 
 def assert_same_files(a, b):
-    for name in ("paths", "summary", "by_year"):
-        assert_tables_equal(pq.read_table(a / f"{name}.parquet"), pq.read_table(b / f"{name}.parquet"))
+    parts = sorted(p.relative_to(a).as_posix() for p in (a / "paths").iterdir())
+    assert parts == sorted(p.relative_to(b).as_posix() for p in (b / "paths").iterdir())
+    for name in (*parts, "summary.parquet", "by_year.parquet"):
+        assert_tables_equal(pq.read_table(a / name), pq.read_table(b / name))
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 @pytest.mark.slow
