@@ -1,6 +1,6 @@
 """Runs on a Dask cluster write the same files as local runs, byte for byte: exact and streaming runs,
 a worker killed mid-run, a file:// URL as the output, interrupted runs resumed on the other engine,
-scenarios on one client, and the CLI."""
+scenarios submitted at once to one client, and the CLI."""
 
 import json
 import os
@@ -15,6 +15,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from click.testing import CliRunner  # noqa: E402
+from dask.utils import key_split  # noqa: E402
 
 from simulator import distributed as dist  # noqa: E402
 from simulator.api import RunInterrupted, run  # noqa: E402
@@ -134,11 +135,26 @@ def test_interrupted_runs_resume_on_the_other_engine(tmp_path, client, first, ke
     assert_same_files(tmp_path / "whole", tmp_path / "r")
 
 
-def test_scenarios_share_one_client(tmp_path, client):
+def test_scenarios_are_submitted_at_once_and_equal_their_local_runs(tmp_path, client):
+    n = BLOCK_PATHS + 5_000  # two blocks each
+    local = run_scenarios(load_scenarios()[:2], n, 1, tmp_path / "local")
     scenarios = load_scenarios()[:2]
-    a = run_scenarios(scenarios, 5_000, 1, tmp_path / "local")
-    b = run_scenarios(load_scenarios()[:2], 5_000, 1, tmp_path / "cluster", scheduler=client)
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    with distributed.get_task_stream(client) as stream:
+        on_cluster = run_scenarios(scenarios, n, 1, tmp_path / "cluster", scheduler=client)
+    pd.testing.assert_frame_equal(local, on_cluster, check_exact=True)
+    for s in scenarios:
+        assert_same_files(tmp_path / "local" / s.name, tmp_path / "cluster" / s.name)
+    # Task keys name their run: the two scenarios' tasks ran during overlapping spans of time
+    # (one after the other, the second would start after the first's last task ended).
+    spans = {}
+    for task in stream.data:
+        for ss in task["startstops"]:
+            if ss["action"] == "compute":
+                spans.setdefault(key_split(task["key"]), []).append((ss["start"], ss["stop"]))
+    assert sorted(spans) == sorted(s.name for s in scenarios)
+    (a, b) = spans.values()
+    assert min(start for start, _ in b) < max(stop for _, stop in a)
+    assert min(start for start, _ in a) < max(stop for _, stop in b)
 
 
 def test_cli_default_run_on_two_workers_writes_the_files_of_a_local_run(tmp_path):
