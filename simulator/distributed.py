@@ -171,8 +171,10 @@ class Job:
         self.progress, self.should_stop, self.precise_enough = progress, should_stop, precise_enough
         self.n_keep = self.state.identity["kept"]
         self.pilot_end = min(n_paths, PILOT_PATHS)
-        # An exact run that may stop early knows its kept rows only at the end: the driver writes them.
-        self.out = None if precise_enough is not None and not self.streaming else out
+        # Tasks write parts only if rows remain to be kept; not in an exact run that may stop early,
+        # whose kept rows are known only at the end (the driver writes them).
+        writes = self.state.next_id < self.n_keep and (precise_enough is None or self.streaming)
+        self.out = out if writes else None
         if self.out is not None:
             check_reachable(client, self.out)
         self.todo = deque(blocks(self.state.next_id, n_paths))

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 
 import pandas as pd
 import pytest
@@ -24,6 +25,7 @@ from simulator.config import load_config  # noqa: E402
 from simulator.results import ResultsError, read_results  # noqa: E402
 from simulator.samples import BLOCK_PATHS, PILOT_PATHS  # noqa: E402
 from simulator.scenarios import load_scenarios, run_scenarios  # noqa: E402
+from simulator.storage import Location  # noqa: E402
 
 CFG = load_config()
 
@@ -111,10 +113,15 @@ def test_a_file_url_as_output_equals_a_local_folder(tmp_path, client):
     assert_same_files(tmp_path / "local", tmp_path / "url")
 
 
-def test_an_output_the_workers_cannot_reach_is_refused(client):
+def test_an_output_the_workers_cannot_reach_is_refused_when_they_write_rows(client):
     # memory:// lives inside one process: the workers do not see what the driver writes there.
+    unshared = Location(f"memory://unshared-{uuid.uuid4().hex}")
     with pytest.raises(ValueError, match="workers .* cannot reach it"):
-        run(CFG, 1_000, 1, "memory://unshared/run", scheduler=client)
+        run(CFG, 1_000, 1, unshared / "rows", scheduler=client)
+    # Without kept rows the driver writes every file: the workers need not reach the output.
+    kept_none = run(CFG, 1_000, 1, unshared / "none", scheduler=client, keep_paths="none")
+    assert_same_results(run(CFG, 1_000, 1, keep_paths="none", threads=1), kept_none)
+    unshared.remove_tree()
 
 
 @pytest.mark.parametrize("first, keep, n, stop_after", [
