@@ -111,18 +111,22 @@ class RunState:
         try:
             meta = json.loads((folder / "state.json").read_text())
             arrays = np.load(io.BytesIO((folder / "state.npz").read_bytes()))
+            parts, values = meta["parts"], arrays["values"]  # absent from states saved by older versions
         except (OSError, ValueError) as e:
             raise ValueError(f"{folder}: no usable saved state to resume from ({e})") from None
+        except KeyError as e:
+            raise ValueError(f"{folder}: progress saved by another version of the simulator (no {e}); "
+                             "start the run again with --force") from None
         if meta["identity"] != fresh.identity:
             diff = [k for k in fresh.identity if meta["identity"].get(k) != fresh.identity[k]]
             raise ValueError(f"{folder}: the saved run differs in {', '.join(diff)}; "
                              "resume with the same config, seed, path count and --keep-paths")
         fresh.next_id, fresh.counts = meta["next_id"], meta["counts"]
-        fresh.parts = {int(index): entry for index, entry in meta["parts"].items()}
+        fresh.parts = {int(index): entry for index, entry in parts.items()}
         rows = fresh.held(min(fresh.next_id, len(fresh.scalars)))
         for name in ("theta", "annual", "scalars"):
             getattr(fresh, name)[:len(rows)][rows] = arrays[name]
-        fresh.values[:, :fresh.next_id] = arrays["values"]
+        fresh.values[:, :fresh.next_id] = values
         if "pilot" in arrays:
             fresh.pilot = [arrays["pilot"]]
         if meta["names"] is not None:

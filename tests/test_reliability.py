@@ -105,3 +105,21 @@ def test_invariant_check_names_the_broken_path():
     nan[3, 0, 2] = float("nan")
     with pytest.raises(InvariantError, match="path 1003: non-finite"):
         check_invariants(sim.theta, nan, sim.scalars, col, 1000)
+
+
+def test_progress_saved_by_another_version_is_refused(tmp_path):
+    import json
+
+    from simulator.api import RunInterrupted, run
+    from simulator.config import load_config
+
+    asked = []
+    with pytest.raises(RunInterrupted):
+        run(load_config(), 50_000, 1, tmp_path / "r", chunk_size=10_000,
+            should_stop=lambda: asked.append(1) or len(asked) >= 2)
+    state = tmp_path / "r" / ".resume" / "state.json"
+    meta = json.loads(state.read_text())
+    del meta["parts"]  # as the first versions saved it
+    state.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another version of the simulator .* --force"):
+        run(load_config(), 50_000, 1, tmp_path / "r", resume=True)
