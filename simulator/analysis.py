@@ -28,6 +28,7 @@ from .api import run
 from .config import Config, ConfigError, load_config, validate
 from .model import drawn_parameters
 from .results import Results, ResultsError, write_parquet
+from .storage import Location
 from .stats import Z95
 
 SENSITIVITY_FILE = "sensitivity.parquet"
@@ -48,7 +49,7 @@ def _paths_of(results: Results, folder, need_all: bool = False) -> tuple[pd.Data
     paths = results.paths
     n_paths = results.metadata["n_paths"]
     if paths is None or len(paths) == 0:
-        raise ResultsError(f"{folder}: the run kept no per-path rows (paths.parquet is empty); "
+        raise ResultsError(f"{folder}: the run kept no per-path rows (its paths/ dataset is empty); "
                            "rerun it with --keep-paths all")
     complete = len(paths) == n_paths
     if need_all and not complete:
@@ -144,7 +145,7 @@ def sensitivity(results: Results, folder: str | Path = "run") -> Sensitivity:
     params = drawn_parameters(config)
     missing = [k for k in params if k not in paths.columns]
     if missing:
-        raise ResultsError(f"{folder}/paths.parquet: no column for drawn parameter {missing[0]}")
+        raise ResultsError(f"{folder}/paths: no column for drawn parameter {missing[0]}")
     if not params:
         raise ValueError(f"{folder}: the config draws no parameter (every parameter is fixed); nothing to rank")
     r_fcf = _centred_ranks(paths[f"fcf_{end}"].to_numpy())
@@ -177,12 +178,13 @@ def sensitivity(results: Results, folder: str | Path = "run") -> Sensitivity:
     return Sensitivity(table, len(paths), results.metadata["n_paths"], end)
 
 
-def write_sensitivity(folder: str | Path, result: Sensitivity, metadata: dict) -> Path:
-    """Write ``sensitivity.parquet`` into the run folder (atomically) with the run's metadata.
+def write_sensitivity(folder: str | Path, result: Sensitivity, metadata: dict) -> Location:
+    """Write ``sensitivity.parquet`` into the run folder (a local folder or a URL, atomically) with the run's
+    metadata.
 
     The manifest is left alone: it lists the run's own files, which stay valid.
     """
-    path = Path(folder) / SENSITIVITY_FILE
+    path = Location(folder) / SENSITIVITY_FILE
     meta = {**metadata, "analysis": {"name": "sensitivity", "paths_used": result.n_used,
                                      "paths_complete": result.complete, "simulator_version": __version__}}
     write_parquet(path, result.table, meta)

@@ -1,4 +1,9 @@
-"""The Python API the CLI uses: load a config, run it, read the results back."""
+"""The Python API the CLI uses: load a config, run it, read the results back.
+
+A run goes through :func:`prepare` (checks, output folder, state new or resumed) and :func:`execute`
+(simulation, files); :func:`run` does both for one run, ``simulator scenarios`` calls them with
+several runs, which a Dask cluster then simulates at once.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,22 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numba
+import pyarrow as pa
 
-from . import __version__
 from .config import Config
-from .engine import DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, new_state, resolve_keep, simulate, trace_steps
+from .engine import (DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, Simulation, new_state, resolve_keep, simulate,
+                     trace_steps)
 from .kernel import ANNUAL_VARS, SCALAR_VARS
 from .model import drawn_parameters
-from .results import (RESUME_DIR, SCHEMA_VERSION, Results, ResultsError, prepare_folder, remove_folder_contents,
-                      write_results)
+from .results import (RESUME_DIR, Results, ResultsError, check_files, part_count, part_name,
+                      prepare_folder, read_paths, remove_folder_contents, run_identity, write_parquet, write_results)
+from .samples import BLOCK_PATHS
+from .storage import Location
 from .summary import by_step_frame, by_year_frame, max_rank_error, paths_table, summary_frame
 
 DEFAULT_PATHS = 100_000
@@ -39,12 +48,12 @@ def largest_se(counts: dict[str, int], n: int) -> float:
     return max(math.sqrt(k / n * (1 - k / n) / n) for k in counts.values())
 
 
-def check_room(out: Path, config: Config, rows: int) -> None:
-    """Refuse a run whose kept per-path rows would not fit in memory or on the disk, before starting it."""
+def check_room(out: Location, config: Config, rows: int) -> None:
+    """Refuse a run whose kept per-path rows would not fit in memory or on a local disk, before starting it."""
     row_bytes = 8 * (len(drawn_parameters(config)) + len(config.years) * len(ANNUAL_VARS) + len(SCALAR_VARS))
     need = rows * row_bytes
     hint = "; keep fewer rows with --keep-paths sample:N or none"
-    free = shutil.disk_usage(out).free
+    free = shutil.disk_usage(out.local).free if out.local is not None else math.inf
     if need > free:
         raise ResultsError(f"{out}: {rows:,} per-path rows need about {need / 2**30:.1f} GiB, "
                            f"only {free / 2**30:.1f} GiB free on that disk{hint}")
@@ -70,8 +79,9 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         Number of paths; path ids are ``0 .. n_paths - 1``.
     seed : int, optional
         Master seed; the config's ``simulation.seed`` when omitted.
-    out : path, optional
-        Folder to write the Parquet files to (nothing is written when omitted).
+    out : path or URL, optional
+        Folder to write the Parquet files to (nothing is written when omitted): a local path, or a
+        URL of any file system fsspec knows (``s3://bucket/run``, ``file:///data/run``, ...).
     threads, chunk_size : int, optional
         Execution settings; they never change the results.
     target_se : float, optional
@@ -92,79 +102,127 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         Run on a Dask cluster (the ``dask`` extra): a new local cluster of ``workers`` processes, or
         the scheduler at an address (or a ``distributed.Client``). The results are bit-identical to
         a local run; ``threads`` is then numba's threads per task (see :mod:`simulator.distributed`).
+        The tasks write the per-path rows to ``out`` themselves: every worker must reach it.
 
     Returns
     -------
     Results
         ``paths``, ``summary`` and ``by_year`` DataFrames and the run's metadata.
     """
+    prepared = prepare(config, n_paths, seed, out, threads=threads, chunk_size=chunk_size, keep_paths=keep_paths,
+                       target_se=target_se, force=force, resume=resume, should_stop=should_stop, progress=progress,
+                       command=command)
+    return execute([prepared], workers, scheduler)[0]
+
+
+@dataclass
+class PreparedRun:
+    """A run checked and set up by :func:`prepare`, for :func:`execute`."""
+
+    config: Config
+    n_paths: int
+    seed: int
+    out: Location | None
+    state: RunState
+    threads: int | None
+    chunk_size: int
+    target_se: float | None
+    should_stop: Callable[[], bool] | None
+    progress: Callable[[int], None] | None
+    command: str | None
+    started: float
+
+    def precise_enough(self, counts: dict[str, int], n: int) -> bool:
+        return largest_se(counts, n) <= self.target_se
+
+    def options(self) -> dict:
+        """The engines' arguments for this run."""
+        return {"threads": self.threads, "progress": self.progress, "state": self.state,
+                "should_stop": self.should_stop,
+                "precise_enough": self.precise_enough if self.target_se is not None else None}
+
+
+def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
+            threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: str | int | None = None,
+            target_se: float | None = None, force: bool = False, resume: bool = False,
+            should_stop: Callable[[], bool] | None = None, progress: Callable[[int], None] | None = None,
+            command: str | None = None) -> PreparedRun:
+    """Check a run's settings and output folder and set up its state (new, or resumed from ``out``);
+    nothing is simulated yet. The arguments are :func:`run`'s."""
+    started = time.perf_counter()
     seed = config.simulation.seed if seed is None else seed
     if chunk_size < 1:
         raise ValueError(f"--chunk-size {chunk_size}: expected a positive number of paths")
     if (resume or should_stop) and out is None:
         raise ValueError("resuming or stopping a run needs an output folder to keep its progress in")
     if out is not None:
-        out = Path(out)
-        prepare_folder(out, force, resume)
+        out = prepare_folder(out, force, resume)
         check_room(out, config, resolve_keep(keep_paths, n_paths))
     state = new_state(config, n_paths, seed, keep_paths)
-    if out is not None:
-        if resume:
-            state = RunState.load(out / RESUME_DIR, state)
-            if progress is not None:
-                progress(state.next_id)
-    started = time.perf_counter()
+    if resume:
+        state = RunState.load(out / RESUME_DIR, state)
+        # Parts written before the interruption are kept: they must still be there, unchanged.
+        check_files(out, {part_name(i): entry for i, entry in state.parts.items()}, source="the saved progress")
+        if progress is not None:
+            progress(state.next_id)
     if target_se is not None and not target_se > 0:
         raise ValueError(f"--target-se {target_se}: expected a positive standard error")
-    precise_enough = None if target_se is None else lambda c, n: largest_se(c, n) <= target_se
-    cluster = None
+    return PreparedRun(config, n_paths, seed, out, state, threads, chunk_size, target_se, should_stop, progress,
+                       command, started)
+
+
+def execute(runs: list[PreparedRun], workers: int | None = None, scheduler=None) -> list[Results]:
+    """Simulate prepared runs and write their files: here one after the other, or on one Dask cluster (a new
+    local one of ``workers`` processes, or ``scheduler``: see :func:`run`) all at once, each run merged in its
+    own block order, so each result equals that run's alone."""
     try:
         if workers is None and scheduler is None:
-            sim = simulate(config, n_paths, seed, chunk_size=chunk_size, threads=threads, progress=progress,
-                           state=state, should_stop=should_stop, precise_enough=precise_enough)
-        else:
-            from . import distributed
-            if workers is not None and threads is None:
-                threads = distributed.local_threads(workers)
-            with distributed.connect(workers, scheduler) as client:
-                cluster = distributed.describe(client)
-                sim = distributed.simulate(config, n_paths, seed, client, threads=threads, progress=progress,
-                                           state=state, should_stop=should_stop, precise_enough=precise_enough)
+            return [_finish(r, simulate(r.config, r.n_paths, r.seed, chunk_size=r.chunk_size, **r.options()))
+                    for r in runs]
+        from . import distributed
+        with distributed.connect(workers, scheduler) as client:
+            cluster = distributed.describe(client)
+            jobs = []
+            for r in runs:
+                if workers is not None and r.threads is None:
+                    r.threads = distributed.local_threads(workers)
+                jobs.append(distributed.Job(client, r.config, r.n_paths, r.seed, out=r.out, **r.options()))
+            sims = distributed.run_jobs(client, jobs)
+        return [_finish(r, sim, cluster) for r, sim in zip(runs, sims)]
     except Interrupted as stop:
-        stop.state.save(out / RESUME_DIR)
-        again = (f"{command or 'simulator run CONFIG'} --seed {seed} --paths {n_paths} "
-                 f"--keep-paths {keep_option(stop.state.identity['kept'], n_paths)}"
-                 + (f" --target-se {target_se}" if target_se is not None else ""))
-        raise RunInterrupted(f"interrupted after {stop.state.next_id:,} of {n_paths:,} paths; progress saved in "
-                             f"{out / RESUME_DIR}; continue with: {again} --out {out} --resume") from None
-    max_paths, n_paths = n_paths, sim.n_paths
-    paths = paths_table(sim)
+        r = next(r for r in runs if r.state is stop.state)
+        stop.state.save(r.out / RESUME_DIR)
+        again = (f"{r.command or 'simulator run CONFIG'} --seed {r.seed} --paths {r.n_paths} "
+                 f"--keep-paths {keep_option(stop.state.identity['kept'], r.n_paths)}"
+                 + (f" --target-se {r.target_se}" if r.target_se is not None else ""))
+        raise RunInterrupted(f"interrupted after {stop.state.next_id:,} of {r.n_paths:,} paths; progress saved in "
+                             f"{r.out / RESUME_DIR}; continue with: {again} --out {r.out} --resume") from None
+
+
+def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Results:
+    """Summaries, metadata and files of a simulated run."""
+    config, seed, out = run.config, run.seed, run.out
+    max_paths, n_paths, n_kept = run.n_paths, sim.n_paths, len(sim.scalars)
     summary = summary_frame(config, n_paths, sim.counts, sim.samples)
     by_year = by_year_frame(config, sim.samples)
     metadata = {
-        "schema_version": SCHEMA_VERSION,
-        "simulator_version": __version__,
-        "seed": seed,
+        **run_identity(config, seed),
         "n_paths": n_paths,
-        "steps_per_year": config.simulation.steps_per_year,
-        "config_name": config.name,
-        "config_hash": config.digest(),
-        "paths_kept": len(paths),
-        "keep_paths": keep_option(len(paths), n_paths),
-        "precision": {"target_se": target_se, "max_paths": max_paths if target_se is not None else None,
+        "paths_kept": n_kept,
+        "keep_paths": keep_option(n_kept, n_paths),
+        "precision": {"target_se": run.target_se, "max_paths": max_paths if run.target_se is not None else None,
                       "largest_probability_se": largest_se(sim.counts, n_paths)},
         "quantiles": "exact order statistics" if sim.exact else "streamed histograms",
         "quantile_rank_error_max": max_rank_error(sim.samples),
         "by_step_paths": min(n_paths, TRACE_PATHS),
-        "config": config.resolved(),
-        "reproduce": f"{command or 'simulator run CONFIG.json'} --seed {seed} --paths {n_paths} "
-                     f"--keep-paths {keep_option(len(paths), n_paths)}",
+        "reproduce": f"{run.command or 'simulator run CONFIG.json'} --seed {seed} --paths {n_paths} "
+                     f"--keep-paths {keep_option(n_kept, n_paths)}",
         # Everything under "runtime" describes how the run was executed, never what it computed.
         "runtime": {
-            "threads": threads or numba.get_num_threads(),
-            "chunk_size": chunk_size,
+            "threads": run.threads or numba.get_num_threads(),
+            "chunk_size": run.chunk_size,
             "simulate_seconds": round(sim.seconds, 3),
-            "total_seconds": round(time.perf_counter() - started, 3),
+            "total_seconds": round(time.perf_counter() - run.started, 3),
             "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.node()} {platform.machine()} {platform.python_implementation()} "
                        f"{platform.python_version()}",
@@ -172,15 +230,27 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
             **({"cluster": cluster} if cluster else {}),
         },
     }
-    if out is not None:
-        try:
-            # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
-            by_step = by_step_frame(config, config.simulation.steps_per_year,
-                                    trace_steps(config, n_paths, seed, threads))
-            write_results(out, {"paths": paths, "summary": summary, "by_year": by_year, "by_step": by_step},
-                          metadata)
-        except BaseException:
-            remove_folder_contents(out)
-            raise
-        shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
-    return Results(paths.to_pandas(), summary, by_year, metadata)
+    # The parts this process writes: from the rows it holds (every block but those the tasks wrote).
+    tables = {}
+    for index in range(part_count(n_kept)):
+        if index not in sim.parts:
+            rows = slice(index * BLOCK_PATHS, min(n_kept, (index + 1) * BLOCK_PATHS))
+            tables[index] = paths_table(config, sim.inputs.spy, sim.params, sim.theta[rows], sim.annual[rows],
+                                        sim.scalars[rows], first_id=rows.start)
+    if out is None:
+        return Results(pa.concat_tables(list(tables.values())).to_pandas(), summary, by_year, metadata)
+    try:
+        identity = run_identity(config, seed)
+        parts = {part_name(i): write_parquet(out / part_name(i), t, identity) for i, t in tables.items()}
+        parts.update({part_name(i): entry for i, entry in sim.parts.items()})
+        # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
+        by_step = by_step_frame(config, config.simulation.steps_per_year,
+                                trace_steps(config, n_paths, seed, run.threads))
+        write_results(out, {"summary": summary, "by_year": by_year, "by_step": by_step}, metadata, parts)
+    except BaseException:
+        remove_folder_contents(out)
+        raise
+    (out / RESUME_DIR).remove_tree()
+    # Parts the tasks wrote are read back; the others are still at hand.
+    paths = read_paths(out, verify=False) if sim.parts else pa.concat_tables(list(tables.values())).to_pandas()
+    return Results(paths, summary, by_year, metadata)

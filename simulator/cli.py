@@ -8,6 +8,7 @@ import math
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -69,6 +70,9 @@ def stop_on_signals():
 
 
 config_argument = click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+# Run folders are local paths or URLs (s3://bucket/run, file:///data/run): strings, which
+# simulator.storage resolves (click.Path would turn s3://b/x into s3:/b/x).
+folder_argument = click.argument("folder")
 set_option = click.option("--set", "overrides", metavar="KEY=VALUE", multiple=True,
                           help="Override a config value by its dotted key, e.g. funding.min_cash=15 (repeatable).")
 
@@ -97,8 +101,9 @@ def main():
 @click.option("-n", "--paths", "n_paths", type=int, default=DEFAULT_PATHS, show_default=True,
               help="Number of Monte Carlo paths.")
 @click.option("--seed", type=int, default=None, help="Master seed [default: the config's simulation.seed].")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Output folder [default: results/<config name>].")
+@click.option("-o", "--out", metavar="DIR|URL", default=None,
+              help="Output folder, or a URL of a file system fsspec knows, e.g. s3://bucket/run "
+                   "[default: results/<config name>].")
 @click.option("--threads", type=int, default=None,
               help="Threads for the kernel [default: all cores]. Never changes the results.")
 @click.option("--chunk-size", type=int, default=DEFAULT_CHUNK, show_default=True,
@@ -106,7 +111,7 @@ def main():
 @click.option("--steps-per-year", type=click.Choice(["1", "4", "12"]), default=None,
               help="Time steps per year [default: the config's simulation.steps_per_year].")
 @click.option("--keep-paths", metavar="all|none|sample:N", default=None,
-              help="Per-path rows to write to paths.parquet [default: all up to 1,000,000 paths, "
+              help="Per-path rows to write to the paths/ dataset [default: all up to 1,000,000 paths, "
                    "else sample:100000, the first path ids]. Probabilities stay exact; without every "
                    "row, quantiles carry a rank error (recorded in the metadata).")
 @set_option
@@ -143,7 +148,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     if antithetic:
         overrides.append("simulation.antithetic=true")
     cfg = load_config(config, overrides)
-    out = out or Path("results") / cfg.name
+    out = out or f"results/{cfg.name}"
     seed = cfg.simulation.seed if seed is None else seed
     command = shlex.join(["simulator", "run", str(config or DEFAULT_CONFIG),
                           *[a for o in overrides for a in ("--set", o)]])
@@ -162,7 +167,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         verdict = "reached" if precision["largest_probability_se"] <= target_se else "NOT reached"
         click.echo(f"\ntarget standard error {target_se:g} {verdict} with {reached:,} paths "
                    f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})")
-    click.echo(f"\nwrote {out}/ (paths, summary, by_year, by_step .parquet) in "
+    click.echo(f"\nwrote {out}/ (paths/, summary, by_year, by_step .parquet) in "
                f"{results.metadata['runtime']['total_seconds']:.1f} s")
     if make_report:
         from .report import make_report as write_report  # matplotlib loads only when a report is made
@@ -200,7 +205,7 @@ def validate(config, overrides, as_toml):
 
 
 @main.command()
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@folder_argument
 @click.option("--all", "show_all", is_flag=True, help="Every metric, not only the headline figures.")
 @domain_errors
 def show(folder, show_all):
@@ -236,8 +241,8 @@ def format_headline(results, cfg, metrics=None) -> str:
               help="Number of Monte Carlo paths of every scenario.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="One master seed for every scenario [default: the configs' common simulation.seed].")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
-              show_default=True, help="Output folder: a run folder per scenario and scenarios.parquet.")
+@click.option("-o", "--out", metavar="DIR|URL", default=str(DEFAULT_OUT), show_default=True,
+              help="Output folder (or URL): a run folder per scenario and scenarios.parquet.")
 @click.option("--force", is_flag=True, help="Replace the results in existing output folders.")
 @workers_option
 @scheduler_option
@@ -254,6 +259,7 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
         simulator scenarios configs -n 200000 --seed 11 --out results/scenarios
     """
     scenarios = load_scenarios(folder) if folder else load_scenarios()
+    started = time.perf_counter()
     with click.progressbar(length=n_paths * len(scenarios), label="simulating", file=sys.stderr,
                            hidden=quiet or not sys.stderr.isatty()) as bar:
         run_scenarios(scenarios, n_paths, seed, out, force=force, progress=lambda s: bar.update,
@@ -273,12 +279,8 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
         click.echo(f"{name:{name_width}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(row_cells, widths)))
     click.echo(f"\nvalues with 95% intervals; {n_paths:,} paths per scenario, seed "
                f"{scenarios[0].results.metadata['seed']}")
-    seconds = sum(s.results.metadata["runtime"]["total_seconds"] for s in scenarios)
-    click.echo(f"wrote {out}/ ({len(scenarios)} run folders, scenarios.parquet) in {seconds:.1f} s")
-
-
-
-folder_argument = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+    click.echo(f"wrote {out}/ ({len(scenarios)} run folders, scenarios.parquet) in "
+               f"{time.perf_counter() - started:.1f} s")
 
 
 def _paths_note(used: int, n_paths: int) -> str:
@@ -329,8 +331,8 @@ def sensitivity_command(folder, top):
 
 
 @main.command("compare")
-@click.argument("folder_a", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("folder_b", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("folder_a")
+@click.argument("folder_b")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table to this Parquet file.")
 @domain_errors
@@ -339,7 +341,7 @@ def compare_command(folder_a, folder_b, out):
 
     Path k of both runs starts from the same random numbers, so the differences are computed path
     by path; the paired standard error is usually far smaller than the unpaired one (two
-    independent runs). Both runs must keep every path (paths.parquet).
+    independent runs). Both runs must keep every path (their paths/ datasets).
 
     \b
     Example:
@@ -466,7 +468,7 @@ def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides,
 
 
 @main.command("replay")
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@folder_argument
 @click.option("--path", "path_id", type=click.IntRange(min=0), required=True, help="Path id to replay.")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the step-by-step trace to this CSV file.")
@@ -495,8 +497,8 @@ def replay_command(folder, path_id, csv_file):
 
 @main.command("report")
 @folder_argument
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for report.html and the PNG charts [default: FOLDER].")
+@click.option("-o", "--out", metavar="DIR|URL", default=None,
+              help="Folder (or URL) for report.html and the PNG charts [default: FOLDER].")
 @domain_errors
 def report_command(folder, out):
     """Write the charts of a finished run and one self-contained report.html page.

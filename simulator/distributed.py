@@ -1,14 +1,21 @@
-"""The same run on a Dask cluster, bit-identical to the local one (``pip install ".[dask]"``).
+"""The same runs on a Dask cluster, bit-identical to local ones (``pip install ".[dask]"``).
 
 Path ids are split into blocks aligned to ``samples.BLOCK_PATHS``; each task runs the kernel on one
-block on a worker and returns mergeable partial results: the integer event counts, the kept rows
-(blocks below the kept count only) and, in streaming runs, the block's histogram partials
-(``samples.block_histograms``, with the edges fixed by the pilot). The driver merges the blocks in
-block order into the same ``engine.RunState`` the local loop fills (counts add, per-block float
-sums are folded in block order), so summaries, by-year tables and per-path rows equal the local
-run's whatever the number of workers. The pilot blocks (and a block that does not start on a block
-boundary, after a resume) return their raw values instead and the driver streams them exactly as
-``engine.simulate`` does.
+block on a worker and returns mergeable partial results: the integer event counts and either the
+block's summary values (runs that keep every row, and the pilot) or its histogram partials
+(``samples.block_histograms``, with the edges fixed by the pilot). A task whose block holds kept rows
+writes them itself as the block's part of the ``paths/`` dataset in the output location (which every
+worker must reach), with the same function a local run uses, so the part has the same bytes; a
+retried task writes the same bytes again. The driver merges each run's blocks in block order into
+the same ``engine.RunState`` the local loop fills (counts add, per-block float sums are folded in
+block order), so summaries and by-year tables equal the local run's whatever the number of workers.
+
+Rows come back to the driver instead, for it to write, when there is no output location, when a
+block does not start on a block boundary (after a resume) and so is only part of its part, and in a
+run that keeps every row and may stop early (its kept count is only known at the end).
+
+:func:`run_jobs` drives several runs over one client at once (``simulator scenarios``): their blocks
+are submitted in turn and each run merges its own, in its block order.
 
 Dask is imported only when this module is used.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import uuid
 from collections import deque
 from typing import Callable
 
@@ -27,8 +35,10 @@ from . import engine, kernel
 from .config import Config
 from .engine import Interrupted, RunState, Simulation, check_invariants
 from .model import build_inputs, drawn_parameters
+from .results import part_name, run_identity, write_parquet
 from .samples import BLOCK_PATHS, PILOT_PATHS, block_histograms
-from .summary import event_counts, variables
+from .storage import Location
+from .summary import event_counts, paths_table, variables
 
 RETRIES = 2          # a failed task is run again (same block, same result)
 TASKS_PER_THREAD = 4  # blocks in flight per worker thread: keeps workers busy while the driver merges
@@ -70,6 +80,7 @@ def local_threads(workers: int) -> int:
 
 
 _WORKER_CACHE: dict[str, tuple] = {}  # per worker process: config digest -> kernel inputs
+CACHED_CONFIGS = 16  # runs sharing a cluster (scenarios) interleave their blocks on each worker
 
 
 def _prepared(config: Config) -> tuple:
@@ -77,15 +88,16 @@ def _prepared(config: Config) -> tuple:
     if key not in _WORKER_CACHE:
         inputs = build_inputs(config)
         params = drawn_parameters(config)
-        _WORKER_CACHE.clear()
+        if len(_WORKER_CACHE) >= CACHED_CONFIGS:
+            del _WORKER_CACHE[next(iter(_WORKER_CACHE))]
         _WORKER_CACHE[key] = (inputs, params, engine._initial_cash(config, params))
     return _WORKER_CACHE[key]
 
 
-def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, mode: str, edges, threads):
-    """One block of paths ``lo .. hi - 1`` on a worker: kernel, invariant check, event counts, kept rows,
-    and per ``mode``: ``"exact"`` nothing more, ``"raw"`` the summary variables' values,
-    ``"binned"`` the block's histogram partials over ``edges``."""
+def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, edges, threads, out: Location | None):
+    """One block of paths ``lo .. hi - 1`` on a worker: kernel, invariant check, event counts; the kept rows,
+    written to ``out`` as the block's part when given (else returned); the summary values, or with ``edges``
+    the block's histogram partials over them."""
     inputs, params, initial_cash = _prepared(config)
     n = hi - lo
     theta = np.empty((n, len(params)))
@@ -94,17 +106,20 @@ def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, mode
     with engine.thread_count(threads):
         kernel.simulate_block(np.uint64(seed), lo, *inputs.kernel_args(), theta, annual, scalars)
         check_invariants(theta, annual, scalars, initial_cash, lo)
-        out = {"counts": event_counts(config, inputs.spy, annual, scalars)}
+        result = {"counts": event_counts(config, inputs.spy, annual, scalars)}
         if lo < n_keep:
-            k = min(hi, n_keep) - lo
-            out["rows"] = (theta[:k].copy(), annual[:k].copy(), scalars[:k].copy())
-        if mode != "exact":
-            values = variables(config, annual, scalars)
-            if mode == "raw":
-                out["values"] = {name: np.ascontiguousarray(v) for name, v in values.items()}
+            rows = tuple(a[:min(hi, n_keep) - lo] for a in (theta, annual, scalars))
+            if out is None:
+                result["rows"] = tuple(a.copy() for a in rows)
             else:
-                out["hist"] = block_histograms(edges, np.stack(list(values.values())))
-    return out
+                table = paths_table(config, inputs.spy, params, *rows, first_id=lo)
+                result["part"] = write_parquet(out / part_name(lo // BLOCK_PATHS), table, run_identity(config, seed))
+        values = variables(config, annual, scalars)
+        if edges is None:
+            result["values"] = {name: np.ascontiguousarray(v) for name, v in values.items()}
+        else:
+            result["hist"] = block_histograms(edges, np.stack(list(values.values())))
+    return result
 
 
 def blocks(start: int, n_paths: int) -> list[tuple[int, int]]:
@@ -117,79 +132,149 @@ def blocks(start: int, n_paths: int) -> list[tuple[int, int]]:
     return out
 
 
-def simulate(config: Config, n_paths: int, seed: int, client, *, threads: int | None = None,
-             keep_paths: str | int | None = None, progress: Callable[[int], None] | None = None,
-             state: RunState | None = None, should_stop: Callable[[], bool] | None = None,
-             precise_enough: Callable[[dict[str, int], int], bool] | None = None,
-             in_flight: int | None = None) -> Simulation:
-    """``engine.simulate`` on the workers of ``client`` (a ``distributed.Client``); same arguments and
-    the same, bit-identical result. ``in_flight`` caps the blocks submitted ahead of the merge."""
-    state, inputs, params, streaming = engine.prepare(config, n_paths, seed, keep_paths, state)
-    n_keep = state.identity["kept"]
-    if in_flight is None:
-        slots = sum(client.nthreads().values()) or 1
-        in_flight = TASKS_PER_THREAD * slots
-    pilot_end = min(n_paths, PILOT_PATHS)
-    todo = deque(blocks(state.next_id, n_paths))
-    if config.simulation.antithetic and state.next_id % 2:
-        raise ValueError("cannot resume an antithetic run in the middle of a pair")
-    config_future = client.scatter(config, broadcast=True, hash=False)
-    edges_future = None
-    pending: deque = deque()
-
-    def mode(lo: int) -> str | None:
-        """How block ``lo`` reports its histograms; None while it must wait for the pilot's edges."""
-        if not streaming:
-            return "exact"
-        if lo < pilot_end or lo % BLOCK_PATHS:
-            return "raw"
-        return "binned" if state.acc is not None else None
-
-    def submit() -> None:
-        nonlocal edges_future
-        while todo and len(pending) < in_flight:
-            lo, hi = todo[0]
-            how = mode(lo)
-            if how is None:
-                return  # wait for the pilot to fix the edges
-            if how == "binned" and edges_future is None:
-                edges_future = client.scatter(state.acc.edges, broadcast=True, hash=False)
-            todo.popleft()
-            future = client.submit(simulate_task, config_future, seed, lo, hi, n_keep, how,
-                                   edges_future if how == "binned" else None, threads,
-                                   retries=RETRIES, pure=False)
-            pending.append((lo, hi, how, future))
-
-    start_time = time.perf_counter()
+def _reads(probe: Location) -> bool:
     try:
-        submit()
-        while pending:
-            lo, hi, how, future = pending.popleft()
+        return probe.read_bytes() == probe.name.encode()
+    except OSError:
+        return False
+
+
+def check_reachable(client, out: Location) -> None:
+    """Every worker must reach the output location: a probe written here has to read back there."""
+    probe = out / f".probe-{uuid.uuid4().hex}"
+    probe.write_bytes(probe.name.encode())
+    try:
+        seen = client.run(_reads, probe, on_error="return")
+    finally:
+        probe.remove()
+    blind = sorted(worker for worker, ok in seen.items() if ok is not True)
+    if blind:
+        raise ValueError(f"{out}: the Dask workers {', '.join(blind)} cannot reach it; the output must be a folder "
+                         "every worker shares, or an object-store URL")
+
+
+class Job:
+    """One run on the cluster: its blocks, submitted ahead, merged in block order into its ``RunState``.
+
+    The arguments are ``engine.simulate``'s, plus ``out``: the run's output location, where tasks write
+    their parts (None: rows come back to the driver)."""
+
+    def __init__(self, client, config: Config, n_paths: int, seed: int, *, out: Location | None = None,
+                 threads: int | None = None, keep_paths: str | int | None = None,
+                 progress: Callable[[int], None] | None = None, state: RunState | None = None,
+                 should_stop: Callable[[], bool] | None = None,
+                 precise_enough: Callable[[dict[str, int], int], bool] | None = None):
+        self.state, self.inputs, self.params, self.streaming = engine.prepare(config, n_paths, seed, keep_paths, state)
+        if config.simulation.antithetic and self.state.next_id % 2:
+            raise ValueError("cannot resume an antithetic run in the middle of a pair")
+        self.client, self.config, self.n_paths, self.seed, self.threads = client, config, n_paths, seed, threads
+        self.progress, self.should_stop, self.precise_enough = progress, should_stop, precise_enough
+        self.n_keep = self.state.identity["kept"]
+        self.pilot_end = min(n_paths, PILOT_PATHS)
+        # Tasks write parts only if rows remain to be kept; not in an exact run that may stop early,
+        # whose kept rows are known only at the end (the driver writes them).
+        writes = self.state.next_id < self.n_keep and (precise_enough is None or self.streaming)
+        self.out = out if writes else None
+        if self.out is not None:
+            check_reachable(client, self.out)
+        self.todo = deque(blocks(self.state.next_id, n_paths))
+        self.pending: deque = deque()  # (lo, hi, future) in block order
+        self.config_future = client.scatter(config, broadcast=True, hash=False)
+        self.edges_future = None
+        self.started = time.perf_counter()
+
+    @property
+    def done(self) -> bool:
+        return not self.todo and not self.pending
+
+    def submit(self) -> bool:
+        """Submit the next block; False when there is none, or it must wait for the pilot's edges."""
+        if not self.todo:
+            return False
+        lo, hi = self.todo[0]
+        aligned = lo % BLOCK_PATHS == 0
+        binned = self.streaming and lo >= self.pilot_end and aligned
+        if binned and self.state.acc is None:
+            return False
+        if binned and self.edges_future is None:
+            self.edges_future = self.client.scatter(self.state.acc.edges, broadcast=True, hash=False)
+        self.todo.popleft()
+        # The key names the run and the block: the dashboard shows each run's progress.
+        future = self.client.submit(simulate_task, self.config_future, self.seed, lo, hi, self.n_keep,
+                                    self.edges_future if binned else None, self.threads,
+                                    self.out if aligned else None, key=f"{self.config.name}-{lo // BLOCK_PATHS}-"
+                                    f"{uuid.uuid4().hex}", retries=RETRIES, pure=False)
+        self.pending.append((lo, hi, future))
+        return True
+
+    def merge(self) -> None:
+        """Merge the finished blocks at the head of the queue, in block order."""
+        state = self.state
+        while self.pending and self.pending[0][2].done():
+            lo, hi, future = self.pending.popleft()
             part = future.result()
             future.release()
             if "rows" in part:
-                k = min(hi, n_keep)
+                k = min(hi, self.n_keep)
                 for dst, src in zip((state.theta, state.annual, state.scalars), part["rows"]):
                     dst[lo:k] = src
+            if "part" in part:
+                state.parts[lo // BLOCK_PATHS] = part["part"]
             for name, v in part["counts"].items():
                 state.counts[name] = state.counts.get(name, 0) + v
-            if how == "raw":
-                engine._stream(state, part["values"], lo, hi, pilot_end)
-            elif how == "binned":
+            if "values" in part:
+                engine.collect(state, part["values"], lo, hi, self.pilot_end, self.streaming)
+            else:
                 state.acc.merge_block(lo, hi - lo, part["hist"])
             state.next_id = hi
-            if progress is not None:
-                progress(hi - lo)
-            if engine.stop_here(precise_enough, state, hi, n_paths, streaming, pilot_end):
-                n_paths = hi
-                break
-            if should_stop is not None and hi < n_paths and should_stop():
+            if self.progress is not None:
+                self.progress(hi - lo)
+            if engine.stop_here(self.precise_enough, state, hi, self.n_paths, self.streaming, self.pilot_end):
+                self.n_paths = hi
+                self.todo.clear()
+                self.cancel()
+            elif self.should_stop is not None and hi < self.n_paths and self.should_stop():
                 raise Interrupted(state)
-            submit()
-    finally:
-        for *_, future in pending:
+
+    def cancel(self) -> None:
+        for *_, future in self.pending:
             future.cancel()
-    return engine.finish(config, seed, n_paths, inputs, params, state, streaming, time.perf_counter() - start_time)
+        self.pending.clear()
+
+    def simulation(self) -> Simulation:
+        return engine.finish(self.config, self.seed, self.n_paths, self.inputs, self.params, self.state,
+                             self.streaming, time.perf_counter() - self.started)
+
+
+def run_jobs(client, jobs: list[Job], in_flight: int | None = None) -> list[Simulation]:
+    """Run ``jobs`` over ``client`` at once: their blocks are submitted in turn, at most ``in_flight`` at a
+    time (default: ``TASKS_PER_THREAD`` per worker thread), and each job merges its own in block order,
+    so each result is bit-identical to that run on its own."""
+    distributed = _import_distributed()
+    if in_flight is None:
+        in_flight = TASKS_PER_THREAD * (sum(client.nthreads().values()) or 1)
+    turns = deque(jobs)
+    try:
+        while not all(job.done for job in jobs):
+            idle = 0  # jobs in a row that had nothing to submit
+            while idle < len(turns) and sum(len(job.pending) for job in jobs) < in_flight:
+                job = turns[0]
+                turns.rotate(-1)
+                idle = 0 if job.submit() else idle + 1
+            distributed.wait([job.pending[0][2] for job in jobs if job.pending], return_when="FIRST_COMPLETED")
+            for job in jobs:
+                job.merge()
+    finally:
+        for job in jobs:
+            job.cancel()
+    return [job.simulation() for job in jobs]
+
+
+def simulate(config: Config, n_paths: int, seed: int, client, *, in_flight: int | None = None,
+             **options) -> Simulation:
+    """``engine.simulate`` on the workers of ``client`` (a ``distributed.Client``): the same arguments
+    (``options``: those of :class:`Job`) and the same, bit-identical result."""
+    return run_jobs(client, [Job(client, config, n_paths, seed, **options)], in_flight)[0]
 
 
 def describe(client) -> str:

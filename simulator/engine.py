@@ -7,10 +7,10 @@ fixed-size histograms: it does not grow with the path count otherwise.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numba
@@ -19,8 +19,8 @@ import numpy as np
 from . import __version__, kernel
 from .config import Config
 from .model import ModelInputs, build_inputs, drawn_parameters
-from .samples import PILOT_PATHS, Accumulator, SortedSample, pilot_edges
-from .summary import event_counts, variables
+from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, pilot_edges
+from .summary import event_counts, variable_names, variables
 
 DEFAULT_CHUNK = 1 << 16
 KEEP_ALL_UP_TO = 1_000_000
@@ -41,7 +41,10 @@ class Interrupted(Exception):
 
 @dataclass
 class Simulation:
-    """What a run collected: the kept per-path rows (path ids 0 .. kept - 1), event counts, samples."""
+    """What a run collected: the kept per-path rows (path ids 0 .. kept - 1), event counts, samples.
+
+    ``parts`` lists the blocks whose rows Dask tasks wrote to the output themselves (index -> manifest
+    entry, see :mod:`simulator.results`): their rows are not held here (undefined in the arrays)."""
 
     config: Config
     seed: int
@@ -54,6 +57,7 @@ class Simulation:
     counts: dict[str, int]  # paths meeting each probability metric's event
     samples: dict = field(repr=False)  # summary variable -> SortedSample or HistogramSample
     seconds: float = 0.0
+    parts: dict[int, dict] = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:
@@ -66,43 +70,63 @@ class RunState:
     """Progress of a run: paths ``0 .. next_id - 1`` are done. Saved when a run is interrupted."""
 
     identity: dict          # config hash, seed, n_paths, rows kept, simulator version: what a resume must match
-    theta: np.ndarray       # kept rows (filled up to min(next_id, kept))
+    theta: np.ndarray       # kept rows (filled up to min(next_id, kept), except the blocks in ``parts``)
     annual: np.ndarray
     scalars: np.ndarray
+    values: np.ndarray      # (variables, paths) summary values of an exact run (every row kept); else empty
     next_id: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     pilot: list[np.ndarray] = field(default_factory=list)  # (variables, paths) blocks before the edges exist
     acc: Accumulator | None = None
+    parts: dict[int, dict] = field(default_factory=dict)  # blocks whose rows tasks wrote (see Simulation)
 
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = {"theta": self.theta[:self.next_id], "annual": self.annual[:self.next_id],
-                  "scalars": self.scalars[:self.next_id]}
+    def held(self, n: int) -> np.ndarray:
+        """Which of the first ``n`` kept rows this state holds (not those of ``parts``)."""
+        mask = np.ones(n, dtype=bool)
+        for index in self.parts:
+            mask[index * BLOCK_PATHS:(index + 1) * BLOCK_PATHS] = False
+        return mask
+
+    def save(self, folder) -> None:
+        """Into ``folder``, a :class:`simulator.storage.Location`."""
+        folder.mkdir()
+        rows = self.held(min(self.next_id, len(self.scalars)))
+        arrays = {"theta": self.theta[:len(rows)][rows], "annual": self.annual[:len(rows)][rows],
+                  "scalars": self.scalars[:len(rows)][rows], "values": self.values[:, :self.next_id]}
         if self.pilot:
             arrays["pilot"] = np.concatenate(self.pilot, axis=1)
         if self.acc is not None:
             arrays.update({f"acc_{k}": v for k, v in self.acc.arrays().items()})
-        np.savez(folder / "state.npz", **arrays)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        (folder / "state.npz").write_bytes(buffer.getvalue())
         meta = {"identity": self.identity, "next_id": self.next_id, "counts": self.counts,
-                "names": self.acc.names if self.acc is not None else None}
+                "names": self.acc.names if self.acc is not None else None, "parts": self.parts}
         (folder / "state.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
-    def load(cls, folder: Path, fresh: "RunState") -> "RunState":
-        """The saved state in ``folder``, checked against the run ``fresh`` would start."""
+    def load(cls, folder, fresh: "RunState") -> "RunState":
+        """The saved state in ``folder`` (a :class:`simulator.storage.Location`), checked against the run
+        ``fresh`` would start."""
         try:
             meta = json.loads((folder / "state.json").read_text())
-            arrays = np.load(folder / "state.npz")
+            arrays = np.load(io.BytesIO((folder / "state.npz").read_bytes()))
+            parts, values = meta["parts"], arrays["values"]  # absent from states saved by older versions
         except (OSError, ValueError) as e:
             raise ValueError(f"{folder}: no usable saved state to resume from ({e})") from None
+        except KeyError as e:
+            raise ValueError(f"{folder}: progress saved by another version of the simulator (no {e}); "
+                             "start the run again with --force") from None
         if meta["identity"] != fresh.identity:
             diff = [k for k in fresh.identity if meta["identity"].get(k) != fresh.identity[k]]
             raise ValueError(f"{folder}: the saved run differs in {', '.join(diff)}; "
                              "resume with the same config, seed, path count, --keep-paths and simulator version")
-        done = meta["next_id"]
+        fresh.next_id, fresh.counts = meta["next_id"], meta["counts"]
+        fresh.parts = {int(index): entry for index, entry in parts.items()}
+        rows = fresh.held(min(fresh.next_id, len(fresh.scalars)))
         for name in ("theta", "annual", "scalars"):
-            getattr(fresh, name)[:len(arrays[name])] = arrays[name]
-        fresh.next_id, fresh.counts = done, meta["counts"]
+            getattr(fresh, name)[:len(rows)][rows] = arrays[name]
+        fresh.values[:, :fresh.next_id] = values
         if "pilot" in arrays:
             fresh.pilot = [arrays["pilot"]]
         if meta["names"] is not None:
@@ -152,12 +176,13 @@ def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | N
         raise ValueError(f"seed = {seed}: expected an integer in [0, 2**63)")
     n_keep = resolve_keep(keep_paths, n_paths)
     n_drawn, n_years = len(drawn_parameters(config)), len(config.years)
+    n_values = n_paths if n_keep == n_paths else 0
     # The version too: another version's kernel may give other numbers for the same paths.
     identity = {"config_hash": config.digest(), "seed": seed, "n_paths": n_paths, "kept": n_keep,
                 "simulator_version": __version__}
     return RunState(identity,
                     np.empty((n_keep, n_drawn)), np.empty((n_keep, len(kernel.ANNUAL_VARS), n_years)),
-                    np.empty((n_keep, len(kernel.SCALAR_VARS))))
+                    np.empty((n_keep, len(kernel.SCALAR_VARS))), np.empty((len(variable_names(config)), n_values)))
 
 
 CHECK_EVERY = 1 << 16  # auto-stop decides only at multiples of this many paths
@@ -222,8 +247,7 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
                     dst[lo:min(hi, n_keep)] = src[:min(hi, n_keep) - lo]
             for k, v in event_counts(config, inputs.spy, annual, scalars).items():
                 state.counts[k] = state.counts.get(k, 0) + v
-            if streaming:
-                _stream(state, variables(config, annual, scalars), lo, hi, pilot_end)
+            collect(state, variables(config, annual, scalars), lo, hi, pilot_end, streaming)
             state.next_id = hi
             if progress is not None:
                 progress(hi - lo)
@@ -262,9 +286,19 @@ def finish(config: Config, seed: int, n_paths: int, inputs: ModelInputs, params:
         samples = state.acc.finish()
     else:
         paired = config.simulation.antithetic
-        samples = {k: SortedSample(v, paired) for k, v in variables(config, state.annual, state.scalars).items()}
+        samples = {k: SortedSample(v[:n_paths], paired) for k, v in zip(variable_names(config), state.values)}
     return Simulation(config, seed, n_paths, inputs, params, state.theta, state.annual, state.scalars,
-                      state.counts, samples, seconds)
+                      state.counts, samples, seconds, state.parts)
+
+
+def collect(state: RunState, values: dict[str, np.ndarray], lo: int, hi: int, pilot_end: int,
+            streaming: bool) -> None:
+    """Keep the summary values of paths ``lo .. hi - 1``: all of them in an exact run, else in the histograms."""
+    if not streaming:
+        for row, v in zip(state.values, values.values()):
+            row[lo:hi] = v
+        return
+    _stream(state, values, lo, hi, pilot_end)
 
 
 def _stream(state: RunState, values: dict[str, np.ndarray], lo: int, hi: int, pilot_end: int) -> None:

@@ -17,7 +17,9 @@ import pyarrow.parquet as pq
 from . import reference
 from .config import validate
 from .model import build_inputs, drawn_parameters
-from .results import read_manifest
+from .results import part_name, read_manifest
+from .samples import BLOCK_PATHS
+from .storage import Location
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Replay:
 
 
 def replay(folder: str | Path, path_id: int) -> Replay:
-    folder = Path(folder)
+    folder = Location(folder)
     meta = read_manifest(folder, verify=False)["metadata"]
     if not 0 <= path_id < meta["n_paths"]:
         raise ValueError(f"--path {path_id}: the run has path ids 0..{meta['n_paths'] - 1}")
@@ -40,13 +42,14 @@ def replay(folder: str | Path, path_id: int) -> Replay:
     trace = pd.DataFrame(result["trace"])
     start = dt.date(config.simulation.start_year, 1, 1)
     trace.insert(1, "date", [start + dt.timedelta(days=round(t * 365.25)) for t in trace.pop("t_end")])
-    return Replay(path_id, parameters, trace, _matches_stored_row(folder, config, path_id, result))
+    return Replay(path_id, parameters, trace, _matches_stored_row(folder, meta["paths_kept"], config, path_id, result))
 
 
-def _matches_stored_row(folder: Path, config, path_id: int, result: dict) -> bool | None:
-    if path_id >= pq.read_metadata(folder / "paths.parquet").num_rows:
+def _matches_stored_row(folder: Location, kept: int, config, path_id: int, result: dict) -> bool | None:
+    if path_id >= kept:
         return None
-    row = pq.read_table(folder / "paths.parquet", filters=[("path_id", "=", path_id)]).to_pandas().iloc[0]
+    path = folder / part_name(path_id // BLOCK_PATHS)
+    row = pq.read_table(path.path, filesystem=path.fs, filters=[("path_id", "=", path_id)]).to_pandas().iloc[0]
     stored = [row[f"{var}_{y}"] for var in ("revenue", "fcf", "cash") for y in config.years] + [row["cash_end"]]
     recomputed = [result["annual"][var][i] for var in ("revenue", "fcf", "cash")
                   for i in range(len(config.years))] + [result["scalars"]["cash_end"]]

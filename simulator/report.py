@@ -1,8 +1,9 @@
 """The report of a finished run: PNG charts and one self-contained ``report.html``.
 
-Everything is read back from the run's Parquet files (``summary``, ``by_year``, ``by_step``, ``paths``
-when rows were kept, and ``sensitivity.parquet`` when ``simulator sensitivity`` wrote one), so a
-report can be made at any time after the run, on any machine. matplotlib is imported here only,
+Everything is read back from the run's Parquet files (``summary``, ``by_year``, ``by_step``, the
+``paths/`` dataset when rows were kept, and ``sensitivity.parquet`` when ``simulator sensitivity``
+wrote one), so a report can be made at any time after the run, on any machine; the run and the
+report may be local folders or URLs (:mod:`simulator.storage`). matplotlib is imported here only,
 with its non-interactive backend: the rest of the library never loads it.
 
 :func:`make_report` returns the figures it wrote and the data series each chart drew, so that tests
@@ -13,16 +14,17 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from .config import validate
-from .results import REPORT_FILE, ResultsError, read_results, read_table
+from .results import REPORT_FILE, ResultsError, read_paths, read_results, read_table
+from .storage import Location
 from .summary import format_number, format_probability, headline_metrics
 
 FIGSIZE = (8.0, 4.5)  # inches
@@ -38,14 +40,14 @@ class Figure:
     name: str      # file name, e.g. fan_cash.png
     title: str
     caption: str   # one line: what the chart shows
-    path: Path
+    path: Location
 
 
 @dataclass
 class Report:
     """What :func:`make_report` wrote: the HTML page, the PNGs, and the data each chart drew."""
 
-    html: Path
+    html: Location
     figures: list[Figure]
     series: dict[str, pd.DataFrame] = field(repr=False)
     notes: list[str] = field(default_factory=list)
@@ -54,7 +56,7 @@ class Report:
 # ---------------------------------------------------------------- reading the run
 
 
-def _read_by_step(folder: Path, manifest_hash: str) -> pd.DataFrame:
+def _read_by_step(folder: Location, manifest_hash: str) -> pd.DataFrame:
     path = folder / "by_step.parquet"
     if not path.exists():
         raise ResultsError(f"{path}: missing; this run was made by an older simulator, run it again to report on it")
@@ -65,7 +67,7 @@ def _read_by_step(folder: Path, manifest_hash: str) -> pd.DataFrame:
     return frame
 
 
-def _read_sensitivity(folder: Path, manifest_hash: str) -> pd.DataFrame | None:
+def _read_sensitivity(folder: Location, manifest_hash: str) -> pd.DataFrame | None:
     path = folder / "sensitivity.parquet"
     if not path.exists():
         return None
@@ -75,12 +77,11 @@ def _read_sensitivity(folder: Path, manifest_hash: str) -> pd.DataFrame | None:
     return frame
 
 
-def _paths_columns(folder: Path, columns: list[str]) -> pd.DataFrame | None:
-    """Only the columns the charts need (paths.parquet can be large); None when the run kept no rows."""
-    path = folder / "paths.parquet"
-    if not path.exists() or pq.ParquetFile(path).metadata.num_rows == 0:
+def _paths_columns(folder: Location, meta: dict, columns: list[str]) -> pd.DataFrame | None:
+    """Only the columns the charts need (the rows can be many); None when the run kept no rows."""
+    if meta["paths_kept"] == 0:
         return None
-    return pq.read_table(path, columns=columns).to_pandas()
+    return read_paths(folder, columns, verify=False)  # read_results has checked the files
 
 
 # ---------------------------------------------------------------- formatting
@@ -131,10 +132,12 @@ def _new_axes(plt, title: str):
     return fig, ax
 
 
-def _save(plt, fig, path: Path) -> None:
+def _save(plt, fig, path: Location) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI)
     plt.close(fig)
+    path.write_bytes(png.getvalue())
 
 
 def _money_axis(ax, label: str = "$B") -> None:
@@ -162,7 +165,7 @@ FAN_TEXT = {
 }
 
 
-def fan_chart(plt, by_step: pd.DataFrame, var: str, cfg, spy: int, n_traced: int, path: Path) -> tuple[Figure, pd.DataFrame]:
+def fan_chart(plt, by_step: pd.DataFrame, var: str, cfg, spy: int, n_traced: int, path: Location) -> tuple[Figure, pd.DataFrame]:
     step_name = {1: "year", 4: "quarter", 12: "month"}.get(spy, "step")
     title, unit, what = (s.format(step=step_name, spy=spy) for s in FAN_TEXT[var])
     data = by_step[by_step["variable"] == var].sort_values("step")[["step", "date", "q05", "q25", "q50", "q75", "q95"]]
@@ -199,7 +202,7 @@ def fan_chart(plt, by_step: pd.DataFrame, var: str, cfg, spy: int, n_traced: int
 
 
 def fcf_histogram(plt, summary: pd.DataFrame, by_year: pd.DataFrame, paths: pd.DataFrame | None, end: int,
-                  n_paths: int, path: Path) -> tuple[Figure, pd.DataFrame]:
+                  n_paths: int, path: Location) -> tuple[Figure, pd.DataFrame]:
     m = summary.set_index("metric")
     p_pos = m.loc[f"p_fcf_positive_{end}"]
     q05 = m.loc[f"fcf_{end}_q05"]
@@ -237,7 +240,7 @@ def fcf_histogram(plt, summary: pd.DataFrame, by_year: pd.DataFrame, paths: pd.D
                                                                   "density": counts})
 
 
-def survival_curve(plt, summary: pd.DataFrame, cfg, path: Path) -> tuple[Figure, pd.DataFrame]:
+def survival_curve(plt, summary: pd.DataFrame, cfg, path: Location) -> tuple[Figure, pd.DataFrame]:
     m = summary.set_index("metric")
     years = list(cfg.years)
     # One step per year: over year y, the share of paths without a shortfall by the end of y.
@@ -268,7 +271,7 @@ def survival_curve(plt, summary: pd.DataFrame, cfg, path: Path) -> tuple[Figure,
                                                                   "high": high})
 
 
-def funding_gap_chart(plt, summary: pd.DataFrame, paths: pd.DataFrame | None, end: int, path: Path
+def funding_gap_chart(plt, summary: pd.DataFrame, paths: pd.DataFrame | None, end: int, path: Location
                       ) -> tuple[Figure, pd.DataFrame]:
     m = summary.set_index("metric")
     title = "Funding gap: extra capital that would have been needed"
@@ -326,7 +329,7 @@ def funding_gap_chart(plt, summary: pd.DataFrame, paths: pd.DataFrame | None, en
     return Figure(path.name, title, caption, path), data
 
 
-def tornado_chart(plt, sens: pd.DataFrame, summary: pd.DataFrame, end: int, path: Path
+def tornado_chart(plt, sens: pd.DataFrame, summary: pd.DataFrame, end: int, path: Location
                   ) -> tuple[Figure, pd.DataFrame]:
     col = f"p_shortfall_by_{end}"
     base = summary.set_index("metric").loc[col].value
@@ -356,7 +359,7 @@ def tornado_chart(plt, sens: pd.DataFrame, summary: pd.DataFrame, end: int, path
 # ---------------------------------------------------------------- the page
 
 
-def _png_uri(path: Path) -> str:
+def _png_uri(path: Location) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
@@ -374,7 +377,7 @@ figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 """
 
 
-def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], notes: list[str], folder: Path) -> str:
+def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], notes: list[str], folder: Location) -> str:
     e = html.escape
     frame = summary.set_index("metric")
     runtime = meta.get("runtime", {})
@@ -425,9 +428,10 @@ any step. The funding gap is the largest amount by which cash fell under the flo
 
 
 def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
-    """Write the charts (PNG) and ``report.html`` of the run in ``folder`` into ``out`` (default: ``folder``)."""
-    folder = Path(folder)
-    out = Path(out) if out is not None else folder
+    """Write the charts (PNG) and ``report.html`` of the run in ``folder`` into ``out`` (default: ``folder``);
+    either may be a local folder or a URL."""
+    folder = Location(folder)
+    out = Location(out) if out is not None else folder
     results = read_results(folder, paths=False)
     meta = results.metadata
     cfg = validate(meta["config"], source=f"{folder}/manifest.json")
@@ -435,8 +439,8 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
     spy = int(meta["steps_per_year"])
     by_step = _read_by_step(folder, meta["config_hash"])
     sens = _read_sensitivity(folder, meta["config_hash"])
-    paths = _paths_columns(folder, [f"fcf_{end}", "funding_gap"])
-    out.mkdir(parents=True, exist_ok=True)
+    paths = _paths_columns(folder, meta, [f"fcf_{end}", "funding_gap"])
+    out.mkdir()
     n_traced = int(by_step["paths"].max())
     notes = []
     if paths is not None and len(paths) < meta["n_paths"]:
@@ -465,7 +469,5 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
         series["tornado"] = data
     page = _html_page(meta, cfg, results.summary, figures, notes, folder)
     html_path = out / REPORT_FILE
-    tmp = html_path.with_name(f".{html_path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(html_path)
+    html_path.write_text(page)
     return Report(html_path, figures, series, notes)

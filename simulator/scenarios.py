@@ -2,13 +2,13 @@
 
 With one seed, path ``k`` of every scenario starts from the same random numbers (common random
 numbers), so differences between scenarios are mostly the configs' and not Monte Carlo noise.
-Each scenario's run folder is written under ``out/<name>/`` by :func:`simulator.api.run`, and
-``out/scenarios.parquet`` holds all their summary tables with a ``scenario`` column.
+Each scenario's run folder is written under ``out/<name>/`` (a local folder or a URL) by
+:func:`simulator.api.execute`, and ``out/scenarios.parquet`` holds all their summary tables with a
+``scenario`` column. On a Dask cluster the scenarios are simulated at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,9 +16,10 @@ from typing import Callable
 import pandas as pd
 
 from . import __version__
-from .api import DEFAULT_PATHS, run
+from .api import DEFAULT_PATHS, execute, prepare
 from .config import PACKAGED_CONFIGS, Config, ConfigError, load_config
-from .results import SCHEMA_VERSION, Results, ResultsError, prepare_folder, write_parquet
+from .results import SCHEMA_VERSION, Results, ResultsError, write_parquet
+from .storage import Location
 
 SCENARIOS_FILE = "scenarios.parquet"
 DEFAULT_OUT = Path("results") / "scenarios"
@@ -89,31 +90,25 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
     progress : callable, optional
         ``progress(scenario)`` returns the ``progress(k)`` callback for that scenario's run (or None).
     workers, scheduler : optional
-        Run every scenario on one Dask cluster, one client for all (see :func:`simulator.api.run`).
+        Run the scenarios on one Dask cluster (see :func:`simulator.api.run`), all at once: their
+        blocks share the workers, and each scenario's result equals its own local run's.
 
     Returns
     -------
     DataFrame
         The scenarios' summary tables, concatenated, with a first column ``scenario`` (string).
     """
-    out = Path(out)
+    out = Location(out)
     seed = common_seed(scenarios) if seed is None else seed
     # Check every destination before the first (possibly long) run.
     target = out / SCENARIOS_FILE
     if target.exists() and not force:
         raise ResultsError(f"{target}: exists; use --force to replace it")
-    for s in scenarios:
-        prepare_folder(out / s.name, force)
-    with contextlib.ExitStack() as stack:
-        threads = None
-        if workers is not None or scheduler is not None:
-            from . import distributed
-            threads = distributed.local_threads(workers) if workers is not None else None
-            scheduler, workers = stack.enter_context(distributed.connect(workers, scheduler)), None
-        for s in scenarios:
-            command = f"simulator run {s.path}"  # the run adds --seed, --paths and --keep-paths
-            s.results = run(s.config, n_paths, seed, out / s.name, force=force, threads=threads,
-                            progress=progress(s) if progress else None, command=command, scheduler=scheduler)
+    # The run adds --seed, --paths and --keep-paths to the command.
+    runs = [prepare(s.config, n_paths, seed, out / s.name, force=force, progress=progress(s) if progress else None,
+                    command=f"simulator run {s.path}") for s in scenarios]
+    for s, results in zip(scenarios, execute(runs, workers, scheduler)):
+        s.results = results
     table = combined_summary(scenarios)
     metadata = {"schema_version": SCHEMA_VERSION, "simulator_version": __version__, "seed": seed, "n_paths": n_paths,
                 "scenarios": {s.name: {"config_hash": s.results.metadata["config_hash"], "file": s.path.name}

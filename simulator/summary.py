@@ -54,6 +54,12 @@ def variables(config, annual: np.ndarray, scalars: np.ndarray) -> dict[str, np.n
     return out
 
 
+def variable_names(config) -> list[str]:
+    """The names of :func:`variables`, in its order."""
+    none = np.empty((0, len(kernel.ANNUAL_VARS), len(config.years)))
+    return list(variables(config, none, np.empty((0, len(kernel.SCALAR_VARS)))))
+
+
 PAIRS = ":both"  # suffix of the count of antithetic pairs in which both paths have the event
 
 
@@ -174,20 +180,22 @@ def first_shortfall_dates(config, spy: int, steps: np.ndarray) -> pa.Array:
     return pa.array(days, type=pa.date32(), mask=steps < 0)
 
 
-def paths_table(sim) -> pa.Table:
-    """One row per kept path: MODEL.md §7 plus end-of-year cash and compute spend."""
-    config, years = sim.config, sim.config.years
-    scalar = {name: sim.scalars[:, i] for i, name in enumerate(kernel.SCALAR_VARS)}
-    cols: dict[str, pa.Array | np.ndarray] = {"path_id": np.arange(len(sim.scalars), dtype=np.int64)}
-    for j, name in enumerate(sim.params):
-        cols[name] = sim.theta[:, j]
-    per_year = yearly(sim.annual)
+def paths_table(config, spy: int, params: list[str], theta: np.ndarray, annual: np.ndarray, scalars: np.ndarray,
+                first_id: int = 0) -> pa.Table:
+    """One row per path of the kernel's outputs for path ids ``first_id ..``: MODEL.md §7 plus end-of-year
+    cash and compute spend; ``params`` names the columns of ``theta``."""
+    years = config.years
+    scalar = {name: scalars[:, i] for i, name in enumerate(kernel.SCALAR_VARS)}
+    cols: dict[str, pa.Array | np.ndarray] = {"path_id": np.arange(first_id, first_id + len(scalars), dtype=np.int64)}
+    for j, name in enumerate(params):
+        cols[name] = theta[:, j]
+    per_year = yearly(annual)
     for var in YEARLY:
         for i, y in enumerate(years):
             cols[f"{var}_{y}"] = per_year[var][:, i]
     for name in ("cash_end", "lowest_cash", "funding_gap"):
         cols[name] = scalar[name]
-    cols["first_shortfall"] = first_shortfall_dates(config, sim.inputs.spy, scalar["first_shortfall_step"])
+    cols["first_shortfall"] = first_shortfall_dates(config, spy, scalar["first_shortfall_step"])
     positive = per_year["fcf"] > 0
     cols["breakeven_year"] = pa.array(np.asarray(years, dtype=np.int16)[np.argmax(positive, axis=1)],
                                       mask=~positive.any(axis=1))

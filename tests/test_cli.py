@@ -1,6 +1,7 @@
 """The command line, driven through click's CliRunner, and the Parquet round trip."""
 
 import json
+import shutil
 
 import click
 import pandas as pd
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 import simulator
 from simulator.cli import main
-from simulator.results import ResultsError, read_results
+from simulator.results import IDENTITY, ResultsError, read_results
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,8 @@ def test_run_prints_headline_figures_with_intervals(finished_run):
     assert "p_fcf_positive_2030" in output and "95% interval" in output
     assert "p_shortfall_by_2028" in output and "funding_gap_es95" in output
     assert sorted(p.name for p in out.iterdir()) == ["by_step.parquet", "by_year.parquet", "config.json",
-                                                      "manifest.json", "paths.parquet", "summary.parquet"]
+                                                      "manifest.json", "paths", "summary.parquet"]
+    assert sorted(p.name for p in (out / "paths").iterdir()) == ["part-00000.parquet"]
 
 
 def test_run_refuses_an_existing_folder_without_force(finished_run, tmp_path):
@@ -77,9 +79,7 @@ def test_show_refuses_a_folder_without_manifest(tmp_path):
 def test_show_refuses_a_modified_file(finished_run, tmp_path):
     out, _ = finished_run
     copy = tmp_path / "copy"
-    copy.mkdir()
-    for p in out.iterdir():
-        (copy / p.name).write_bytes(p.read_bytes())
+    shutil.copytree(out, copy)
     summary = copy / "summary.parquet"
     summary.write_bytes(summary.read_bytes()[:-100])
     result = CliRunner().invoke(main, ["show", str(copy)])
@@ -107,9 +107,13 @@ def test_parquet_round_trip_with_metadata(finished_run):
     for key in ("schema_version", "simulator_version", "seed", "n_paths", "steps_per_year", "config_hash", "config"):
         assert key in meta
     assert meta["seed"] == 3 and meta["n_paths"] == 4000 and meta["steps_per_year"] == 4
-    for name in ("paths", "summary", "by_year"):
+    # The tables carry the run's metadata but how it was executed (runtime: in the manifest only) ...
+    for name in ("summary", "by_year", "by_step"):
         file_meta = json.loads(pq.read_schema(out / f"{name}.parquet").metadata[b"simulator"])
-        assert file_meta == meta
+        assert file_meta == {k: v for k, v in meta.items() if k != "runtime"}
+    # ... the per-path parts the run's identity, known when they are written.
+    part_meta = json.loads(pq.read_schema(out / "paths" / "part-00000.parquet").metadata[b"simulator"])
+    assert part_meta == {k: meta[k] for k in IDENTITY}
     # The config stored with the run reproduces it exactly.
     again = simulator.run(simulator.load_config(out / "config.json"), 4000, seed=3)
     pd.testing.assert_frame_equal(again.summary, results.summary)

@@ -1,10 +1,14 @@
-"""Runs on a Dask cluster equal the local run bit for bit: exact and streaming runs, a worker killed
-mid-run, an interrupted cluster run resumed locally, scenarios on one client, and the CLI."""
+"""Runs on a Dask cluster write the same files as local runs, byte for byte: exact and streaming runs,
+a worker killed mid-run, a file:// URL as the output, interrupted runs resumed on the other engine,
+scenarios submitted at once to one client, and the CLI."""
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import uuid
 
 import pandas as pd
 import pytest
@@ -12,18 +16,16 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from click.testing import CliRunner  # noqa: E402
+from dask.utils import key_split  # noqa: E402
 
 from simulator import distributed as dist  # noqa: E402
 from simulator.api import RunInterrupted, run  # noqa: E402
 from simulator.cli import main  # noqa: E402
 from simulator.config import load_config  # noqa: E402
-from simulator.engine import simulate  # noqa: E402
-from simulator.results import read_results  # noqa: E402
+from simulator.results import ResultsError, read_results  # noqa: E402
 from simulator.samples import BLOCK_PATHS, PILOT_PATHS  # noqa: E402
 from simulator.scenarios import load_scenarios, run_scenarios  # noqa: E402
-from simulator.summary import by_year_frame, paths_table, summary_frame  # noqa: E402
-
-from conftest import assert_tables_equal  # noqa: E402
+from simulator.storage import Location  # noqa: E402
 
 CFG = load_config()
 
@@ -40,6 +42,17 @@ def assert_same_results(a, b):
         pd.testing.assert_frame_equal(x, y, check_exact=True, obj=name)
 
 
+def assert_same_files(a, b):
+    """Two run folders hold the same files byte for byte: every table, config.json and each part of the
+    paths/ dataset (and nothing else there), all listed by their manifests with the same checksums."""
+    files = [json.loads((folder / "manifest.json").read_text())["files"] for folder in (a, b)]
+    assert files[0] == files[1]
+    parts = sorted(name[len("paths/"):] for name in files[0] if name.startswith("paths/"))
+    assert parts and sorted(os.listdir(a / "paths")) == sorted(os.listdir(b / "paths")) == parts
+    for name in files[0]:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
 @pytest.mark.parametrize("n_paths, keep", [(150_000, "all"), (PILOT_PATHS + 70_000, "sample:70000")])
 def test_cluster_run_equals_local_run(tmp_path, client, n_paths, keep):
     local = run(CFG, n_paths, 3, tmp_path / "local", keep_paths=keep, threads=1)
@@ -47,9 +60,30 @@ def test_cluster_run_equals_local_run(tmp_path, client, n_paths, keep):
     assert on_cluster.metadata["runtime"]["cluster"].startswith("dask")
     assert_same_results(local, on_cluster)
     assert_same_results(read_results(tmp_path / "local"), read_results(tmp_path / "cluster"))
+    assert_same_files(tmp_path / "local", tmp_path / "cluster")
 
 
-def test_a_worker_killed_mid_run_changes_nothing(client):
+def test_a_changed_part_fails_the_comparison_and_readers_refuse_it(tmp_path, client):
+    run(CFG, BLOCK_PATHS + 100, 8, tmp_path / "local", threads=1)
+    run(CFG, BLOCK_PATHS + 100, 8, tmp_path / "cluster", scheduler=client)  # parts written by the tasks
+    part = tmp_path / "cluster" / "paths" / "part-00001.parquet"
+    for change in ("modified", "deleted"):
+        copy = tmp_path / change
+        shutil.copytree(tmp_path / "cluster", copy)
+        target = copy / part.relative_to(tmp_path / "cluster")
+        if change == "modified":
+            run(CFG, BLOCK_PATHS + 100, 9, tmp_path / "other", threads=1)  # a part of another run, same size
+            shutil.copy(tmp_path / "other" / "paths" / "part-00001.parquet", target)
+        else:
+            target.unlink()
+        with pytest.raises(AssertionError):
+            assert_same_files(tmp_path / "local", copy)
+        with pytest.raises(ResultsError, match="checksum differs" if change == "modified" else "missing"):
+            read_results(copy)
+    assert_same_files(tmp_path / "local", tmp_path / "cluster")
+
+
+def test_a_worker_killed_mid_run_changes_nothing(tmp_path, client):
     n = PILOT_PATHS + 3 * BLOCK_PATHS + 1234
     merged = []
     victim = sorted(client.scheduler_info()["workers"])[-1]
@@ -57,36 +91,86 @@ def test_a_worker_killed_mid_run_changes_nothing(client):
 
     def progress(k):
         merged.append(k)
-        if len(merged) == 1:  # the first block is merged; others are running on both workers
+        if len(merged) == 1:  # the first block is merged; others are running (and writing parts) on both workers
             os.kill(pid, signal.SIGKILL)
 
-    expected = simulate(CFG, n, 9, keep_paths="sample:100000", threads=1)
-    got = dist.simulate(CFG, n, 9, client, threads=1, keep_paths="sample:100000", progress=progress)
+    local = run(CFG, n, 9, tmp_path / "local", keep_paths="sample:100000", threads=1)
+    on_cluster = run(CFG, n, 9, tmp_path / "cluster", keep_paths="sample:100000", scheduler=client,
+                     progress=progress)
     assert sum(merged) == n
-    assert got.counts == expected.counts
-    assert_tables_equal(paths_table(expected), paths_table(got))
-    pd.testing.assert_frame_equal(summary_frame(CFG, n, expected.counts, expected.samples),
-                                  summary_frame(CFG, n, got.counts, got.samples), check_exact=True)
-    pd.testing.assert_frame_equal(by_year_frame(CFG, expected.samples), by_year_frame(CFG, got.samples),
-                                  check_exact=True)
+    assert_same_results(local, on_cluster)
+    assert_same_files(tmp_path / "local", tmp_path / "cluster")
     client.wait_for_workers(2, timeout=60)
 
 
-def test_interrupted_cluster_run_resumes_locally(tmp_path, client):
-    n = PILOT_PATHS + 2 * BLOCK_PATHS
+def test_a_file_url_as_output_equals_a_local_folder(tmp_path, client):
+    local = run(CFG, BLOCK_PATHS + 5_000, 6, tmp_path / "local", threads=1)
+    url = (tmp_path / "url").as_uri()
+    assert url.startswith("file:///")
+    on_cluster = run(CFG, BLOCK_PATHS + 5_000, 6, url, scheduler=client)
+    assert_same_results(local, on_cluster)
+    assert_same_results(local, read_results(url))
+    assert_same_files(tmp_path / "local", tmp_path / "url")
+
+
+def test_an_output_the_workers_cannot_reach_is_refused_when_they_write_rows(client):
+    # memory:// lives inside one process: the workers do not see what the driver writes there.
+    unshared = Location(f"memory://unshared-{uuid.uuid4().hex}")
+    with pytest.raises(ValueError, match="workers .* cannot reach it"):
+        run(CFG, 1_000, 1, unshared / "rows", scheduler=client)
+    # Without kept rows the driver writes every file: the workers need not reach the output.
+    kept_none = run(CFG, 1_000, 1, unshared / "none", scheduler=client, keep_paths="none")
+    assert_same_results(run(CFG, 1_000, 1, keep_paths="none", threads=1), kept_none)
+    unshared.remove_tree()
+
+
+@pytest.mark.parametrize("first, keep, n, stop_after", [
+    ("cluster", "none", PILOT_PATHS + 2 * BLOCK_PATHS, 3),          # histograms saved
+    ("cluster", "sample:70000", PILOT_PATHS + 2 * BLOCK_PATHS, 3),  # the parts the tasks wrote are kept
+    ("local", "all", 150_000, 2),  # chunks of 50,000: resumed on the cluster in the middle of a block
+])
+def test_interrupted_runs_resume_on_the_other_engine(tmp_path, client, first, keep, n, stop_after):
+    engines = {"cluster": dict(scheduler=client), "local": dict(threads=1, chunk_size=50_000)}
     asked = []
     with pytest.raises(RunInterrupted):
-        run(CFG, n, 4, tmp_path / "r", keep_paths="none", scheduler=client,
-            should_stop=lambda: asked.append(1) or len(asked) >= 3)
-    resumed = run(CFG, n, 4, tmp_path / "r", keep_paths="none", resume=True, threads=1)
-    assert_same_results(run(CFG, n, 4, keep_paths="none", threads=1), resumed)
+        run(CFG, n, 4, tmp_path / "r", keep_paths=keep, should_stop=lambda: asked.append(1) or len(asked) >= stop_after,
+            **engines[first])
+    second = "local" if first == "cluster" else "cluster"
+    resumed = run(CFG, n, 4, tmp_path / "r", keep_paths=keep, resume=True, **engines[second])
+    whole = run(CFG, n, 4, tmp_path / "whole", keep_paths=keep, threads=1)
+    assert_same_results(whole, resumed)
+    assert_same_files(tmp_path / "whole", tmp_path / "r")
 
 
-def test_scenarios_share_one_client(tmp_path, client):
+def test_scenarios_are_submitted_at_once_and_equal_their_local_runs(tmp_path, client):
+    n = BLOCK_PATHS + 5_000  # two blocks each
+    local = run_scenarios(load_scenarios()[:2], n, 1, tmp_path / "local")
     scenarios = load_scenarios()[:2]
-    a = run_scenarios(scenarios, 5_000, 1, tmp_path / "local")
-    b = run_scenarios(load_scenarios()[:2], 5_000, 1, tmp_path / "cluster", scheduler=client)
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    with distributed.get_task_stream(client) as stream:
+        on_cluster = run_scenarios(scenarios, n, 1, tmp_path / "cluster", scheduler=client)
+    pd.testing.assert_frame_equal(local, on_cluster, check_exact=True)
+    for s in scenarios:
+        assert_same_files(tmp_path / "local" / s.name, tmp_path / "cluster" / s.name)
+    # Task keys name their run: the two scenarios' tasks ran during overlapping spans of time
+    # (one after the other, the second would start after the first's last task ended).
+    spans = {}
+    for task in stream.data:
+        for ss in task["startstops"]:
+            if ss["action"] == "compute":
+                spans.setdefault(key_split(task["key"]), []).append((ss["start"], ss["stop"]))
+    assert sorted(spans) == sorted(s.name for s in scenarios)
+    (a, b) = spans.values()
+    assert min(start for start, _ in b) < max(stop for _, stop in a)
+    assert min(start for start, _ in a) < max(stop for _, stop in b)
+
+
+def test_cli_default_run_on_two_workers_writes_the_files_of_a_local_run(tmp_path):
+    """The issue's definition of done: the default config, on 2 local workers, gives the same files."""
+    for out, extra in (("local", []), ("cluster", ["--workers", "2"])):
+        done = subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "-o", str(tmp_path / out), *extra],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert_same_files(tmp_path / "local", tmp_path / "cluster")
 
 
 def test_cli_workers(tmp_path):
@@ -95,6 +179,7 @@ def test_cli_workers(tmp_path):
         result = runner.invoke(main, ["run", "-n", "3000", "--seed", "2", "-o", str(tmp_path / out), "-q", *extra])
         assert result.exit_code == 0, result.output
     assert_same_results(read_results(tmp_path / "local"), read_results(tmp_path / "cluster"))
+    assert_same_files(tmp_path / "local", tmp_path / "cluster")
 
 
 def test_the_library_does_not_import_dask():

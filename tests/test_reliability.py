@@ -25,8 +25,11 @@ def wait_for_progress(proc, seconds):
 
 
 def assert_same_files(a, b):
-    for name in ("paths", "summary", "by_year"):
-        assert_tables_equal(pq.read_table(a / f"{name}.parquet"), pq.read_table(b / f"{name}.parquet"))
+    parts = sorted(p.relative_to(a).as_posix() for p in (a / "paths").iterdir())
+    assert parts == sorted(p.relative_to(b).as_posix() for p in (b / "paths").iterdir())
+    for name in (*parts, "summary.parquet", "by_year.parquet"):
+        assert_tables_equal(pq.read_table(a / name), pq.read_table(b / name))
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 @pytest.mark.slow
@@ -75,13 +78,14 @@ def test_resume_of_a_run_saved_by_another_version_is_refused(tmp_path):
     """Another version's kernel may give other numbers for the same paths: mixing them would be silent."""
     from simulator import load_config
     from simulator.engine import RunState, new_state
+    from simulator.storage import Location
 
     cfg = load_config()
     saved = new_state(cfg, 1000, 1, None)
     saved.identity["simulator_version"] = "0.0.1"
-    saved.save(tmp_path)
+    saved.save(Location(tmp_path))
     with pytest.raises(ValueError, match="differs in simulator_version"):
-        RunState.load(tmp_path, new_state(cfg, 1000, 1, None))
+        RunState.load(Location(tmp_path), new_state(cfg, 1000, 1, None))
 
 
 def test_resume_without_saved_progress_is_refused(tmp_path):
@@ -115,3 +119,21 @@ def test_invariant_check_names_the_broken_path():
     nan[3, 0, 2] = float("nan")
     with pytest.raises(InvariantError, match="path 1003: non-finite"):
         check_invariants(sim.theta, nan, sim.scalars, col, 1000)
+
+
+def test_progress_saved_by_another_version_is_refused(tmp_path):
+    import json
+
+    from simulator.api import RunInterrupted, run
+    from simulator.config import load_config
+
+    asked = []
+    with pytest.raises(RunInterrupted):
+        run(load_config(), 50_000, 1, tmp_path / "r", chunk_size=10_000,
+            should_stop=lambda: asked.append(1) or len(asked) >= 2)
+    state = tmp_path / "r" / ".resume" / "state.json"
+    meta = json.loads(state.read_text())
+    del meta["parts"]  # as the first versions saved it
+    state.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="another version of the simulator .* --force"):
+        run(load_config(), 50_000, 1, tmp_path / "r", resume=True)

@@ -70,7 +70,7 @@ def test_by_step_parquet(small_run):
     q = frame[["q05", "q25", "q50", "q75", "q95"]].to_numpy()
     assert (np.diff(q, axis=1) >= 0).all()
     # The last step's cash is the year-end cash of by_year, over the same paths.
-    paths = pd.read_parquet(out / "paths.parquet")
+    paths = pd.read_parquet(out / "paths")  # the dataset, as a reader of the files would
     end = cfg.simulation.end_year
     last_cash = frame[(frame["step"] == T - 1) & (frame["variable"] == "cash")].iloc[0]
     assert last_cash["q50"] == pytest.approx(np.quantile(paths[f"cash_{end}"], 0.5), rel=1e-12)
