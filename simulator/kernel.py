@@ -69,7 +69,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _KEY_SALT = np.uint64(0x5DEECE66D2B7E151)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
-_jit = dict(cache=False, error_model="numpy", nogil=True)
+_jit = dict(cache=True, error_model="numpy", nogil=True)
 
 
 @njit(inline="always", **_jit)

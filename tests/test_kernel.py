@@ -130,3 +130,18 @@ def test_antithetic_partner_mirrors_the_normal_scores(base_raw):
     plain = kernel_paths(validate({**base_raw, "simulation": {**base_raw["simulation"], "antithetic": False}}),
                          seed=3, first=0, n=10)[1]
     assert np.array_equal(plain[0::2], theta[0::2])  # even paths are the plain ones
+
+
+def test_every_jitted_function_is_cached_on_disk():
+    """A function compiled without ``cache=True`` recompiles in every process: the warm start (< 3 s)
+    would silently become a cold one (~25 s)."""
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    from simulator import samples
+
+    jitted = {f"{module.__name__}.{name}": f for module in (kernel, samples)
+              for name, f in vars(module).items() if isinstance(f, CPUDispatcher)}
+    assert len(jitted) > 10
+    uncached = [name for name, f in jitted.items() if isinstance(f._cache, NullCache)]
+    assert uncached == []
