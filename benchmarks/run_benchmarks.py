@@ -45,71 +45,57 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-# Elementary-function calls (exp, expm1, log1p, pow) of the kernel on a path without events or raises
-# (kernel.simulate_path): per path, two decay factors per segment plus seven constants (no-event
-# probabilities, jump logs, the market's persistence, opex growth); per step, one expm1 per segment
-# (its growth), two exp (cost of sales and flexible training at the step's price) and one log (the
-# revenue ratio's elasticity).
-ELEMENTARY_PER_SEGMENT, ELEMENTARY_PER_PATH = 2, 7
-
-
 def floor_kernel():
-    """A kernel that draws, per path, the same random numbers as the model, in its order (parameter scores,
-    two uniforms per scheduled raise, then per step the shocks and three uniforms) and nothing else: the
-    floor. With ``elementary`` it also evaluates the model's elementary functions as often as the kernel
-    does (ELEMENTARY_*), on arguments that depend on the draws: what any scalar implementation of the model
-    costs before its arithmetic and bookkeeping."""
-    import math
-
+    """A kernel that draws, per path, the same random numbers as the model, the way the kernel draws them
+    (parameter scores and two uniforms per scheduled raise path by path; then per step the shocks and three
+    uniforms for ``kernel.LANES`` paths at a time), and nothing else: the floor."""
+    import numpy as np
     from numba import njit, prange
 
     from simulator import kernel
 
     @njit(parallel=True, cache=True)
-    def draw(seed, n, n_drawn, n_ev, steps, shocks, n_seg, elementary, out):
-        for i in prange(n):
-            state = kernel.path_key(seed, i)
-            acc = 0.0
-            for _ in range(n_drawn):
-                state, z = kernel.next_normal(state)
-                acc += z
-            for _ in range(2 * n_ev):
-                state, u = kernel.next_uniform(state)
-                acc += u
-            if elementary:
-                x = 1e-3 * acc
-                for s in range(n_seg):
-                    acc += math.exp(-0.3 * (s + x)) + math.exp(-0.15 * (s + x))
-                acc += (math.exp(-0.04 - x) + math.exp(-0.02 - x) + math.log1p(0.2 + x) + math.log1p(0.3 + x)
-                        + (0.8 + 0.1 * x) ** 0.25 + math.expm1(0.05 + x) + math.exp(0.05 * x))
-            for _ in range(steps):
-                for _ in range(shocks):
+    def draw(seed, n, n_drawn, n_ev, steps, shocks, out):
+        lanes = kernel.LANES
+        n_tiles = (n + lanes - 1) // lanes
+        for t in prange(n_tiles):
+            first, m = t * lanes, min(lanes, n - t * lanes)
+            states, bits = np.empty(lanes, np.uint64), np.empty(lanes, np.uint64)
+            signs, u, acc = np.ones(lanes), np.empty(lanes), np.zeros(lanes)
+            eps = np.empty((shocks, lanes))
+            for i in range(m):
+                state = kernel.path_key(seed, first + i)
+                for _ in range(n_drawn):
                     state, z = kernel.next_normal(state)
-                    acc += z
+                    acc[i] += z
+                for _ in range(2 * n_ev):
+                    state, v = kernel.next_uniform(state)
+                    acc[i] += v
+                states[i] = state
+            for _ in range(steps):
+                for c in range(shocks):
+                    kernel.normals_lanes(states, bits, signs, eps, c, m)
+                    for i in range(m):
+                        acc[i] += eps[c, i]
                 for _ in range(3):
-                    state, u = kernel.next_uniform(state)
-                    acc += u
-                if elementary:
-                    x = 1e-3 * acc
-                    for s in range(n_seg):
-                        acc += math.expm1(0.1 * x + 0.01 * s)
-                    acc += math.exp(0.05 * x) + math.exp(0.03 * x) + math.log(1.0 + 0.01 * abs(x))
-            out[i] = acc  # keeps the work from being optimised away
+                    kernel.uniforms_lanes(states, signs, u, m)
+                    for i in range(m):
+                        acc[i] += u[i]
+            out[first:first + m] = acc[:m]  # keeps the draws from being optimised away
 
     return draw
 
 
 def floor_shape(inputs) -> tuple[int, tuple, dict]:
     """The number of drawn parameters, the floor kernel's shape arguments, and the per-path counts of
-    random numbers and elementary-function calls, for the model ``inputs``."""
+    random numbers, for the model ``inputs``."""
     n_drawn = inputs.chol_param.shape[0]
     steps = inputs.n_years * inputs.spy
     n_seg, n_ch, n_ev = len(inputs.seg_launch), inputs.chol_shock.shape[0], len(inputs.ev_start)
     # Per path: parameter scores and two uniforms per scheduled raise; per step: channel shocks, bridge
     # averages, and three uniforms (two event counts, the contingent raise's draw, taken every step).
-    counts = {"draws_per_path": {"normal": n_drawn + steps * (n_ch + n_seg), "uniform": 2 * n_ev + 3 * steps},
-              "elementary_per_path": ELEMENTARY_PER_SEGMENT * n_seg + ELEMENTARY_PER_PATH + steps * (n_seg + 3)}
-    return n_drawn, (n_drawn, n_ev, steps, n_ch + n_seg, n_seg), counts
+    counts = {"draws_per_path": {"normal": n_drawn + steps * (n_ch + n_seg), "uniform": 2 * n_ev + 3 * steps}}
+    return n_drawn, (n_drawn, n_ev, steps, n_ch + n_seg), counts
 
 
 def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
@@ -132,16 +118,14 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     out = np.empty(n_kernel)
     res = {"n_kernel": n_kernel, "n_numpy": n_numpy, **counts}
     simulate(cfg, 1000, 1, keep_paths="none")  # compile / load everything first
-    for elementary in (False, True):
-        draw(np.uint64(1), 10, *shape, elementary, out)
+    draw(np.uint64(1), 10, *shape, out)
     for threads in (numba.config.NUMBA_NUM_THREADS, 1):
         numba.set_num_threads(threads)
         t_kernel = median_time(lambda: kernel.simulate_block(np.uint64(1), 0, *args, *buffers), repeats)
         t_engine = median_time(lambda: simulate(cfg, n_kernel, 1, keep_paths="none"), repeats)
-        t_floor = median_time(lambda: draw(np.uint64(1), n_kernel, *shape, False, out), repeats)
-        t_elementary = median_time(lambda: draw(np.uint64(1), n_kernel, *shape, True, out), repeats)
+        t_floor = median_time(lambda: draw(np.uint64(1), n_kernel, *shape, out), repeats)
         res[f"threads_{threads}"] = {"kernel": n_kernel / t_kernel, "engine": n_kernel / t_engine,
-                                     "floor": n_kernel / t_floor, "elementary": n_kernel / t_elementary}
+                                     "floor": n_kernel / t_floor}
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     simulate_numpy(inputs, 1000, 1)
     t_numpy = median_time(lambda: simulate_numpy(inputs, n_numpy, 1), repeats)
@@ -229,12 +213,11 @@ def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[
     k = res[all_t]
     biggest = max(scale, key=lambda r: r["n"])
     checks = [
-        ("≥ 1,000,000 paths/s with all threads", f"kernel {k['kernel']:,.0f}, engine {k['engine']:,.0f}; "
-         f"bound {k['elementary']:,.0f}", k["kernel"] >= 1e6),
+        ("≥ 1,000,000 paths/s with all threads", f"kernel {k['kernel']:,.0f}, engine {k['engine']:,.0f}",
+         k["kernel"] >= 1e6),
         ("≥ 6x the numpy implementation", f"kernel {k['kernel'] / res['numpy']:.1f}x, engine "
          f"{k['engine'] / res['numpy']:.1f}x", k["kernel"] >= 6 * res["numpy"]),
-        ("≤ 2x the random-number floor's time", f"{k['floor'] / k['kernel']:.1f}x; bound "
-         f"{k['floor'] / k['elementary']:.1f}x", k["floor"] <= 2 * k["kernel"]),
+        ("≤ 2x the random-number floor's time", f"{k['floor'] / k['kernel']:.1f}x", k["floor"] <= 2 * k["kernel"]),
         (f"peak memory < 1.5 GiB for {biggest['n']:,} paths", f"{biggest['peak_rss_mib']:,.0f} MiB",
          biggest["peak_rss_mib"] < 1536),
         ("warm `run --paths 100000` < 3 s", f"{start['warm']:.2f} s (cold {start['cold']:.1f} s)", start["warm"] < 3),
@@ -256,21 +239,16 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, vrf: dict, comman
         f"| numba kernel alone | {k2['kernel']:,.0f} | {k1['kernel']:,.0f} |",
         f"| numba engine (kernel + streamed summaries) | {k2['engine']:,.0f} | {k1['engine']:,.0f} |",
         f"| plain numpy (benchmarks/numpy_model.py) | {res['numpy']:,.0f} | – |",
-        f"| floor: the kernel's random numbers only | {k2['floor']:,.0f} | {k1['floor']:,.0f} |",
-        f"| bound: the floor + the model's elementary functions | {k2['elementary']:,.0f} | {k1['elementary']:,.0f} |",
-        "",
+        f"| floor: the kernel's random numbers only | {k2['floor']:,.0f} | {k1['floor']:,.0f} |", "",
         f"Paths per run: {res['n_kernel']:,} (numba, floor), {res['n_numpy']:,} (numpy). Random numbers "
-        f"per path: {res['draws_per_path']['normal']} normals and {res['draws_per_path']['uniform']} uniforms. "
-        f"The bound adds the {res['elementary_per_path']} calls of exp, expm1, log, log1p and pow the kernel makes on a path "
-        "without events (`ELEMENTARY_*` in run_benchmarks.py): what a scalar implementation of the model costs "
-        "before any of its arithmetic.", "",
+        f"per path: {res['draws_per_path']['normal']} normals and {res['draws_per_path']['uniform']} uniforms, "
+        "drawn as the kernel draws them. `python benchmarks/breakdown.py` shows where the rest of a path's time "
+        "goes.", "",
         "| ratio | value |", "| --- | ---: |",
         f"| engine / numpy, all threads | {k2['engine'] / res['numpy']:.1f}x |",
         f"| kernel / numpy, all threads | {k2['kernel'] / res['numpy']:.1f}x |",
         f"| kernel time / floor time, all threads | {k2['floor'] / k2['kernel']:.2f} |",
         f"| kernel time / floor time, 1 thread | {k1['floor'] / k1['kernel']:.2f} |",
-        f"| bound time / floor time, all threads | {k2['floor'] / k2['elementary']:.2f} |",
-        f"| bound time / floor time, 1 thread | {k1['floor'] / k1['elementary']:.2f} |",
         f"| thread scaling of the kernel (all / 1) | {k2['kernel'] / k1['kernel']:.2f} |", "",
         "## Targets (issue: default config, 4 steps a year, rows not kept)", "",
         "| target | measured | met? |", "| --- | --- | --- |",

@@ -110,20 +110,35 @@ ZIG_R = ZIG_X[1]
 
 
 @njit(inline="always", **_jit)
-def next_normal(state):
-    """(new state, standard normal) by the ziggurat: one 64-bit draw ~99% of the time.
+def ziggurat_parts(bits):
+    """(layer, sign, x >= 0) of a ziggurat candidate from 64 random bits: the low 8 bits pick the layer,
+    bit 8 the sign, the top 53 bits the position in the layer. ``x < ZIG_X[layer + 1]`` accepts it
+    (~99% of the time)."""
+    layer = int(bits & np.uint64(255))
+    sign = 1.0 if (bits >> np.uint64(8)) & np.uint64(1) else -1.0
+    return layer, sign, float(np.int64(bits >> np.uint64(11))) * _TO_UNIT * ZIG_X[layer]
 
-    Low 8 bits pick the layer, bit 8 the sign, the top 53 bits the position in the layer.
-    """
+
+@njit(inline="always", **_jit)
+def next_normal(state):
+    """(new state, standard normal) by the ziggurat: one 64-bit draw ~99% of the time."""
+    state = state + GOLDEN
+    bits = mix64(state)
+    layer, sign, x = ziggurat_parts(bits)
+    if x < ZIG_X[layer + 1]:
+        return state, sign * x
+    return normal_rejected(state, bits)
+
+
+@njit(**_jit)
+def normal_rejected(state, bits):
+    """(new state, standard normal) of a ziggurat draw whose first candidate, ``bits`` drawn at ``state``,
+    fell outside its layer's rectangle: the wedge or tail test, and new candidates until one is accepted."""
     while True:
-        state = state + GOLDEN
-        bits = mix64(state)
-        i = int(bits & np.uint64(255))
-        sign = 1.0 if (bits >> np.uint64(8)) & np.uint64(1) else -1.0
-        x = float(np.int64(bits >> np.uint64(11))) * _TO_UNIT * ZIG_X[i]
-        if x < ZIG_X[i + 1]:
+        layer, sign, x = ziggurat_parts(bits)
+        if x < ZIG_X[layer + 1]:
             return state, sign * x
-        if i == 0:  # the tail beyond r (Marsaglia 1964)
+        if layer == 0:  # the tail beyond r (Marsaglia 1964)
             while True:
                 state, u1 = next_uniform(state)
                 state, u2 = next_uniform(state)
@@ -131,8 +146,38 @@ def next_normal(state):
                 if -2.0 * math.log1p(-u2) > t * t:
                     return state, sign * (ZIG_R + t)
         state, u = next_uniform(state)
-        if ZIG_F[i + 1] + u * (ZIG_F[i] - ZIG_F[i + 1]) < math.exp(-0.5 * x * x):
+        if ZIG_F[layer + 1] + u * (ZIG_F[layer] - ZIG_F[layer + 1]) < math.exp(-0.5 * x * x):
             return state, sign * x
+        state = state + GOLDEN
+        bits = mix64(state)
+
+
+@njit(inline="always", **_jit)
+def normals_lanes(states, bits, signs, out, row, m):
+    """out[row, i] = the next standard normal of lane i's stream, times ``signs[i]``, for i < m: the
+    ziggurat's first try in a SIMD loop, the ~1% of rejected candidates finished lane by lane. Each
+    lane's stream advances exactly as ``next_normal`` advances it."""
+    for i in range(m):
+        state = states[i] + GOLDEN
+        b = mix64(state)
+        layer, sign, x = ziggurat_parts(b)
+        states[i] = state
+        bits[i] = b if x >= ZIG_X[layer + 1] else np.uint64(0)  # 0: accepted
+        out[row, i] = sign * x * signs[i]
+    for i in range(m):
+        if bits[i] != np.uint64(0):
+            states[i], z = normal_rejected(states[i], bits[i])
+            out[row, i] = z * signs[i]
+
+
+@njit(inline="always", **_jit)
+def uniforms_lanes(states, signs, out, m):
+    """out[i] = the next uniform of lane i's stream, mirrored (1 - u) where ``signs[i]`` < 0, for i < m."""
+    for i in range(m):
+        state = states[i] + GOLDEN
+        states[i] = state
+        u = float(np.int64(mix64(state) >> np.uint64(11))) * _TO_UNIT
+        out[i] = 1.0 - u if signs[i] < 0.0 else u
 
 
 @njit(inline="always", **_jit)
@@ -200,6 +245,21 @@ def poisson_count(u, mean, p_zero):
         p *= mean / k
         cdf += p
     return k, (u - (cdf - p)) / p if p > 0.0 else 0.5
+
+
+@njit(inline="always", **_jit)
+def poisson_lanes(lane, u, mean, p_zero, count, when, m):
+    """``poisson_count`` of every lane: rows ``u``, ``mean`` and ``p_zero`` of ``lane`` in, ``count`` and
+    ``when`` out. No event (u <= p_zero, most steps) in a SIMD loop, with poisson_count's arithmetic for
+    that case; the lanes with events lane by lane."""
+    for i in range(m):
+        p = lane[p_zero, i]
+        lane[count, i] = 0.0 if lane[u, i] <= p else -1.0  # -1: counted below
+        lane[when, i] = lane[u, i] / p if p > 0.0 else 0.5
+    for i in range(m):
+        if lane[count, i] < 0.0:
+            k, lane[when, i] = poisson_count(lane[u, i], lane[mean, i], lane[p_zero, i])
+            lane[count, i] = k
 
 
 @njit(inline="always", **_jit)
@@ -277,23 +337,24 @@ SEG_SCRATCH = 15
  L_DRIFT_P, L_VOL_P, L_DRIFT_U, L_VOL_U, L_OPEX_STEP, L_KEEP, L_C0,
  L_CASH, L_CREDIT, L_CREDIT_MAX, L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST, L_GAP,
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
- L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
+ L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
  L_REV, L_RUN_RATE1, L_E0, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE) = range(51)
-LANE_SCRATCH = 51
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE) = range(54)
+LANE_SCRATCH = 54
 
 
 @njit(**_jit)
 def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                   seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                  states, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u, ev_state, ev_paid,
-                  theta_out, annual, scalars, steps):
+                  states, bits, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u, ev_state,
+                  ev_paid, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + m - 1`` (m = ``theta_out.shape[0]`` <= LANES) together; fill
     ``theta_out`` (m, drawn parameters), ``annual`` (m, V, Y) and ``scalars`` (m, S), and, when
     ``steps.shape[1] > 0``, ``steps`` (m, T, len(STEP_VARS)) with each step's values.
 
-    ``states`` ... ``ev_paid`` are scratch arrays owned by the caller, with a last axis of LANES.
+    ``states`` ... ``ev_paid`` are scratch arrays owned by the caller, with a last axis of LANES
+    (``z`` and ``zc``: one lane's parameter scores).
     The arithmetic is arranged for speed (per-path constants hoisted, exponentials advanced by
     multiplication, lanes in SIMD loops); ``simulator.reference`` computes the same numbers, one path at
     a time, from the formulas as written.
@@ -338,6 +399,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             ev_state[e, i] = 0  # 0 pending, 1 closed, 2 failed
             ev_paid[e, i] = 0
         states[i] = state
+        lane[L_SIGN, i] = sign
 
         # 3. Initial state and per-path constants.
         for s in range(n_seg):
@@ -426,21 +488,15 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         # Event counts are Poisson per step; MODEL.md's Bernoulli(1 - exp(-lambda dt)) is "count >= 1".
         # The contingent raise's uniform is drawn every step, used or not, so two configs share every later
         # random number (common random numbers).
+        signs = lane[L_SIGN]
+        for c in range(n_ch + n_seg):
+            normals_lanes(states, bits, signs, eps, c, m)
+        uniforms_lanes(states, signs, lane[L_U_COMP], m)
+        uniforms_lanes(states, signs, lane[L_U_SUPPLY], m)
+        uniforms_lanes(states, signs, lane[L_U_RAISE], m)
+        poisson_lanes(lane, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
+        poisson_lanes(lane, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY, L_WHEN_SUPPLY, m)
         for i in range(m):
-            mirror = antithetic and (first + i) % 2 == 1
-            sign = -1.0 if mirror else 1.0
-            state = states[i]
-            for c in range(n_ch + n_seg):
-                state, eps[c, i] = next_normal(state)
-                eps[c, i] *= sign
-            state, u_comp = draw_uniform(state, mirror)
-            state, u_supply = draw_uniform(state, mirror)
-            state, lane[L_U_RAISE, i] = draw_uniform(state, mirror)
-            states[i] = state
-            n_comp, lane[L_WHEN_COMP, i] = poisson_count(u_comp, lane[L_MEAN_COMP, i], lane[L_NONE_COMP, i])
-            n_supply, lane[L_WHEN_SUPPLY, i] = poisson_count(u_supply, lane[L_MEAN_SUPPLY, i], lane[L_NONE_SUPPLY, i])
-            lane[L_N_COMP, i] = n_comp
-            lane[L_N_SUPPLY, i] = n_supply
             lane[L_LOG_RATIO0, i] = math.log(lane[L_RATIO0, i])
             lane[L_REV, i] = 0.0
             lane[L_RUN_RATE1, i] = 0.0
@@ -679,6 +735,7 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
     n_ch = chol_shock.shape[0]
     for b in prange(n_blocks):
         states = np.empty(LANES, np.uint64)
+        bits = np.empty(LANES, np.uint64)
         theta = np.empty((n_par, LANES))
         z = np.empty(n_drawn)
         zc = np.empty(n_drawn)
@@ -697,7 +754,7 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
             simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step,
                           chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level,
                           ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn,
-                          chol_shock, states, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u,
+                          chol_shock, states, bits, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u,
                           ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
 
 
