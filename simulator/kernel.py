@@ -4,6 +4,12 @@ Only jitted functions and the layout constants they share with the engine live h
 arrays and scalars in, ``out`` arrays filled.  Randomness is counter-based: a path's
 numbers are a SplitMix64 stream keyed by ``(seed, path_id)`` alone, so results do not
 depend on thread count, chunking or machine, and any path can be replayed by its id.
+
+Paths are simulated ``LANES`` at a time (``simulate_tile``): every per-path quantity is a row of
+a (quantity, lane) array and the step's arithmetic runs in loops over lanes that LLVM compiles
+to SIMD, with a branch-free ``exp_lanes`` where libm's exp would not vectorise. What is branchy
+or rare (the ziggurat's rejections, events, raises) runs lane by lane. Each lane's stream
+advances exactly as a path-by-path kernel would advance it.
 """
 
 from __future__ import annotations
