@@ -42,9 +42,9 @@ VARIANTS = {
     "scheduled raises": [("for e in range(n_ev):\n                if ev_state", "for e in range(0):\n                if ev_state")],
     "segment growth expm1": [("growth = expm1_lanes(d)", "growth = d")],
     "cost exps": [("exp_lanes(mid_p + 0.5", "(1.0 + mid_p + 0.5"), ("exp_lanes(mid_p + theta", "(1.0 + mid_p + theta")],
-    "parameter table lookups": [("theta[k, i] = interp_table(tables[k], zc[d], z_min, z_step)",
-                                 "theta[k, i] = tables[k, tables.shape[1] // 2] * (1.0 + 1e-3 * zc[d])")],
-    "parameter normal scores": [("state = fill_normals(state, z, n_drawn, sign)", "z[:] = 0.1")],
+    "parameter table lookups": [("interp_table(tables[k], zc[d, i], z_min, z_step)",
+                                 "tables[k, tables.shape[1] // 2] * (1.0 + 1e-3 * zc[d, i])")],
+    "parameter normal scores": [("normals_lanes(states, bits, signs, z, d, m)", "z[d, :m] = 0.1")],
 }
 # Helper the variants above call in place of a removed piece.
 HELPERS = """

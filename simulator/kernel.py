@@ -187,41 +187,16 @@ def uniforms_lanes(states, signs, out, m):
 
 
 @njit(inline="always", **_jit)
-def fill_normals(state, out, n, sign):
-    """Fill ``out[:n]`` with standard normals, times ``sign`` (-1 for an antithetic partner)."""
-    for i in range(n):
-        state, z = next_normal(state)
-        out[i] = sign * z
-    return state
-
-
-@njit(inline="always", **_jit)
-def draw_uniform(state, mirror):
-    """A uniform, mirrored to 1 - u for an antithetic partner."""
-    state, u = next_uniform(state)
-    return state, (1.0 - u) if mirror else u
-
-
-@njit(inline="always", **_jit)
-def correlate_lanes(chol, z, z0, out, n, m):
-    """out[r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n and a lower-triangular ``chol``: every lane at once."""
+def correlate_lanes(chol, first, z, z0, out, n, m):
+    """out[r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n, every lane at once; row r of the
+    lower-triangular ``chol`` is zero before column ``first[r]``."""
     for r in range(n):
         for i in range(m):
             out[r, i] = 0.0
-        for c in range(r + 1):
+        for c in range(first[r], r + 1):
             w = chol[r, c]
             for i in range(m):
                 out[r, i] += w * z[z0 + c, i]
-
-
-@njit(inline="always", **_jit)
-def correlate_sparse(chol, first, z, out, n):
-    """out = chol @ z where row i of the lower-triangular ``chol`` is zero before column ``first[i]``."""
-    for i in range(n):
-        acc = 0.0
-        for j in range(first[i], i + 1):
-            acc += chol[i, j] * z[j]
-        out[i] = acc
 
 
 @njit(inline="always", **_jit)
@@ -353,14 +328,14 @@ LANE_SCRATCH = 54
 def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                   seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                  states, bits, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u, ev_state,
+                  dense, states, bits, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u, ev_state,
                   ev_paid, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + m - 1`` (m = ``theta_out.shape[0]`` <= LANES) together; fill
     ``theta_out`` (m, drawn parameters), ``annual`` (m, V, Y) and ``scalars`` (m, S), and, when
     ``steps.shape[1] > 0``, ``steps`` (m, T, len(STEP_VARS)) with each step's values.
 
-    ``states`` ... ``ev_paid`` are scratch arrays owned by the caller, with a last axis of LANES
-    (``z`` and ``zc``: one lane's parameter scores).
+    ``dense`` is zeros (n_ch,): every row of the shock Cholesky starts at column 0. ``states`` ...
+    ``ev_paid`` are scratch arrays owned by the caller, with a last axis of LANES.
     The arithmetic is arranged for speed (per-path constants hoisted, exponentials advanced by
     multiplication, lanes in SIMD loops); ``simulator.reference`` computes the same numbers, one path at
     a time, from the formulas as written.
@@ -380,33 +355,34 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         # Antithetic pairs: path 2k+1 replays the stream of path 2k with every normal negated and every
         # uniform mirrored (u -> 1 - u). The ziggurat's rejections depend on |z| only, so the
         # partner's normals are exactly -z.
-        path_id = first + i
-        mirror = antithetic and path_id % 2 == 1
-        sign = -1.0 if mirror else 1.0
-        state = path_key(seed, path_id - 1 if mirror else path_id)
+        mirror = antithetic and (first + i) % 2 == 1
+        lane[L_SIGN, i] = -1.0 if mirror else 1.0
+        states[i] = path_key(seed, first + i - 1 if mirror else first + i)
+    signs = lane[L_SIGN]
 
-        # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
-        state = fill_normals(state, z, n_drawn, sign)
-        correlate_sparse(chol_param, chol_first, z, zc, n_drawn)
-        for k in range(n_par):
-            d = drawn_slot[k]
-            if d >= 0:
-                theta[k, i] = interp_table(tables[k], zc[d], z_min, z_step)
+    # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
+    for d in range(n_drawn):
+        normals_lanes(states, bits, signs, z, d, m)
+    correlate_lanes(chol_param, chol_first, z, 0, zc, n_drawn, m)
+    for k in range(n_par):
+        d = drawn_slot[k]
+        for i in range(m):
+            theta[k, i] = interp_table(tables[k], zc[d, i], z_min, z_step) if d >= 0 else tables[k, 0]
+        if d >= 0:
+            for i in range(m):
                 theta_out[i, d] = theta[k, i]
-            else:
-                theta[k, i] = tables[k, 0]
 
-        # 2. Scheduled raises: closing time within the window and the closing draw.
-        for e in range(n_ev):
-            state, u = draw_uniform(state, mirror)
-            ev_time[e, i] = ev_start[e] + u * (ev_end[e] - ev_start[e])
-            state, u = draw_uniform(state, mirror)
-            ev_u[e, i] = u
+    # 2. Scheduled raises: closing time within the window and the closing draw.
+    for e in range(n_ev):
+        uniforms_lanes(states, signs, ev_time[e], m)
+        for i in range(m):
+            ev_time[e, i] = ev_start[e] + ev_time[e, i] * (ev_end[e] - ev_start[e])
+        uniforms_lanes(states, signs, ev_u[e], m)
+        for i in range(m):
             ev_state[e, i] = 0  # 0 pending, 1 closed, 2 failed
             ev_paid[e, i] = 0
-        states[i] = state
-        lane[L_SIGN, i] = sign
 
+    for i in range(m):
         # 3. Initial state and per-path constants.
         for s in range(n_seg):
             base = N_GLOBAL + SEGMENT_WIDTH * s
@@ -506,8 +482,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             lane[L_LOG_RATIO0, i] = math.log(lane[L_RATIO0, i])
             lane[L_REV, i] = 0.0
             lane[L_RUN_RATE1, i] = 0.0
-        correlate_lanes(chol_shock, eps, 0, epsc, n_ch, m)
-        correlate_lanes(chol_shock, eps, n_ch, bridge, n_seg, m)
+        correlate_lanes(chol_shock, dense, eps, 0, epsc, n_ch, m)
+        correlate_lanes(chol_shock, dense, eps, n_ch, bridge, n_seg, m)
 
         # Revenue (§3). The growth curve is integrated exactly; within the step ln R follows its
         # chord plus curvature and bridge corrections, and a competition shock lands at its time.
@@ -743,8 +719,9 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
         states = np.empty(LANES, np.uint64)
         bits = np.empty(LANES, np.uint64)
         theta = np.empty((n_par, LANES))
-        z = np.empty(n_drawn)
-        zc = np.empty(n_drawn)
+        dense = np.zeros(n_ch, np.int64)
+        z = np.empty((n_drawn, LANES))
+        zc = np.empty((n_drawn, LANES))
         eps = np.empty((n_ch + n_seg, LANES))
         epsc = np.empty((n_ch, LANES))
         bridge = np.empty((n_seg, LANES))
@@ -760,7 +737,7 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
             simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step,
                           chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level,
                           ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn,
-                          chol_shock, states, bits, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u,
+                          chol_shock, dense, states, bits, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u,
                           ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
 
 
