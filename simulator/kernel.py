@@ -382,8 +382,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             ev_state[e, i] = 0  # 0 pending, 1 closed, 2 failed
             ev_paid[e, i] = 0
 
+    # 3. Initial state and per-path constants.
     for i in range(m):
-        # 3. Initial state and per-path constants.
         for s in range(n_seg):
             base = N_GLOBAL + SEGMENT_WIDTH * s
             kappa = math.log(2.0) / theta[base + SEG_HALF_LIFE, i]
@@ -452,7 +452,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
     for k in range(n_years * spy):
         t0 = k * dt
         t1 = t0 + dt
-        # Decisions at the start of the step: trailing burn, runway rule, revenue vs plan.
+        # Decisions at the start of the step: trailing burn, runway rule, revenue vs plan (the row
+        # L_RATIO0 sums the launched segments' run rates, then holds their ratio to the plan's).
         for i in range(m):
             lane[L_RATIO0, i] = 0.0
         for s in range(n_seg):
@@ -470,7 +471,6 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         # Event counts are Poisson per step; MODEL.md's Bernoulli(1 - exp(-lambda dt)) is "count >= 1".
         # The contingent raise's uniform is drawn every step, used or not, so two configs share every later
         # random number (common random numbers).
-        signs = lane[L_SIGN]
         for c in range(n_ch + n_seg):
             normals_lanes(states, bits, signs, eps, c, m)
         uniforms_lanes(states, signs, lane[L_U_COMP], m)
