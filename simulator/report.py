@@ -467,6 +467,8 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
         fig, data = tornado_chart(plt, sens, results.summary, end, out / "tornado.png")
         figures.append(fig)
         series["tornado"] = data
+    else:
+        (out / "tornado.png").remove()  # an earlier report's: the page would not show it, the folder would
     page = _html_page(meta, cfg, results.summary, figures, notes, folder)
     html_path = out / REPORT_FILE
     html_path.write_text(page)

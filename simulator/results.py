@@ -40,6 +40,9 @@ PATHS_DIR = "paths"  # the per-path dataset
 DERIVED_TABLES = ("sensitivity",)  # written later by analysis commands
 STEP_TABLE = "by_step"  # per-step quantiles: written with the run, not read by read_results
 REPORT_FILE = "report.html"  # written by `simulator report`; removed with the run it describes
+# The charts `simulator report` writes next to it (simulator/report.py), removed with it.
+REPORT_CHARTS = ("fan_revenue.png", "fan_gross_margin.png", "fan_fcf.png", "fan_cash.png", "fcf_histogram.png",
+                 "survival.png", "funding_gap.png", "tornado.png")
 IDENTITY = ("schema_version", "simulator_version", "seed", "steps_per_year", "config_name", "config_hash", "config")
 REQUIRED_METADATA = (*IDENTITY, "n_paths")
 
@@ -102,7 +105,8 @@ def prepare_folder(out: str | Location, force: bool, resume: bool = False) -> Lo
             for name in (*TABLES, STEP_TABLE, *DERIVED_TABLES):
                 (out / f"{name}.parquet").remove()
             (out / PATHS_DIR).remove_tree()
-            (out / REPORT_FILE).remove()
+            for name in (REPORT_FILE, *REPORT_CHARTS):
+                (out / name).remove()
     try:
         (out / PATHS_DIR).mkdir()
         probe = out / ".write-test"

@@ -84,15 +84,14 @@ def test_report(small_run, tmp_path):
 
     from simulator.analysis import sensitivity, write_sensitivity
     from simulator.report import DPI, FIGSIZE, make_report
-    from simulator.results import read_results
+    from simulator.results import REPORT_CHARTS, read_results
 
     cfg, out = small_run
     res = read_results(out)
     write_sensitivity(out, sensitivity(res, out), res.metadata)
     report = make_report(out, tmp_path / "rep")
     names = {f.name for f in report.figures}
-    assert names == {"fan_revenue.png", "fan_gross_margin.png", "fan_fcf.png", "fan_cash.png", "fcf_histogram.png",
-                     "survival.png", "funding_gap.png", "tornado.png"}
+    assert names == set(REPORT_CHARTS)  # the names a new run in the folder removes
     page = report.html.read_text()
     for f in report.figures:
         image = imread(f.path)
@@ -124,13 +123,16 @@ def test_report_without_paths_or_sensitivity(tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "report.html").exists() and (out / "fan_cash.png").exists()
     assert not (out / "tornado.png").exists()
+    (out / "tornado.png").write_bytes(b"an earlier report's chart")
     result = CliRunner().invoke(main, ["report", str(out)])
     assert result.exit_code == 0, result.output
     assert "sensitivity" in result.output and "7 charts" in result.output
-    # A new run in the folder removes the old run's page (it would describe another run).
+    assert not (out / "tornado.png").exists()  # not left beside a page that does not show it
+    # A new run in the folder removes the old run's page and charts (they would describe another run).
     result = CliRunner().invoke(main, ["run", "-n", "1000", "-q", "-o", str(out), "--keep-paths", "none", "--force"])
     assert result.exit_code == 0, result.output
     assert not (out / "report.html").exists() and (out / "by_step.parquet").exists()
+    assert not list(out.glob("*.png"))
 
 
 def test_report_errors(tmp_path):
