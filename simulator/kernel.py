@@ -319,7 +319,7 @@ SEG_SCRATCH = 15
  L_CASH, L_CREDIT, L_CREDIT_MAX, L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST, L_GAP,
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
- L_REV, L_RUN_RATE1, L_E0, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
+ L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
  L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE) = range(54)
 LANE_SCRATCH = 54
 
@@ -507,9 +507,9 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 growth = expm1_lanes(d)
                 ramp = growth / d if abs(d) >= 1e-12 else 1.0 + 0.5 * d
                 r0 = seg[SG_RATE, s, i]
-                lane[L_E0, i] = e0
+                lane[L_LIFT, i] = revenue_lift(seg, s, i, e0, bridge[s, i])
                 lane[L_D, i] = d
-                lane[L_CONTRIB, i] = dt * r0 * ramp * revenue_lift(seg, s, i, e0, bridge[s, i])
+                lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
                 lane[L_R1, i] = r0 * (1.0 + growth)
             for i in range(m):  # lanes with a competition shock this step (a few percent): it lands at its time
                 if lane[L_N_COMP, i] > 0:
@@ -518,7 +518,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                     jump = lane[L_N_COMP, i] * seg[SG_EXPOSURE, s, i] * lane[L_JUMP_COMP, i]
                     ramp = ramp_integral(d, 0.0, when) + math.exp(jump) * ramp_integral(d, when, 1.0)
                     r0 = seg[SG_RATE, s, i]
-                    lane[L_CONTRIB, i] = dt * r0 * ramp * revenue_lift(seg, s, i, lane[L_E0, i], bridge[s, i])
+                    lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
                     lane[L_R1, i] = r0 * math.exp(d + jump)
             for i in range(m):
                 lane[L_REV, i] += lane[L_CONTRIB, i]
