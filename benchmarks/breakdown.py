@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from simulator import engine, kernel, load_config  # noqa: E402
 from simulator.model import build_inputs, drawn_parameters  # noqa: E402
 from simulator.samples import Accumulator, pilot_edges  # noqa: E402
-from simulator.summary import event_counts, variables  # noqa: E402
+from simulator.summary import event_counts, variable_names, variables  # noqa: E402
 
 from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
 
@@ -123,8 +123,8 @@ def main():
             rows.append((f"kernel: {name}", whole - time_kernel(kernel_variant(Path(tmp), name, variant))))
     theta, annual, scalars = out
     initial_cash = engine._initial_cash(cfg, params)
-    values = np.stack(list(variables(cfg, annual, scalars).values()))
-    acc = Accumulator(list(variables(cfg, annual, scalars)), pilot_edges(values))
+    values = variables(cfg, annual, scalars)
+    acc = Accumulator(variable_names(cfg), pilot_edges(values))
 
     def bin_again():
         acc.next_id = 0
@@ -133,7 +133,7 @@ def main():
     rows += [
         ("engine: invariant checks", best_ns(lambda: engine.check_invariants(theta, annual, scalars, initial_cash, 0))),
         ("engine: event counts", best_ns(lambda: event_counts(cfg, inputs.spy, annual, scalars))),
-        ("engine: summary variables", best_ns(lambda: np.stack(list(variables(cfg, annual, scalars).values())))),
+        ("engine: summary variables", best_ns(lambda: variables(cfg, annual, scalars))),
         (f"engine: histograms of {len(values)} variables", best_ns(bin_again)),
     ]
     print(f"{N:,} paths, 1 thread, ns per path (\"kernel:\" rows: the time the piece costs)\n")

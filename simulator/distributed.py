@@ -38,7 +38,7 @@ from .model import build_inputs, drawn_parameters
 from .results import part_name, run_identity, write_parquet
 from .samples import BLOCK_PATHS, PILOT_PATHS, block_histograms
 from .storage import Location
-from .summary import event_counts, paths_table, variables
+from .summary import event_counts, paths_table, variable_names, variables
 
 RETRIES = 2          # a failed task is run again (same block, same result)
 TASKS_PER_THREAD = 4  # blocks in flight per worker thread: keeps workers busy while the driver merges
@@ -116,9 +116,9 @@ def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, edge
                 result["part"] = write_parquet(out / part_name(lo // BLOCK_PATHS), table, run_identity(config, seed))
         values = variables(config, annual, scalars)
         if edges is None:
-            result["values"] = {name: np.ascontiguousarray(v) for name, v in values.items()}
+            result["values"] = values
         else:
-            result["hist"] = block_histograms(edges, np.stack(list(values.values())))
+            result["hist"] = block_histograms(edges, values)
     return result
 
 
@@ -165,6 +165,7 @@ class Job:
                  should_stop: Callable[[], bool] | None = None,
                  precise_enough: Callable[[dict[str, int], int], bool] | None = None):
         self.state, self.inputs, self.params, self.streaming = engine.prepare(config, n_paths, seed, keep_paths, state)
+        self.names = variable_names(config)
         if config.simulation.antithetic and self.state.next_id % 2:
             raise ValueError("cannot resume an antithetic run in the middle of a pair")
         self.client, self.config, self.n_paths, self.seed, self.threads = client, config, n_paths, seed, threads
@@ -223,7 +224,7 @@ class Job:
             for name, v in part["counts"].items():
                 state.counts[name] = state.counts.get(name, 0) + v
             if "values" in part:
-                engine.collect(state, part["values"], lo, hi, self.pilot_end, self.streaming)
+                engine.collect(state, part["values"], lo, hi, self.pilot_end, self.streaming, self.names)
             else:
                 state.acc.merge_block(lo, hi - lo, part["hist"])
             state.next_id = hi

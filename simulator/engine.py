@@ -232,6 +232,7 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
     initial_cash = _initial_cash(config, params)
     pilot_end = min(n_paths, PILOT_PATHS)
     args = inputs.kernel_args()
+    names = variable_names(config)
     start_time = time.perf_counter()
     with thread_count(threads):
         lo = state.next_id
@@ -247,7 +248,7 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
                     dst[lo:min(hi, n_keep)] = src[:min(hi, n_keep) - lo]
             for k, v in event_counts(config, inputs.spy, annual, scalars).items():
                 state.counts[k] = state.counts.get(k, 0) + v
-            collect(state, variables(config, annual, scalars), lo, hi, pilot_end, streaming)
+            collect(state, variables(config, annual, scalars), lo, hi, pilot_end, streaming, names)
             state.next_id = hi
             if progress is not None:
                 progress(hi - lo)
@@ -291,30 +292,25 @@ def finish(config: Config, seed: int, n_paths: int, inputs: ModelInputs, params:
                       state.counts, samples, seconds, state.parts)
 
 
-def collect(state: RunState, values: dict[str, np.ndarray], lo: int, hi: int, pilot_end: int,
-            streaming: bool) -> None:
-    """Keep the summary values of paths ``lo .. hi - 1``: all of them in an exact run, else in the histograms."""
+def collect(state: RunState, values: np.ndarray, lo: int, hi: int, pilot_end: int, streaming: bool,
+            names: list[str]) -> None:
+    """Keep the summary values of paths ``lo .. hi - 1`` (``variables``' rows, named by ``names``): all of
+    them in an exact run, else in the histograms."""
     if not streaming:
-        for row, v in zip(state.values, values.values()):
-            row[lo:hi] = v
+        state.values[:, lo:hi] = values
         return
-    _stream(state, values, lo, hi, pilot_end)
-
-
-def _stream(state: RunState, values: dict[str, np.ndarray], lo: int, hi: int, pilot_end: int) -> None:
-    """Feed a chunk to the histograms; before they exist, collect the pilot that fixes their edges."""
-    matrix = np.stack(list(values.values()))  # (variables, paths): rows contiguous for binning
     if state.acc is not None:
-        state.acc.add(matrix, lo)
+        state.acc.add(values, lo)
         return
-    state.pilot.append(matrix[:, :pilot_end - lo])
+    # Before the histograms exist, collect the pilot that fixes their edges.
+    state.pilot.append(values[:, :pilot_end - lo])
     if hi >= pilot_end:
         pilot = np.concatenate(state.pilot, axis=1)
-        state.acc = Accumulator(list(values), pilot_edges(pilot))
+        state.acc = Accumulator(names, pilot_edges(pilot))
         state.acc.add(pilot, 0)
         state.pilot = []
         if hi > pilot_end:
-            state.acc.add(matrix[:, pilot_end - lo:], pilot_end)
+            state.acc.add(values[:, pilot_end - lo:], pilot_end)
 
 
 def _initial_cash(config: Config, params: list[str]):

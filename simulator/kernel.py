@@ -741,25 +741,45 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
                           ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
 
 
-@njit(**_jit)
+@njit(parallel=True, **_jit)
 def first_broken_path(theta, annual, scalars, cash_col, cash_value):
     """(row, what, residual) of the first path that breaks an invariant, or (-1, 0, 0.0): ``what`` is 1, 2
     or 3 for a non-finite value in ``theta``, ``annual`` or ``scalars``, 4 for the cash identity (cash at
     the end = initial cash + sum of FCF + funding raised + credit outstanding, to 1e-9 of the flows'
-    scale). The initial cash is ``theta[:, cash_col]``, or ``cash_value`` where ``cash_col`` < 0."""
-    for i in range(theta.shape[0]):
-        for what, arr in ((1, theta[i].ravel()), (2, annual[i].ravel()), (3, scalars[i].ravel())):
-            for x in arr:
-                if not math.isfinite(x):
-                    return i, what, 0.0
-        cash0 = theta[i, cash_col] if cash_col >= 0 else cash_value
-        fcf = 0.0
-        revenue = 0.0
-        for y in range(annual.shape[2]):
-            fcf += annual[i, A_FCF, y]
-            revenue += abs(annual[i, A_REV, y])
-        inflows = fcf + scalars[i, S_RAISED_SCHEDULED] + scalars[i, S_RAISED_CONTINGENT] + scalars[i, S_CREDIT_END]
-        residual = abs(scalars[i, S_CASH_END] - cash0 - inflows)
-        if residual > 1e-9 * (1.0 + abs(cash0) + revenue + abs(inflows)):
-            return i, 4, residual
+    scale). The initial cash is ``theta[:, cash_col]``, or ``cash_value`` where ``cash_col`` < 0.
+    Blocks of paths are checked in parallel; the first broken path of the first broken block wins."""
+    n = theta.shape[0]
+    n_blocks = min(n, 64)
+    found = np.full(n_blocks, -1, np.int64)
+    kinds = np.zeros(n_blocks, np.int64)
+    residuals = np.zeros(n_blocks)
+    for blk in prange(n_blocks):
+        for i in range(blk * n // n_blocks, (blk + 1) * n // n_blocks):
+            what, residual = broken_invariant(theta, annual, scalars, cash_col, cash_value, i)
+            if what:
+                found[blk], kinds[blk], residuals[blk] = i, what, residual
+                break
+    for blk in range(n_blocks):
+        if found[blk] >= 0:
+            return found[blk], kinds[blk], residuals[blk]
     return -1, 0, 0.0
+
+
+@njit(inline="always", **_jit)
+def broken_invariant(theta, annual, scalars, cash_col, cash_value, i):
+    """(what, residual) of path ``i`` as in ``first_broken_path``; what = 0 where it holds."""
+    for what, arr in ((1, theta[i].ravel()), (2, annual[i].ravel()), (3, scalars[i].ravel())):
+        for x in arr:
+            if not math.isfinite(x):
+                return what, 0.0
+    cash0 = theta[i, cash_col] if cash_col >= 0 else cash_value
+    fcf = 0.0
+    revenue = 0.0
+    for y in range(annual.shape[2]):
+        fcf += annual[i, A_FCF, y]
+        revenue += abs(annual[i, A_REV, y])
+    inflows = fcf + scalars[i, S_RAISED_SCHEDULED] + scalars[i, S_RAISED_CONTINGENT] + scalars[i, S_CREDIT_END]
+    residual = abs(scalars[i, S_CASH_END] - cash0 - inflows)
+    if residual > 1e-9 * (1.0 + abs(cash0) + revenue + abs(inflows)):
+        return 4, residual
+    return 0, 0.0
