@@ -257,12 +257,32 @@ def exp_small(w):
     return taylor if abs(w) < 0.1 else exp_lanes(w)
 
 
+@njit(inline="always", **_jit)
+def fmax(a, b):
+    """Python's max(a, b) as a select: a loop with numba's built-in max or min does not vectorise."""
+    return b if b > a else a
+
+
+@njit(inline="always", **_jit)
+def fmin(a, b):
+    """Python's min(a, b) as a select (see ``fmax``)."""
+    return b if b < a else a
+
+
 @intrinsic
 def _bits_as_float(typingctx, bits):
     """The float64 whose IEEE-754 bits are the int64 ``bits`` (a free reinterpretation)."""
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
     return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _float_as_bits(typingctx, x):
+    """The int64 whose bits are the IEEE-754 bits of the float64 ``x``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
 
 
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 in two parts (Cody-Waite)
@@ -273,7 +293,7 @@ _ROUND = 6755399441055744.0  # 1.5 * 2**52: (x + _ROUND) - _ROUND rounds x to an
 def exp_lanes(x):
     """exp(x) without calls or branches, so loops over lanes compile to SIMD (libm's exp does not
     vectorise here): x = k ln2 + r, |r| <= ln2 / 2, a degree-11 Taylor polynomial for e^r, and 2^k
-    written into the exponent bits. Relative error < 1e-14; x is clamped to [-708, 709] (so
+    written into the exponent bits. Relative error < 2e-14; x is clamped to [-708, 709] (so
     underflow gives ~1e-308, not 0) and beyond 709 the result is inf, as libm's."""
     xc = min(max(x, -708.0), 709.0)
     k = (xc * 1.4426950408889634 + _ROUND) - _ROUND
@@ -284,10 +304,39 @@ def exp_lanes(x):
     return scaled if x <= 709.0 else math.inf
 
 
+_MANTISSA = 0x000FFFFFFFFFFFFF
+_ONE_BITS = 0x3FF0000000000000
+_TINY = 2.2250738585072014e-308  # the smallest normal float64
+
+
+@njit(inline="always", **_jit)
+def log_lanes(x):
+    """ln x without calls or branches, so loops over lanes compile to SIMD (libm's log does not
+    vectorise here): x = 2^k m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1),
+    |s| < 0.172, by its series to s^19 (remainder < 3e-17 relative). Relative error < 1e-15; ln 0 is -inf,
+    ln inf inf, and a negative or NaN x gives NaN, as libm's."""
+    sub = x < _TINY  # subnormals are scaled into the normal range first
+    xs = x * 18014398509481984.0 if sub else x  # 2**54
+    bits = _float_as_bits(xs)
+    k = ((bits >> 52) & 0x7FF) - (1077 if sub else 1023)
+    m = _bits_as_float((bits & _MANTISSA) | _ONE_BITS)  # in [1, 2)
+    high = m > 1.4142135623730951
+    m = 0.5 * m if high else m
+    kf = float(k + 1 if high else k)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    series = 2.0 * s * (1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 * (
+        1.0 / 13 + s2 * (1.0 / 15 + s2 * (1.0 / 17 + s2 * (1.0 / 19))))))))))
+    r = kf * _LN2_HI + (series + kf * _LN2_LO)
+    if x > 0.0 and x < math.inf:  # compiled to selects: both sides are computed anyway
+        return r
+    return -math.inf if x == 0.0 else (x if x > 0.0 else math.nan)
+
+
 @njit(inline="always", **_jit)
 def expm1_lanes(x):
     """exp(x) - 1, accurate near 0 (relative error < 1e-14) and vectorisable like ``exp_lanes``: its
-    Taylor series to x^14 for |x| < 0.5 (remainder < 2e-16 x), exp_lanes(x) - 1 otherwise."""
+    Taylor series to x^14 for |x| < 0.5 (remainder < 2e-16 x), exp_lanes(x) - 1 otherwise (< 2e-14)."""
     taylor = x * (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120 + x * (1.0 / 720 + x * (
         1.0 / 5040 + x * (1.0 / 40320 + x * (1.0 / 362880 + x * (1.0 / 3628800 + x * (1.0 / 39916800 + x * (
             1.0 / 479001600 + x * (1.0 / 6227020800 + x * (1.0 / 87178291200))))))))))))))
@@ -320,8 +369,8 @@ SEG_SCRATCH = 15
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE) = range(54)
-LANE_SCRATCH = 54
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE) = range(55)
+LANE_SCRATCH = 55
 
 
 @njit(**_jit)
@@ -479,7 +528,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         poisson_lanes(lane, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
         poisson_lanes(lane, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY, L_WHEN_SUPPLY, m)
         for i in range(m):
-            lane[L_LOG_RATIO0, i] = math.log(lane[L_RATIO0, i])
+            lane[L_LOG_RATIO0, i] = log_lanes(lane[L_RATIO0, i])
             lane[L_REV, i] = 0.0
             lane[L_RUN_RATE1, i] = 0.0
         correlate_lanes(chol_shock, dense, eps, 0, epsc, n_ch, m)
@@ -571,36 +620,44 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 steps[i, k, T_GM] = 1.0 - cogs / rev if rev > 0.0 else math.nan
                 steps[i, k, T_FCF] = fcf / dt
 
-        for i in range(m):
-            cash = lane[L_CASH, i]
-            # Scheduled funding.
-            for e in range(n_ev):
-                if ev_state[e, i] == 0 and ev_time[e, i] < t1:
+        # Scheduled funding (§6), event by event in SIMD loops; an event is skipped in the steps before its
+        # window opens and after its last tranche can have been paid.
+        for e in range(n_ev):
+            if ev_start[e] >= t1 or t0 > ev_end[e] + ev_tranches[e] * ev_period[e]:
+                continue
+            for i in range(m):
+                lane[L_DUE, i] = 1.0 if (ev_state[e, i] == 0) & (ev_time[e, i] < t1) else 0.0
+            for i in range(m):  # the event closes, or fails, at its time: once a path
+                if lane[L_DUE, i] > 0.0:
                     p = ev_prob[e]
                     if ev_gamma[e] > 0.0:
                         p *= min(1.0, lane[L_RATIO1, i] ** ev_gamma[e])
                     ev_state[e, i] = 1 if ev_u[e, i] < p else 2
-                if ev_state[e, i] == 1:
-                    while ev_paid[e, i] < ev_tranches[e] and ev_time[e, i] + ev_paid[e, i] * ev_period[e] < t1:
-                        payment = theta[ev0 + e, i] / ev_tranches[e]
-                        cash += payment
-                        lane[L_RAISED_SCHED, i] += payment
-                        ev_paid[e, i] += 1
-            # Contingent raise: a yearly success probability, spread over the step.
-            burn1 = max(0.0, -lane[L_RING_SUM, i])
-            if (lane[L_N_RAISES, i] < max_raises and t1 - lane[L_LAST_RAISE, i] >= theta[P_COOLDOWN, i] - 1e-9
-                    and cash < theta[P_MIN_CASH, i] + theta[P_LOOKAHEAD, i] * burn1):
+            for tranche in range(ev_tranches[e]):  # then pays its tranches as they fall due
+                for i in range(m):
+                    pay = ((ev_state[e, i] == 1) & (ev_paid[e, i] == tranche)
+                           & (ev_time[e, i] + tranche * ev_period[e] < t1))
+                    amount = theta[ev0 + e, i] / ev_tranches[e] if pay else 0.0
+                    lane[L_CASH, i] += amount
+                    lane[L_RAISED_SCHED, i] += amount
+                    ev_paid[e, i] += 1 if pay else 0
+        for i in range(m):  # contingent raise: may this lane raise?
+            burn1 = fmax(0.0, -lane[L_RING_SUM, i])
+            may = ((lane[L_N_RAISES, i] < max_raises) & (t1 - lane[L_LAST_RAISE, i] >= theta[P_COOLDOWN, i] - 1e-9)
+                   & (lane[L_CASH, i] < theta[P_MIN_CASH, i] + theta[P_LOOKAHEAD, i] * burn1))
+            lane[L_DUE, i] = 1.0 if may else 0.0
+        for i in range(m):  # a yearly success probability, spread over the step
+            if lane[L_DUE, i] > 0.0:
                 logit = (theta[P_RAISE_A, i] + theta[P_RAISE_B, i] * math.log(lane[L_RATIO1, i])
                          + theta[P_RAISE_C, i] * lane[L_MARKET, i])
                 p_year = 1.0 / (1.0 + math.exp(-logit))
                 p_step = 1.0 - (1.0 - p_year) ** dt
                 if lane[L_U_RAISE, i] < p_step:
-                    size = min(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i])
-                    cash += size
+                    size = fmin(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i])
+                    lane[L_CASH, i] += size
                     lane[L_RAISED_CONT, i] += size
                     lane[L_N_RAISES, i] += 1.0
                     lane[L_LAST_RAISE, i] = t1
-            lane[L_CASH, i] = cash
 
         for i in range(m):  # SIMD: credit line, shortfall
             cash = lane[L_CASH, i]
