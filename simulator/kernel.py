@@ -343,6 +343,23 @@ def expm1_lanes(x):
     return taylor if abs(x) < 0.5 else exp_lanes(x) - 1.0
 
 
+RAMP_RANGE = 2.0  # ramp_lanes is accurate for |d| below this
+
+
+@njit(inline="always", **_jit)
+def ramp_lanes(d):
+    """(e^d - 1) / d, the average of exp over a ramp from 0 to d, for |d| < RAMP_RANGE, without calls,
+    branches or a division: the Taylor series of (e^h - 1) / h at h = d / 4 to h^14 (remainder < 2e-18),
+    then twice f(2h) = f(h) (1 + h f(h) / 2). Relative error < 1e-15."""
+    h = 0.25 * d
+    f = 1.0 + h * (1.0 / 2 + h * (1.0 / 6 + h * (1.0 / 24 + h * (1.0 / 120 + h * (1.0 / 720 + h * (1.0 / 5040 + h * (
+        1.0 / 40320 + h * (1.0 / 362880 + h * (1.0 / 3628800 + h * (1.0 / 39916800 + h * (1.0 / 479001600 + h * (
+            1.0 / 6227020800 + h * (1.0 / 87178291200 + h * (1.0 / 1307674368000))))))))))))))
+    f *= 1.0 + 0.5 * h * f
+    h *= 2.0
+    return f * (1.0 + 0.5 * h * f)
+
+
 @njit(inline="always", **_jit)
 def log_mean_factor(d):
     """(e^d - 1) / d: the average of exp over a linear ramp from 0 to d."""
@@ -369,8 +386,8 @@ SEG_SCRATCH = 15
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE) = range(55)
-LANE_SCRATCH = 55
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED) = range(56)
+LANE_SCRATCH = 56
 
 
 @njit(**_jit)
@@ -527,6 +544,11 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         uniforms_lanes(states, signs, lane[L_U_RAISE], m)
         poisson_lanes(lane, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
         poisson_lanes(lane, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY, L_WHEN_SUPPLY, m)
+        n_shocked = 0  # the lanes with a competition shock, listed in row L_SHOCKED
+        for i in range(m):
+            if lane[L_N_COMP, i] > 0:
+                lane[L_SHOCKED, n_shocked] = i
+                n_shocked += 1
         for i in range(m):
             lane[L_LOG_RATIO0, i] = log_lanes(lane[L_RATIO0, i])
             lane[L_REV, i] = 0.0
@@ -548,27 +570,34 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                                                   lane[L_N_COMP, i], lane[L_WHEN_COMP, i], lane[L_JUMP_COMP, i])
                     lane[L_RUN_RATE1, i] += seg[SG_RATE, s, i]
                 continue
+            n_steep = 0
             for i in range(m):  # SIMD: the step as if no competition shock
                 e0 = seg[SG_DECAY, s, i]
                 e1 = e0 * seg[SG_DECAY_STEP, s, i]
                 seg[SG_DECAY, s, i] = e1
                 d = seg[SG_DRIFT, s, i] + seg[SG_AMP_K, s, i] * (e0 - e1) + seg[SG_VOL, s, i] * epsc[s, i]
-                growth = expm1_lanes(d)
-                ramp = growth / d if abs(d) >= 1e-12 else 1.0 + 0.5 * d
+                ramp = ramp_lanes(d)
+                n_steep += abs(d) >= RAMP_RANGE
                 r0 = seg[SG_RATE, s, i]
                 lane[L_LIFT, i] = revenue_lift(seg, s, i, e0, bridge[s, i])
                 lane[L_D, i] = d
                 lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
-                lane[L_R1, i] = r0 * (1.0 + growth)
-            for i in range(m):  # lanes with a competition shock this step (a few percent): it lands at its time
-                if lane[L_N_COMP, i] > 0:
-                    d = lane[L_D, i]
-                    when = lane[L_WHEN_COMP, i]
-                    jump = lane[L_N_COMP, i] * seg[SG_EXPOSURE, s, i] * lane[L_JUMP_COMP, i]
-                    ramp = ramp_integral(d, 0.0, when) + math.exp(jump) * ramp_integral(d, when, 1.0)
-                    r0 = seg[SG_RATE, s, i]
-                    lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
-                    lane[L_R1, i] = r0 * math.exp(d + jump)
+                lane[L_R1, i] = r0 * (1.0 + d * ramp)
+            for i in range(m if n_steep else 0):  # growth beyond ramp_lanes' range (e^2 in a step): exactly
+                d = lane[L_D, i]
+                if abs(d) >= RAMP_RANGE:
+                    growth = math.expm1(d)
+                    lane[L_CONTRIB, i] = dt * seg[SG_RATE, s, i] * (growth / d) * lane[L_LIFT, i]
+                    lane[L_R1, i] = seg[SG_RATE, s, i] * (1.0 + growth)
+            for listed in range(n_shocked):  # lanes with a competition shock this step: it lands at its time
+                i = int(lane[L_SHOCKED, listed])
+                d = lane[L_D, i]
+                when = lane[L_WHEN_COMP, i]
+                jump = lane[L_N_COMP, i] * seg[SG_EXPOSURE, s, i] * lane[L_JUMP_COMP, i]
+                ramp = ramp_integral(d, 0.0, when) + math.exp(jump) * ramp_integral(d, when, 1.0)
+                r0 = seg[SG_RATE, s, i]
+                lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
+                lane[L_R1, i] = r0 * math.exp(d + jump)
             for i in range(m):
                 lane[L_REV, i] += lane[L_CONTRIB, i]
                 seg[SG_RATE, s, i] = lane[L_R1, i]
@@ -581,12 +610,12 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             lane[L_LN_P, i] = ln_p0 + lane[L_DRIFT_P, i] + lane[L_VOL_P, i] * epsc[n_seg, i]
             lane[L_MID_P, i] = 0.5 * (ln_p0 + lane[L_LN_P, i])
             lane[L_LEVEL, i] = price_level[k]  # dated shocks of the config
-        for i in range(m):  # the step's average price: a supply shock's jump applies after its time
-            if lane[L_N_SUPPLY, i] > 0:
-                jump = lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
-                when = lane[L_WHEN_SUPPLY, i]
-                lane[L_LEVEL, i] *= when + (1.0 - when) * math.exp(jump)
-                lane[L_LN_P, i] += jump
+        for i in range(m):  # SIMD: the step's average price, where a supply shock's jump applies after its time
+            shock = lane[L_N_SUPPLY, i] > 0
+            jump = lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
+            when = lane[L_WHEN_SUPPLY, i]
+            lane[L_LEVEL, i] *= when + (1.0 - when) * exp_lanes(jump) if shock else 1.0
+            lane[L_LN_P, i] += jump if shock else 0.0
         fixed_share = committed[y]
         plan_spend = dt * tc_plan[y]
         for i in range(m):  # SIMD: costs (§5) and cash flow (§6)
