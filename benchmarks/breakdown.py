@@ -1,11 +1,12 @@
-"""Where a path's time goes: the kernel with one piece of work removed at a time, and the engine's steps
-after the kernel, one thread, default config; and the kernel's branch-free exp against glibc's.
+"""Where a path's time goes: the kernel's phases timed by the CPU's cycle counter, the engine's steps after
+the kernel, one thread, default config; and the kernel's branch-free exp and log against glibc's.
 
     python benchmarks/breakdown.py
 
-Each kernel variant is a copy of simulator/kernel.py with one source substitution (a removed piece of
-work) compiled in a temporary module, so the saving is measured, not estimated. Minimum of repeated runs
-(the least disturbed by other processes), nanoseconds per path.
+The phases are timed in a copy of simulator/kernel.py with a read of the cycle counter
+(llvm.readcyclecounter) inserted where each phase starts (PHASES), compiled in a temporary module; the
+probed kernel's total is printed next to the plain kernel's so the probes' own cost shows. Minimum of
+repeated runs (the least disturbed by other processes), per path.
 """
 
 from __future__ import annotations
@@ -32,27 +33,47 @@ from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder
 
 N = 1 << 16
 
-# name -> [(source text, replacement), ...]: the piece of work each variant leaves out.
-VARIANTS = {
-    "step random numbers": [("normals_lanes(states, bits, signs, eps, c, m)", "eps[c, :m] = 0.01 * c"),
-                            ("uniforms_lanes(states, signs, lane[L_U_", "lane_fill(0.5, lane[L_U_")],
-    "Poisson counts": [("poisson_lanes(lane, L_U_COMP", "lane_fill(0.0, lane[L_N_COMP], m)  # ("),
-                       ("poisson_lanes(lane, L_U_SUPPLY", "lane_fill(0.0, lane[L_N_SUPPLY], m)  # (")],
-    "elasticity log per step": [("math.log(lane[L_RATIO0, i])", "(lane[L_RATIO0, i] - 1.0)")],
-    "scheduled raises": [("for e in range(n_ev):\n                if ev_state", "for e in range(0):\n                if ev_state")],
-    "segment growth expm1": [("growth = expm1_lanes(d)", "growth = d")],
-    "cost exps": [("exp_lanes(mid_p + 0.5", "(1.0 + mid_p + 0.5"), ("exp_lanes(mid_p + theta", "(1.0 + mid_p + theta")],
-    "parameter table lookups": [("interp_table(tables[k], zc[d, i], z_min, z_step)",
-                                 "tables[k, tables.shape[1] // 2] * (1.0 + 1e-3 * zc[d, i])")],
-    "parameter normal scores": [("normals_lanes(states, bits, signs, z, d, m)", "z[d, :m] = 0.1")],
-}
-# Helper the variants above call in place of a removed piece.
-HELPERS = """
+# (line of simulate_tile where a phase starts, the phase); a phase ends where the next probe is read.
+PHASES = [
+    ("    # 1. Parameters", "parameters: normal scores, copula, table lookups"),
+    ("    # 2. Scheduled raises:", "scheduled raises: closing times and draws"),
+    ("    # 3. Initial state", "per-path constants, initial state"),
+    ("        # Decisions at the start of the step", "step: burn, runway rule, plan ratio"),
+    ("        for c in range(n_ch + n_seg):\n            normals_lanes", "step: normals"),
+    ("        uniforms_lanes(states, signs, lane[L_U_COMP], m)", "step: uniforms"),
+    ("        poisson_lanes(lane, L_U_COMP", "step: Poisson counts, shocked lanes"),
+    ("        for i in range(m):\n            lane[L_LOG_RATIO0", "step: log of the plan ratio"),
+    ("        correlate_lanes(chol_shock, dense, eps, 0, epsc", "step: correlated shocks"),
+    ("        # Revenue (§3)", "step: revenue of the segments"),
+    ("        # Compute price and usage", "step: compute price"),
+    ("        fixed_share = committed[y]", "step: costs and cash flow"),
+    ("        # Scheduled funding (§6)", "step: scheduled funding"),
+    ("        for i in range(m):  # contingent raise", "step: contingent raise"),
+    ("        for i in range(m):  # SIMD: credit line", "step: credit line, shortfall"),
+    ("        j += 1\n", "step: year-end totals"),
+    ("    for i in range(m):\n        scalars[i, S_CASH_END]", "path outputs"),
+]
+# Appended to the probed copy: the cycle counter, and the probe that closes the running phase.
+PROBE_HELPERS = '''
 
-@njit(inline="always", **_jit)
-def lane_fill(value, out, m):
-    out[:m] = value
-"""
+from numba.core import cgutils
+
+
+@intrinsic
+def _cycles(typingctx):
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), []),
+                                            "llvm.readcyclecounter")
+        return builder.call(fn, [])
+    return types.int64(), codegen
+
+
+@njit(inline="always")
+def _probe(cycles, running, starting, last):
+    now = _cycles()
+    cycles[running] += now - last
+    return starting, now
+'''
 
 
 def best_ns(fn, repeats: int = 9) -> float:
@@ -64,35 +85,95 @@ def best_ns(fn, repeats: int = 9) -> float:
     return min(times) / N * 1e9
 
 
-def kernel_variant(tmp: Path, name: str, source: str):
-    path = tmp / f"variant_{abs(hash(name))}.py"
-    path.write_text(source.replace("cache=True", "cache=False") + HELPERS)
+def probed_source(source: str) -> str:
+    """kernel.py with a probe before every phase of ``PHASES`` and at the end of a tile; every kernel entry
+    point takes the cycle counts array as one more argument."""
+    for k, (anchor, name) in enumerate(PHASES):
+        if source.count(anchor) != 1:
+            raise SystemExit(f"phase {name!r}: {anchor!r} is not once in kernel.py; update PHASES")
+        indent = anchor[:len(anchor) - len(anchor.lstrip())]
+        source = source.replace(anchor, f"{indent}_phase, _last = _probe(cycles, _phase, {k + 1}, _last)\n{anchor}")
+    edits = [  # (text, replacement): the cycles argument, the first read and the last probe
+        ("    m = theta_out.shape[0]\n", "    _phase, _last = 0, _cycles()\n    m = theta_out.shape[0]\n"),
+        ("        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n",
+         "        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n    _probe(cycles, _phase, 0, _last)\n"),
+        ("ev_paid, theta_out, annual, scalars, steps):", "ev_paid, theta_out, annual, scalars, steps, cycles):"),
+        ("scalars[lo:hi], steps[lo:hi])", "scalars[lo:hi], steps[lo:hi], cycles)"),
+        ("                theta_out, annual, scalars, steps):\n", "                theta_out, annual, scalars, steps, cycles):\n"),
+        ("                   theta_out, annual, scalars):\n", "                   theta_out, annual, scalars, cycles):\n"),
+        ("theta_out, annual, scalars, no_steps)", "theta_out, annual, scalars, no_steps, cycles)"),
+    ]
+    for old, new in edits:
+        if old not in source:
+            raise SystemExit(f"{old!r} is no longer in kernel.py; update probed_source")
+        source = source.replace(old, new)
+    return source.replace("cache=True", "cache=False") + PROBE_HELPERS
+
+
+def load_module(tmp: Path, source: str):
+    path = tmp / "probed_kernel.py"
+    path.write_text(source)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-@numba.njit(cache=True)
-def exp_lanes(x, out):
-    for i in range(x.shape[0]):
-        out[i] = kernel.exp_lanes(x[i])
+def phase_rows(args, out) -> tuple[float, float, list[tuple[str, float]]]:
+    """(plain kernel ns a path, probed kernel ns a path, [(phase, cycles a path)]) of the least disturbed run."""
+    plain = best_ns(lambda: kernel.simulate_block(np.uint64(1), 0, *args, *out))
+    with tempfile.TemporaryDirectory() as tmp:
+        probed = load_module(Path(tmp), probed_source(Path(kernel.__file__).read_text()))
+        cycles = np.zeros(len(PHASES) + 1, np.int64)
+        probed.simulate_block(np.uint64(1), 0, *args, *out, cycles)  # compile
+        best = None
+        for _ in range(9):
+            cycles[:] = 0
+            start = time.perf_counter()
+            probed.simulate_block(np.uint64(1), 0, *args, *out, cycles)
+            seconds = time.perf_counter() - start
+            if best is None or seconds < best[0]:
+                best = seconds, cycles.copy()
+    seconds, cycles = best
+    names = ["tile set-up"] + [name for _, name in PHASES]
+    return plain, seconds / N * 1e9, [(name, c / N) for name, c in zip(names, cycles) if c]
 
 
-@numba.njit(cache=True)
-def exp_libm(x, out):
+@numba.njit(cache=True, error_model="numpy")
+def libm_exp(x, out):
     for i in range(x.shape[0]):
         out[i] = math.exp(x[i])
 
 
-def exp_rows() -> list[tuple[str, float]]:
-    x = np.random.default_rng(1).normal(0.0, 0.5, N)
+@numba.njit(cache=True, error_model="numpy")
+def libm_log(x, out):
+    for i in range(x.shape[0]):
+        out[i] = math.log(x[i])
+
+
+@numba.njit(cache=True, error_model="numpy")  # as the kernel: no division checks
+def lanes_exp(x, out):
+    for i in range(x.shape[0]):
+        out[i] = kernel.exp_lanes(x[i])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def lanes_log(x, out):
+    for i in range(x.shape[0]):
+        out[i] = kernel.log_lanes(x[i])
+
+
+def elementary_rows() -> list[tuple[str, float]]:
+    x = np.abs(np.random.default_rng(1).normal(0.0, 0.5, N)) + 0.01
     out, ref = np.empty(N), np.empty(N)
-    exp_libm(x, ref)
-    exp_lanes(x, out)
-    assert np.max(np.abs(out / ref - 1.0)) < 1e-13
-    return [("exp, glibc, in a loop (ns per call)", best_ns(lambda: exp_libm(x, ref))),
-            ("kernel.exp_lanes, in a loop that compiles to SIMD (ns per call)", best_ns(lambda: exp_lanes(x, out)))]
+    rows = []
+    for name, mine, libm in (("exp", lanes_exp, libm_exp), ("log", lanes_log, libm_log)):
+        libm(x, ref)
+        mine(x, out)
+        assert np.max(np.abs(out / ref - 1.0)) < 1e-13
+        rows += [(f"{name}, glibc, in a loop (ns per call)", best_ns(lambda: libm(x, ref))),
+                 (f"kernel.{name}_lanes, in a loop that compiles to SIMD (ns per call)", best_ns(lambda: mine(x, out)))]
+    return rows
 
 
 def main():
@@ -102,25 +183,12 @@ def main():
     args = inputs.kernel_args()
     out = (np.empty((N, len(params))), np.empty((N, len(kernel.ANNUAL_VARS), inputs.n_years)),
            np.empty((N, len(kernel.SCALAR_VARS))))
-    source = Path(kernel.__file__).read_text()
-
-    def time_kernel(module) -> float:
-        module.simulate_block(np.uint64(1), 0, *args, *out)  # compile
-        return best_ns(lambda: module.simulate_block(np.uint64(1), 0, *args, *out))
-
-    whole = time_kernel(kernel)
+    kernel.simulate_block(np.uint64(1), 0, *args, *out)  # compile
+    plain, probed, phases = phase_rows(args, out)
     draw, (_, shape, _), last = floor_kernel(), floor_shape(inputs), np.empty(N)
     draw(np.uint64(1), 10, *shape, last)
-    rows = [("kernel, whole", whole),
-            ("the kernel's random numbers alone (the floor)", best_ns(lambda: draw(np.uint64(1), N, *shape, last)))]
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, substitutions in VARIANTS.items():
-            variant = source
-            for old, new in substitutions:
-                if old not in variant:
-                    raise SystemExit(f"variant {name!r}: {old!r} is no longer in kernel.py; update VARIANTS")
-                variant = variant.replace(old, new)
-            rows.append((f"kernel: {name}", whole - time_kernel(kernel_variant(Path(tmp), name, variant))))
+    floor = best_ns(lambda: draw(np.uint64(1), N, *shape, last))
+
     theta, annual, scalars = out
     initial_cash = engine._initial_cash(cfg, params)
     values = variables(cfg, annual, scalars)
@@ -130,18 +198,25 @@ def main():
         acc.next_id = 0
         acc.add(values, 0)
 
-    rows += [
-        ("engine: invariant checks", best_ns(lambda: engine.check_invariants(theta, annual, scalars, initial_cash, 0))),
-        ("engine: event counts", best_ns(lambda: event_counts(cfg, inputs.spy, annual, scalars))),
-        ("engine: summary variables", best_ns(lambda: variables(cfg, annual, scalars))),
-        (f"engine: histograms of {len(values)} variables", best_ns(bin_again)),
+    bin_again()  # steady state: the bins' minima and maxima are set
+    engine_rows = [
+        ("invariant checks", best_ns(lambda: engine.check_invariants(theta, annual, scalars, initial_cash, 0))),
+        ("event counts", best_ns(lambda: event_counts(cfg, inputs.spy, annual, scalars))),
+        ("summary variables", best_ns(lambda: variables(cfg, annual, scalars))),
+        (f"histograms of {len(values)} variables", best_ns(bin_again)),
     ]
-    print(f"{N:,} paths, 1 thread, ns per path (\"kernel:\" rows: the time the piece costs)\n")
-    print("| work | ns/path | share of the kernel |\n| --- | ---: | ---: |")
-    for name, ns in rows:
-        print(f"| {name} | {ns:,.0f} | {ns / whole:.0%} |")
+    total = sum(c for _, c in phases)
+    print(f"{N:,} paths, 1 thread, default config.\n")
+    print(f"Kernel: {plain:,.0f} ns a path ({probed:,.0f} with the probes); its random numbers alone (the floor): "
+          f"{floor:,.0f} ns.\n")
+    print("| kernel phase | cycles/path | share | ns/path (share of the plain kernel) |\n| --- | ---: | ---: | ---: |")
+    for name, c in phases:
+        print(f"| {name} | {c:,.0f} | {c / total:.1%} | {plain * c / total:,.0f} |")
+    print("\n| engine, after the kernel | ns/path |\n| --- | ---: |")
+    for name, ns in engine_rows:
+        print(f"| {name} | {ns:,.0f} |")
     print("\n| elementary function | ns |\n| --- | ---: |")
-    for name, ns in exp_rows():
+    for name, ns in elementary_rows():
         print(f"| {name} | {ns:.2f} |")
 
 

@@ -333,16 +333,6 @@ def log_lanes(x):
     return -math.inf if x == 0.0 else (x if x > 0.0 else math.nan)
 
 
-@njit(inline="always", **_jit)
-def expm1_lanes(x):
-    """exp(x) - 1, accurate near 0 (relative error < 1e-14) and vectorisable like ``exp_lanes``: its
-    Taylor series to x^14 for |x| < 0.5 (remainder < 2e-16 x), exp_lanes(x) - 1 otherwise (< 2e-14)."""
-    taylor = x * (1.0 + x * (1.0 / 2 + x * (1.0 / 6 + x * (1.0 / 24 + x * (1.0 / 120 + x * (1.0 / 720 + x * (
-        1.0 / 5040 + x * (1.0 / 40320 + x * (1.0 / 362880 + x * (1.0 / 3628800 + x * (1.0 / 39916800 + x * (
-            1.0 / 479001600 + x * (1.0 / 6227020800 + x * (1.0 / 87178291200))))))))))))))
-    return taylor if abs(x) < 0.5 else exp_lanes(x) - 1.0
-
-
 RAMP_RANGE = 2.0  # ramp_lanes is accurate for |d| below this
 
 
