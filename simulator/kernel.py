@@ -200,17 +200,14 @@ def correlate_lanes(chol, first, z, z0, out, n, m):
 
 
 @njit(inline="always", **_jit)
-def interp_table(table, z, z_min, z_step):
-    """Quantile table lookup at normal score ``z`` (linear interpolation, clamped)."""
+def interp_table(tables, k, z, z_min, z_step):
+    """Quantile table ``tables[k]`` at normal score ``z`` (linear interpolation, clamped), as selects and
+    indexed loads so that a loop over lanes vectorises."""
     pos = (z - z_min) / z_step
-    last = table.shape[0] - 1
-    if pos <= 0.0:
-        return table[0]
-    if pos >= last:
-        return table[last]
-    i = int(pos)
-    frac = pos - i
-    return table[i] + frac * (table[i + 1] - table[i])
+    last = tables.shape[1] - 1
+    j = int(fmin(fmax(pos, 0.0), last - 1.0))
+    inside = tables[k, j] + (pos - j) * (tables[k, j + 1] - tables[k, j])
+    return tables[k, 0] if pos <= 0.0 else (tables[k, last] if pos >= last else inside)
 
 
 @njit(inline="always", **_jit)
@@ -422,11 +419,14 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
     correlate_lanes(chol_param, chol_first, z, 0, zc, n_drawn, m)
     for k in range(n_par):
         d = drawn_slot[k]
-        for i in range(m):
-            theta[k, i] = interp_table(tables[k], zc[d, i], z_min, z_step) if d >= 0 else tables[k, 0]
-        if d >= 0:
+        if d < 0:  # a fixed value
             for i in range(m):
-                theta_out[i, d] = theta[k, i]
+                theta[k, i] = tables[k, 0]
+            continue
+        for i in range(m):
+            theta[k, i] = interp_table(tables, k, zc[d, i], z_min, z_step)
+        for i in range(m):
+            theta_out[i, d] = theta[k, i]
 
     # 2. Scheduled raises: closing time within the window and the closing draw.
     for e in range(n_ev):
@@ -438,17 +438,17 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             ev_state[e, i] = 0  # 0 pending, 1 closed, 2 failed
             ev_paid[e, i] = 0
 
-    # 3. Initial state and per-path constants.
-    for i in range(m):
-        for s in range(n_seg):
-            base = N_GLOBAL + SEGMENT_WIDTH * s
+    # 3. Initial state and per-path constants (SIMD loops; libm only for log1p and expm1).
+    for s in range(n_seg):
+        base = N_GLOBAL + SEGMENT_WIDTH * s
+        for i in range(m):
             kappa = math.log(2.0) / theta[base + SEG_HALF_LIFE, i]
             sig = theta[base + SEG_SIGMA, i]
             amp = theta[base + SEG_G0, i] - theta[base + SEG_GINF, i]
             seg[SG_RATE, s, i] = theta[base + SEG_RUN_RATE, i]
             seg[SG_DECAY, s, i] = 1.0                      # exp(-kappa t0), advanced every step
-            seg[SG_DECAY_STEP, s, i] = math.exp(-kappa * dt)
-            seg[SG_HALF_DECAY, s, i] = math.exp(-kappa * 0.5 * dt)
+            seg[SG_DECAY_STEP, s, i] = exp_lanes(-kappa * dt)
+            seg[SG_HALF_DECAY, s, i] = exp_lanes(-kappa * 0.5 * dt)
             seg[SG_KAPPA, s, i] = kappa
             seg[SG_AMP, s, i] = amp
             seg[SG_GINF, s, i] = theta[base + SEG_GINF, i]
@@ -460,13 +460,19 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             seg[SG_BRIDGE_MEAN, s, i] = sig * sig * dt / 24.0
             seg[SG_CURV, s, i] = kappa * amp * dt * dt / 12.0
             seg[SG_EXPOSURE, s, i] = theta[base + SEG_EXPOSURE, i]
-        lane[L_MEAN_COMP, i] = theta[P_COMP_INTENSITY, i] * dt
-        lane[L_NONE_COMP, i] = math.exp(-lane[L_MEAN_COMP, i])
+    for i in range(m):
         lane[L_JUMP_COMP, i] = math.log1p(-theta[P_COMP_SEVERITY, i])
-        lane[L_MEAN_SUPPLY, i] = theta[P_SUPPLY_INTENSITY, i] * dt
-        lane[L_NONE_SUPPLY, i] = math.exp(-lane[L_MEAN_SUPPLY, i])
         lane[L_JUMP_SUPPLY, i] = math.log1p(theta[P_SUPPLY_SIZE, i])
-        phi_dt = theta[P_MARKET_PHI, i] ** dt
+        g_o = theta[P_OPEX_GROWTH, i]
+        # Fixed opex over step k is O_0 e^{g t0} (e^{g dt} - 1) / g: a geometric sequence.
+        lane[L_OPEX_FIXED, i] = theta[P_OPEX_BASE, i] * (math.expm1(g_o * dt) / g_o if abs(g_o) > 1e-12 else dt)
+    for i in range(m):
+        lane[L_MEAN_COMP, i] = theta[P_COMP_INTENSITY, i] * dt
+        lane[L_NONE_COMP, i] = exp_lanes(-lane[L_MEAN_COMP, i])
+        lane[L_MEAN_SUPPLY, i] = theta[P_SUPPLY_INTENSITY, i] * dt
+        lane[L_NONE_SUPPLY, i] = exp_lanes(-lane[L_MEAN_SUPPLY, i])
+        phi = theta[P_MARKET_PHI, i]
+        phi_dt = exp_lanes(dt * log_lanes(phi)) if phi > 0.0 else 0.0  # phi ** dt
         lane[L_PHI_DT, i] = phi_dt
         lane[L_MARKET_VOL, i] = math.sqrt(1.0 - phi_dt * phi_dt)
         s_p = theta[P_PRICE_SIGMA, i]
@@ -475,14 +481,12 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         lane[L_VOL_P, i] = s_p * sqdt
         lane[L_DRIFT_U, i] = (theta[P_USAGE_DRIFT, i] - 0.5 * s_u * s_u) * dt
         lane[L_VOL_U, i] = s_u * sqdt
-        g_o = theta[P_OPEX_GROWTH, i]
-        # Fixed opex over step k is O_0 e^{g t0} (e^{g dt} - 1) / g: a geometric sequence.
-        lane[L_OPEX_FIXED, i] = theta[P_OPEX_BASE, i] * (math.expm1(g_o * dt) / g_o if abs(g_o) > 1e-12 else dt)
-        lane[L_OPEX_STEP, i] = math.exp(g_o * dt)
+        lane[L_OPEX_STEP, i] = exp_lanes(theta[P_OPEX_GROWTH, i] * dt)
         lane[L_KEEP, i] = 1.0 - theta[P_DEFERRABLE, i]
         lane[L_C0, i] = 1.0 - theta[P_GM0, i]
         lane[L_CASH, i] = theta[P_INITIAL_CASH, i]
-        for j in range(spy):
+    for j in range(spy):
+        for i in range(m):
             ring[j, i] = -initial_burn * dt
     for i in range(m):
         lane[L_RING_SUM, i] = -initial_burn
