@@ -212,17 +212,21 @@ def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[
     """The speed and memory targets, each checked against this run's measurements."""
     k = res[all_t]
     biggest = max(scale, key=lambda r: r["n"])
+    def both(kernel_ok: bool, engine_ok: bool) -> str:  # the kernel alone, and a whole run
+        return f"kernel {'yes' if kernel_ok else 'no'}, engine {'yes' if engine_ok else 'no'}"
+
     checks = [
         ("≥ 1,000,000 paths/s with all threads", f"kernel {k['kernel']:,.0f}, engine {k['engine']:,.0f}",
-         k["kernel"] >= 1e6),
+         both(k["kernel"] >= 1e6, k["engine"] >= 1e6)),
         ("≥ 6x the numpy implementation", f"kernel {k['kernel'] / res['numpy']:.1f}x, engine "
-         f"{k['engine'] / res['numpy']:.1f}x", k["kernel"] >= 6 * res["numpy"]),
+         f"{k['engine'] / res['numpy']:.1f}x", both(k["kernel"] >= 6 * res["numpy"], k["engine"] >= 6 * res["numpy"])),
         ("≤ 2x the random-number floor's time", f"{k['floor'] / k['kernel']:.1f}x", k["floor"] <= 2 * k["kernel"]),
         (f"peak memory < 1.5 GiB for {biggest['n']:,} paths", f"{biggest['peak_rss_mib']:,.0f} MiB",
          biggest["peak_rss_mib"] < 1536),
         ("warm `run --paths 100000` < 3 s", f"{start['warm']:.2f} s (cold {start['cold']:.1f} s)", start["warm"] < 3),
     ]
-    return [f"| {what} | {measured} | {'yes' if ok else 'no'} |" for what, measured, ok in checks]
+    return [f"| {what} | {measured} | {ok if isinstance(ok, str) else 'yes' if ok else 'no'} |"
+            for what, measured, ok in checks]
 
 
 def report(m: dict, res: dict, scale: list[dict], start: dict, vrf: dict, command: str) -> str:
