@@ -88,18 +88,33 @@ def event_counts(config, spy: int, annual: np.ndarray, scalars: np.ndarray) -> d
     """Number of paths meeting each probability metric's event (integers: exact in any chunking);
     for antithetic runs also the number of pairs (paths 2k, 2k+1) where both do."""
     end = config.simulation.end_year
-    fcf, rev = annual[:, kernel.A_FCF], annual[:, kernel.A_REV]
-    first_sf = scalars[:, kernel.S_FIRST_SHORTFALL]
-    counts = {f"p_fcf_positive_{end}": fcf[:, -1] > 0}
-    for i, y in enumerate(config.years):
-        counts[f"p_shortfall_by_{y}"] = (first_sf >= 0) & (first_sf < (i + 1) * spy)
-    counts[f"p_revenue_{end}_at_least_plan"] = rev[:, -1] >= config.plan.revenue[str(end)]
-    compute_total = annual[:, kernel.A_COMPUTE].sum(axis=1)
-    counts[f"p_compute_spend_within_{config.plan.compute_total:g}"] = compute_total <= config.plan.compute_total
-    out = {k: int(np.count_nonzero(v)) for k, v in counts.items()}
+    names = ([f"p_fcf_positive_{end}"] + [f"p_shortfall_by_{y}" for y in config.years]
+             + [f"p_revenue_{end}_at_least_plan", f"p_compute_spend_within_{config.plan.compute_total:g}"])
+    flags = np.empty((len(names), len(annual)), np.bool_)
+    _event_flags(annual, scalars, spy, config.plan.revenue[str(end)], config.plan.compute_total, flags)
+    out = dict(zip(names, (int(k) for k in np.count_nonzero(flags, axis=1))))
     if config.simulation.antithetic:
-        out.update({k + PAIRS: int(np.count_nonzero(v[0::2] & v[1::2])) for k, v in counts.items()})
+        both = np.count_nonzero(flags[:, 0::2] & flags[:, 1::2], axis=1)
+        out.update({name + PAIRS: int(k) for name, k in zip(names, both)})
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _event_flags(annual, scalars, spy, revenue_plan, compute_plan, out):
+    """Per path, the events of :func:`event_counts` in its order: FCF positive in the last year, a first
+    shortfall by the end of each year, revenue at least the plan's in the last year, total compute spend
+    within the plan's (summed year by year)."""
+    n_years = annual.shape[2]
+    for i in numba.prange(annual.shape[0]):
+        out[0, i] = annual[i, kernel.A_FCF, n_years - 1] > 0
+        first = scalars[i, kernel.S_FIRST_SHORTFALL]
+        for y in range(n_years):
+            out[1 + y, i] = first >= 0 and first < (y + 1) * spy
+        out[1 + n_years, i] = annual[i, kernel.A_REV, n_years - 1] >= revenue_plan
+        total = 0.0
+        for y in range(n_years):
+            total += annual[i, kernel.A_COMPUTE, y]
+        out[2 + n_years, i] = total <= compute_plan
 
 
 def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -> pd.DataFrame:
