@@ -256,7 +256,7 @@ def exp_small(w):
 
 @njit(inline="always", **_jit)
 def fmax(a, b):
-    """Python's max(a, b) as a select: a loop with numba's built-in max or min does not vectorise."""
+    """Python's max(a, b) as a select, which vectorises (numba's built-in max kept some lane loops scalar)."""
     return b if b > a else a
 
 
