@@ -114,7 +114,7 @@ def pilot_edges(values: np.ndarray) -> np.ndarray:
 
     A value that carries at least 1/BINS of the pilot (zero funding gaps, cash held exactly at the
     floor by the credit line) gets a bin of its own, [v, next float after v), so it is exact.
-    Rows are sorted on numba's thread count of threads (numpy's sort releases the GIL).
+    Rows are sorted in parallel, on as many threads as numba uses (numpy's sort releases the GIL).
     """
     with ThreadPoolExecutor(max(1, min(len(values), numba.get_num_threads()))) as pool:
         edges = list(pool.map(_row_edges, values))
@@ -231,7 +231,7 @@ def lookup_grids(edges: np.ndarray):
     n_vars = edges.shape[0]
     lo, scale = np.zeros(n_vars), np.zeros(n_vars)
     # 16-bit bin numbers (pilot_edges gives at most 3 * BINS edges): a smaller cache footprint, a third
-    # off the binning time. The grid is only a starting point: find_bin's scans make any answer exact.
+    # off the binning time. The grid is only a starting point: find_bin's check makes any answer exact.
     grid = np.zeros((n_vars, GRID_CELLS + 1), np.uint16)
     for v, e in enumerate(edges):
         finite = e[np.isfinite(e)]
