@@ -227,7 +227,7 @@ def block_histograms(edges: np.ndarray, values: np.ndarray) -> tuple:
 
 def lookup_grids(edges: np.ndarray):
     """Per variable, a uniform grid over its finite edges: ``grid[v, g]`` counts the edges <= the
-    start of cell g, so a value's bin is found by one multiplication and a short scan."""
+    start of cell g, so a value's bin is found by one multiplication and a comparison or two."""
     n_vars = edges.shape[0]
     lo, scale = np.zeros(n_vars), np.zeros(n_vars)
     # 16-bit bin numbers (pilot_edges gives at most 3 * BINS edges): a smaller cache footprint, a third
