@@ -37,12 +37,12 @@ def qname(q: float) -> str:
 
 
 def yearly(annual: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-path yearly values from the kernel's ``annual`` array, each (n, n_years)."""
-    rev = annual[:, kernel.A_REV]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gross_margin = np.where(rev > 0, 1.0 - annual[:, kernel.A_COGS] / rev, np.nan)
-    return {"revenue": rev, "gross_margin": gross_margin, "fcf": annual[:, kernel.A_FCF],
-            "cash": annual[:, kernel.A_CASH], "compute_spend": annual[:, kernel.A_COMPUTE]}
+    """Per-path yearly values from the kernel's ``annual`` array, each (n, n_years): the yearly rows of
+    :func:`variables`."""
+    n, _, n_years = annual.shape
+    rows = np.empty((len(YEARLY) * n_years + 3, n))
+    _variable_rows(annual, np.zeros((n, len(kernel.SCALAR_VARS))), rows)
+    return {var: rows[k * n_years:(k + 1) * n_years].T for k, var in enumerate(YEARLY)}
 
 
 def variables(config, annual: np.ndarray, scalars: np.ndarray) -> np.ndarray:
@@ -62,8 +62,8 @@ def variable_names(config) -> list[str]:
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def _variable_rows(annual, scalars, out):
     """Fill ``out`` with :func:`variables`' rows, paths in parallel (in plain numpy these copies took as long
-    as a fifth of the kernel, on one thread). Yearly rows in the order of ``YEARLY``; gross margin as in
-    :func:`yearly`; totals summed year by year."""
+    as a fifth of the kernel, on one thread). Yearly rows in the order of ``YEARLY`` (gross margin
+    1 - cogs / revenue, NaN without revenue); totals summed year by year."""
     n_years = annual.shape[2]
     for i in numba.prange(annual.shape[0]):
         spend = fcf = 0.0
@@ -225,17 +225,17 @@ def paths_table(config, spy: int, params: list[str], theta: np.ndarray, annual: 
     cols: dict[str, pa.Array | np.ndarray] = {"path_id": np.arange(first_id, first_id + len(scalars), dtype=np.int64)}
     for j, name in enumerate(params):
         cols[name] = theta[:, j]
-    per_year = yearly(annual)
+    values = dict(zip(variable_names(config), variables(config, annual, scalars)))
     for var in YEARLY:
-        for i, y in enumerate(years):
-            cols[f"{var}_{y}"] = per_year[var][:, i]
+        for y in years:
+            cols[f"{var}_{y}"] = values[f"{var}_{y}"]
     for name in ("cash_end", "lowest_cash", "funding_gap"):
         cols[name] = scalar[name]
     cols["first_shortfall"] = first_shortfall_dates(config, spy, scalar["first_shortfall_step"])
-    positive = per_year["fcf"] > 0
+    positive = annual[:, kernel.A_FCF] > 0
     cols["breakeven_year"] = pa.array(np.asarray(years, dtype=np.int16)[np.argmax(positive, axis=1)],
                                       mask=~positive.any(axis=1))
-    cols["compute_spend_total"] = per_year["compute_spend"].sum(axis=1)
+    cols["compute_spend_total"] = values["compute_spend_total"]
     cols["raised_total"] = scalar["raised_scheduled"] + scalar["raised_contingent"]
     for name in ("raised_scheduled", "raised_contingent", "credit_drawn_max", "credit_outstanding_end"):
         cols[name] = scalar[name]
