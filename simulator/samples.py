@@ -21,7 +21,7 @@ from numba import njit, prange
 PILOT_PATHS = 1 << 17   # path ids 0 .. PILOT_PATHS - 1 fix the bin edges
 BINS = 1 << 14          # bins per variable: ~6e-5 of the paths each
 BLOCK_PATHS = 1 << 16   # float sums are folded per block of path ids, in block order
-GRID_CELLS = 1 << 16    # cells of the lookup grid that finds a value's bin: ~4 per bin
+GRID_CELLS = 1 << 17    # cells of the lookup grid that finds a value's bin: ~8 per bin
 
 
 class SortedSample:
@@ -141,7 +141,7 @@ class Accumulator:
     def __init__(self, names: list[str], edges: np.ndarray):
         self.names = names
         self.edges = edges
-        self.grid_lo, self.grid_scale, self.grid = lookup_grids(edges)
+        self.grid = lookup_grids(edges)
         shape = (len(names), edges.shape[1] + 1)
         self.counts = np.zeros(shape, np.int64)
         self.sums = np.zeros(shape)
@@ -161,8 +161,7 @@ class Accumulator:
         while start < n:
             pid = first_id + start
             stop = min(n, start + BLOCK_PATHS - pid % BLOCK_PATHS)
-            _bin_rows(values[:, start:stop], self.edges, self.grid_lo, self.grid_scale, self.grid,
-                      self.counts, self._block[0], self._block[1], self.mins, self.maxs)
+            _bin_rows(values[:, start:stop], self.edges, *self.grid, self.counts, self._block[0], self._block[1], self.mins, self.maxs)
             start = stop
             if (first_id + stop) % BLOCK_PATHS == 0:
                 self._fold()
@@ -217,52 +216,68 @@ def block_histograms(edges: np.ndarray, values: np.ndarray) -> tuple:
     """Histogram partials (counts, sums, sums of squares, mins, maxs) of one block of paths (columns
     of ``values``, in path order), accumulated exactly as ``Accumulator.add`` does inside a block;
     for ``Accumulator.merge_block``."""
-    grid_lo, grid_scale, grid = lookup_grids(edges)
+    grid = lookup_grids(edges)
     shape = (edges.shape[0], edges.shape[1] + 1)
     counts, sums, sums_sq = np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape)
     mins, maxs = np.full(shape, np.inf), np.full(shape, -np.inf)
-    _bin_rows(values, edges, grid_lo, grid_scale, grid, counts, sums, sums_sq, mins, maxs)
+    _bin_rows(values, edges, *grid, counts, sums, sums_sq, mins, maxs)
     return counts, sums, sums_sq, mins, maxs
 
 
 def lookup_grids(edges: np.ndarray):
-    """Per variable, a uniform grid over its finite edges: ``grid[v, g]`` counts the edges <= the
-    start of cell g, so a value's bin is found by one multiplication and a comparison or two."""
+    """Per variable, a uniform grid over its finite edges: ``grid[v, g]`` counts the edges that lie in
+    a cell below g (or are -inf), cells as :func:`grid_cell` computes them.
+
+    ``grid_cell`` is monotone, so these are the edges below any value in cell g, and those from
+    ``grid[v, g + 1]`` on are above it: a value's bin is the count at its cell plus the edges of its own
+    cell that are <= it. Most cells hold at most one edge, so one comparison settles it."""
     n_vars = edges.shape[0]
     lo, scale = np.zeros(n_vars), np.zeros(n_vars)
-    # 16-bit bin numbers (pilot_edges gives at most 3 * BINS edges): a smaller cache footprint, a third
-    # off the binning time. The grid is only a starting point: find_bin's check makes any answer exact.
+    # 16-bit bin numbers (pilot_edges gives at most 3 * BINS edges): a smaller cache footprint.
     grid = np.zeros((n_vars, GRID_CELLS + 1), np.uint16)
     for v, e in enumerate(edges):
         finite = e[np.isfinite(e)]
-        if finite.size < 2 or finite[-1] == finite[0]:
-            continue  # scale 0: every value starts at cell 0 and the scan does the rest
-        lo[v], width = finite[0], (finite[-1] - finite[0]) / GRID_CELLS
-        scale[v] = 1.0 / width
-        grid[v] = np.searchsorted(e, lo[v] + width * np.arange(GRID_CELLS + 1), side="right")
+        if finite.size >= 2 and finite[-1] > finite[0]:  # else scale 0: every value is in cell 0
+            lo[v], scale[v] = finite[0], GRID_CELLS / (finite[-1] - finite[0])
+        _fill_grid(e, lo[v], scale[v], grid[v])
     return lo, scale, grid
 
 
 @njit(inline="always", cache=True)
-def find_bin(e, grid_lo, grid_scale, grid, x):
-    """np.searchsorted(e, x, side="right"), without a data-dependent branch in the common case.
-
-    The answer lies between the edge counts at the start of x's grid cell and of the next cell, and
-    most cells hold at most one edge: one comparison, taken as 0 or 1 rather than branched on, settles
-    it. A check of both neighbouring edges confirms it; only where it fails (a cell of several edges,
-    rounding at a cell's border, NaN) does a scan find the answer."""
-    n = e.shape[0]
+def grid_cell(x, grid_lo, grid_scale, top):
+    """The grid cell of x: 0 .. top, monotone in x (NaN: 0)."""
     pos = (x - grid_lo) * grid_scale
-    top = grid.shape[0] - 2.0
-    cell = np.int64(pos if pos < top else top) if pos > 0.0 else 0  # NaN goes to cell 0
-    b = np.int64(grid[cell])
-    b += (b < np.int64(grid[cell + 1])) & (e[b if b < n else n - 1] <= x)
-    if ((b < n) & (e[b if b < n else n - 1] <= x)) | ((b > 0) & ~(e[b - 1 if b > 0 else 0] <= x)):
+    return np.int64(pos if pos < top else top) if pos > 0.0 else 0
+
+
+@njit(cache=True)
+def _fill_grid(e, grid_lo, grid_scale, grid):
+    """One row of :func:`lookup_grids`, with the very arithmetic ``find_bin`` uses, so that no rounding
+    at a cell's border can put an edge and a value on different sides of it."""
+    n, top = e.shape[0], grid.shape[0] - 2.0
+    j = 0
+    while j < n and e[j] == -np.inf:
+        j += 1
+    for g in range(grid.shape[0]):  # the finite edges follow the -inf ones; NaN and +inf come last
+        while j < n and np.isfinite(e[j]) and grid_cell(e[j], grid_lo, grid_scale, top) < g:
+            j += 1
+        grid[g] = j
+
+
+@njit(inline="always", cache=True)
+def find_bin(e, grid_lo, grid_scale, grid, x):
+    """np.searchsorted(e, x, side="right"), without a data-dependent branch in the common case: the
+    count at x's grid cell, plus one if the cell holds one edge and it is <= x. Only a cell of several
+    edges (rare: there are ~8 cells a bin) or x = +inf needs a scan; NaN sorts last, as in numpy."""
+    n = e.shape[0]
+    g = grid_cell(x, grid_lo, grid_scale, grid.shape[0] - 2.0)
+    b = np.int64(grid[g])
+    in_cell = np.int64(grid[g + 1]) - b
+    b += (in_cell > 0) & (e[b if b < n else n - 1] <= x)
+    if (in_cell > 1) | (x == np.inf):
         while b < n and e[b] <= x:
             b += 1
-        while b > 0 and not e[b - 1] <= x:
-            b -= 1
-    if x != x:  # NaN sorts last, as in numpy
+    if x != x:
         b = n
     return b
 

@@ -101,7 +101,8 @@ def test_find_bin_agrees_with_searchsorted(rng):
 
     n = 50_000
     columns = [rng.lognormal(0, 1, n), np.where(rng.random(n) < 0.8, 0.0, rng.exponential(5, n)),
-               np.round(rng.normal(0, 1, n), 2), np.full(n, 3.0)]
+               np.round(rng.normal(0, 1, n), 2), np.full(n, 3.0), rng.pareto(1.5, n),
+               np.where(rng.random(n) < 0.01, rng.choice([-np.inf, np.inf], n), rng.normal(0, 1, n))]
     edges = pilot_edges(np.array(columns))
     lo, scale, grid = lookup_grids(edges)
     for v, col in enumerate(columns):
