@@ -360,7 +360,7 @@ def log_mean_factor(d):
 # Paths are simulated LANES at a time, structure-of-arrays: every per-path quantity is a row of a
 # (quantity, lane) array, so the step's arithmetic runs as loops over lanes that compile to SIMD.
 # Random draws, Poisson counts, scheduled raises and other rare or branchy work run lane by lane.
-LANES = 64
+LANES = 128
 
 # Per-segment constants and state, seg[SG_*, segment, lane].
 (SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_HALF_DECAY, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
