@@ -65,9 +65,13 @@ class _Dist(BaseModel):
         """Quantile function on ``Z_GRID`` (float64, shape (Z_POINTS,))."""
         with np.errstate(all="ignore"):
             if self.lower is None and self.upper is None:
-                # Two-sided evaluation keeps full precision in the upper tail, where Phi(z) rounds to 1.
-                return np.where(Z_GRID < 0, self.ppf(special.ndtr(Z_GRID)),
-                                self.isf(special.ndtr(-Z_GRID))).astype(np.float64)
+                # Two-sided evaluation keeps full precision in the upper tail, where Phi(z) rounds to 1;
+                # each side only where it is used (an inverse beta costs ~7 ms a table).
+                low = Z_GRID < 0
+                out = np.empty(Z_POINTS)
+                out[low] = self.ppf(special.ndtr(Z_GRID[low]))
+                out[~low] = self.isf(special.ndtr(-Z_GRID[~low]))
+                return out
             f_lo = self.cdf(self.lower) if self.lower is not None else 0.0
             f_hi = self.cdf(self.upper) if self.upper is not None else 1.0
             if not f_hi > f_lo:
