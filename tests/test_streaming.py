@@ -109,3 +109,37 @@ def test_find_bin_agrees_with_searchsorted(rng):
         xs = np.concatenate([rng.choice(col, 20_000), edges[v][np.isfinite(edges[v])], rng.normal(0, 10, 1000),
                              [-1e300, 1e300, np.inf, -np.inf, np.nan]])
         assert np.array_equal(bins(edges[v], lo[v], scale[v], grid[v], xs), np.searchsorted(edges[v], xs, side="right"))
+
+
+def _tricky_rows(rng, n=40_000):
+    """Rows with NaN, signed zeros, infinities, atoms, heavy tails of either sign."""
+    specials = rng.choice([0.0, -0.0, np.nan, np.inf, -np.inf, 5.0], n)
+    return np.array([rng.normal(size=n), np.where(rng.random(n) < 0.3, specials, rng.lognormal(size=n)),
+                     np.round(rng.normal(size=n), 1), np.full(n, -2.5), -rng.pareto(1.2, n),
+                     np.where(rng.random(n) < 0.5, -0.0, 0.0)])
+
+
+def test_sorted_rows_agree_with_numpy_sort(rng):
+    from simulator.samples import _sorted_rows
+
+    rows = _tricky_rows(rng)
+    for got, row in zip(_sorted_rows(rows), rows):
+        assert np.array_equal(got, np.sort(row), equal_nan=True)
+
+
+def test_pilot_edges_follow_their_definition(rng):
+    """Against the definition written with np.unique: every k-th distinct value, plus each value that
+    holds 1/BINS of the pilot and the next float after it."""
+    import math
+
+    from simulator.samples import pilot_edges
+
+    rows = _tricky_rows(rng)
+    edges = pilot_edges(rows)
+    for got, row in zip(edges, rows):
+        distinct, counts = np.unique(row, return_counts=True)
+        atoms = distinct[counts * BINS >= row.size]
+        step = max(1, math.ceil(distinct.size / BINS))
+        want = np.unique(np.concatenate([distinct[step::step], atoms, np.nextafter(atoms, np.inf)]))
+        assert np.array_equal(got[:want.size], want, equal_nan=True)
+        assert np.all(got[want.size:] == np.inf)
