@@ -267,7 +267,7 @@ def fmin(a, b):
 
 
 @intrinsic
-def _bits_as_float(typingctx, bits):
+def bits_as_float(typingctx, bits):
     """The float64 whose IEEE-754 bits are the int64 ``bits`` (a free reinterpretation)."""
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
@@ -275,7 +275,7 @@ def _bits_as_float(typingctx, bits):
 
 
 @intrinsic
-def _float_as_bits(typingctx, x):
+def float_as_bits(typingctx, x):
     """The int64 whose bits are the IEEE-754 bits of the float64 ``x``."""
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.IntType(64))
@@ -297,7 +297,7 @@ def exp_lanes(x):
     r = (xc - k * _LN2_HI) - k * _LN2_LO
     p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (
         1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800)))))))))))
-    scaled = p * _bits_as_float((np.int64(k) + 1023) << 52)
+    scaled = p * bits_as_float((np.int64(k) + 1023) << 52)
     return scaled if x <= 709.0 else math.inf
 
 
@@ -314,9 +314,9 @@ def log_lanes(x):
     ln inf inf, and a negative or NaN x gives NaN, as libm's."""
     sub = x < _TINY  # subnormals are scaled into the normal range first
     xs = x * 18014398509481984.0 if sub else x  # 2**54
-    bits = _float_as_bits(xs)
+    bits = float_as_bits(xs)
     k = ((bits >> 52) & 0x7FF) - (1077 if sub else 1023)
-    m = _bits_as_float((bits & _MANTISSA) | _ONE_BITS)  # in [1, 2)
+    m = bits_as_float((bits & _MANTISSA) | _ONE_BITS)  # in [1, 2)
     high = m > 1.4142135623730951
     m = 0.5 * m if high else m
     kf = float(k + 1 if high else k)

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .kernel import _bits_as_float, _float_as_bits
+from .kernel import bits_as_float, float_as_bits
 
 PILOT_PATHS = 1 << 17   # path ids 0 .. PILOT_PATHS - 1 fix the bin edges
 BINS = 1 << 14          # bins per variable: ~6e-5 of the paths each
@@ -144,7 +144,7 @@ def _sorted_rows(values):
         # flipped on negatives; NaN the largest (all ones).
         keys = np.empty(n, np.int64)
         for i in range(n):
-            bits = _float_as_bits(values[r, i])
+            bits = float_as_bits(values[r, i])
             keys[i] = -1 if values[r, i] != values[r, i] else (bits ^ sign if bits >= 0 else ~bits)
         counts = np.zeros((8, 256), np.int64)
         for i in range(n):
@@ -166,7 +166,7 @@ def _sorted_rows(values):
             keys, spare = spare, keys
         for i in range(n):
             k = keys[i]
-            out[r, i] = np.nan if k == -1 else _bits_as_float(k ^ sign if k < 0 else ~k)
+            out[r, i] = np.nan if k == -1 else bits_as_float(k ^ sign if k < 0 else ~k)
     return out
 
 
@@ -201,7 +201,8 @@ class Accumulator:
         while start < n:
             pid = first_id + start
             stop = min(n, start + BLOCK_PATHS - pid % BLOCK_PATHS)
-            _bin_rows(values[:, start:stop], self.edges, *self.grid, self.counts, self._block[0], self._block[1], self.mins, self.maxs)
+            _bin_rows(values[:, start:stop], self.edges, *self.grid, self.counts, *self._block, self.mins,
+                      self.maxs)
             start = stop
             if (first_id + stop) % BLOCK_PATHS == 0:
                 self._fold()
