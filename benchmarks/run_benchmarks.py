@@ -36,13 +36,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
+def median_times(fns: dict, repeats: int) -> dict:
+    """Median seconds of each of ``fns`` (name -> function), run in turns: this VM's speed drifts by 20-40%
+    within minutes, and a drift then slows every implementation alike, so their ratios hold."""
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def median_time(fn, repeats: int) -> float:
+    return median_times({"": fn}, repeats)[""]
 
 
 def floor_kernel():
@@ -119,17 +126,19 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     res = {"n_kernel": n_kernel, "n_numpy": n_numpy, **counts}
     simulate(cfg, 1000, 1, keep_paths="none")  # compile / load everything first
     draw(np.uint64(1), 10, *shape, out)
+    simulate_numpy(inputs, 1000, 1)
     for threads in (numba.config.NUMBA_NUM_THREADS, 1):
         numba.set_num_threads(threads)
-        t_kernel = median_time(lambda: kernel.simulate_block(np.uint64(1), 0, *args, *buffers), repeats)
-        t_engine = median_time(lambda: simulate(cfg, n_kernel, 1, keep_paths="none"), repeats)
-        t_floor = median_time(lambda: draw(np.uint64(1), n_kernel, *shape, out), repeats)
-        res[f"threads_{threads}"] = {"kernel": n_kernel / t_kernel, "engine": n_kernel / t_engine,
-                                     "floor": n_kernel / t_floor}
+        fns = {"kernel": lambda: kernel.simulate_block(np.uint64(1), 0, *args, *buffers),
+               "engine": lambda: simulate(cfg, n_kernel, 1, keep_paths="none"),
+               "floor": lambda: draw(np.uint64(1), n_kernel, *shape, out)}
+        if "numpy" not in res:  # once, in turns with the all-threads runs
+            fns["numpy"] = lambda: simulate_numpy(inputs, n_numpy, 1)
+        seconds = median_times(fns, repeats)
+        res[f"threads_{threads}"] = {k: n_kernel / seconds[k] for k in ("kernel", "engine", "floor")}
+        if "numpy" in seconds:
+            res["numpy"] = n_numpy / seconds["numpy"]
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    simulate_numpy(inputs, 1000, 1)
-    t_numpy = median_time(lambda: simulate_numpy(inputs, n_numpy, 1), repeats)
-    res["numpy"] = n_numpy / t_numpy
     return res
 
 
@@ -237,7 +246,9 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, vrf: dict, comman
         f"Command: `{command}`  ", f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
         f"Machine: {m['cpu']}, {m['cores']} cores; numba threads {m['threads']}; Python {m['python']}, "
         f"numpy {m['numpy']}, numba {m['numba']}, llvmlite {m['llvmlite']}; {m['os']}.", "",
-        "Default config, 4 steps a year, per-path rows not kept. Paths per second, medians.", "",
+        "Default config, 4 steps a year, per-path rows not kept. Paths per second, medians; the kernel, "
+        "engine, floor and numpy runs are timed in turns, so a drift in the machine's speed leaves their "
+        "ratios alone.", "",
         "## Side by side", "",
         "| implementation | paths/s, all threads | paths/s, 1 thread |", "| --- | ---: | ---: |",
         f"| numba kernel alone | {k2['kernel']:,.0f} | {k1['kernel']:,.0f} |",
