@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from simulator import engine, kernel, load_config  # noqa: E402
 from simulator.model import build_inputs, drawn_parameters  # noqa: E402
-from simulator.samples import Accumulator, pilot_edges  # noqa: E402
+from simulator.samples import GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, lookup_grids, pilot_edges  # noqa: E402
 from simulator.summary import event_counts, variable_names, variables  # noqa: E402
 
 from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
@@ -169,6 +169,26 @@ def elementary_rows() -> list[tuple[str, float]]:
     return rows
 
 
+def tail_rows() -> list[tuple[str, float, float]]:
+    """Binning a value (ns) on the lookup grid lookup_grids chooses and on one uniform in the value, for
+    variables from light- to heavy-tailed: (variable, adaptive, uniform)."""
+    rng = np.random.default_rng(1)
+    draws = {"normal": lambda n: rng.normal(0, 1, n), "lognormal, sigma 1": lambda n: rng.lognormal(0, 1, n),
+             "lognormal, sigma 2": lambda n: rng.lognormal(0, 2, n), "lognormal, sigma 3": lambda n: rng.lognormal(0, 3, n),
+             "-Pareto, alpha 0.8": lambda n: -rng.pareto(0.8, n)}
+    rows = []
+    for name, draw in draws.items():
+        edges, values = pilot_edges(draw(PILOT_PATHS)[None]), draw(N)[None]
+        finite = edges[0][np.isfinite(edges[0])]
+        uniform = np.array([[0.0, np.inf, finite[0], GRID_CELLS / (finite[-1] - finite[0])]])
+        shape = (1, edges.shape[1] + 1)
+        acc = (np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape), np.full(shape, np.inf), np.full(shape, -np.inf))
+        grids = [lookup_grids(edges, axes) for axes in (lookup_grids(edges)[0], uniform)]
+        times = [best_ns(lambda: _bin_rows(values, edges, *grid, *acc), 3) for grid in grids]
+        rows.append((name, *times))
+    return rows
+
+
 def main():
     numba.set_num_threads(1)
     cfg = load_config()
@@ -211,6 +231,10 @@ def main():
     print("\n| elementary function | ns |\n| --- | ---: |")
     for name, ns in elementary_rows():
         print(f"| {name} | {ns:.2f} |")
+    print("\n| binning one variable, ns a value | grid lookup_grids chooses | grid uniform in the value |\n"
+          "| --- | ---: | ---: |")
+    for name, adaptive, uniform in tail_rows():
+        print(f"| {name} | {adaptive:.1f} | {uniform:.1f} |")
 
 
 if __name__ == "__main__":

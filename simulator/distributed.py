@@ -94,10 +94,10 @@ def _prepared(config: Config) -> tuple:
     return _WORKER_CACHE[key]
 
 
-def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, edges, threads, out: Location | None):
+def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, bins, threads, out: Location | None):
     """One block of paths ``lo .. hi - 1`` on a worker: kernel, invariant check, event counts; the kept rows,
-    written to ``out`` as the block's part when given (else returned); the summary values, or with ``edges``
-    the block's histogram partials over them."""
+    written to ``out`` as the block's part when given (else returned); the summary values, or with ``bins``
+    (the histograms' edges and axes, ``samples.lookup_grids``) the block's histogram partials."""
     inputs, params, initial_cash = _prepared(config)
     n = hi - lo
     theta = np.empty((n, len(params)))
@@ -115,10 +115,10 @@ def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, edge
                 table = paths_table(config, inputs.spy, params, *rows, first_id=lo)
                 result["part"] = write_parquet(out / part_name(lo // BLOCK_PATHS), table, run_identity(config, seed))
         values = variables(config, annual, scalars)
-        if edges is None:
+        if bins is None:
             result["values"] = values
         else:
-            result["hist"] = block_histograms(edges, values)
+            result["hist"] = block_histograms(*bins, values)
     return result
 
 
@@ -181,7 +181,7 @@ class Job:
         self.todo = deque(blocks(self.state.next_id, n_paths))
         self.pending: deque = deque()  # (lo, hi, future) in block order
         self.config_future = client.scatter(config, broadcast=True, hash=False)
-        self.edges_future = None
+        self.bins_future = None
         self.started = time.perf_counter()
 
     @property
@@ -197,12 +197,13 @@ class Job:
         binned = self.streaming and lo >= self.pilot_end and aligned
         if binned and self.state.acc is None:
             return False
-        if binned and self.edges_future is None:
-            self.edges_future = self.client.scatter(self.state.acc.edges, broadcast=True, hash=False)
+        if binned and self.bins_future is None:
+            acc = self.state.acc
+            self.bins_future = self.client.scatter((acc.edges, acc.grid[0]), broadcast=True, hash=False)
         self.todo.popleft()
         # The key names the run and the block: the dashboard shows each run's progress.
         future = self.client.submit(simulate_task, self.config_future, self.seed, lo, hi, self.n_keep,
-                                    self.edges_future if binned else None, self.threads,
+                                    self.bins_future if binned else None, self.threads,
                                     self.out if aligned else None, key=f"{self.config.name}-{lo // BLOCK_PATHS}-"
                                     f"{uuid.uuid4().hex}", retries=RETRIES, pure=False)
         self.pending.append((lo, hi, future))

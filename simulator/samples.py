@@ -251,11 +251,12 @@ class Accumulator:
                                       self.mins[v], self.maxs[v]) for v, name in enumerate(self.names)}
 
 
-def block_histograms(edges: np.ndarray, values: np.ndarray) -> tuple:
+def block_histograms(edges: np.ndarray, axes: np.ndarray, values: np.ndarray) -> tuple:
     """Histogram partials (counts, sums, sums of squares, mins, maxs) of one block of paths (columns
     of ``values``, in path order), accumulated exactly as ``Accumulator.add`` does inside a block;
-    for ``Accumulator.merge_block``."""
-    grid = lookup_grids(edges)
+    for ``Accumulator.merge_block``. ``axes``: the accumulator's (``lookup_grids``), so that a block
+    need not search for them again."""
+    grid = lookup_grids(edges, axes)
     shape = (edges.shape[0], edges.shape[1] + 1)
     counts, sums, sums_sq = np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape)
     mins, maxs = np.full(shape, np.inf), np.full(shape, -np.inf)
@@ -263,34 +264,87 @@ def block_histograms(edges: np.ndarray, values: np.ndarray) -> tuple:
     return counts, sums, sums_sq, mins, maxs
 
 
-def lookup_grids(edges: np.ndarray):
-    """Per variable, a uniform grid over its finite edges: ``grid[v, g]`` counts the edges that lie in
-    a cell below g (or are -inf), cells as :func:`grid_cell` computes them.
+def lookup_grids(edges: np.ndarray, axes: np.ndarray | None = None):
+    """Per variable, a grid over its finite edges, uniform in ``grid_key`` (see there): ``axes[v]`` holds
+    the key's centre and scale and the grid's origin and cells per key unit; ``grid[v, g]`` counts the
+    edges that lie in a cell below g (or are -inf), cells as :func:`grid_cell` computes them.
 
     ``grid_cell`` is monotone, so these are the edges below any value in cell g, and those from
     ``grid[v, g + 1]`` on are above it: a value's bin is the count at its cell plus the edges of its own
-    cell that are <= it. Most cells hold at most one edge, so one comparison settles it."""
+    cell that are <= it. Most cells hold at most one edge, so one comparison settles it.
+
+    ``axes`` given (from an earlier call with these edges) skips their search."""
     n_vars = edges.shape[0]
-    lo, scale = np.zeros(n_vars), np.zeros(n_vars)
+    search = axes is None
+    axes = np.zeros((n_vars, 4)) if search else axes
     # 16-bit bin numbers (pilot_edges gives at most 3 * BINS edges): a smaller cache footprint.
     grid = np.zeros((n_vars, GRID_CELLS + 1), np.uint16)
     for v, e in enumerate(edges):
         finite = e[np.isfinite(e)]
-        if finite.size >= 2 and finite[-1] > finite[0]:  # else scale 0: every value is in cell 0
-            lo[v], scale[v] = finite[0], GRID_CELLS / (finite[-1] - finite[0])
-        _fill_grid(e, lo[v], scale[v], grid[v])
-    return lo, scale, grid
+        if search and finite.size >= 2 and finite[-1] > finite[0]:  # else scale 0: every value is in cell 0
+            # Centred on 0 (suits a positive skewed variable) or on the median (a tail far from 0).
+            axes[v] = min((_best_axis(finite, centre, _SCALE_EXPONENTS + math.frexp(np.max(np.abs(finite - centre)))[1])
+                           for centre in (0.0, finite[finite.size // 2])), key=lambda found: found[1])[0]
+        _fill_grid(e, axes[v], grid[v])
+    return axes, grid
+
+
+# The key's scale c: inf (the grid is linear in the value), or 2^k for every other k from the binade of the
+# largest |edge - centre| down to 60 binades below it. lookup_grids keeps the one that leaves the fewest edges
+# sharing a cell, counted on every AXIS_STRIDE-th edge and a grid that many times coarser (the same crowding,
+# found faster).
+_SCALE_EXPONENTS = np.arange(0, -61, -2)
+AXIS_STRIDE = 8
 
 
 @njit(inline="always", cache=True)
-def grid_cell(x, grid_lo, grid_scale, top):
-    """The grid cell of x: 0 .. top, monotone in x (NaN: 0)."""
-    pos = (x - grid_lo) * grid_scale
+def grid_key(x, axis):
+    """A monotone function of x: x - centre in units of ulp(c) where |x - centre| << c, and ~log2 of
+    |x - centre| where it is >> c (``axis`` = centre, c, ...; NaN stays NaN). A grid uniform in it keeps
+    its resolution in a distribution's bulk and follows a heavy tail (on a grid uniform in x, a lognormal
+    with sigma 3 put most values in cells of many edges, and binning took ~100x as long)."""
+    d = x - axis[0]
+    if axis[1] == math.inf:  # linear: the value itself
+        return d
+    key = math.copysign(float(float_as_bits(abs(d) + axis[1]) - float_as_bits(axis[1])), d)
+    return key if d == d else d
+
+
+@njit(inline="always", cache=True)
+def grid_cell(x, axis, top):
+    """The grid cell of x: 0 .. top, monotone in x (NaN: 0). ``axis`` = centre, c, origin, scale."""
+    pos = (grid_key(x, axis) - axis[2]) * axis[3]
     return np.int64(pos if pos < top else top) if pos > 0.0 else 0
 
 
+@njit(parallel=True, cache=True)
+def _best_axis(finite, centre, exponents):
+    """lookup_grids' axis for sorted finite edges and a centre: the key's scale, inf or 2^k for k in
+    ``exponents``, that leaves the fewest edges in cells of several (the first of equals); and that count."""
+    crowded = np.empty(exponents.size + 1, np.int64)
+    axes = np.empty((exponents.size + 1, 4))
+    cells = GRID_CELLS // AXIS_STRIDE
+    for t in prange(exponents.size + 1):
+        axis = axes[t]
+        axis[0], axis[1], axis[2], axis[3] = centre, math.ldexp(1.0, exponents[t - 1]) if t else math.inf, 0.0, 1.0
+        lo, hi = grid_key(finite[0], axis), grid_key(finite[-1], axis)
+        axis[2], axis[3] = lo, cells / (hi - lo) if hi > lo else 0.0
+        k, run, prev = 0, 0, -1
+        for x in finite[::AXIS_STRIDE]:
+            g = grid_cell(x, axis, cells - 1.0)
+            k += run if (g != prev) & (run > 1) else 0
+            run = run + 1 if g == prev else 1
+            prev = g
+        crowded[t] = k + (run if run > 1 else 0)
+    # The grid linear in the value (scale inf) is cheaper to look up: kept unless a scale spares 1% of the edges.
+    t = 0 if crowded[0] <= np.min(crowded) + finite.size // (100 * AXIS_STRIDE) else np.argmin(crowded)
+    best = axes[t]
+    best[3] *= AXIS_STRIDE  # the full grid's cells per key unit
+    return best, crowded[t]
+
+
 @njit(cache=True)
-def _fill_grid(e, grid_lo, grid_scale, grid):
+def _fill_grid(e, axis, grid):
     """One row of :func:`lookup_grids`, with the very arithmetic ``find_bin`` uses, so that no rounding
     at a cell's border can put an edge and a value on different sides of it."""
     n, top = e.shape[0], grid.shape[0] - 2.0
@@ -298,18 +352,18 @@ def _fill_grid(e, grid_lo, grid_scale, grid):
     while j < n and e[j] == -np.inf:
         j += 1
     for g in range(grid.shape[0]):  # the finite edges follow the -inf ones; NaN and +inf come last
-        while j < n and np.isfinite(e[j]) and grid_cell(e[j], grid_lo, grid_scale, top) < g:
+        while j < n and np.isfinite(e[j]) and grid_cell(e[j], axis, top) < g:
             j += 1
         grid[g] = j
 
 
 @njit(inline="always", cache=True)
-def find_bin(e, grid_lo, grid_scale, grid, x):
+def find_bin(e, axis, grid, x):
     """np.searchsorted(e, x, side="right"), without a data-dependent branch in the common case: the
     count at x's grid cell, plus one if the cell holds one edge and it is <= x. Only a cell of several
     edges (rare: there are ~8 cells a bin) or x = +inf needs a scan; NaN sorts last, as in numpy."""
     n = e.shape[0]
-    g = grid_cell(x, grid_lo, grid_scale, grid.shape[0] - 2.0)
+    g = grid_cell(x, axis, grid.shape[0] - 2.0)
     b = np.int64(grid[g])
     in_cell = np.int64(grid[g + 1]) - b
     b += (in_cell > 0) & (e[b if b < n else n - 1] <= x)
@@ -322,7 +376,7 @@ def find_bin(e, grid_lo, grid_scale, grid, x):
 
 
 @njit(parallel=True, cache=True)
-def _bin_rows(values, edges, grid_lo, grid_scale, grid, counts, sums, sums_sq, mins, maxs):
+def _bin_rows(values, edges, axes, grid, counts, sums, sums_sq, mins, maxs):
     """Add each row of ``values`` (one variable) to its histogram; variables in parallel, paths in order.
     The bins are found first, then added: two loops with fewer misses in flight than one."""
     n_vars, n = values.shape
@@ -330,7 +384,7 @@ def _bin_rows(values, edges, grid_lo, grid_scale, grid, counts, sums, sums_sq, m
         e = edges[v]
         bins = np.empty(n, np.int32)
         for i in range(n):
-            bins[i] = find_bin(e, grid_lo[v], grid_scale[v], grid[v], values[v, i])
+            bins[i] = find_bin(e, axes[v], grid[v], values[v, i])
         for i in range(n):
             x, b = values[v, i], bins[i]
             counts[v, b] += 1

@@ -93,22 +93,44 @@ def test_find_bin_agrees_with_searchsorted(rng):
     from simulator.samples import find_bin, lookup_grids, pilot_edges
 
     @njit
-    def bins(e, lo, scale, grid, xs):
+    def bins(e, axis, grid, xs):
         out = np.empty(xs.size, np.int64)
         for i in range(xs.size):
-            out[i] = find_bin(e, lo, scale, grid, xs[i])
+            out[i] = find_bin(e, axis, grid, xs[i])
         return out
 
     n = 50_000
     columns = [rng.lognormal(0, 1, n), np.where(rng.random(n) < 0.8, 0.0, rng.exponential(5, n)),
                np.round(rng.normal(0, 1, n), 2), np.full(n, 3.0), rng.pareto(1.5, n),
-               np.where(rng.random(n) < 0.01, rng.choice([-np.inf, np.inf], n), rng.normal(0, 1, n))]
+               np.where(rng.random(n) < 0.01, rng.choice([-np.inf, np.inf], n), rng.normal(0, 1, n)),
+               rng.lognormal(0, 3, n), 5.0 + 1e-3 * rng.standard_t(1.2, n), -rng.pareto(0.8, n)]
     edges = pilot_edges(np.array(columns))
-    lo, scale, grid = lookup_grids(edges)
+    axes, grid = lookup_grids(edges)
     for v, col in enumerate(columns):
         xs = np.concatenate([rng.choice(col, 20_000), edges[v][np.isfinite(edges[v])], rng.normal(0, 10, 1000),
                              [-1e300, 1e300, np.inf, -np.inf, np.nan]])
-        assert np.array_equal(bins(edges[v], lo[v], scale[v], grid[v], xs), np.searchsorted(edges[v], xs, side="right"))
+        assert np.array_equal(bins(edges[v], axes[v], grid[v], xs), np.searchsorted(edges[v], xs, side="right"))
+
+
+def test_grid_follows_heavy_tails(rng):
+    """The lookup grid's key adapts to each variable: on a grid uniform in the value, most values of these
+    heavy-tailed columns fall in cells of several edges (which find_bin must scan); here few do, and a
+    plain normal column keeps the grid linear in the value. (An atom is not covered: the search sees the
+    edges, not how many values sit on one.)"""
+    from simulator.samples import grid_cell, lookup_grids, pilot_edges
+
+    n = 100_000
+    columns = np.array([rng.lognormal(0, 3, n), 5.0 + 1e-3 * rng.standard_t(1.2, n), -rng.pareto(0.8, n),
+                        10 * rng.standard_t(1.5, n), rng.normal(0, 1, n)])
+    edges = pilot_edges(columns)
+    axes, grid = lookup_grids(edges)
+    for v, col in enumerate(columns):
+        x = rng.choice(col, 20_000)
+        cells = np.array([grid_cell(xi, axes[v], grid.shape[1] - 2.0) for xi in x])
+        crowded = np.mean(grid[v, cells + 1].astype(int) - grid[v, cells] > 1)
+        assert crowded < 0.05, (v, crowded)
+    assert axes[-1, 1] == np.inf  # the normal column: linear
+    assert np.array_equal(lookup_grids(edges, axes)[1], grid)  # given axes (Dask tasks) give the same grid
 
 
 def _tricky_rows(rng, n=40_000):
