@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__, kernel
 from .config import Config
 from .model import ModelInputs, build_inputs, drawn_parameters
-from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, pilot_edges
+from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, pilot_edges, sorted_rows
 from .summary import event_counts, variable_names, variables
 
 DEFAULT_CHUNK = 1 << 16
@@ -258,7 +258,7 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
             if should_stop is not None and hi < n_paths and should_stop():
                 raise Interrupted(state)
             lo = hi
-    return finish(config, seed, n_paths, inputs, params, state, streaming, time.perf_counter() - start_time)
+        return finish(config, seed, n_paths, inputs, params, state, streaming, time.perf_counter() - start_time)
 
 
 def prepare(config: Config, n_paths: int, seed: int, keep_paths, state: RunState | None):
@@ -287,7 +287,9 @@ def finish(config: Config, seed: int, n_paths: int, inputs: ModelInputs, params:
         samples = state.acc.finish()
     else:
         paired = config.simulation.antithetic
-        samples = {k: SortedSample(v[:n_paths], paired) for k, v in zip(variable_names(config), state.values)}
+        values = np.ascontiguousarray(state.values[:, :n_paths])
+        samples = {k: SortedSample(v, paired, ordered) for k, v, ordered in
+                   zip(variable_names(config), values, sorted_rows(values))}
     return Simulation(config, seed, n_paths, inputs, params, state.theta, state.annual, state.scalars,
                       state.counts, samples, seconds, state.parts)
 

@@ -26,11 +26,11 @@ GRID_CELLS = 1 << 17    # cells of the lookup grid that finds a value's bin: ~8 
 
 class SortedSample:
     """Every value of the variable, sorted; ``paired`` (antithetic runs) keeps the path order too,
-    for standard errors from pair averages."""
+    for standard errors from pair averages. ``ordered``: the values already sorted (``sorted_rows``)."""
 
-    def __init__(self, values: np.ndarray, paired: bool = False):
+    def __init__(self, values: np.ndarray, paired: bool = False, ordered: np.ndarray | None = None):
         self.values = values if paired else None
-        self.sorted = np.sort(values)
+        self.sorted = np.sort(values) if ordered is None else ordered
         self.n = self.sorted.size
         self.total = float(np.sum(values))
         self.total_sq = float(np.sum(values * values))
@@ -115,7 +115,7 @@ def pilot_edges(values: np.ndarray) -> np.ndarray:
     A value that carries at least 1/BINS of the pilot (zero funding gaps, cash held exactly at the
     floor by the credit line) gets a bin of its own, [v, next float after v), so it is exact.
     """
-    edges = [_row_edges(row) for row in _sorted_rows(values)]
+    edges = [_row_edges(row) for row in sorted_rows(values)]
     width = max(e.size for e in edges)
     # Pad with +inf so every variable has the same number of edges; padded bins stay empty.
     return np.array([np.pad(e, (0, width - e.size), constant_values=np.inf) for e in edges])
@@ -133,9 +133,9 @@ def _row_edges(ordered: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True)
-def _sorted_rows(values):
+def sorted_rows(values):
     """Each row sorted (NaN last, as np.sort), rows in parallel: an LSD radix sort of the floats' bits, a
-    byte a pass, skipping the bytes all values share (~3x faster than np.sort here, 28 rows a run)."""
+    byte a pass, skipping the bytes all values share (28 rows of 10^6: 0.35 s, np.sort 2.0 s on this VM)."""
     n_rows, n = values.shape
     out = np.empty_like(values)
     sign = np.int64(-9223372036854775808)
