@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import numba
+import pandas as pd
 import pyarrow as pa
 
 from .config import Config
@@ -230,18 +231,23 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
             **({"cluster": cluster} if cluster else {}),
         },
     }
-    # The parts this process writes: from the rows it holds (every block but those the tasks wrote).
-    tables = {}
-    for index in range(part_count(n_kept)):
-        if index not in sim.parts:
-            rows = slice(index * BLOCK_PATHS, min(n_kept, (index + 1) * BLOCK_PATHS))
-            tables[index] = paths_table(config, sim.inputs.spy, sim.params, sim.theta[rows], sim.annual[rows],
-                                        sim.scalars[rows], first_id=rows.start)
+    # The parts this process writes: from the rows it holds (every block but those the tasks wrote), one
+    # table at a time; as one DataFrame only when the Results' paths are read.
+    local = [index for index in range(part_count(n_kept)) if index not in sim.parts]
+
+    def part_table(index: int) -> pa.Table:
+        rows = slice(index * BLOCK_PATHS, min(n_kept, (index + 1) * BLOCK_PATHS))
+        return paths_table(config, sim.inputs.spy, sim.params, sim.theta[rows], sim.annual[rows], sim.scalars[rows],
+                           first_id=rows.start)
+
+    def local_paths() -> pd.DataFrame:
+        return pa.concat_tables([part_table(index) for index in local]).to_pandas()
+
     if out is None:
-        return Results(pa.concat_tables(list(tables.values())).to_pandas(), summary, by_year, metadata)
+        return Results(local_paths, summary, by_year, metadata)
     try:
         identity = run_identity(config, seed)
-        parts = {part_name(i): write_parquet(out / part_name(i), t, identity) for i, t in tables.items()}
+        parts = {part_name(i): write_parquet(out / part_name(i), part_table(i), identity) for i in local}
         parts.update({part_name(i): entry for i, entry in sim.parts.items()})
         # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
         by_step = by_step_frame(config, config.simulation.steps_per_year,
@@ -251,6 +257,5 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         remove_folder_contents(out)
         raise
     (out / RESUME_DIR).remove_tree()
-    # Parts the tasks wrote are read back; the others are still at hand.
-    paths = read_paths(out, verify=False) if sim.parts else pa.concat_tables(list(tables.values())).to_pandas()
-    return Results(paths, summary, by_year, metadata)
+    # Parts the tasks wrote are read back now; the others are still at hand.
+    return Results(read_paths(out, verify=False) if sim.parts else local_paths, summary, by_year, metadata)
