@@ -240,10 +240,12 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
             hi = min(lo + chunk_size, n_paths)
             if precise_enough is not None:
                 hi = min(hi, (lo // CHECK_EVERY + 1) * CHECK_EVERY)
-            theta, annual, scalars = (b[:hi - lo] for b in buffers)
+            kept = hi <= n_keep  # every row of the chunk is kept: the kernel writes them in place
+            theta, annual, scalars = ((a[lo:hi] for a in (state.theta, state.annual, state.scalars)) if kept
+                                      else (b[:hi - lo] for b in buffers))
             kernel.simulate_block(np.uint64(seed), lo, *args, theta, annual, scalars)
             check_invariants(theta, annual, scalars, initial_cash, lo)
-            if lo < n_keep:
+            if lo < n_keep and not kept:
                 for dst, src in zip((state.theta, state.annual, state.scalars), (theta, annual, scalars)):
                     dst[lo:min(hi, n_keep)] = src[:min(hi, n_keep) - lo]
             for k, v in event_counts(config, inputs.spy, annual, scalars).items():

@@ -207,13 +207,13 @@ def max_rank_error(samples: dict) -> float:
 
 def first_shortfall_dates(config, spy: int, steps: np.ndarray) -> pa.Array:
     """Last day of the first step in shortfall (null when none)."""
-    start = dt.date(config.simulation.start_year, 1, 1)
-    ends = {}
-    for k in np.unique(steps[steps >= 0]).astype(int):
-        year, part = divmod(int(k) + 1, spy)
-        ends[k] = dt.date(start.year + year, 1 + 12 * part // spy, 1) - dt.timedelta(days=1)
-    days = np.array([(ends[int(k)] - dt.date(1970, 1, 1)).days if k >= 0 else 0 for k in steps], dtype=np.int32)
-    return pa.array(days, type=pa.date32(), mask=steps < 0)
+    start = config.simulation.start_year
+    n_steps = len(config.years) * spy
+    # The last day of each step (the day before the next one starts) in days since 1970-01-01, looked up per path.
+    next_starts = [dt.date(start + (k + 1) // spy, 1 + 12 * ((k + 1) % spy) // spy, 1) for k in range(n_steps)]
+    ends = np.array([(d - dt.timedelta(days=1) - dt.date(1970, 1, 1)).days for d in next_starts], dtype=np.int32)
+    shortfall = steps >= 0
+    return pa.array(ends[np.where(shortfall, steps, 0).astype(np.int64)], type=pa.date32(), mask=~shortfall)
 
 
 def paths_table(config, spy: int, params: list[str], theta: np.ndarray, annual: np.ndarray, scalars: np.ndarray,
