@@ -184,7 +184,7 @@ def tail_rows() -> list[tuple[str, float, float]]:
         shape = (1, edges.shape[1] + 1)
         acc = (np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape), np.full(shape, np.inf), np.full(shape, -np.inf))
         grids = [lookup_grids(edges, axes) for axes in (lookup_grids(edges)[0], uniform)]
-        times = [best_ns(lambda: _bin_rows(values, edges, *grid, *acc), 3) for grid in grids]
+        times = [best_ns(lambda: _bin_rows(values, edges, *grid, *acc), 7) for grid in grids]
         rows.append((name, *times))
     return rows
 
