@@ -162,22 +162,20 @@ print(json.dumps({"n": n, "threads": threads, "seconds": seconds, "peak_rss_mib"
 KEPT_SNIPPET = """
 import sys, time, json, tempfile
 from pathlib import Path
-from simulator import load_config, run
-n = int(sys.argv[1])
-cfg = load_config()
+from simulator.cli import main
 with tempfile.TemporaryDirectory() as tmp:
-    run(cfg, 1000, 1, Path(tmp) / "warm-up")
+    main(["run", "-q", "--paths", "1000", "--out", str(Path(tmp) / "warm-up")], standalone_mode=False)
     start = time.perf_counter()
-    run(cfg, n, 7, Path(tmp) / "run")  # every row kept (the default up to 10^6 paths), files written
+    main(["run", "-q", "--paths", sys.argv[1], "--out", str(Path(tmp) / "run")], standalone_mode=False)
     seconds = time.perf_counter() - start
     size = sum(f.stat().st_size for f in (Path(tmp) / "run").rglob("*") if f.is_file())
 peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({"n": n, "seconds": seconds, "peak_rss_mib": peak / 1024, "files_mib": size / 2**20}))
+print(json.dumps({"n": int(sys.argv[1]), "seconds": seconds, "peak_rss_mib": peak / 1024, "files_mib": size / 2**20}))
 """
 
 
 def kept_rows_run(n: int) -> dict:
-    """``simulator.run`` of ``n`` paths keeping every row, files written, in a fresh process."""
+    """``simulator run --paths n`` (every row kept, files written) in a fresh process, after a warm-up run."""
     out = subprocess.run([sys.executable, "-c", KEPT_SNIPPET, str(n)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -298,9 +296,10 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, kept: dict, vrf: 
         lines.append(f"| {r['n']:,} | {r['threads']} | {r['seconds']:.2f} | {r['n'] / r['seconds']:,.0f} | "
                      f"{r['peak_rss_mib']:,.0f} |")
     lines += ["", "## A run that keeps every row (the default up to 1,000,000 paths)", "",
-              f"`simulator.run` of {kept['n']:,} paths, all threads, in a fresh process after a warm-up run: "
-              f"{kept['seconds']:.2f} s ({kept['n'] / kept['seconds']:,.0f} paths/s) for the simulation, the exact "
-              f"summaries and {kept['files_mib']:,.0f} MiB of Parquet written; peak RSS {kept['peak_rss_mib']:,.0f} MiB.",
+              f"`simulator run --paths {kept['n']}`, all threads, in a fresh process after a warm-up run (so without "
+              f"the start-up): {kept['seconds']:.2f} s ({kept['n'] / kept['seconds']:,.0f} paths/s) for the "
+              f"simulation, the exact summaries and {kept['files_mib']:,.0f} MiB of Parquet written; peak RSS "
+              f"{kept['peak_rss_mib']:,.0f} MiB.",
               "", "## Start-up of `python -m simulator run --paths 100000`", "",
               f"Cold (empty numba cache, compiles the kernels): {start['cold']:.1f} s. "
               f"Warm (median of 3): {start['warm']:.2f} s.", "",

@@ -39,6 +39,23 @@ def test_version():
     assert result.exit_code == 0 and simulator.__version__ in result.output
 
 
+@pytest.mark.parametrize("env, huge", [({}, False), ({"NUMPY_MADVISE_HUGEPAGE": "1"}, True)])
+def test_commands_put_new_arrays_on_ordinary_pages(monkeypatch, env, huge):
+    """The command line turns off numpy's huge-page advice (slow first writes on many Linux machines)
+    unless NUMPY_MADVISE_HUGEPAGE says otherwise."""
+    switch = pytest.importorskip("numpy._core.multiarray")._set_madvise_hugepage
+    for key in ("NUMPY_MADVISE_HUGEPAGE", *env):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    before = switch(True)
+    try:
+        assert CliRunner().invoke(main, ["validate", str(simulator.config.DEFAULT_CONFIG)]).exit_code == 0
+        assert switch(before) is huge
+    finally:
+        switch(before)
+
+
 def test_run_prints_headline_figures_with_intervals(finished_run):
     out, output = finished_run
     assert "p_fcf_positive_2030" in output and "95% interval" in output
