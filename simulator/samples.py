@@ -115,21 +115,75 @@ def pilot_edges(values: np.ndarray) -> np.ndarray:
     A value that carries at least 1/BINS of the pilot (zero funding gaps, cash held exactly at the
     floor by the credit line) gets a bin of its own, [v, next float after v), so it is exact.
     """
-    edges = [_row_edges(row) for row in sorted_rows(values)]
-    width = max(e.size for e in edges)
-    # Pad with +inf so every variable has the same number of edges; padded bins stay empty.
-    return np.array([np.pad(e, (0, width - e.size), constant_values=np.inf) for e in edges])
+    edges, sizes = _pilot_rows(sorted_rows(values))
+    return np.ascontiguousarray(edges[:, :sizes.max()])  # rows padded with +inf to the widest: empty bins
 
 
-def _row_edges(ordered: np.ndarray) -> np.ndarray:
-    """Edges of one sorted row: as np.unique would find its distinct values (NaNs as one)."""
-    new = np.ones(ordered.size, bool)
-    new[1:] = (ordered[1:] != ordered[:-1]) & ~(np.isnan(ordered[1:]) & np.isnan(ordered[:-1]))
-    starts = np.flatnonzero(new)
-    distinct, counts = ordered[starts], np.diff(np.append(starts, ordered.size))
-    step = max(1, math.ceil(distinct.size / BINS))
-    atoms = distinct[counts * BINS >= ordered.size]
-    return np.unique(np.concatenate([distinct[step::step], atoms, np.nextafter(atoms, np.inf)]))
+@njit(parallel=True, cache=True)
+def _pilot_rows(ordered):
+    """pilot_edges of sorted rows, rows in parallel: the edges padded with +inf, and each row's count. Two
+    passes, so that no array is much larger than the edges (on the benchmark VM a page fault costs ~2-8 us)."""
+    n_rows, n = ordered.shape
+    distinct, atoms = np.empty(n_rows, np.int64), np.empty(n_rows, np.int64)
+    for r in prange(n_rows):
+        distinct[r], atoms[r] = _runs(ordered[r])
+    step = np.maximum(1, -(-distinct // BINS))
+    picked_max = distinct // step + 2 * atoms  # edges before repeats are dropped
+    edges = np.full((n_rows, picked_max.max()), np.inf)
+    sizes = np.empty(n_rows, np.int64)
+    for r in prange(n_rows):
+        sizes[r] = _row_edges(ordered[r], step[r], picked_max[r], edges[r])
+    return edges, sizes
+
+
+@njit(inline="always", cache=True)
+def _starts_run(ordered, i):
+    """Whether ordered[i] differs from the value before it (NaNs are one value)."""
+    x, before = ordered[i], ordered[i - 1]
+    return i == 0 or (x != before and not (x != x and before != before))
+
+
+@njit(cache=True)
+def _runs(ordered):
+    """Distinct values of a sorted row, and how many of them are atoms (at least 1/BINS of the row)."""
+    n = ordered.size
+    distinct = atoms = 0
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or _starts_run(ordered, i):
+            distinct += 1
+            atoms += (i - start) * BINS >= n
+            start = i
+    return distinct, atoms
+
+
+@njit(cache=True)
+def _row_edges(ordered, step, picked_max, out):
+    """Edges of one sorted row into ``out``; returns how many. As np.unique would find them: every
+    ``step``-th distinct value (the first of equals), each atom and the next float after it, in order
+    without repeats (NaNs as one)."""
+    n = ordered.size
+    picked = np.empty(picked_max)
+    m = k = start = 0
+    for i in range(1, n + 1):
+        if i == n or _starts_run(ordered, i):  # the run of distinct value k is ordered[start:i]
+            if k % step == 0 and k > 0:
+                picked[m] = ordered[start]
+                m += 1
+            if (i - start) * BINS >= n:
+                picked[m] = ordered[start]
+                picked[m + 1] = np.nextafter(ordered[start], np.inf)
+                m += 2
+            k += 1
+            start = i
+    picked = np.sort(picked[:m])  # NaN last, as numpy's
+    size = 0
+    for i in range(m):
+        x = picked[i]
+        if size == 0 or (x != out[size - 1] and not (x != x and out[size - 1] != out[size - 1])):
+            out[size] = x
+            size += 1
+    return size
 
 
 @njit(parallel=True, cache=True)
@@ -274,19 +328,28 @@ def lookup_grids(edges: np.ndarray, axes: np.ndarray | None = None):
     cell that are <= it. Most cells hold at most one edge, so one comparison settles it.
 
     ``axes`` given (from an earlier call with these edges) skips their search."""
-    n_vars = edges.shape[0]
     search = axes is None
-    axes = np.zeros((n_vars, 4)) if search else axes
+    axes = np.zeros((edges.shape[0], 4)) if search else np.array(axes)  # a copy: Dask's may be read-only
     # 16-bit bin numbers (pilot_edges gives at most 3 * BINS edges): a smaller cache footprint.
-    grid = np.zeros((n_vars, GRID_CELLS + 1), np.uint16)
-    for v, e in enumerate(edges):
-        finite = e[np.isfinite(e)]
+    grid = np.zeros((edges.shape[0], GRID_CELLS + 1), np.uint16)
+    _fill_grids(edges, axes, search, _SCALE_EXPONENTS, grid)
+    return axes, grid
+
+
+@njit(parallel=True, cache=True)
+def _fill_grids(edges, axes, search, exponents, grid):
+    """lookup_grids' work, variables in parallel."""
+    for v in prange(edges.shape[0]):
+        finite = edges[v][np.isfinite(edges[v])]
         if search and finite.size >= 2 and finite[-1] > finite[0]:  # else scale 0: every value is in cell 0
             # Centred on 0 (suits a positive skewed variable) or on the median (a tail far from 0).
-            axes[v] = min((_best_axis(finite, centre, _SCALE_EXPONENTS + math.frexp(np.max(np.abs(finite - centre)))[1])
-                           for centre in (0.0, finite[finite.size // 2])), key=lambda found: found[1])[0]
-        _fill_grid(e, axes[v], grid[v])
-    return axes, grid
+            fewest = -1
+            for centre in (0.0, finite[finite.size // 2]):
+                axis, crowded = _best_axis(finite, centre, exponents + math.frexp(np.max(np.abs(finite - centre)))[1])
+                if fewest < 0 or crowded < fewest:
+                    axes[v, :] = axis
+                    fewest = crowded
+        _fill_grid(edges[v], axes[v], grid[v])
 
 
 # The key's scale c: inf (the grid is linear in the value), or 2^k for every other k from the binade of the
@@ -317,14 +380,14 @@ def grid_cell(x, axis, top):
     return np.int64(pos if pos < top else top) if pos > 0.0 else 0
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _best_axis(finite, centre, exponents):
     """lookup_grids' axis for sorted finite edges and a centre: the key's scale, inf or 2^k for k in
     ``exponents``, that leaves the fewest edges in cells of several (the first of equals); and that count."""
     crowded = np.empty(exponents.size + 1, np.int64)
     axes = np.empty((exponents.size + 1, 4))
     cells = GRID_CELLS // AXIS_STRIDE
-    for t in prange(exponents.size + 1):
+    for t in range(exponents.size + 1):
         axis = axes[t]
         axis[0], axis[1], axis[2], axis[3] = centre, math.ldexp(1.0, exponents[t - 1]) if t else math.inf, 0.0, 1.0
         lo, hi = grid_key(finite[0], axis), grid_key(finite[-1], axis)
