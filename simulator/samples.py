@@ -138,9 +138,9 @@ def _pilot_rows(ordered):
 
 @njit(inline="always", cache=True)
 def _starts_run(ordered, i):
-    """Whether ordered[i] differs from the value before it (NaNs are one value)."""
+    """Whether ordered[i] (i >= 1) differs from the value before it (NaNs are one value)."""
     x, before = ordered[i], ordered[i - 1]
-    return i == 0 or (x != before and not (x != x and before != before))
+    return x != before and not (x != x and before != before)
 
 
 @njit(cache=True)
