@@ -20,6 +20,7 @@ import numpy as np
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 # The lane loops of ``simulate_tile`` read and write many rows of a few arrays; LLVM vectorises a loop
@@ -280,6 +281,22 @@ def float_as_bits(typingctx, x):
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.IntType(64))
     return types.int64(types.float64), codegen
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """Ask the CPU to bring ``array[index]`` (1-d, any index: a prefetch never faults) into its caches, for a
+    loop bound by the latency of random reads it can foresee."""
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        item = builder.gep(ary.data, [args[1]])
+        byte_ptr = ir.IntType(8).as_pointer()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr] + [ir.IntType(32)] * 3),
+                                            "llvm.prefetch.p0")
+        read, keep, data = (ir.Constant(ir.IntType(32), k) for k in (0, 3, 1))
+        builder.call(fn, [builder.bitcast(item, byte_ptr), read, keep, data])
+        return context.get_dummy_value()
+    return types.void(array, index), codegen
 
 
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 in two parts (Cody-Waite)

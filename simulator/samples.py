@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .kernel import bits_as_float, float_as_bits
+from .kernel import bits_as_float, float_as_bits, prefetch
 
 PILOT_PATHS = 1 << 17   # path ids 0 .. PILOT_PATHS - 1 fix the bin edges
 BINS = 1 << 14          # bins per variable: ~6e-5 of the paths each
@@ -422,11 +422,17 @@ def _fill_grid(e, axis, grid):
 
 @njit(inline="always", cache=True)
 def find_bin(e, axis, grid, x):
-    """np.searchsorted(e, x, side="right"), without a data-dependent branch in the common case: the
-    count at x's grid cell, plus one if the cell holds one edge and it is <= x. Only a cell of several
-    edges (rare: there are ~8 cells a bin) or x = +inf needs a scan; NaN sorts last, as in numpy."""
+    """np.searchsorted(e, x, side="right"), without a data-dependent branch in the common case (see
+    :func:`bin_in_cell`)."""
+    return bin_in_cell(e, grid, grid_cell(x, axis, grid.shape[0] - 2.0), x)
+
+
+@njit(inline="always", cache=True)
+def bin_in_cell(e, grid, g, x):
+    """:func:`find_bin` of x in its grid cell g: the count at the cell, plus one if the cell holds one edge
+    and it is <= x. Only a cell of several edges (rare: there are ~8 cells a bin) or x = +inf needs a scan;
+    NaN sorts last, as in numpy."""
     n = e.shape[0]
-    g = grid_cell(x, axis, grid.shape[0] - 2.0)
     b = np.int64(grid[g])
     in_cell = np.int64(grid[g + 1]) - b
     b += (in_cell > 0) & (e[b if b < n else n - 1] <= x)
@@ -438,16 +444,28 @@ def find_bin(e, axis, grid, x):
     return b
 
 
+# Finding bins is bound by the latency of two dependent random reads, the grid's count at a value's cell
+# and then an edge. The loop asks ahead for the count of the value GRID_AHEAD places on and for the edge
+# of the one EDGE_AHEAD places on (whose count has arrived by then): 7.5 -> 3.8 ns a value on this VM.
+GRID_AHEAD, EDGE_AHEAD = 96, 24
+
+
 @njit(parallel=True, cache=True)
 def _bin_rows(values, edges, axes, grid, counts, sums, sums_sq, mins, maxs):
     """Add each row of ``values`` (one variable) to its histogram; variables in parallel, paths in order.
-    The bins are found first, then added: two loops with fewer misses in flight than one."""
+    The cells are found first (SIMD), then the bins (reading ahead), then the bins are added: loops with
+    fewer misses in flight than one."""
     n_vars, n = values.shape
     for v in prange(n_vars):
-        e = edges[v]
-        bins = np.empty(n, np.int32)
+        e, g_v, axis = edges[v], grid[v], axes[v]
+        top = g_v.shape[0] - 2.0
+        bins = np.zeros(n + GRID_AHEAD, np.int32)  # each value's cell, then its bin; cell 0 past the end
         for i in range(n):
-            bins[i] = find_bin(e, axes[v], grid[v], values[v, i])
+            bins[i] = grid_cell(values[v, i], axis, top)
+        for i in range(n):
+            prefetch(g_v, bins[i + GRID_AHEAD])
+            prefetch(e, min(np.int64(g_v[bins[i + EDGE_AHEAD]]), e.shape[0] - 1))
+            bins[i] = bin_in_cell(e, g_v, bins[i], values[v, i])
         for i in range(n):
             x, b = values[v, i], bins[i]
             counts[v, b] += 1

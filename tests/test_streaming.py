@@ -90,7 +90,7 @@ def test_bad_keep_value():
 def test_find_bin_agrees_with_searchsorted(rng):
     from numba import njit
 
-    from simulator.samples import find_bin, lookup_grids, pilot_edges
+    from simulator.samples import block_histograms, find_bin, lookup_grids, pilot_edges
 
     @njit
     def bins(e, axis, grid, xs):
@@ -109,7 +109,12 @@ def test_find_bin_agrees_with_searchsorted(rng):
     for v, col in enumerate(columns):
         xs = np.concatenate([rng.choice(col, 20_000), edges[v][np.isfinite(edges[v])], rng.normal(0, 10, 1000),
                              [-1e300, 1e300, np.inf, -np.inf, np.nan]])
-        assert np.array_equal(bins(edges[v], axes[v], grid[v], xs), np.searchsorted(edges[v], xs, side="right"))
+        expected = np.searchsorted(edges[v], xs, side="right")
+        assert np.array_equal(bins(edges[v], axes[v], grid[v], xs), expected)
+        # The histograms' loop (cells first, reads ahead), on a long row and one shorter than its look-ahead.
+        for k in (xs.size, 5):
+            counts = block_histograms(edges[v:v + 1], axes[v:v + 1], xs[None, :k])[0][0]
+            assert np.array_equal(counts, np.bincount(expected[:k], minlength=counts.size))
 
 
 def test_grid_follows_heavy_tails(rng):
