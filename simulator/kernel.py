@@ -285,8 +285,11 @@ def float_as_bits(typingctx, x):
 
 @intrinsic
 def prefetch(typingctx, array, index):
-    """Ask the CPU to bring ``array[index]`` (1-d, any index: a prefetch never faults) into its caches, for a
-    loop bound by the latency of random reads it can foresee."""
+    """Ask the CPU to bring ``array[index]`` (a contiguous 1-d array, any index: a prefetch never faults) into
+    its caches, for a loop bound by the latency of random reads it can foresee."""
+    if not (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"):
+        return None
+
     def codegen(context, builder, signature, args):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
         item = builder.gep(ary.data, [args[1]])
