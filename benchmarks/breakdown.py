@@ -171,11 +171,13 @@ def elementary_rows() -> list[tuple[str, float]]:
 
 def tail_rows() -> list[tuple[str, float, float]]:
     """Binning a value (ns) on the lookup grid lookup_grids chooses and on one uniform in the value, for
-    variables from light- to heavy-tailed: (variable, adaptive, uniform)."""
+    variables from light- to heavy-tailed and one with far outliers: (variable, adaptive, uniform)."""
     rng = np.random.default_rng(1)
     draws = {"normal": lambda n: rng.normal(0, 1, n), "lognormal, sigma 1": lambda n: rng.lognormal(0, 1, n),
              "lognormal, sigma 2": lambda n: rng.lognormal(0, 2, n), "lognormal, sigma 3": lambda n: rng.lognormal(0, 3, n),
-             "-Pareto, alpha 0.8": lambda n: -rng.pareto(0.8, n)}
+             "-Pareto, alpha 0.8": lambda n: -rng.pareto(0.8, n),
+             "lognormal, sigma 1, 1 in 5,000 up to 1e30": lambda n: np.where(rng.random(n) < 2e-4, 1e30 * rng.random(n),
+                                                                           rng.lognormal(0, 1, n))}
     rows = []
     for name, draw in draws.items():
         edges, values = pilot_edges(draw(PILOT_PATHS)[None]), draw(N)[None]

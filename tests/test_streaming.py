@@ -103,7 +103,8 @@ def test_find_bin_agrees_with_searchsorted(rng):
     columns = [rng.lognormal(0, 1, n), np.where(rng.random(n) < 0.8, 0.0, rng.exponential(5, n)),
                np.round(rng.normal(0, 1, n), 2), np.full(n, 3.0), rng.pareto(1.5, n),
                np.where(rng.random(n) < 0.01, rng.choice([-np.inf, np.inf], n), rng.normal(0, 1, n)),
-               rng.lognormal(0, 3, n), 5.0 + 1e-3 * rng.standard_t(1.2, n), -rng.pareto(0.8, n)]
+               rng.lognormal(0, 3, n), 5.0 + 1e-3 * rng.standard_t(1.2, n), -rng.pareto(0.8, n),
+               np.where(rng.random(n) < 2e-4, rng.choice([-1e300, 1e30], n), rng.lognormal(0, 1, n))]
     edges = pilot_edges(np.array(columns))
     axes, grid = lookup_grids(edges)
     for v, col in enumerate(columns):
@@ -119,14 +120,18 @@ def test_find_bin_agrees_with_searchsorted(rng):
 
 def test_grid_follows_heavy_tails(rng):
     """The lookup grid's key adapts to each variable: on a grid uniform in the value, most values of these
-    heavy-tailed columns fall in cells of several edges (which find_bin must scan); here few do, and a
-    plain normal column keeps the grid linear in the value. (An atom is not covered: the search sees the
-    edges, not how many values sit on one.)"""
+    heavy-tailed columns, or of columns with a few far outliers, fall in cells of several edges (which
+    find_bin must scan); here few do, and a plain normal column keeps the grid linear in the value. (Many
+    values on one atom are not covered: the search sees the edges, not how many values sit on one.)"""
     from simulator.samples import grid_cell, lookup_grids, pilot_edges
 
     n = 100_000
+    far_outliers = rng.lognormal(0, 1, n)
+    far_outliers[:20] = 1e30 * rng.random(20)  # they used to leave the bulk in one cell
+    inf_atom = rng.lognormal(0, 1, n)
+    inf_atom[:20] = -np.inf  # an atom: its bin's upper edge is the finite -1.8e308
     columns = np.array([rng.lognormal(0, 3, n), 5.0 + 1e-3 * rng.standard_t(1.2, n), -rng.pareto(0.8, n),
-                        10 * rng.standard_t(1.5, n), rng.normal(0, 1, n)])
+                        10 * rng.standard_t(1.5, n), far_outliers, inf_atom, rng.normal(0, 1, n)])
     edges = pilot_edges(columns)
     axes, grid = lookup_grids(edges)
     for v, col in enumerate(columns):
