@@ -294,8 +294,8 @@ def prefetch(typingctx, array, index):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
         item = builder.gep(ary.data, [args[1]])
         byte_ptr = ir.IntType(8).as_pointer()
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr] + [ir.IntType(32)] * 3),
-                                            "llvm.prefetch.p0")
+        signature_ir = ir.FunctionType(ir.VoidType(), [byte_ptr] + [ir.IntType(32)] * 3)
+        fn = cgutils.get_or_insert_function(builder.module, signature_ir, "llvm.prefetch.p0")
         read, keep, data = (ir.Constant(ir.IntType(32), k) for k in (0, 3, 1))
         builder.call(fn, [builder.bitcast(item, byte_ptr), read, keep, data])
         return context.get_dummy_value()

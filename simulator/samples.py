@@ -362,9 +362,9 @@ def _fill_grids(edges, axes, search, exponents, grid):
 
 
 # The key's scale c: inf (the grid is linear in the value), or 2^k for every other k from the binade of the
-# largest |edge - centre| on the grid down to 60 binades below it. lookup_grids keeps the one that leaves the fewest edges
-# sharing a cell, counted on every AXIS_STRIDE-th edge and a grid that many times coarser (the same crowding,
-# found faster).
+# largest |edge - centre| on the grid down to 60 binades below it. lookup_grids keeps the one that leaves the
+# fewest edges sharing a cell, counted on every AXIS_STRIDE-th edge and a grid that many times coarser (the
+# same crowding, found faster).
 _SCALE_EXPONENTS = np.arange(0, -61, -2)
 AXIS_STRIDE = 8
 
