@@ -68,6 +68,7 @@ def floor_kernel():
         for t in prange(n_tiles):
             first, m = t * lanes, min(lanes, n - t * lanes)
             states, bits = np.empty(lanes, np.uint64), np.empty(lanes, np.uint64)
+            listed = np.empty(lanes, np.int64)
             signs, u, acc = np.ones(lanes), np.empty(lanes), np.zeros(lanes)
             eps = np.empty((shocks, lanes))
             for i in range(m):
@@ -81,7 +82,7 @@ def floor_kernel():
                 states[i] = state
             for _ in range(steps):
                 for c in range(shocks):
-                    kernel.normals_lanes(states, bits, signs, eps, c, m)
+                    kernel.normals_lanes(states, bits, listed, signs, eps, c, m)
                     for i in range(m):
                         acc[i] += eps[c, i]
                 for _ in range(3):

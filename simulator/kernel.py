@@ -21,6 +21,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
+from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
 # The lane loops of ``simulate_tile`` read and write many rows of a few arrays; LLVM vectorises a loop
@@ -160,10 +161,32 @@ def normal_rejected(state, bits):
 
 
 @njit(inline="always", **_jit)
-def normals_lanes(states, bits, signs, out, row, m):
+def list_lanes(flags, m, listed):
+    """Write the lanes i < m whose ``flags[i]`` is nonzero to ``listed[0 .. n - 1]``, in order; return n.
+    A SIMD loop makes a bit mask of 64 lanes at a time and only its set bits are visited: for the rare
+    lanes (rejections, events, raises) a branch on every lane cost more than their own work. ``flags``
+    has LANES entries: the mask loop reads all 64 of its lanes (a constant trip count vectorises
+    better) and drops those from m on."""
+    n = 0
+    for w in range(0, m, 64):
+        block = flags[w:w + 64]  # indices from range(64): numba adds no negative-index select, LLVM vectorises
+        mask = np.uint64(0)
+        for i in range(64):
+            mask |= np.uint64(block[i] != 0) << np.uint64(i)
+        if m - w < 64:
+            mask &= (np.uint64(1) << np.uint64(m - w)) - np.uint64(1)
+        while mask != np.uint64(0):
+            listed[n] = w + trailing_zeros(mask)
+            n += 1
+            mask &= mask - np.uint64(1)
+    return n
+
+
+@njit(inline="always", **_jit)
+def normals_lanes(states, bits, listed, signs, out, row, m):
     """out[row, i] = the next standard normal of lane i's stream, times ``signs[i]``, for i < m: the
-    ziggurat's first try in a SIMD loop, the ~1% of rejected candidates finished lane by lane. Each
-    lane's stream advances exactly as ``next_normal`` advances it."""
+    ziggurat's first try in a SIMD loop, the ~1.5% of rejected candidates finished lane by lane
+    (``listed``: scratch of m ints). Each lane's stream advances exactly as ``next_normal`` advances it."""
     for i in range(m):
         state = states[i] + GOLDEN
         b = mix64(state)
@@ -171,10 +194,10 @@ def normals_lanes(states, bits, signs, out, row, m):
         states[i] = state
         bits[i] = b if x >= ZIG_X[layer + 1] else np.uint64(0)  # 0: accepted
         out[row, i] = sign * x * signs[i]
-    for i in range(m):
-        if bits[i] != np.uint64(0):
-            states[i], z = normal_rejected(states[i], bits[i])
-            out[row, i] = z * signs[i]
+    for k in range(list_lanes(bits, m, listed)):
+        i = listed[k]
+        states[i], z = normal_rejected(states[i], bits[i])
+        out[row, i] = z * signs[i]
 
 
 @njit(inline="always", **_jit)
@@ -227,18 +250,18 @@ def poisson_count(u, mean, p_zero):
 
 
 @njit(inline="always", **_jit)
-def poisson_lanes(lane, u, mean, p_zero, count, when, m):
+def poisson_lanes(lane, listed, u, mean, p_zero, count, when, m):
     """``poisson_count`` of every lane: rows ``u``, ``mean`` and ``p_zero`` of ``lane`` in, ``count`` and
     ``when`` out. No event (u <= p_zero, most steps) in a SIMD loop, with poisson_count's arithmetic for
-    that case; the lanes with events lane by lane."""
+    that case; the lanes with events lane by lane (``listed``: scratch of m ints)."""
     for i in range(m):
         p = lane[p_zero, i]
         lane[count, i] = 0.0 if lane[u, i] <= p else -1.0  # -1: counted below
         lane[when, i] = lane[u, i] / p if p > 0.0 else 0.5
-    for i in range(m):
-        if lane[count, i] < 0.0:
-            k, lane[when, i] = poisson_count(lane[u, i], lane[mean, i], lane[p_zero, i])
-            lane[count, i] = k
+    for k in range(list_lanes(lane[count], m, listed)):
+        i = listed[k]
+        n_events, lane[when, i] = poisson_count(lane[u, i], lane[mean, i], lane[p_zero, i])
+        lane[count, i] = n_events
 
 
 @njit(inline="always", **_jit)
@@ -401,7 +424,7 @@ LANE_SCRATCH = 57
 def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
                   seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                  dense, states, bits, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u, ev_state,
+                  dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u, ev_state,
                   ev_paid, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + m - 1`` (m = ``theta_out.shape[0]`` <= LANES) together; fill
     ``theta_out`` (m, drawn parameters), ``annual`` (m, V, Y) and ``scalars`` (m, S), and, when
@@ -435,7 +458,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
 
     # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
     for d in range(n_drawn):
-        normals_lanes(states, bits, signs, z, d, m)
+        normals_lanes(states, bits, listed, signs, z, d, m)
     correlate_lanes(chol_param, chol_first, z, 0, zc, n_drawn, m)
     for k in range(n_par):
         d = drawn_slot[k]
@@ -552,17 +575,13 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         # The contingent raise's uniform is drawn every step, used or not, so two configs share every later
         # random number (common random numbers).
         for c in range(n_ch + n_seg):
-            normals_lanes(states, bits, signs, eps, c, m)
+            normals_lanes(states, bits, listed, signs, eps, c, m)
         uniforms_lanes(states, signs, lane[L_U_COMP], m)
         uniforms_lanes(states, signs, lane[L_U_SUPPLY], m)
         uniforms_lanes(states, signs, lane[L_U_RAISE], m)
-        poisson_lanes(lane, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
-        poisson_lanes(lane, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY, L_WHEN_SUPPLY, m)
-        n_shocked = 0  # the lanes with a competition shock, listed in row L_SHOCKED
-        for i in range(m):
-            if lane[L_N_COMP, i] > 0:
-                lane[L_SHOCKED, n_shocked] = i
-                n_shocked += 1
+        poisson_lanes(lane, listed, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
+        poisson_lanes(lane, listed, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY, L_WHEN_SUPPLY, m)
+        n_shocked = list_lanes(lane[L_N_COMP], m, lane[L_SHOCKED])  # the lanes with a competition shock
         for i in range(m):
             lane[L_LOG_RATIO0, i] = log_lanes(lane[L_RATIO0, i])
             lane[L_REV, i] = 0.0
@@ -603,8 +622,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                     growth = math.expm1(d)
                     lane[L_CONTRIB, i] = dt * seg[SG_RATE, s, i] * (growth / d) * lane[L_LIFT, i]
                     lane[L_R1, i] = seg[SG_RATE, s, i] * (1.0 + growth)
-            for listed in range(n_shocked):  # lanes with a competition shock this step: it lands at its time
-                i = int(lane[L_SHOCKED, listed])
+            for k_shocked in range(n_shocked):  # lanes with a competition shock this step: it lands at its time
+                i = int(lane[L_SHOCKED, k_shocked])
                 d = lane[L_D, i]
                 when = lane[L_WHEN_COMP, i]
                 jump = lane[L_N_COMP, i] * seg[SG_EXPOSURE, s, i] * lane[L_JUMP_COMP, i]
@@ -673,12 +692,12 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 continue
             for i in range(m):
                 lane[L_DUE, i] = 1.0 if (ev_state[e, i] == 0) & (ev_time[e, i] < t1) else 0.0
-            for i in range(m):  # the event closes, or fails, at its time: once a path
-                if lane[L_DUE, i] > 0.0:
-                    p = ev_prob[e]
-                    if ev_gamma[e] > 0.0:
-                        p *= min(1.0, lane[L_RATIO1, i] ** ev_gamma[e])
-                    ev_state[e, i] = 1 if ev_u[e, i] < p else 2
+            for listed_k in range(list_lanes(lane[L_DUE], m, listed)):  # the event closes, or fails, at its time
+                i = listed[listed_k]
+                p = ev_prob[e]
+                if ev_gamma[e] > 0.0:
+                    p *= min(1.0, lane[L_RATIO1, i] ** ev_gamma[e])
+                ev_state[e, i] = 1 if ev_u[e, i] < p else 2
             for tranche in range(ev_tranches[e]):  # then pays its tranches as they fall due
                 for i in range(m):
                     pay = ((ev_state[e, i] == 1) & (ev_paid[e, i] == tranche)
@@ -692,18 +711,18 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             may = ((lane[L_N_RAISES, i] < max_raises) & (t1 - lane[L_LAST_RAISE, i] >= theta[P_COOLDOWN, i] - 1e-9)
                    & (lane[L_CASH, i] < theta[P_MIN_CASH, i] + theta[P_LOOKAHEAD, i] * burn1))
             lane[L_DUE, i] = 1.0 if may else 0.0
-        for i in range(m):  # a yearly success probability, spread over the step
-            if lane[L_DUE, i] > 0.0:
-                logit = (theta[P_RAISE_A, i] + theta[P_RAISE_B, i] * math.log(lane[L_RATIO1, i])
-                         + theta[P_RAISE_C, i] * lane[L_MARKET, i])
-                p_year = 1.0 / (1.0 + math.exp(-logit))
-                p_step = 1.0 - (1.0 - p_year) ** dt
-                if lane[L_U_RAISE, i] < p_step:
-                    size = fmin(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i])
-                    lane[L_CASH, i] += size
-                    lane[L_RAISED_CONT, i] += size
-                    lane[L_N_RAISES, i] += 1.0
-                    lane[L_LAST_RAISE, i] = t1
+        for listed_k in range(list_lanes(lane[L_DUE], m, listed)):  # a yearly success probability, over the step
+            i = listed[listed_k]
+            logit = (theta[P_RAISE_A, i] + theta[P_RAISE_B, i] * math.log(lane[L_RATIO1, i])
+                     + theta[P_RAISE_C, i] * lane[L_MARKET, i])
+            p_year = 1.0 / (1.0 + math.exp(-logit))
+            p_step = 1.0 - (1.0 - p_year) ** dt
+            if lane[L_U_RAISE, i] < p_step:
+                size = fmin(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i])
+                lane[L_CASH, i] += size
+                lane[L_RAISED_CONT, i] += size
+                lane[L_N_RAISES, i] += 1.0
+                lane[L_LAST_RAISE, i] = t1
 
         for i in range(m):  # SIMD: credit line, shortfall
             cash = lane[L_CASH, i]
@@ -822,6 +841,7 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
     for b in prange(n_blocks):
         states = np.empty(LANES, np.uint64)
         bits = np.empty(LANES, np.uint64)
+        listed = np.empty(LANES, np.int64)
         theta = np.empty((n_par, LANES))
         dense = np.zeros(n_ch, np.int64)
         z = np.empty((n_drawn, LANES))
@@ -841,7 +861,7 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
             simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step,
                           chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level,
                           ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn,
-                          chol_shock, dense, states, bits, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u,
+                          chol_shock, dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, seg, lane, ring, ev_time, ev_u,
                           ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
 
 
