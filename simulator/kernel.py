@@ -270,12 +270,20 @@ def ramp_integral(d, a, b):
     return math.exp(d * a) * (b - a) * log_mean_factor(d * (b - a))
 
 
+SMALL_RANGE = 0.1  # exp_taylor is accurate for |w| below this
+
+
+@njit(inline="always", **_jit)
+def exp_taylor(w):
+    """exp(w) by its Taylor series to w^5: relative error < 2e-9 for |w| < SMALL_RANGE."""
+    return 1.0 + w * (1.0 + w * (0.5 + w * (1.0 / 6.0 + w * (1.0 / 24.0 + w * (1.0 / 120.0)))))
+
+
 @njit(inline="always", **_jit)
 def exp_small(w):
-    """exp(w): Taylor series to w^5 for |w| < 0.1 (relative error < 2e-9), ``exp_lanes`` otherwise.
-    Used for the bridge factor, whose argument is ~0.02."""
-    taylor = 1.0 + w * (1.0 + w * (0.5 + w * (1.0 / 6.0 + w * (1.0 / 24.0 + w * (1.0 / 120.0)))))
-    return taylor if abs(w) < 0.1 else exp_lanes(w)
+    """exp(w): ``exp_taylor`` for |w| < SMALL_RANGE, ``exp_lanes`` otherwise. Used for the bridge factor,
+    whose argument is ~0.02."""
+    return exp_taylor(w) if abs(w) < SMALL_RANGE else exp_lanes(w)
 
 
 @njit(inline="always", **_jit)
@@ -416,8 +424,8 @@ SEG_SCRATCH = 15
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS) = range(57)
-LANE_SCRATCH = 57
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE) = range(58)
+LANE_SCRATCH = 58
 
 
 @njit(**_jit)
@@ -603,7 +611,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                                                   lane[L_N_COMP, i], lane[L_WHEN_COMP, i], lane[L_JUMP_COMP, i])
                     lane[L_RUN_RATE1, i] += seg[SG_RATE, s, i]
                 continue
-            n_steep = 0
+            n_steep = n_wide = 0
             for i in range(m):  # SIMD: the step as if no competition shock
                 e0 = seg[SG_DECAY, s, i]
                 e1 = e0 * seg[SG_DECAY_STEP, s, i]
@@ -611,11 +619,19 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 d = seg[SG_DRIFT, s, i] + seg[SG_AMP_K, s, i] * (e0 - e1) + seg[SG_VOL, s, i] * epsc[s, i]
                 ramp = ramp_lanes(d)
                 n_steep += abs(d) >= RAMP_RANGE
+                w = bridge_exponent(seg, s, i, bridge[s, i])
+                n_wide += abs(w) >= SMALL_RANGE
                 r0 = seg[SG_RATE, s, i]
-                lane[L_LIFT, i] = revenue_lift(seg, s, i, e0, bridge[s, i])
+                lane[L_CURVE, i] = curve_lift(seg, s, i, e0)
+                lane[L_LIFT, i] = lane[L_CURVE, i] * exp_taylor(w)  # exp_small(w) but for the wide lanes
                 lane[L_D, i] = d
                 lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
                 lane[L_R1, i] = r0 * (1.0 + d * ramp)
+            for i in range(m if n_wide else 0):  # exp_small's other side, rare: as a select it cost every lane
+                w = bridge_exponent(seg, s, i, bridge[s, i])
+                if abs(w) >= SMALL_RANGE:
+                    lane[L_LIFT, i] = lane[L_CURVE, i] * exp_lanes(w)
+                    lane[L_CONTRIB, i] = dt * seg[SG_RATE, s, i] * ramp_lanes(lane[L_D, i]) * lane[L_LIFT, i]
             for i in range(m if n_steep else 0):  # growth beyond ramp_lanes' range (e^2 in a step): exactly
                 d = lane[L_D, i]
                 if abs(d) >= RAMP_RANGE:
@@ -774,12 +790,16 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
 
 
 @njit(inline="always", **_jit)
-def revenue_lift(seg, s, i, e0, bridge):
-    """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average. The bridge's
-    average over the step is N(0, s^2 tau / 12); the constant s^2 tau / 24 makes the factor's mean
-    exp(s^2 tau / 12), the mean of the integral of exp(bridge)."""
-    return (1.0 + seg[SG_CURV, s, i] * e0 * seg[SG_HALF_DECAY, s, i]) * exp_small(
-        seg[SG_BRIDGE_SD, s, i] * bridge + seg[SG_BRIDGE_MEAN, s, i])
+def curve_lift(seg, s, i, e0):
+    """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average: the factor."""
+    return 1.0 + seg[SG_CURV, s, i] * e0 * seg[SG_HALF_DECAY, s, i]
+
+
+@njit(inline="always", **_jit)
+def bridge_exponent(seg, s, i, bridge):
+    """The bridge's average over the step is N(0, s^2 tau / 12); the constant s^2 tau / 24 makes the
+    factor exp(this)'s mean exp(s^2 tau / 12), the mean of the integral of exp(bridge)."""
+    return seg[SG_BRIDGE_SD, s, i] * bridge + seg[SG_BRIDGE_MEAN, s, i]
 
 
 @njit(**_jit)
