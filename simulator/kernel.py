@@ -252,12 +252,10 @@ def poisson_count(u, mean, p_zero):
 @njit(inline="always", **_jit)
 def poisson_lanes(lane, listed, u, mean, p_zero, count, when, m):
     """``poisson_count`` of every lane: rows ``u``, ``mean`` and ``p_zero`` of ``lane`` in, ``count`` and
-    ``when`` out. No event (u <= p_zero, most steps) in a SIMD loop, with poisson_count's arithmetic for
-    that case; the lanes with events lane by lane (``listed``: scratch of m ints)."""
+    ``when`` out, ``when`` only where count > 0 (the model reads it nowhere else). No event (u <= p_zero,
+    most steps) in a SIMD loop; the lanes with events lane by lane (``listed``: scratch of m ints)."""
     for i in range(m):
-        p = lane[p_zero, i]
-        lane[count, i] = 0.0 if lane[u, i] <= p else -1.0  # -1: counted below
-        lane[when, i] = lane[u, i] / p if p > 0.0 else 0.5
+        lane[count, i] = 0.0 if lane[u, i] <= lane[p_zero, i] else -1.0  # -1: counted below
     for k in range(list_lanes(lane[count], m, listed)):
         i = listed[k]
         n_events, lane[when, i] = poisson_count(lane[u, i], lane[mean, i], lane[p_zero, i])
@@ -659,12 +657,12 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             lane[L_LN_P, i] = ln_p0 + lane[L_DRIFT_P, i] + lane[L_VOL_P, i] * epsc[n_seg, i]
             lane[L_MID_P, i] = 0.5 * (ln_p0 + lane[L_LN_P, i])
             lane[L_LEVEL, i] = price_level[k]  # dated shocks of the config
-        for i in range(m):  # SIMD: the step's average price, where a supply shock's jump applies after its time
-            shock = lane[L_N_SUPPLY, i] > 0
+        for listed_k in range(list_lanes(lane[L_N_SUPPLY], m, listed)):  # lanes with a supply shock: the
+            i = listed[listed_k]                                           # step's average price, jump at its time
             jump = lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
             when = lane[L_WHEN_SUPPLY, i]
-            lane[L_LEVEL, i] *= when + (1.0 - when) * exp_lanes(jump) if shock else 1.0
-            lane[L_LN_P, i] += jump if shock else 0.0
+            lane[L_LEVEL, i] *= when + (1.0 - when) * exp_lanes(jump)
+            lane[L_LN_P, i] += jump
         fixed_share = committed[y]
         plan_spend = dt * tc_plan[y]
         for i in range(m):  # SIMD: costs (§5) and cash flow (§6)
