@@ -213,12 +213,15 @@ def uniforms_lanes(states, signs, out, m):
 @njit(inline="always", **_jit)
 def correlate_lanes(chol, first, z, z0, out, n, m):
     """out[r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n, every lane at once; row r of the
-    lower-triangular ``chol`` is zero before column ``first[r]``."""
+    lower-triangular ``chol`` is zero before column ``first[r]``. Zero weights are skipped (most of a
+    shock matrix with independent channels): adding 0 * z to a sum that starts at +0 changes no bit."""
     for r in range(n):
         for i in range(m):
             out[r, i] = 0.0
         for c in range(first[r], r + 1):
             w = chol[r, c]
+            if w == 0.0:
+                continue
             for i in range(m):
                 out[r, i] += w * z[z0 + c, i]
 
