@@ -425,8 +425,8 @@ SEG_SCRATCH = 15
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE) = range(58)
-LANE_SCRATCH = 58
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE) = range(59)
+LANE_SCRATCH = 59
 
 
 @njit(**_jit)
@@ -621,18 +621,19 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 ramp = ramp_lanes(d)
                 n_steep += abs(d) >= RAMP_RANGE
                 w = bridge_exponent(seg, s, i, bridge[s, i])
-                n_wide += abs(w) >= SMALL_RANGE
+                wide = abs(w) >= SMALL_RANGE
+                n_wide += wide
+                lane[L_WIDE, i] = 1.0 if wide else 0.0
                 r0 = seg[SG_RATE, s, i]
                 lane[L_CURVE, i] = curve_lift(seg, s, i, e0)
                 lane[L_LIFT, i] = lane[L_CURVE, i] * exp_taylor(w)  # exp_small(w) but for the wide lanes
                 lane[L_D, i] = d
                 lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
                 lane[L_R1, i] = r0 * (1.0 + d * ramp)
-            for i in range(m if n_wide else 0):  # exp_small's other side, rare: as a select it cost every lane
-                w = bridge_exponent(seg, s, i, bridge[s, i])
-                if abs(w) >= SMALL_RANGE:
-                    lane[L_LIFT, i] = lane[L_CURVE, i] * exp_lanes(w)
-                    lane[L_CONTRIB, i] = dt * seg[SG_RATE, s, i] * ramp_lanes(lane[L_D, i]) * lane[L_LIFT, i]
+            for listed_k in range(list_lanes(lane[L_WIDE], m, listed) if n_wide else 0):  # exp_small's other
+                i = listed[listed_k]                       # side, rare: as a select it cost every lane
+                lane[L_LIFT, i] = lane[L_CURVE, i] * exp_lanes(bridge_exponent(seg, s, i, bridge[s, i]))
+                lane[L_CONTRIB, i] = dt * seg[SG_RATE, s, i] * ramp_lanes(lane[L_D, i]) * lane[L_LIFT, i]
             for i in range(m if n_steep else 0):  # growth beyond ramp_lanes' range (e^2 in a step): exactly
                 d = lane[L_D, i]
                 if abs(d) >= RAMP_RANGE:
