@@ -266,9 +266,15 @@ def poisson_lanes(lane, listed, u, mean, p_zero, count, when, m):
 
 
 @njit(inline="always", **_jit)
-def ramp_integral(d, a, b):
-    """Integral of exp(d s) for s from a to b."""
-    return math.exp(d * a) * (b - a) * log_mean_factor(d * (b - a))
+def shocked_ramp(d, when, jump):
+    """(average of exp over the step's chord when a jump lands at fraction ``when`` of the step, e^(d + jump)):
+    the integrals of exp(d s) over [0, when] and [when, 1] from two expm1, for the few lanes with a
+    competition shock (libm, three calls)."""
+    a, b = d * when, d * (1.0 - when)
+    grow_a, grow_b, lift = math.expm1(a), math.expm1(b), math.exp(jump)
+    first = when * (grow_a / a if abs(a) >= 1e-12 else 1.0 + 0.5 * a)
+    second = (1.0 - when) * (1.0 + grow_a) * (grow_b / b if abs(b) >= 1e-12 else 1.0 + 0.5 * b)
+    return first + lift * second, lift * (1.0 + grow_a) * (1.0 + grow_b)
 
 
 SMALL_RANGE = 0.1  # exp_taylor is accurate for |w| below this
@@ -277,7 +283,7 @@ SMALL_RANGE = 0.1  # exp_taylor is accurate for |w| below this
 @njit(inline="always", **_jit)
 def exp_taylor(w):
     """exp(w) by its Taylor series to w^5: relative error < 2e-9 for |w| < SMALL_RANGE."""
-    return 1.0 + w * (1.0 + w * (0.5 + w * (1.0 / 6.0 + w * (1.0 / 24.0 + w * (1.0 / 120.0)))))
+    return horner(w, _TAYLOR_SERIES)
 
 
 @njit(inline="always", **_jit)
@@ -334,6 +340,40 @@ def prefetch(typingctx, array, index):
     return types.void(array, index), codegen
 
 
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c with one rounding (IEEE fused multiply-add): the same bits on every machine, one
+    instruction where the CPU has FMA (x86-64 since 2013, every ARM64), a libm call elsewhere."""
+    if not all(isinstance(x, types.Float) for x in (a, b, c)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        f64 = ir.DoubleType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f64, [f64] * 3), "llvm.fma.f64")
+        return builder.call(fn, [context.cast(builder, v, t, types.float64) for v, t in zip(args, signature.args)])
+    return types.float64(a, b, c), codegen
+
+
+@njit(inline="always", **_jit)
+def horner(x, coefficients):
+    """The polynomial with ``coefficients`` (a tuple, highest power first) at x: Horner's rule in fused
+    multiply-adds, whose chain of dependent operations is half as long as multiplies and adds."""
+    p = coefficients[0]
+    for j in range(1, len(coefficients)):
+        p = fma(p, x, coefficients[j])
+    return p
+
+
+def _series(terms):
+    """Coefficients 1 / k! for k in ``terms``, highest power first (for ``horner``)."""
+    return tuple(1.0 / math.factorial(k) for k in sorted(terms, reverse=True))
+
+
+_EXP_SERIES = _series(range(12))            # e^r to r^11
+_RAMP_SERIES = _series(range(1, 16))        # (e^h - 1) / h to h^14
+_TAYLOR_SERIES = _series(range(6))          # e^w to w^5
+_ATANH_SERIES = tuple(1.0 / k for k in range(19, 0, -2))  # atanh(s) / s in s^2, to s^18
+
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 in two parts (Cody-Waite)
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: (x + _ROUND) - _ROUND rounds x to an integer
 
@@ -347,9 +387,7 @@ def exp_lanes(x):
     xc = min(max(x, -708.0), 709.0)
     k = (xc * 1.4426950408889634 + _ROUND) - _ROUND
     r = (xc - k * _LN2_HI) - k * _LN2_LO
-    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (
-        1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800)))))))))))
-    scaled = p * bits_as_float((np.int64(k) + 1023) << 52)
+    scaled = horner(r, _EXP_SERIES) * bits_as_float((np.int64(k) + 1023) << 52)
     return scaled if x <= 709.0 else math.inf
 
 
@@ -373,9 +411,7 @@ def log_lanes(x):
     m = 0.5 * m if high else m
     kf = float(k + 1 if high else k)
     s = (m - 1.0) / (m + 1.0)
-    s2 = s * s
-    series = 2.0 * s * (1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 * (
-        1.0 / 13 + s2 * (1.0 / 15 + s2 * (1.0 / 17 + s2 * (1.0 / 19))))))))))
+    series = 2.0 * s * horner(s * s, _ATANH_SERIES)
     r = kf * _LN2_HI + (series + kf * _LN2_LO)
     if x > 0.0 and x < math.inf:  # compiled to selects: both sides are computed anyway
         return r
@@ -391,20 +427,10 @@ def ramp_lanes(d):
     branches or a division: the Taylor series of (e^h - 1) / h at h = d / 4 to h^14 (remainder < 2e-18),
     then twice f(2h) = f(h) (1 + h f(h) / 2). Relative error < 1e-15."""
     h = 0.25 * d
-    f = 1.0 + h * (1.0 / 2 + h * (1.0 / 6 + h * (1.0 / 24 + h * (1.0 / 120 + h * (1.0 / 720 + h * (1.0 / 5040 + h * (
-        1.0 / 40320 + h * (1.0 / 362880 + h * (1.0 / 3628800 + h * (1.0 / 39916800 + h * (1.0 / 479001600 + h * (
-            1.0 / 6227020800 + h * (1.0 / 87178291200 + h * (1.0 / 1307674368000))))))))))))))
-    f *= 1.0 + 0.5 * h * f
+    f = horner(h, _RAMP_SERIES)
+    f *= fma(0.5 * h, f, 1.0)
     h *= 2.0
-    return f * (1.0 + 0.5 * h * f)
-
-
-@njit(inline="always", **_jit)
-def log_mean_factor(d):
-    """(e^d - 1) / d: the average of exp over a linear ramp from 0 to d."""
-    if abs(d) < 1e-12:
-        return 1.0 + 0.5 * d
-    return math.expm1(d) / d
+    return f * fma(0.5 * h, f, 1.0)
 
 
 # ------------------------------------------------------------------ the model
@@ -605,50 +631,52 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 for i in range(m):
                     seg[SG_DECAY, s, i] *= seg[SG_DECAY_STEP, s, i]
                 continue
-            if seg_launch[s] > t0:
-                for i in range(m):
-                    seg[SG_DECAY, s, i] *= seg[SG_DECAY_STEP, s, i]
-                    lane[L_REV, i] += launch_step(seg, s, i, seg_launch[s], t1, epsc[s, i], bridge[s, i],
-                                                  lane[L_N_COMP, i], lane[L_WHEN_COMP, i], lane[L_JUMP_COMP, i])
-                    lane[L_RUN_RATE1, i] += seg[SG_RATE, s, i]
-                continue
             n_steep = n_wide = 0
-            for i in range(m):  # SIMD: the step as if no competition shock
-                e0 = seg[SG_DECAY, s, i]
-                e1 = e0 * seg[SG_DECAY_STEP, s, i]
-                seg[SG_DECAY, s, i] = e1
-                d = seg[SG_DRIFT, s, i] + seg[SG_AMP_K, s, i] * (e0 - e1) + seg[SG_VOL, s, i] * epsc[s, i]
-                ramp = ramp_lanes(d)
-                n_steep += abs(d) >= RAMP_RANGE
-                w = bridge_exponent(seg, s, i, bridge[s, i])
-                wide = abs(w) >= SMALL_RANGE
-                n_wide += wide
-                lane[L_WIDE, i] = 1.0 if wide else 0.0
-                r0 = seg[SG_RATE, s, i]
-                lane[L_CURVE, i] = curve_lift(seg, s, i, e0)
-                lane[L_LIFT, i] = lane[L_CURVE, i] * exp_taylor(w)  # exp_small(w) but for the wide lanes
-                lane[L_D, i] = d
-                lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
-                lane[L_R1, i] = r0 * (1.0 + d * ramp)
+            if seg_launch[s] > t0:  # the segment launches in this step: a partial step from its launch to t1
+                start = seg_launch[s]
+                tau = t1 - start
+                sq_tau, sq_tau12 = math.sqrt(tau), math.sqrt(tau / 12.0)
+                for i in range(m):  # SIMD, once a path: the general form of the step below
+                    seg[SG_DECAY, s, i] *= seg[SG_DECAY_STEP, s, i]
+                    kappa, sig, amp = seg[SG_KAPPA, s, i], seg[SG_SIGMA, s, i], seg[SG_AMP, s, i]
+                    decay = exp_lanes(-kappa * start) - exp_lanes(-kappa * t1)
+                    d = (seg[SG_GINF, s, i] * tau + amp * decay / kappa - 0.5 * sig * sig * tau
+                         + sig * sq_tau * epsc[s, i])
+                    n_steep += abs(d) >= RAMP_RANGE
+                    curvature = kappa * amp * exp_lanes(-kappa * (start + 0.5 * tau))
+                    lift = (1.0 + curvature * tau * tau / 12.0) * exp_small(
+                        sig * sq_tau12 * bridge[s, i] + sig * sig * tau / 24.0)
+                    segment_step(seg, lane, s, i, tau, d, ramp_lanes(d), lift)
+            else:
+                tau = dt
+                for i in range(m):  # SIMD: the step as if no competition shock
+                    e0 = seg[SG_DECAY, s, i]
+                    e1 = e0 * seg[SG_DECAY_STEP, s, i]
+                    seg[SG_DECAY, s, i] = e1
+                    d = seg[SG_DRIFT, s, i] + seg[SG_AMP_K, s, i] * (e0 - e1) + seg[SG_VOL, s, i] * epsc[s, i]
+                    n_steep += abs(d) >= RAMP_RANGE
+                    w = bridge_exponent(seg, s, i, bridge[s, i])
+                    wide = abs(w) >= SMALL_RANGE
+                    n_wide += wide
+                    lane[L_WIDE, i] = 1.0 if wide else 0.0
+                    lane[L_CURVE, i] = curve_lift(seg, s, i, e0)
+                    # exp_small(w) but for the wide lanes, below
+                    segment_step(seg, lane, s, i, tau, d, ramp_lanes(d), lane[L_CURVE, i] * exp_taylor(w))
             for listed_k in range(list_lanes(lane[L_WIDE], m, listed) if n_wide else 0):  # exp_small's other
                 i = listed[listed_k]                       # side, rare: as a select it cost every lane
-                lane[L_LIFT, i] = lane[L_CURVE, i] * exp_lanes(bridge_exponent(seg, s, i, bridge[s, i]))
-                lane[L_CONTRIB, i] = dt * seg[SG_RATE, s, i] * ramp_lanes(lane[L_D, i]) * lane[L_LIFT, i]
+                lift = lane[L_CURVE, i] * exp_lanes(bridge_exponent(seg, s, i, bridge[s, i]))
+                segment_step(seg, lane, s, i, tau, lane[L_D, i], ramp_lanes(lane[L_D, i]), lift)
             for i in range(m if n_steep else 0):  # growth beyond ramp_lanes' range (e^2 in a step): exactly
                 d = lane[L_D, i]
                 if abs(d) >= RAMP_RANGE:
-                    growth = math.expm1(d)
-                    lane[L_CONTRIB, i] = dt * seg[SG_RATE, s, i] * (growth / d) * lane[L_LIFT, i]
-                    lane[L_R1, i] = seg[SG_RATE, s, i] * (1.0 + growth)
+                    segment_step(seg, lane, s, i, tau, d, math.expm1(d) / d, lane[L_LIFT, i])
             for k_shocked in range(n_shocked):  # lanes with a competition shock this step: it lands at its time
                 i = int(lane[L_SHOCKED, k_shocked])
-                d = lane[L_D, i]
-                when = lane[L_WHEN_COMP, i]
                 jump = lane[L_N_COMP, i] * seg[SG_EXPOSURE, s, i] * lane[L_JUMP_COMP, i]
-                ramp = ramp_integral(d, 0.0, when) + math.exp(jump) * ramp_integral(d, when, 1.0)
+                ramp, growth = shocked_ramp(lane[L_D, i], lane[L_WHEN_COMP, i], jump)
                 r0 = seg[SG_RATE, s, i]
-                lane[L_CONTRIB, i] = dt * r0 * ramp * lane[L_LIFT, i]
-                lane[L_R1, i] = r0 * math.exp(d + jump)
+                lane[L_CONTRIB, i] = tau * r0 * ramp * lane[L_LIFT, i]
+                lane[L_R1, i] = r0 * growth
             for i in range(m):
                 lane[L_REV, i] += lane[L_CONTRIB, i]
                 seg[SG_RATE, s, i] = lane[L_R1, i]
@@ -804,27 +832,15 @@ def bridge_exponent(seg, s, i, bridge):
     return seg[SG_BRIDGE_SD, s, i] * bridge + seg[SG_BRIDGE_MEAN, s, i]
 
 
-@njit(**_jit)
-def launch_step(seg, s, i, start, t1, eps, bridge, n_comp, when_comp, jump_comp):
-    """Revenue of segment ``s`` of lane ``i`` in the step where it launches (from ``start`` to ``t1``);
-    updates its rate. The general form of the step in ``simulate_tile``, for a partial step."""
-    tau = t1 - start
-    kappa = seg[SG_KAPPA, s, i]
-    sig = seg[SG_SIGMA, s, i]
-    amp = seg[SG_AMP, s, i]
-    decay_start = math.exp(-kappa * start)
-    drift = seg[SG_GINF, s, i] * tau + amp * (decay_start - math.exp(-kappa * t1)) / kappa
-    d = drift - 0.5 * sig * sig * tau + sig * math.sqrt(tau) * eps
-    jump = n_comp * seg[SG_EXPOSURE, s, i] * jump_comp
-    if n_comp > 0:
-        ramp = ramp_integral(d, 0.0, when_comp) + math.exp(jump) * ramp_integral(d, when_comp, 1.0)
-    else:
-        ramp = log_mean_factor(d)
-    curvature = kappa * amp * math.exp(-kappa * (start + 0.5 * tau))
-    wiggle = exp_small(sig * math.sqrt(tau / 12.0) * bridge + sig * sig * tau / 24.0)
+@njit(inline="always", **_jit)
+def segment_step(seg, lane, s, i, tau, d, ramp, lift):
+    """Lane i's revenue from segment s over a step of length tau without a competition shock, and its run
+    rate at the step's end, from the log growth d, ramp = (e^d - 1) / d and the lift factors."""
     r0 = seg[SG_RATE, s, i]
-    seg[SG_RATE, s, i] = r0 * math.exp(d + jump)
-    return tau * r0 * ramp * (1.0 + curvature * tau * tau / 12.0) * wiggle
+    lane[L_D, i] = d
+    lane[L_LIFT, i] = lift
+    lane[L_CONTRIB, i] = tau * r0 * ramp * lift
+    lane[L_R1, i] = r0 * (1.0 + d * ramp)
 
 
 @njit(**_jit)

@@ -134,6 +134,23 @@ def test_antithetic_partner_mirrors_the_normal_scores(base_raw):
     assert np.array_equal(plain[0::2], theta[0::2])  # even paths are the plain ones
 
 
+def test_shocked_ramp_matches_the_integrals_it_stands_for():
+    """shocked_ramp (two expm1 and one exp) against the reference's integrals of exp(d s), at the edges:
+    a shock at the start or the end of the step, no growth, steep growth, no jump."""
+    from numba import njit
+
+    shocked = njit(lambda d, when, jump: kernel.shocked_ramp(d, when, jump))
+    rng = np.random.default_rng(4)
+    cases = [(d, when, jump) for d in (0.0, 1e-14, -3e-13, 0.05, -0.4, 2.5, -6.0)
+             for when in (0.0, 1e-9, 0.3, 0.999, 1.0) for jump in (0.0, -0.2, -1.5)]
+    cases += list(zip(rng.normal(0, 0.3, 200), rng.random(200), np.log1p(-rng.random(200))))
+    for d, when, jump in cases:
+        ramp, growth = shocked(d, when, jump)
+        want = reference.integral_exp(d, 0.0, when) + math.exp(jump) * reference.integral_exp(d, when, 1.0)
+        assert ramp == pytest.approx(want, rel=1e-12, abs=1e-300), (d, when, jump)
+        assert growth == pytest.approx(math.exp(d + jump), rel=1e-14), (d, when, jump)
+
+
 def test_list_lanes_finds_the_flagged_lanes_in_order():
     """list_lanes (bit masks of 64 lanes) against flatnonzero, for partial tiles and for lanes beyond m
     holding stale flags, which it must not list."""
