@@ -451,8 +451,8 @@ SEG_SCRATCH = 15
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE) = range(59)
-LANE_SCRATCH = 59
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_RATIO, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE) = range(63)
+LANE_SCRATCH = 63
 
 
 @njit(**_jit)
@@ -757,13 +757,23 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             may = ((lane[L_N_RAISES, i] < max_raises) & (t1 - lane[L_LAST_RAISE, i] >= theta[P_COOLDOWN, i] - 1e-9)
                    & (lane[L_CASH, i] < theta[P_MIN_CASH, i] + theta[P_LOOKAHEAD, i] * burn1))
             lane[L_DUE, i] = 1.0 if may else 0.0
-        for listed_k in range(list_lanes(lane[L_DUE], m, listed)):  # a yearly success probability, over the step
+        # The due lanes' yearly success probability, spread over the step: their inputs side by side (rows
+        # L_DUE_*, by position in the list, padded to whole vectors), then a SIMD loop (LLVM will not
+        # vectorise reads through the list itself).
+        n_due = list_lanes(lane[L_DUE], m, listed)
+        n_vec = (n_due + 7) // 8 * 8
+        for listed_k in range(n_vec):
+            i = listed[listed_k] if listed_k < n_due else listed[0]
+            lane[L_DUE_RATIO, listed_k] = lane[L_RATIO1, i]
+            lane[L_DUE_BASE, listed_k] = theta[P_RAISE_A, i] + theta[P_RAISE_C, i] * lane[L_MARKET, i]
+            lane[L_DUE_SLOPE, listed_k] = theta[P_RAISE_B, i]
+        for listed_k in range(n_vec):
+            logit = lane[L_DUE_BASE, listed_k] + lane[L_DUE_SLOPE, listed_k] * log_lanes(lane[L_DUE_RATIO, listed_k])
+            p_year = 1.0 / (1.0 + exp_lanes(-logit))
+            lane[L_P_RAISE, listed_k] = 1.0 - exp_lanes(dt * log_lanes(1.0 - p_year))  # 1 - (1 - p_year)^dt
+        for listed_k in range(n_due):
             i = listed[listed_k]
-            logit = (theta[P_RAISE_A, i] + theta[P_RAISE_B, i] * math.log(lane[L_RATIO1, i])
-                     + theta[P_RAISE_C, i] * lane[L_MARKET, i])
-            p_year = 1.0 / (1.0 + math.exp(-logit))
-            p_step = 1.0 - (1.0 - p_year) ** dt
-            if lane[L_U_RAISE, i] < p_step:
+            if lane[L_U_RAISE, i] < lane[L_P_RAISE, listed_k]:
                 size = fmin(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i])
                 lane[L_CASH, i] += size
                 lane[L_RAISED_CONT, i] += size
