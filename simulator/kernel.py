@@ -736,22 +736,31 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         for e in range(n_ev):
             if ev_start[e] >= t1 or t0 > ev_end[e] + ev_tranches[e] * ev_period[e]:
                 continue
-            for i in range(m):
-                lane[L_DUE, i] = 1.0 if (ev_state[e, i] == 0) & (ev_time[e, i] < t1) else 0.0
-            for listed_k in range(list_lanes(lane[L_DUE], m, listed)):  # the event closes, or fails, at its time
-                i = listed[listed_k]
-                p = ev_prob[e]
-                if ev_gamma[e] > 0.0:
-                    p *= min(1.0, lane[L_RATIO1, i] ** ev_gamma[e])
-                ev_state[e, i] = 1 if ev_u[e, i] < p else 2
-            for tranche in range(ev_tranches[e]):  # then pays its tranches as they fall due
+            if t0 <= ev_end[e]:  # in its window: pending lanes whose time has come close, or fail
                 for i in range(m):
-                    pay = ((ev_state[e, i] == 1) & (ev_paid[e, i] == tranche)
-                           & (ev_time[e, i] + tranche * ev_period[e] < t1))
+                    lane[L_DUE, i] = 1.0 if (ev_state[e, i] == 0) & (ev_time[e, i] < t1) else 0.0
+                for listed_k in range(list_lanes(lane[L_DUE], m, listed)):
+                    i = listed[listed_k]
+                    p = ev_prob[e]
+                    if ev_gamma[e] > 0.0:
+                        p *= min(1.0, lane[L_RATIO1, i] ** ev_gamma[e])
+                    ev_state[e, i] = 1 if ev_u[e, i] < p else 2
+            # Then a closed lane pays its next tranche if it has fallen due. Tranches a step or more apart fall
+            # due at most one a step (the one before would have been due in an earlier step); closer ones
+            # take passes until one pays nothing.
+            one_pass = ev_period[e] > dt * (1.0 + 1e-9)
+            n_paid = 1
+            while n_paid:
+                n_paid = 0
+                for i in range(m):
+                    paid = ev_paid[e, i]
+                    pay = (ev_state[e, i] == 1) & (paid < ev_tranches[e]) & (ev_time[e, i] + paid * ev_period[e] < t1)
                     amount = theta[ev0 + e, i] / ev_tranches[e] if pay else 0.0
                     lane[L_CASH, i] += amount
                     lane[L_RAISED_SCHED, i] += amount
                     ev_paid[e, i] += 1 if pay else 0
+                    n_paid += pay
+                n_paid = 0 if one_pass else n_paid
         for i in range(m):  # contingent raise: may this lane raise?
             burn1 = fmax(0.0, -lane[L_RING_SUM, i])
             may = ((lane[L_N_RAISES, i] < max_raises) & (t1 - lane[L_LAST_RAISE, i] >= theta[P_COOLDOWN, i] - 1e-9)
