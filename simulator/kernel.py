@@ -214,11 +214,16 @@ def uniforms_lanes(states, signs, out, m):
 def correlate_lanes(chol, first, z, z0, out, n, m):
     """out[r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n, every lane at once; row r of the
     lower-triangular ``chol`` is zero before column ``first[r]``. Zero weights are skipped (most of a
-    shock matrix with independent channels): adding 0 * z to a sum that starts at +0 changes no bit."""
+    shock matrix with independent channels), and a sum starts at its first term: the same bits as
+    adding every term to 0 (short of the sign of a zero)."""
     for r in range(n):
+        c0 = first[r]
+        while c0 < r and chol[r, c0] == 0.0:
+            c0 += 1
+        w = chol[r, c0]
         for i in range(m):
-            out[r, i] = 0.0
-        for c in range(first[r], r + 1):
+            out[r, i] = w * z[z0 + c0, i]
+        for c in range(c0 + 1, r + 1):
             w = chol[r, c]
             if w == 0.0:
                 continue
