@@ -234,8 +234,9 @@ def correlate_lanes(chol, first, z, z0, out, n, m):
 @njit(inline="always", **_jit)
 def interp_table(tables, k, z, z_min, z_step):
     """Quantile table ``tables[k]`` at normal score ``z`` (linear interpolation, clamped), as selects and
-    indexed loads so that a loop over lanes vectorises."""
-    pos = (z - z_min) / z_step
+    indexed loads so that a loop over lanes vectorises. The grid's step is a power of two (2^-8), so
+    multiplying by its reciprocal (hoisted out of the loop) is exact and spares a division a lane."""
+    pos = (z - z_min) * (1.0 / z_step)
     last = tables.shape[1] - 1
     j = int(fmin(fmax(pos, 0.0), last - 1.0))
     inside = tables[k, j] + (pos - j) * (tables[k, j + 1] - tables[k, j])

@@ -151,6 +151,12 @@ def test_shocked_ramp_matches_the_integrals_it_stands_for():
         assert growth == pytest.approx(math.exp(d + jump), rel=1e-14), (d, when, jump)
 
 
+def test_quantile_grid_step_is_a_power_of_two(base_raw):
+    """interp_table multiplies by 1 / z_step instead of dividing: the same bits only for a power of two."""
+    step = model.build_inputs(validate(base_raw)).z_step
+    assert math.frexp(step)[0] == 0.5
+
+
 def test_list_lanes_finds_the_flagged_lanes_in_order():
     """list_lanes (bit masks of 64 lanes) against flatnonzero, for partial tiles and for lanes beyond m
     holding stale flags, which it must not list."""
