@@ -54,8 +54,8 @@ def median_time(fn, repeats: int) -> float:
 
 def floor_kernel():
     """A kernel that draws, per path, the same random numbers as the model, the way the kernel draws them
-    (parameter scores and two uniforms per scheduled raise path by path; then per step the shocks and three
-    uniforms for ``kernel.LANES`` paths at a time), and nothing else: the floor."""
+    (``kernel.LANES`` paths at a time: the parameter scores, two uniforms per scheduled raise, then per step
+    the shocks and three uniforms), and nothing else: the floor."""
     import numpy as np
     from numba import njit, prange
 
@@ -70,21 +70,22 @@ def floor_kernel():
             states, bits = np.empty(lanes, np.uint64), np.empty(lanes, np.uint64)
             listed = np.empty(lanes, np.int64)
             signs, u, acc = np.ones(lanes), np.empty(lanes), np.zeros(lanes)
-            eps = np.empty((shocks, lanes))
+            z = np.empty((max(n_drawn, shocks), lanes))
             for i in range(m):
-                state = kernel.path_key(seed, first + i)
-                for _ in range(n_drawn):
-                    state, z = kernel.next_normal(state)
-                    acc[i] += z
-                for _ in range(2 * n_ev):
-                    state, v = kernel.next_uniform(state)
-                    acc[i] += v
-                states[i] = state
+                states[i] = kernel.path_key(seed, first + i)
+            for d in range(n_drawn):
+                kernel.normals_lanes(states, bits, listed, signs, z, d, m)
+                for i in range(m):
+                    acc[i] += z[d, i]
+            for _ in range(2 * n_ev):
+                kernel.uniforms_lanes(states, signs, u, m)
+                for i in range(m):
+                    acc[i] += u[i]
             for _ in range(steps):
                 for c in range(shocks):
-                    kernel.normals_lanes(states, bits, listed, signs, eps, c, m)
+                    kernel.normals_lanes(states, bits, listed, signs, z, c, m)
                     for i in range(m):
-                        acc[i] += eps[c, i]
+                        acc[i] += z[c, i]
                 for _ in range(3):
                     kernel.uniforms_lanes(states, signs, u, m)
                     for i in range(m):
