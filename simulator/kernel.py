@@ -7,9 +7,10 @@ depend on thread count, chunking or machine, and any path can be replayed by its
 
 Paths are simulated ``LANES`` at a time (``simulate_tile``): every per-path quantity is a row of
 a (quantity, lane) array and the step's arithmetic runs in loops over lanes that LLVM compiles
-to SIMD, with a branch-free ``exp_lanes`` where libm's exp would not vectorise. What is branchy
-or rare (the ziggurat's rejections, events, raises) runs lane by lane. Each lane's stream
-advances exactly as a path-by-path kernel would advance it.
+to SIMD, with branch-free ``exp_lanes`` and ``log_lanes`` (polynomials in fused multiply-adds)
+where libm would not vectorise. What is rare (the ziggurat's rejections, events, raises) runs on
+the lanes that ``list_lanes`` finds from bit masks. Each lane's stream advances exactly as a
+path-by-path kernel would advance it.
 """
 
 from __future__ import annotations
