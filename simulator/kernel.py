@@ -447,6 +447,7 @@ def ramp_lanes(d):
 # (quantity, lane) array, so the step's arithmetic runs as loops over lanes that compile to SIMD.
 # Random draws, Poisson counts, scheduled raises and other rare or branchy work run lane by lane.
 LANES = 128
+assert LANES % 64 == 0  # list_lanes reads whole blocks of 64 lanes
 
 # Per-segment constants and state, seg[SG_*, segment, lane].
 (SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_HALF_DECAY, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
