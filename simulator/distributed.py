@@ -6,7 +6,9 @@ block's summary values (runs that keep every row, and the pilot) or its histogra
 (``samples.block_histograms``, with the edges fixed by the pilot). A task whose block holds kept rows
 writes them itself as the block's part of the ``paths/`` dataset in the output location (which every
 worker must reach), with the same function a local run uses, so the part has the same bytes; a
-retried task writes the same bytes again. The driver merges each run's blocks in block order into
+retried task writes the same bytes again. The config and the histograms' edges are scattered to the
+workers; a task cancelled because the workers holding them died is submitted again with them scattered
+anew. The driver merges each run's blocks in block order into
 the same ``engine.RunState`` the local loop fills (counts add, per-block float sums are folded in
 block order), so summaries and by-year tables equal the local run's whatever the number of workers.
 
@@ -27,6 +29,7 @@ import os
 import time
 import uuid
 from collections import deque
+from concurrent.futures import CancelledError
 from typing import Callable
 
 import numpy as np
@@ -180,8 +183,9 @@ class Job:
             check_reachable(client, self.out)
         self.todo = deque(blocks(self.state.next_id, n_paths))
         self.pending: deque = deque()  # (lo, hi, future) in block order
-        self.config_future = client.scatter(config, broadcast=True, hash=False)
-        self.bins_future = None
+        self.bins = None  # the histograms' edges and axes, once the pilot has fixed them
+        self.shared: dict[str, object] = {}  # config and bins, scattered to the workers
+        self.resubmitted: dict[int, int] = {}  # block start: times its task was lost and submitted again
         self.started = time.perf_counter()
 
     @property
@@ -193,28 +197,53 @@ class Job:
         if not self.todo:
             return False
         lo, hi = self.todo[0]
-        aligned = lo % BLOCK_PATHS == 0
-        binned = self.streaming and lo >= self.pilot_end and aligned
-        if binned and self.state.acc is None:
+        if self._binned(lo) and self.state.acc is None:
             return False
-        if binned and self.bins_future is None:
-            acc = self.state.acc
-            self.bins_future = self.client.scatter((acc.edges, acc.grid[0]), broadcast=True, hash=False)
         self.todo.popleft()
-        # The key names the run and the block: the dashboard shows each run's progress.
-        future = self.client.submit(simulate_task, self.config_future, self.seed, lo, hi, self.n_keep,
-                                    self.bins_future if binned else None, self.threads,
-                                    self.out if aligned else None, key=f"{self.config.name}-{lo // BLOCK_PATHS}-"
-                                    f"{uuid.uuid4().hex}", retries=RETRIES, pure=False)
-        self.pending.append((lo, hi, future))
+        self.pending.append((lo, hi, self._submit(lo, hi)))
         return True
+
+    def _binned(self, lo: int) -> bool:
+        return self.streaming and lo >= self.pilot_end and lo % BLOCK_PATHS == 0
+
+    def _scattered(self, name: str, value):
+        """``value`` on the workers, scattered again if the copies there were lost."""
+        future = self.shared.get(name)
+        if future is None or future.status != "finished":
+            # In a list, so that a tuple is one future, not one per item.
+            future = self.shared[name] = self.client.scatter([value], broadcast=True, hash=False)[0]
+        return future
+
+    def _submit(self, lo: int, hi: int):
+        binned = self._binned(lo)
+        if binned and self.bins is None:
+            self.bins = (self.state.acc.edges, self.state.acc.grid[0])
+        aligned = lo % BLOCK_PATHS == 0
+        # The key names the run and the block: the dashboard shows each run's progress.
+        return self.client.submit(simulate_task, self._scattered("config", self.config), self.seed, lo, hi,
+                                  self.n_keep, self._scattered("bins", self.bins) if binned else None,
+                                  self.threads, self.out if aligned else None,
+                                  key=f"{self.config.name}-{lo // BLOCK_PATHS}-{uuid.uuid4().hex}",
+                                  retries=RETRIES, pure=False)
 
     def merge(self) -> None:
         """Merge the finished blocks at the head of the queue, in block order."""
         state = self.state
         while self.pending and self.pending[0][2].done():
-            lo, hi, future = self.pending.popleft()
-            part = future.result()
+            lo, hi, future = self.pending[0]
+            try:
+                part = future.result()
+            except CancelledError:
+                # A worker died holding the only copy of an input (the active memory manager keeps one copy
+                # of scattered data): submit again this block, and the others whose inputs were lost.
+                for i, (lo, hi, other) in enumerate(self.pending):
+                    if other is future or other.cancelled():
+                        tries = self.resubmitted[lo] = self.resubmitted.get(lo, 0) + 1
+                        if tries > RETRIES:
+                            raise
+                        self.pending[i] = (lo, hi, self._submit(lo, hi))
+                continue
+            self.pending.popleft()
             future.release()
             if "rows" in part:
                 k = min(hi, self.n_keep)
@@ -263,7 +292,8 @@ def run_jobs(client, jobs: list[Job], in_flight: int | None = None) -> list[Simu
                 job = turns[0]
                 turns.rotate(-1)
                 idle = 0 if job.submit() else idle + 1
-            distributed.wait([job.pending[0][2] for job in jobs if job.pending], return_when="FIRST_COMPLETED")
+            with contextlib.suppress(CancelledError):  # a task lost its inputs: merge submits it again
+                distributed.wait([job.pending[0][2] for job in jobs if job.pending], return_when="FIRST_COMPLETED")
             for job in jobs:
                 job.merge()
     finally:

@@ -1,5 +1,5 @@
 """Runs on a Dask cluster write the same files as local runs, byte for byte: exact and streaming runs,
-a worker killed mid-run, a file:// URL as the output, interrupted runs resumed on the other engine,
+workers killed mid-run, a file:// URL as the output, interrupted runs resumed on the other engine,
 scenarios submitted at once to one client, and the CLI."""
 
 import json
@@ -83,21 +83,28 @@ def test_a_changed_part_fails_the_comparison_and_readers_refuse_it(tmp_path, cli
     assert_same_files(tmp_path / "local", tmp_path / "cluster")
 
 
-def test_a_worker_killed_mid_run_changes_nothing(tmp_path, client):
+@pytest.mark.parametrize("victims, after", [
+    ("last", 1),  # the first block is merged; others are running (and writing parts) on both workers
+    # The pilot and a block with bins are merged: every copy of the scattered config and bins is lost with
+    # the finished and running blocks, and the run must scatter them again.
+    ("all", 3),
+])
+def test_killed_workers_mid_run_change_nothing(tmp_path, client, victims, after):
     n = PILOT_PATHS + 3 * BLOCK_PATHS + 1234
     merged = []
-    victim = sorted(client.scheduler_info()["workers"])[-1]
-    pid = client.run(os.getpid, workers=[victim])[victim]
+    workers = sorted(client.scheduler_info()["workers"])
+    pids = client.run(os.getpid, workers=workers[-1:] if victims == "last" else workers)
 
     def progress(k):
         merged.append(k)
-        if len(merged) == 1:  # the first block is merged; others are running (and writing parts) on both workers
-            os.kill(pid, signal.SIGKILL)
+        if len(merged) == after:
+            for pid in pids.values():
+                os.kill(pid, signal.SIGKILL)
 
     local = run(CFG, n, 9, tmp_path / "local", keep_paths="sample:100000", threads=1)
     on_cluster = run(CFG, n, 9, tmp_path / "cluster", keep_paths="sample:100000", scheduler=client,
                      progress=progress)
-    assert sum(merged) == n
+    assert len(merged) > after and sum(merged) == n
     assert_same_results(local, on_cluster)
     assert_same_files(tmp_path / "local", tmp_path / "cluster")
     client.wait_for_workers(2, timeout=60)
