@@ -233,15 +233,25 @@ def correlate_lanes(chol, first, z, z0, out, n, m):
 
 
 @njit(inline="always", **_jit)
-def interp_table(tables, k, z, z_min, z_step):
-    """Quantile table ``tables[k]`` at normal score ``z`` (linear interpolation, clamped), as selects and
-    indexed loads so that a loop over lanes vectorises. The grid's step is a power of two (2^-8), so
-    multiplying by its reciprocal (hoisted out of the loop) is exact and spares a division a lane."""
-    pos = (z - z_min) * (1.0 / z_step)
-    last = tables.shape[1] - 1
-    j = int(fmin(fmax(pos, 0.0), last - 1.0))
-    inside = tables[k, j] + (pos - j) * (tables[k, j + 1] - tables[k, j])
-    return tables[k, 0] if pos <= 0.0 else (tables[k, last] if pos >= last else inside)
+def interp_lanes(row, z, z_min, z_step, index, at, out, m):
+    """out[i] = the quantile table ``row`` at normal score z[i] (linear interpolation, clamped) for i < m, in
+    three loops: the cells in SIMD, their two entries copied lane by lane (LLVM will not vectorise the
+    lookups; Zen 4's gather was no faster than these loads), the interpolation in SIMD. ``index`` and ``at``
+    are scratch; ``out`` holds the next entries in between. The grid's step is a power of two (2^-8), so
+    multiplying by its reciprocal is exact and spares a division a lane."""
+    inv_step = 1.0 / z_step
+    last = row.shape[0] - 1
+    for i in range(m):
+        index[i] = np.int64(fmin(fmax((z[i] - z_min) * inv_step, 0.0), last - 1.0))
+    for i in range(m):
+        j = np.uint64(index[i])  # unsigned: numba wraps a signed index around, a select a lane
+        at[i] = row[j]
+        out[i] = row[j + np.uint64(1)]
+    first, final = row[0], row[last]
+    for i in range(m):
+        pos = (z[i] - z_min) * inv_step
+        inside = at[i] + (pos - index[i]) * (out[i] - at[i])
+        out[i] = first if pos <= 0.0 else (final if pos >= last else inside)
 
 
 @njit(inline="always", **_jit)
@@ -460,8 +470,8 @@ SEG_SCRATCH = 15
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_RATIO, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE) = range(63)
-LANE_SCRATCH = 63
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_RATIO, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_TABLE) = range(64)
+LANE_SCRATCH = 64
 
 
 @njit(**_jit)
@@ -510,8 +520,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             for i in range(m):
                 theta[k, i] = tables[k, 0]
             continue
-        for i in range(m):
-            theta[k, i] = interp_table(tables, k, zc[d, i], z_min, z_step)
+        interp_lanes(tables[k], zc[d], z_min, z_step, listed, lane[L_TABLE], theta[k], m)
         for i in range(m):
             theta_out[i, d] = theta[k, i]
 

@@ -152,9 +152,38 @@ def test_shocked_ramp_matches_the_integrals_it_stands_for():
 
 
 def test_quantile_grid_step_is_a_power_of_two(base_raw):
-    """interp_table multiplies by 1 / z_step instead of dividing: the same bits only for a power of two."""
+    """interp_lanes multiplies by 1 / z_step instead of dividing: the same bits only for a power of two."""
     step = model.build_inputs(validate(base_raw)).z_step
     assert math.frexp(step)[0] == 0.5
+
+
+def test_interp_lanes_equals_the_reference_quantile(base_raw):
+    """interp_lanes (three loops, the lookups lane by lane) against reference.quantile, bit for bit: scores
+    within the grid, on its points, at and beyond its ends, for partial tiles."""
+    from numba import njit
+
+    @njit
+    def interp(row, z, z_min, z_step, m):
+        index, at, out = np.zeros(kernel.LANES, np.int64), np.zeros(kernel.LANES), np.full(kernel.LANES, -7.0)
+        kernel.interp_lanes(row, z, z_min, z_step, index, at, out, m)
+        return out
+
+    inputs = model.build_inputs(validate(base_raw))
+    z_min, z_step = inputs.z_min, inputs.z_step
+    z_max = z_min + z_step * (inputs.tables.shape[1] - 1)
+    rng = np.random.default_rng(5)
+    special = [z_min, z_max, z_min - 1e-9, z_max + 1e-9, -50.0, 50.0, z_min + z_step, z_max - z_step, 0.0, -0.0,
+               np.nextafter(z_max, 0.0), np.nextafter(z_min, 0.0)]
+    for k in np.flatnonzero(inputs.drawn_slot >= 0)[:6]:
+        row = inputs.tables[k]
+        for m in (1, 7, 64, 100, kernel.LANES):
+            z = rng.normal(0.0, 2.0, kernel.LANES)
+            z[:len(special)] = special
+            rng.shuffle(z)
+            got = interp(row, z, z_min, z_step, m)
+            want = [reference.quantile(row, x, z_min, z_step) for x in z[:m]]
+            assert got[:m].tolist() == want
+            assert (got[m:] == -7.0).all()
 
 
 def test_list_lanes_finds_the_flagged_lanes_in_order():
