@@ -285,13 +285,24 @@ def poisson_lanes(lane, listed, u, mean, p_zero, count, when, m):
 @njit(inline="always", **_jit)
 def shocked_ramp(d, when, jump):
     """(average of exp over the step's chord when a jump lands at fraction ``when`` of the step, e^(d + jump)):
-    the integrals of exp(d s) over [0, when] and [when, 1] from two expm1, for the few lanes with a
-    competition shock (libm, three calls)."""
+    the integrals of exp(d s) over [0, when] and [when, 1] from two expm1 (libm, three calls). For the rare
+    shocked lanes with |d| >= RAMP_RANGE; ``shocked_ramp_lanes`` does the others."""
     a, b = d * when, d * (1.0 - when)
     grow_a, grow_b, lift = math.expm1(a), math.expm1(b), math.exp(jump)
     first = when * (grow_a / a if abs(a) >= 1e-12 else 1.0 + 0.5 * a)
     second = (1.0 - when) * (1.0 + grow_a) * (grow_b / b if abs(b) >= 1e-12 else 1.0 + 0.5 * b)
     return first + lift * second, lift * (1.0 + grow_a) * (1.0 + grow_b)
+
+
+@njit(inline="always", **_jit)
+def shocked_ramp_lanes(d, when, jump):
+    """``shocked_ramp`` for |d| < RAMP_RANGE (so |d when|, |d (1 - when)| < RAMP_RANGE too) from two
+    ramp_lanes and one exp_lanes: no calls, so a loop over lanes compiles to SIMD."""
+    a, b = d * when, d * (1.0 - when)
+    ramp_a, ramp_b = ramp_lanes(a), ramp_lanes(b)
+    grow_a = fma(a, ramp_a, 1.0)  # e^a
+    lift = exp_lanes(jump)
+    return when * ramp_a + lift * ((1.0 - when) * grow_a * ramp_b), lift * grow_a * fma(b, ramp_b, 1.0)
 
 
 SMALL_RANGE = 0.1  # exp_taylor is accurate for |w| below this
@@ -470,8 +481,9 @@ SEG_SCRATCH = 15
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_RATIO, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_TABLE) = range(64)
-LANE_SCRATCH = 64
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_RATIO, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_TABLE,
+ L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(69)
+LANE_SCRATCH = 69
 
 
 @njit(**_jit)
@@ -688,10 +700,22 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 d = lane[L_D, i]
                 if abs(d) >= RAMP_RANGE:
                     segment_step(seg, lane, s, i, tau, d, math.expm1(d) / d, lane[L_LIFT, i])
-            for k_shocked in range(n_shocked):  # lanes with a competition shock this step: it lands at its time
+            # Lanes with a competition shock this step: it lands at its time. Their inputs side by side (rows
+            # L_SHOCK_*, by position in the list, padded to whole vectors), a SIMD loop, and the results back.
+            n_vec = (n_shocked + 7) // 8 * 8 if n_shocked else 0
+            for k_shocked in range(n_vec):
+                i = int(lane[L_SHOCKED, min(k_shocked, n_shocked - 1)])
+                lane[L_SHOCK_D, k_shocked] = lane[L_D, i]
+                lane[L_SHOCK_WHEN, k_shocked] = lane[L_WHEN_COMP, i]
+                lane[L_SHOCK_JUMP, k_shocked] = lane[L_N_COMP, i] * seg[SG_EXPOSURE, s, i] * lane[L_JUMP_COMP, i]
+            for k_shocked in range(n_vec):
+                lane[L_SHOCK_RAMP, k_shocked], lane[L_SHOCK_GROWTH, k_shocked] = shocked_ramp_lanes(
+                    lane[L_SHOCK_D, k_shocked], lane[L_SHOCK_WHEN, k_shocked], lane[L_SHOCK_JUMP, k_shocked])
+            for k_shocked in range(n_shocked):
                 i = int(lane[L_SHOCKED, k_shocked])
-                jump = lane[L_N_COMP, i] * seg[SG_EXPOSURE, s, i] * lane[L_JUMP_COMP, i]
-                ramp, growth = shocked_ramp(lane[L_D, i], lane[L_WHEN_COMP, i], jump)
+                ramp, growth = lane[L_SHOCK_RAMP, k_shocked], lane[L_SHOCK_GROWTH, k_shocked]
+                if abs(lane[L_D, i]) >= RAMP_RANGE:
+                    ramp, growth = shocked_ramp(lane[L_D, i], lane[L_WHEN_COMP, i], lane[L_SHOCK_JUMP, k_shocked])
                 r0 = seg[SG_RATE, s, i]
                 lane[L_CONTRIB, i] = tau * r0 * ramp * lane[L_LIFT, i]
                 lane[L_R1, i] = r0 * growth

@@ -27,6 +27,9 @@ SCENARIOS = {
     "eventful": [("competition", "intensity", 3.0), ("compute", "supply_shock_intensity", 2.0),
                  ("simulation", "steps_per_year", 12)],
     "annual": [("simulation", "steps_per_year", 1), ("funding", "min_cash", 50.0)],
+    # Yearly steps and frequent shocks: ads' first-year growth (d ~ 2.5) meets competition shocks, the lanes
+    # the kernel gives to libm's shocked_ramp.
+    "steep_shocked": [("simulation", "steps_per_year", 1), ("competition", "intensity", 3.0)],
 }
 
 
@@ -134,14 +137,18 @@ def test_antithetic_partner_mirrors_the_normal_scores(base_raw):
     assert np.array_equal(plain[0::2], theta[0::2])  # even paths are the plain ones
 
 
-def test_shocked_ramp_matches_the_integrals_it_stands_for():
-    """shocked_ramp (two expm1 and one exp) against the reference's integrals of exp(d s), at the edges:
-    a shock at the start or the end of the step, no growth, steep growth, no jump."""
+@pytest.mark.parametrize("name", ["shocked_ramp", "shocked_ramp_lanes"])
+def test_shocked_ramp_matches_the_integrals_it_stands_for(name):
+    """shocked_ramp (two expm1 and one exp) and shocked_ramp_lanes (two ramp_lanes and one exp_lanes, for
+    |d| < RAMP_RANGE) against the reference's integrals of exp(d s), at the edges: a shock at the start or
+    the end of the step, no growth, steep growth (shocked_ramp only), no jump."""
     from numba import njit
 
-    shocked = njit(lambda d, when, jump: kernel.shocked_ramp(d, when, jump))
+    function = getattr(kernel, name)
+    shocked = njit(lambda d, when, jump: function(d, when, jump))
     rng = np.random.default_rng(4)
-    cases = [(d, when, jump) for d in (0.0, 1e-14, -3e-13, 0.05, -0.4, 2.5, -6.0)
+    steep = (2.5, -6.0) if name == "shocked_ramp" else (1.999, -1.999)
+    cases = [(d, when, jump) for d in (0.0, 1e-14, -3e-13, 0.05, -0.4, *steep)
              for when in (0.0, 1e-9, 0.3, 0.999, 1.0) for jump in (0.0, -0.2, -1.5)]
     cases += list(zip(rng.normal(0, 0.3, 200), rng.random(200), np.log1p(-rng.random(200))))
     for d, when, jump in cases:
