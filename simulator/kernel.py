@@ -533,8 +533,10 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 theta[k, i] = tables[k, 0]
             continue
         interp_lanes(tables[k], zc[d], z_min, z_step, listed, lane[L_TABLE], theta[k], m)
-        for i in range(m):
-            theta_out[i, d] = theta[k, i]
+    for i in range(m):  # path by path: a row of stores to one place is cheaper than a column of them
+        for k in range(n_par):
+            if drawn_slot[k] >= 0:
+                theta_out[i, drawn_slot[k]] = theta[k, i]
 
     # 2. Scheduled raises: closing time within the window and the closing draw.
     for e in range(n_ev):
@@ -781,11 +783,17 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             if t0 <= ev_end[e]:  # in its window: pending lanes whose time has come close, or fail
                 for i in range(m):
                     lane[L_DUE, i] = 1.0 if (ev_state[e, i] == 0) & (ev_time[e, i] < t1) else 0.0
-                for listed_k in range(list_lanes(lane[L_DUE], m, listed)):
+                n_due = list_lanes(lane[L_DUE], m, listed)
+                gamma = ev_gamma[e]
+                if gamma > 0.0:  # the due lanes' factor min(1, ratio^gamma) in SIMD, their ratios side by side
+                    n_vec = (n_due + 7) // 8 * 8 if n_due else 0
+                    for listed_k in range(n_vec):
+                        lane[L_DUE_RATIO, listed_k] = lane[L_RATIO1, listed[min(listed_k, n_due - 1)]]
+                    for listed_k in range(n_vec):
+                        lane[L_P_RAISE, listed_k] = fmin(1.0, exp_lanes(gamma * log_lanes(lane[L_DUE_RATIO, listed_k])))
+                for listed_k in range(n_due):
                     i = listed[listed_k]
-                    p = ev_prob[e]
-                    if ev_gamma[e] > 0.0:
-                        p *= min(1.0, lane[L_RATIO1, i] ** ev_gamma[e])
+                    p = ev_prob[e] * lane[L_P_RAISE, listed_k] if gamma > 0.0 else ev_prob[e]
                     ev_state[e, i] = 1 if ev_u[e, i] < p else 2
             # Then a closed lane pays its next tranche if it has fallen due. Tranches a step or more apart fall
             # due at most one a step (the one before would have been due in an earlier step); closer ones
