@@ -447,6 +447,14 @@ def log_lanes(x):
     return -math.inf if x == 0.0 else (x if x > 0.0 else math.nan)
 
 
+@njit(inline="always", **_jit)
+def log1p_lanes(x):
+    """ln(1 + x) for x > -1 without calls, so loops over lanes compile to SIMD: log_lanes(u), u = 1 + x,
+    corrected for the rounding of u to first order, (x - (u - 1)) / u, which keeps tiny x exact."""
+    u = 1.0 + x
+    return log_lanes(u) + (x - (u - 1.0)) / u
+
+
 RAMP_RANGE = 2.0  # ramp_lanes is accurate for |d| below this
 
 
@@ -570,12 +578,18 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             seg[SG_BRIDGE_MEAN, s, i] = sig * sig * dt / 24.0
             seg[SG_CURV, s, i] = kappa * amp * dt * dt / 12.0
             seg[SG_EXPOSURE, s, i] = theta[base + SEG_EXPOSURE, i]
+    n_far = 0
     for i in range(m):
-        lane[L_JUMP_COMP, i] = math.log1p(-theta[P_COMP_SEVERITY, i])
-        lane[L_JUMP_SUPPLY, i] = math.log1p(theta[P_SUPPLY_SIZE, i])
-        g_o = theta[P_OPEX_GROWTH, i]
+        lane[L_JUMP_COMP, i] = log1p_lanes(-theta[P_COMP_SEVERITY, i])
+        lane[L_JUMP_SUPPLY, i] = log1p_lanes(theta[P_SUPPLY_SIZE, i])
         # Fixed opex over step k is O_0 e^{g t0} (e^{g dt} - 1) / g: a geometric sequence.
-        lane[L_OPEX_FIXED, i] = theta[P_OPEX_BASE, i] * (math.expm1(g_o * dt) / g_o if abs(g_o) > 1e-12 else dt)
+        g_dt = theta[P_OPEX_GROWTH, i] * dt
+        n_far += abs(g_dt) >= RAMP_RANGE
+        lane[L_OPEX_FIXED, i] = theta[P_OPEX_BASE, i] * dt * ramp_lanes(g_dt)
+    for i in range(m if n_far else 0):  # opex growing or shrinking beyond ramp_lanes' range (e^2 in a step)
+        g_dt = theta[P_OPEX_GROWTH, i] * dt
+        if abs(g_dt) >= RAMP_RANGE:
+            lane[L_OPEX_FIXED, i] = theta[P_OPEX_BASE, i] * dt * (math.expm1(g_dt) / g_dt)
     for i in range(m):
         lane[L_MEAN_COMP, i] = theta[P_COMP_INTENSITY, i] * dt
         lane[L_NONE_COMP, i] = exp_lanes(-lane[L_MEAN_COMP, i])

@@ -27,9 +27,9 @@ SCENARIOS = {
     "eventful": [("competition", "intensity", 3.0), ("compute", "supply_shock_intensity", 2.0),
                  ("simulation", "steps_per_year", 12)],
     "annual": [("simulation", "steps_per_year", 1), ("funding", "min_cash", 50.0)],
-    # Yearly steps and frequent shocks: ads' first-year growth (d ~ 2.5) meets competition shocks, the lanes
-    # the kernel gives to libm's shocked_ramp.
-    "steep_shocked": [("simulation", "steps_per_year", 1), ("competition", "intensity", 3.0)],
+    # Yearly steps, frequent shocks, fixed opex shrinking fast: ads' first-year growth (d ~ 2.5) meets
+    # competition shocks, and opex's e^(g dt) is beyond ramp_lanes' range: the lanes the kernel gives to libm.
+    "steep": [("simulation", "steps_per_year", 1), ("competition", "intensity", 3.0), ("costs", "opex_growth", -2.5)],
 }
 
 
@@ -252,27 +252,29 @@ def test_every_jitted_function_is_cached_on_disk():
 
 
 def test_branch_free_elementary_functions_match_libm():
-    """exp_lanes, ramp_lanes and log_lanes (written so lane loops vectorise) against libm: relative
-    errors as their docstrings state, and libm's answers at zero, infinities, NaN and subnormals."""
+    """exp_lanes, ramp_lanes, log_lanes and log1p_lanes (written so lane loops vectorise) against libm:
+    relative errors as their docstrings state, and libm's answers at zero, infinities, NaN and subnormals."""
     from numba import njit
 
     @njit
     def apply(xs):
-        out = np.empty((3, xs.size))
+        out = np.empty((4, xs.size))
         for i in range(xs.size):
             out[0, i] = kernel.exp_lanes(xs[i])
             out[1, i] = kernel.ramp_lanes(xs[i]) if abs(xs[i]) < kernel.RAMP_RANGE else np.nan
             out[2, i] = kernel.log_lanes(xs[i])
+            out[3, i] = kernel.log1p_lanes(xs[i]) if xs[i] > -1.0 else np.nan
         return out
 
     rng = np.random.default_rng(5)
     xs = np.concatenate([rng.uniform(-700, 700, 20_000), rng.normal(0, 1, 20_000), rng.uniform(-1e-6, 1e-6, 1000),
-                         np.exp(rng.uniform(-740, 709, 20_000)), 1 + rng.uniform(-1e-8, 1e-8, 1000)])
+                         np.exp(rng.uniform(-740, 709, 20_000)), 1 + rng.uniform(-1e-8, 1e-8, 1000),
+                         -np.exp(rng.uniform(-740, 0, 5_000)), rng.uniform(-1, 0, 5_000)])
     got = apply(xs)
     with np.errstate(all="ignore"):
-        want = np.exp(xs), np.where(xs == 0, 1.0, np.expm1(xs) / xs), np.log(xs)
-    in_range = (np.ones(xs.size, bool), np.abs(xs) < kernel.RAMP_RANGE, np.ones(xs.size, bool))
-    for g, w, tolerance, where in zip(got, want, (2e-14, 1e-15, 1e-15), in_range):
+        want = np.exp(xs), np.where(xs == 0, 1.0, np.expm1(xs) / xs), np.log(xs), np.log1p(xs)
+    in_range = (np.ones(xs.size, bool), np.abs(xs) < kernel.RAMP_RANGE, np.ones(xs.size, bool), xs > -1.0)
+    for g, w, tolerance, where in zip(got, want, (2e-14, 1e-15, 1e-15, 1e-15), in_range):
         ok = where & np.isfinite(w) & (w != 0) & (np.abs(w) > 1e-300)
         assert np.max(np.abs(g[ok] / w[ok] - 1)) < tolerance
     specials = np.array([0.0, -0.0, -1.0, np.inf, -np.inf, np.nan, 5e-324, 1e-310, 1.0])
