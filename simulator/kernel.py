@@ -322,6 +322,13 @@ def exp_small(w):
 
 
 @njit(inline="always", **_jit)
+def whole_vectors(n):
+    """n rounded up to whole vectors of 8 lanes: a SIMD loop over n listed lanes' inputs, copied side by
+    side (the rest padded with copies of the last), runs without a scalar remainder."""
+    return (n + 7) // 8 * 8
+
+
+@njit(inline="always", **_jit)
 def fmax(a, b):
     """Python's max(a, b) as a select (numba's built-in max made lane loops up to 3x slower; so did ``and``,
     where ``&`` of the two comparisons is a select)."""
@@ -718,7 +725,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                     segment_step(seg, lane, s, i, tau, d, math.expm1(d) / d, lane[L_LIFT, i])
             # Lanes with a competition shock this step: it lands at its time. Their inputs side by side (rows
             # L_SHOCK_*, by position in the list, padded to whole vectors), a SIMD loop, and the results back.
-            n_vec = (n_shocked + 7) // 8 * 8 if n_shocked else 0
+            n_vec = whole_vectors(n_shocked)
             for k_shocked in range(n_vec):
                 i = int(lane[L_SHOCKED, min(k_shocked, n_shocked - 1)])
                 lane[L_SHOCK_D, k_shocked] = lane[L_D, i]
@@ -800,7 +807,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 n_due = list_lanes(lane[L_DUE], m, listed)
                 gamma = ev_gamma[e]
                 if gamma > 0.0:  # the due lanes' factor min(1, ratio^gamma) in SIMD, their ratios side by side
-                    n_vec = (n_due + 7) // 8 * 8 if n_due else 0
+                    n_vec = whole_vectors(n_due)
                     for listed_k in range(n_vec):
                         lane[L_DUE_RATIO, listed_k] = lane[L_RATIO1, listed[min(listed_k, n_due - 1)]]
                     for listed_k in range(n_vec):
@@ -834,9 +841,9 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         # L_DUE_*, by position in the list, padded to whole vectors), then a SIMD loop (LLVM will not
         # vectorise reads through the list itself).
         n_due = list_lanes(lane[L_DUE], m, listed)
-        n_vec = (n_due + 7) // 8 * 8
+        n_vec = whole_vectors(n_due)
         for listed_k in range(n_vec):
-            i = listed[listed_k] if listed_k < n_due else listed[0]
+            i = listed[min(listed_k, n_due - 1)]
             lane[L_DUE_RATIO, listed_k] = lane[L_RATIO1, i]
             lane[L_DUE_BASE, listed_k] = theta[P_RAISE_A, i] + theta[P_RAISE_C, i] * lane[L_MARKET, i]
             lane[L_DUE_SLOPE, listed_k] = theta[P_RAISE_B, i]
