@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 TMP = Path(tempfile.mkdtemp(prefix="profile_kernel_"))
 os.environ["NUMBA_CACHE_DIR"] = str(TMP / "numba")  # a fresh compile keeps the code's library in memory
@@ -40,7 +41,7 @@ N = 1 << 18
 INSTRUCTION = re.compile(r"\s+([0-9a-f]+):\t(?:[0-9a-f]{2} )+\s*\t(.*)")
 
 
-def kernel_code() -> tuple[int, bytes, callable]:
+def kernel_code() -> tuple[int, bytes, Callable[[], None]]:
     """(address of simulate_tile's machine code, the bytes from there to the end of its mapping, at most
     1 MiB; a function that runs the kernel once on N paths)."""
     inputs = build_inputs(load_config())
