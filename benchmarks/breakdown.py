@@ -42,7 +42,6 @@ PHASES = [
     ("        for c in range(n_ch + n_seg):\n            normals_lanes", "step: normals"),
     ("        uniforms_lanes(states, signs, lane[L_U_COMP], m)", "step: uniforms"),
     ("        poisson_lanes(lane, listed, L_U_COMP", "step: Poisson counts, shocked lanes"),
-    ("        for i in range(m):\n            lane[L_LOG_RATIO0", "step: log of the plan ratio"),
     ("        correlate_lanes(chol_shock, dense, eps, 0, epsc", "step: correlated shocks"),
     ("        # Revenue (§3)", "step: revenue of the segments"),
     ("        # Compute price and usage", "step: compute price"),

@@ -494,11 +494,11 @@ SEG_SCRATCH = 15
  L_DRIFT_P, L_VOL_P, L_DRIFT_U, L_VOL_U, L_OPEX_STEP, L_KEEP, L_C0,
  L_CASH, L_CREDIT, L_CREDIT_MAX, L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST, L_GAP,
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
- L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO0, L_RATIO1,
+ L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_RATIO, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_TABLE,
- L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(69)
-LANE_SCRATCH = 69
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_TABLE,
+ L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(68)
+LANE_SCRATCH = 68
 
 
 @njit(**_jit)
@@ -643,19 +643,28 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
     for k in range(n_years * spy):
         t0 = k * dt
         t1 = t0 + dt
-        # Decisions at the start of the step: trailing burn, runway rule, revenue vs plan (the row
-        # L_RATIO0 sums the launched segments' run rates, then holds their ratio to the plan's).
-        for i in range(m):
-            lane[L_RATIO0, i] = 0.0
+        # Decisions at the start of the step: trailing burn, runway rule, revenue vs plan. The row L_LOG_RATIO
+        # holds ln(launched segments' run rate / plan) at the last step's end, this step's start: the costs loop
+        # leaves it there. Summed afresh (L_RATIO0) at the first step, or where a segment launched exactly at
+        # the boundary (then the last step's sum left it out and this one counts it).
+        fresh = k == 0
         for s in range(n_seg):
-            if seg_launch[s] <= t0:
-                for i in range(m):
-                    lane[L_RATIO0, i] += seg[SG_RATE, s, i]
+            fresh |= (seg_launch[s] <= t0) != (seg_launch[s] < (k - 1) * dt + dt)
+        if fresh:
+            for i in range(m):
+                lane[L_RATIO0, i] = 0.0
+            for s in range(n_seg):
+                if seg_launch[s] <= t0:
+                    for i in range(m):
+                        lane[L_RATIO0, i] += seg[SG_RATE, s, i]
+            for i in range(m):
+                lane[L_LOG_RATIO, i] = log_lanes(fmax(lane[L_RATIO0, i] / plan_rate[k], 1e-9))
         for i in range(m):
             burn = fmax(0.0, -lane[L_RING_SUM, i])
             runway_short = (burn > 0.0) & (lane[L_CASH, i] < theta[P_RUNWAY_FLOOR, i] * burn)
             lane[L_CUT, i] = theta[P_CUT_FACTOR, i] if runway_short else 1.0
-            lane[L_RATIO0, i] = fmax(lane[L_RATIO0, i] / plan_rate[k], 1e-9)
+            lane[L_REV, i] = 0.0
+            lane[L_RUN_RATE1, i] = 0.0
 
         # Shocks of the step: the channels' increments, then for each segment the step's average of
         # its Brownian bridge (so the revenue of a long step has the variance of the continuous model).
@@ -670,10 +679,6 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         poisson_lanes(lane, listed, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
         poisson_lanes(lane, listed, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY, L_WHEN_SUPPLY, m)
         n_shocked = list_lanes(lane[L_N_COMP], m, lane[L_SHOCKED])  # the lanes with a competition shock
-        for i in range(m):
-            lane[L_LOG_RATIO0, i] = log_lanes(lane[L_RATIO0, i])
-            lane[L_REV, i] = 0.0
-            lane[L_RUN_RATE1, i] = 0.0
         correlate_lanes(chol_shock, dense, eps, 0, epsc, n_ch, m)
         correlate_lanes(chol_shock, dense, eps, n_ch, bridge, n_seg, m)
 
@@ -774,7 +779,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             opex = lane[L_OPEX_FIXED, i] + theta[P_OPEX_RATIO, i] * rev
             lane[L_OPEX_FIXED, i] *= lane[L_OPEX_STEP, i]
             fixed = fixed_share * lane[L_KEEP, i]
-            flexible = ((1.0 - fixed) * level * exp_lanes(mid_p + theta[P_ELASTICITY, i] * lane[L_LOG_RATIO0, i])
+            flexible = ((1.0 - fixed) * level * exp_lanes(mid_p + theta[P_ELASTICITY, i] * lane[L_LOG_RATIO, i])
                         * lane[L_CUT, i])
             training = plan_spend * (fixed + flexible)
             interest = theta[P_CASH_INTEREST, i] * fmax(cash, 0.0) * dt
@@ -783,7 +788,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             lane[L_RING_SUM, i] += fcf - ring[j, i]
             ring[j, i] = fcf
             lane[L_MARKET, i] = lane[L_PHI_DT, i] * lane[L_MARKET, i] + lane[L_MARKET_VOL, i] * epsc[n_seg + 2, i]
-            lane[L_RATIO1, i] = fmax(lane[L_RUN_RATE1, i] / plan_rate[k + 1], 1e-9)
+            lane[L_LOG_RATIO, i] = log_lanes(fmax(lane[L_RUN_RATE1, i] / plan_rate[k + 1], 1e-9))  # at the step's end
             lane[L_Y_REV, i] += rev
             lane[L_Y_COGS, i] += cogs
             lane[L_Y_FCF, i] += fcf
@@ -806,21 +811,27 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                     lane[L_DUE, i] = 1.0 if (ev_state[e, i] == 0) & (ev_time[e, i] < t1) else 0.0
                 n_due = list_lanes(lane[L_DUE], m, listed)
                 gamma = ev_gamma[e]
-                if gamma > 0.0:  # the due lanes' factor min(1, ratio^gamma) in SIMD, their ratios side by side
+                if gamma > 0.0:  # the due lanes' factor min(1, ratio^gamma) in SIMD, their log ratios side by side
                     n_vec = whole_vectors(n_due)
                     for listed_k in range(n_vec):
-                        lane[L_DUE_RATIO, listed_k] = lane[L_RATIO1, listed[min(listed_k, n_due - 1)]]
+                        lane[L_DUE_LOG, listed_k] = lane[L_LOG_RATIO, listed[min(listed_k, n_due - 1)]]
                     for listed_k in range(n_vec):
-                        lane[L_P_RAISE, listed_k] = fmin(1.0, exp_lanes(gamma * log_lanes(lane[L_DUE_RATIO, listed_k])))
+                        lane[L_P_RAISE, listed_k] = fmin(1.0, exp_lanes(gamma * lane[L_DUE_LOG, listed_k]))
+                single = ev_tranches[e] == 1
                 for listed_k in range(n_due):
                     i = listed[listed_k]
                     p = ev_prob[e] * lane[L_P_RAISE, listed_k] if gamma > 0.0 else ev_prob[e]
                     ev_state[e, i] = 1 if ev_u[e, i] < p else 2
+                    if single and ev_state[e, i] == 1:  # a single tranche is paid at closing, as the loop below would
+                        amount = theta[ev0 + e, i] / ev_tranches[e]
+                        lane[L_CASH, i] += amount
+                        lane[L_RAISED_SCHED, i] += amount
+                        ev_paid[e, i] = 1
             # Then a closed lane pays its next tranche if it has fallen due. Tranches a step or more apart fall
             # due at most one a step (the one before would have been due in an earlier step); closer ones
-            # take passes until one pays nothing.
+            # take passes until one pays nothing. A single tranche was paid above.
             one_pass = ev_period[e] > dt * (1.0 + 1e-9)
-            n_paid = 1
+            n_paid = 0 if ev_tranches[e] == 1 else 1
             while n_paid:
                 n_paid = 0
                 for i in range(m):
@@ -844,11 +855,11 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         n_vec = whole_vectors(n_due)
         for listed_k in range(n_vec):
             i = listed[min(listed_k, n_due - 1)]
-            lane[L_DUE_RATIO, listed_k] = lane[L_RATIO1, i]
+            lane[L_DUE_LOG, listed_k] = lane[L_LOG_RATIO, i]
             lane[L_DUE_BASE, listed_k] = theta[P_RAISE_A, i] + theta[P_RAISE_C, i] * lane[L_MARKET, i]
             lane[L_DUE_SLOPE, listed_k] = theta[P_RAISE_B, i]
         for listed_k in range(n_vec):
-            logit = lane[L_DUE_BASE, listed_k] + lane[L_DUE_SLOPE, listed_k] * log_lanes(lane[L_DUE_RATIO, listed_k])
+            logit = lane[L_DUE_BASE, listed_k] + lane[L_DUE_SLOPE, listed_k] * lane[L_DUE_LOG, listed_k]
             p_year = 1.0 / (1.0 + exp_lanes(-logit))
             lane[L_P_RAISE, listed_k] = 1.0 - exp_lanes(dt * log_lanes(1.0 - p_year))  # 1 - (1 - p_year)^dt
         for listed_k in range(n_due):

@@ -1,5 +1,6 @@
 """The numba kernel against the plain-Python reference, and its random numbers."""
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -30,16 +31,25 @@ SCENARIOS = {
     # Yearly steps, frequent shocks, fixed opex shrinking fast: ads' first-year growth (d ~ 2.5) meets
     # competition shocks, and opex's e^(g dt) is beyond ramp_lanes' range: the lanes the kernel gives to libm.
     "steep": [("simulation", "steps_per_year", 1), ("competition", "intensity", 3.0), ("costs", "opex_growth", -2.5)],
+    # Ads launch exactly at a step's boundary (t = 1): the kernel sums the plan ratio afresh there.
+    "boundary": [("revenue.ads", "launch", dt.date(2027, 1, 1))],
 }
+
+
+def configure(base_raw, name):
+    """The validated config of scenario ``name``: its changes (a dotted section, a key, a value) on the base."""
+    for section, key, value in SCENARIOS[name]:
+        table = base_raw
+        for part in section.split("."):
+            table = table[part]
+        table[key] = value
+    return validate(base_raw)
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_kernel_matches_reference(base_raw, name):
     """Same numbers to rounding: 1e-10 relative, or a dollar (1e-9 $B) where terms cancel."""
-    for section, key, value in SCENARIOS[name]:
-        base_raw[section][key] = value
-    cfg = validate(base_raw)
-    inputs, theta, annual, scalars = kernel_paths(cfg, seed=99, first=1000, n=40)
+    inputs, theta, annual, scalars = kernel_paths(configure(base_raw, name), seed=99, first=1000, n=40)
     for i in range(40):
         ref = reference.simulate_path(inputs, 99, 1000 + i)
         np.testing.assert_allclose(theta[i], ref["theta"], rtol=1e-13, atol=0)
@@ -51,9 +61,7 @@ def test_kernel_matches_reference(base_raw, name):
 
 def test_stressed_scenario_exercises_every_branch(base_raw):
     """Guard for the test above: the stressed paths do raise, borrow and fall short."""
-    for section, key, value in SCENARIOS["stressed"]:
-        base_raw[section][key] = value
-    _, _, _, scalars = kernel_paths(validate(base_raw), seed=99, first=1000, n=40)
+    _, _, _, scalars = kernel_paths(configure(base_raw, "stressed"), seed=99, first=1000, n=40)
     assert (scalars[:, kernel.S_N_RAISES] > 0).any()
     assert (scalars[:, kernel.S_CREDIT_MAX] > 0).any()
     assert (scalars[:, kernel.S_FIRST_SHORTFALL] >= 0).any()
@@ -113,10 +121,8 @@ def test_streams_of_neighbouring_paths_are_uncorrelated(base_raw):
 
 @pytest.mark.parametrize("name", ["base", "eventful"])
 def test_antithetic_kernel_matches_reference(base_raw, name):
-    for section, key, value in SCENARIOS[name]:
-        base_raw[section][key] = value
     base_raw["simulation"]["antithetic"] = True
-    cfg = validate(base_raw)
+    cfg = configure(base_raw, name)
     inputs, theta, annual, scalars = kernel_paths(cfg, seed=99, first=1000, n=12)
     for i in range(12):
         ref = reference.simulate_path(inputs, 99, 1000 + i)
