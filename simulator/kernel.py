@@ -509,6 +509,12 @@ def ramp_lanes(d):
 # Random draws, Poisson counts, scheduled raises and other rare or branchy work run lane by lane.
 LANES = 128
 assert LANES % 64 == 0  # list_lanes reads whole blocks of 64 lanes
+# The length of a scratch array's rows. A lane loop reads some rows and writes others; with rows of LANES
+# (1 KiB), rows 4 apart share their addresses' low 12 bits, which a CPU may take for a load depending on an
+# earlier store (4K aliasing, presumably): by where the arrays landed, the kernel ran at ~1,040 or ~1,095 ns
+# a path from one process to the next (11 fast of 19). Rows of LANES + 8 are never 4 KiB apart within an
+# array: 13 fast of 14, the other on a slow spell of the machine (benchmarks/compare_kernel.py).
+ROW = LANES + 8
 
 # Per-segment constants and state, seg[segment, SG_*, lane].
 (SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_HALF_DECAY, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
@@ -550,8 +556,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
     n_ch = chol_shock.shape[0]
     # Allocated here, not by the caller: LLVM then knows their rows' strides (constants), so a lane loop
     # over several rows needs no run-time check that they do not overlap (2% of the kernel's time).
-    lane = np.empty((LANE_SCRATCH, LANES))
-    seg = np.empty((n_seg, SEG_SCRATCH, LANES))
+    lane = np.empty((LANE_SCRATCH, ROW))
+    seg = np.empty((n_seg, SEG_SCRATCH, ROW))
     ev0 = N_GLOBAL + SEGMENT_WIDTH * n_seg
     dt = 1.0 / spy
     sqdt = math.sqrt(dt)
@@ -1010,18 +1016,18 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
         states = np.empty(LANES, np.uint64)
         bits = np.empty(LANES, np.uint64)
         listed = np.empty(LANES, np.int64)
-        theta = np.empty((n_par, LANES))
+        theta = np.empty((n_par, ROW))
         dense = np.zeros(n_ch, np.int64)
-        z = np.empty((n_drawn, LANES))
-        zc = np.empty((n_drawn, LANES))
-        eps = np.empty((n_ch + n_seg, LANES))
-        epsc = np.empty((n_ch, LANES))
-        bridge = np.empty((n_seg, LANES))
-        ring = np.empty((spy, LANES))
-        ev_time = np.empty((n_ev, LANES))
-        ev_u = np.empty((n_ev, LANES))
-        ev_state = np.empty((n_ev, LANES), np.int64)
-        ev_paid = np.empty((n_ev, LANES), np.int64)
+        z = np.empty((n_drawn, ROW))
+        zc = np.empty((n_drawn, ROW))
+        eps = np.empty((n_ch + n_seg, ROW))
+        epsc = np.empty((n_ch, ROW))
+        bridge = np.empty((n_seg, ROW))
+        ring = np.empty((spy, ROW))
+        ev_time = np.empty((n_ev, ROW))
+        ev_u = np.empty((n_ev, ROW))
+        ev_state = np.empty((n_ev, ROW), np.int64)
+        ev_paid = np.empty((n_ev, ROW), np.int64)
         for t in range(b * n_tiles // n_blocks, (b + 1) * n_tiles // n_blocks):
             lo, hi = t * LANES, min(n, (t + 1) * LANES)
             simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step,
