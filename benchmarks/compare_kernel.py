@@ -1,0 +1,121 @@
+"""This checkout's kernel against another git revision's, timed in turns with the random-number floor,
+default config: ns a path, each kernel's time over the floor's, and whether their outputs are
+bit-identical. In turns, a drift in the machine's speed moves all three alike; but where a process's code
+and arrays land moves a kernel by a few percent on this VM, so the comparison is made in several fresh
+processes (``--runs``) and their medians are printed too.
+
+    python benchmarks/compare_kernel.py REV [--runs 5] [--threads 1] [--paths 1000000] [--repeats 11]
+
+The other revision's ``simulator`` package is taken with ``git archive`` into a folder under the system's
+temporary directory and imported under another name (the package's imports are relative); its kernel
+compiles there on the first run (about a minute) and is loaded from numba's cache after. Each revision
+builds its own inputs from its own default config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import simulator  # noqa: E402
+from simulator.model import build_inputs  # noqa: E402
+
+from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
+
+
+def package_at(rev: str):
+    """The ``simulator`` package of git revision ``rev``, imported as ``simulator_<commit>``."""
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    name = f"simulator_{sha[:12]}"
+    folder = Path(tempfile.gettempdir()) / "simulator_compare" / sha
+    if not (folder / name).exists():
+        archive = subprocess.run(["git", "archive", sha, "simulator"], cwd=ROOT, capture_output=True, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(folder / "partial", filter="data")
+        (folder / "partial" / "simulator").rename(folder / name)  # whole, or not there
+    sys.path.insert(0, str(folder))
+    return importlib.import_module(name)
+
+
+def runner(package, n: int):
+    """(a function that runs ``package``'s kernel on paths 0 .. n - 1, its outputs)."""
+    kernel = importlib.import_module(f"{package.__name__}.kernel")
+    inputs = importlib.import_module(f"{package.__name__}.model").build_inputs(package.load_config())
+    args = inputs.kernel_args()
+    out = (np.empty((n, inputs.chol_param.shape[0])), np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years)),
+           np.empty((n, len(kernel.SCALAR_VARS))))
+    return (lambda: kernel.simulate_block(np.uint64(1), 0, *args, *out)), out
+
+
+def compare(rev: str, threads: int, paths: int, repeats: int) -> tuple[dict[str, float], bool]:
+    """(median ns a path of REV's kernel, this checkout's and the floor, in this process; bit-identical?)."""
+    runs = {rev: runner(package_at(rev), paths), "this checkout": runner(simulator, paths)}
+    _, shape, _ = floor_shape(build_inputs(simulator.load_config()))
+    draw, drawn = floor_kernel(), np.empty(paths)
+    fns = {name: fn for name, (fn, _) in runs.items()}
+    fns["floor"] = lambda: draw(np.uint64(1), paths, *shape, drawn)
+    for fn in fns.values():  # compile or load, and fill the outputs
+        fn()
+    numba.set_num_threads(threads)
+    seconds = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            seconds[name].append(time.perf_counter() - start)
+    (_, a), (_, b) = runs.values()
+    same = all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
+    return {name: statistics.median(s) / paths * 1e9 for name, s in seconds.items()}, same
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rev", help="the git revision to compare with (a commit, tag or branch)")
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes, each timing all three")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--paths", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=11, help="timings of each, in turns, in a process")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child process: one run
+    options = parser.parse_args()
+    if options.one:
+        ns, same = compare(options.rev, options.threads, options.paths, options.repeats)
+        print(json.dumps({"ns": ns, "same": same}))
+        return
+
+    child = [sys.executable, __file__, options.rev, "--one", "--threads", str(options.threads),
+             "--paths", str(options.paths), "--repeats", str(options.repeats)]
+    results = [json.loads(subprocess.run(child, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+               for _ in range(options.runs)]
+    names = list(results[0]["ns"])
+    print(f"{options.paths:,} paths, {options.threads} thread(s); per process the median of {options.repeats} "
+          f"timings in turns; outputs {'bit-identical' if all(r['same'] for r in results) else 'differ'}\n")
+    print("| process | " + " | ".join(f"{name}, ns a path" for name in names) + " | "
+          + " | ".join(f"{name} / floor" for name in names[:2]) + " |")
+    print("| ---: |" + " ---: |" * (len(names) + 2))
+    rows = [[r["ns"][name] for name in names] + [r["ns"][name] / r["ns"]["floor"] for name in names[:2]]
+            for r in results]
+    for k, row in enumerate(rows, 1):
+        print(f"| {k} | " + " | ".join(f"{x:,.0f}" for x in row[:3]) + " | " + " | ".join(f"{x:.3f}" for x in row[3:]) + " |")
+    median = [statistics.median(column) for column in zip(*rows)]
+    print("| median | " + " | ".join(f"{x:,.0f}" for x in median[:3]) + " | "
+          + " | ".join(f"{x:.3f}" for x in median[3:]) + " |")
+
+
+if __name__ == "__main__":
+    main()
