@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import numba
@@ -35,13 +34,20 @@ sys.path.insert(0, str(ROOT))
 import simulator  # noqa: E402
 from simulator.model import build_inputs  # noqa: E402
 
-from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
+from run_benchmarks import floor_kernel, floor_shape, median_times  # noqa: E402  (this folder is on sys.path)
 
 
-def package_at(rev: str):
-    """The ``simulator`` package of git revision ``rev``, imported as ``simulator_<commit>``."""
-    sha = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.strip()
+def commit_of(rev: str) -> str:
+    """The full hash of the commit ``rev`` names; exits with a message if it names none."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
+                           capture_output=True, text=True)
+    if found.returncode:
+        raise SystemExit(f"compare_kernel: {rev!r} is not a commit of {ROOT}")
+    return found.stdout.strip()
+
+
+def package_at(sha: str):
+    """The ``simulator`` package of commit ``sha``, imported as ``simulator_<sha[:12]>``."""
     name = f"simulator_{sha[:12]}"
     folder = Path(tempfile.gettempdir()) / "simulator_compare" / sha
     if not (folder / name).exists():
@@ -63,9 +69,10 @@ def runner(package, n: int):
     return (lambda: kernel.simulate_block(np.uint64(1), 0, *args, *out)), out
 
 
-def compare(rev: str, threads: int, paths: int, repeats: int) -> tuple[dict[str, float], bool]:
-    """(median ns a path of REV's kernel, this checkout's and the floor, in this process; bit-identical?)."""
-    runs = {rev: runner(package_at(rev), paths), "this checkout": runner(simulator, paths)}
+def compare(sha: str, rev: str, threads: int, paths: int, repeats: int) -> tuple[dict[str, float], bool]:
+    """(median ns a path of commit ``sha``'s kernel, named ``rev``, this checkout's and the floor, in this
+    process; are the two kernels' outputs bit-identical?)."""
+    runs = {rev: runner(package_at(sha), paths), "this checkout": runner(simulator, paths)}
     _, shape, _ = floor_shape(build_inputs(simulator.load_config()))
     draw, drawn = floor_kernel(), np.empty(paths)
     fns = {name: fn for name, (fn, _) in runs.items()}
@@ -73,15 +80,10 @@ def compare(rev: str, threads: int, paths: int, repeats: int) -> tuple[dict[str,
     for fn in fns.values():  # compile or load, and fill the outputs
         fn()
     numba.set_num_threads(threads)
-    seconds = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            seconds[name].append(time.perf_counter() - start)
+    seconds = median_times(fns, repeats)
     (_, a), (_, b) = runs.values()
     same = all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
-    return {name: statistics.median(s) / paths * 1e9 for name, s in seconds.items()}, same
+    return {name: t / paths * 1e9 for name, t in seconds.items()}, same
 
 
 def main() -> None:
@@ -93,8 +95,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=11, help="timings of each, in turns, in a process")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child process: one run
     options = parser.parse_args()
+    sha = commit_of(options.rev)
     if options.one:
-        ns, same = compare(options.rev, options.threads, options.paths, options.repeats)
+        ns, same = compare(sha, options.rev, options.threads, options.paths, options.repeats)
         print(json.dumps({"ns": ns, "same": same}))
         return
 
