@@ -543,7 +543,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
     ``steps.shape[1] > 0``, ``steps`` (m, T, len(STEP_VARS)) with each step's values.
 
     ``dense`` is zeros (n_ch,): every row of the shock Cholesky starts at column 0. ``states`` ...
-    ``ev_paid`` are scratch arrays owned by the caller, with a last axis of LANES.
+    ``ev_paid`` are scratch arrays owned by the caller, with a last axis of LANES (1-d) or ROW (2-d).
     The arithmetic is arranged for speed (per-path constants hoisted, exponentials advanced by
     multiplication, lanes in SIMD loops); ``simulator.reference`` computes the same numbers, one path at
     a time, from the formulas as written.
