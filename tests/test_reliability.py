@@ -19,7 +19,12 @@ def start(out, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_progress(proc, seconds):
+def wait_for_progress(proc, out, seconds):
+    """Wait until the run has made its output folder (so its signal handlers are in place: a signal during
+    start-up would stop it before it could save anything), then ``seconds`` more."""
+    deadline = time.monotonic() + 120
+    while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     time.sleep(seconds)
     assert proc.poll() is None, "the run finished before it could be interrupted"
 
@@ -36,14 +41,14 @@ def assert_same_files(a, b):
 @pytest.mark.parametrize("keep, sig, size", [("none", signal.SIGINT, ["--paths", "3000000"]),
                                              ("all", signal.SIGTERM, ["--paths", "1000000", "--steps-per-year", "12"])])
 def test_interrupted_run_resumes_to_identical_files(tmp_path, keep, sig, size):
-    """Runs of a few seconds, stopped after ~2.5 s: streamed (histograms saved) and exact (rows saved)."""
+    """Runs of a few seconds, stopped ~1 s in: streamed (histograms saved) and exact (rows saved)."""
     args = [*size, "--seed", "3", "--chunk-size", "50000", "--keep-paths", keep]
     whole = tmp_path / "whole"
     assert subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "--out", str(whole), *args]).returncode == 0
 
     part = tmp_path / "part"
     proc = start(part, *args)
-    wait_for_progress(proc, 2.5)
+    wait_for_progress(proc, part, 1.0)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -66,7 +71,7 @@ def test_interrupted_run_resumes_to_identical_files(tmp_path, keep, sig, size):
 def test_resume_with_other_settings_is_refused(tmp_path):
     part = tmp_path / "part"
     proc = start(part, "--paths", "2000000", "--chunk-size", "20000", "--keep-paths", "none")
-    wait_for_progress(proc, 3.0)
+    wait_for_progress(proc, part, 1.0)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     other = subprocess.run([sys.executable, "-m", "simulator", "run", "-q", "--out", str(part), "--paths", "2000000",
@@ -97,7 +102,7 @@ def test_resume_without_saved_progress_is_refused(tmp_path):
 def test_killed_run_leaves_no_folder_readers_accept(tmp_path):
     out = tmp_path / "killed"
     proc = start(out, "--paths", "2000000", "--chunk-size", "20000")
-    wait_for_progress(proc, 3.0)
+    wait_for_progress(proc, out, 1.0)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     with pytest.raises(ResultsError):
