@@ -841,6 +841,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         for e in range(n_ev):
             if ev_start[e] >= t1 or t0 > ev_end[e] + ev_tranches[e] * ev_period[e]:
                 continue
+            single = ev_tranches[e] == 1
             if t0 <= ev_end[e]:  # in its window: pending lanes whose time has come close, or fail
                 for i in range(m):
                     lane[L_DUE, i] = 1.0 if (ev_state[e, i] == 0) & (ev_time[e, i] < t1) else 0.0
@@ -852,7 +853,6 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                         lane[L_DUE_LOG, listed_k] = lane[L_LOG_RATIO, listed[min(listed_k, n_due - 1)]]
                     for listed_k in range(n_vec):
                         lane[L_P_RAISE, listed_k] = fmin(1.0, exp_lanes(gamma * lane[L_DUE_LOG, listed_k]))
-                single = ev_tranches[e] == 1
                 for listed_k in range(n_due):
                     i = listed[listed_k]
                     p = ev_prob[e] * lane[L_P_RAISE, listed_k] if gamma > 0.0 else ev_prob[e]
@@ -866,7 +866,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             # due at most one a step (the one before would have been due in an earlier step); closer ones
             # take passes until one pays nothing. A single tranche was paid above.
             one_pass = ev_period[e] > dt * (1.0 + 1e-9)
-            n_paid = 0 if ev_tranches[e] == 1 else 1
+            n_paid = 0 if single else 1
             while n_paid:
                 n_paid = 0
                 for i in range(m):
