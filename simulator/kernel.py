@@ -507,13 +507,17 @@ def ramp_lanes(d):
 # Paths are simulated LANES at a time, structure-of-arrays: every per-path quantity is a row of a
 # (quantity, lane) array, so the step's arithmetic runs as loops over lanes that compile to SIMD.
 # Random draws, Poisson counts, scheduled raises and other rare or branchy work run lane by lane.
-LANES = 128
+# Every loop runs over all LANES lanes, also in a tile with fewer paths (the others' results are dropped):
+# LLVM then knows its trip count and leaves out the checks and remainders of a loop of unknown length,
+# which at ~75 loops a step cost more than the work (128 lanes: 1,049 -> 1,028 ns a path; then 256 lanes:
+# 980, their loop overheads shared by twice the paths; 512: 986). Measured with benchmarks/compare_kernel.py.
+LANES = 256
 assert LANES % 64 == 0  # list_lanes reads whole blocks of 64 lanes
-# The length of a scratch array's rows. A lane loop reads some rows and writes others; with rows of LANES
-# (1 KiB), rows 4 apart share their addresses' low 12 bits, which a CPU may take for a load depending on an
+# The length of a scratch array's rows. A lane loop reads some rows and writes others; with rows of 128 lanes
+# (1 KiB), rows 4 apart shared their addresses' low 12 bits, which a CPU may take for a load depending on an
 # earlier store (4K aliasing, presumably): by where the arrays landed, the kernel ran at ~1,040 or ~1,095 ns
 # a path from one process to the next (11 fast of 19). Rows of LANES + 8 are never 4 KiB apart within an
-# array: 13 fast of 14, the other on a slow spell of the machine (benchmarks/compare_kernel.py).
+# array of fewer than 64 rows: 13 fast of 14, the other on a slow spell of the machine.
 ROW = LANES + 8
 
 # Per-segment constants and state, seg[segment, SG_*, lane].
@@ -538,9 +542,10 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                   dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring, ev_time, ev_u, ev_state,
                   ev_paid, theta_out, annual, scalars, steps):
-    """Simulate paths ``first .. first + m - 1`` (m = ``theta_out.shape[0]`` <= LANES) together; fill
-    ``theta_out`` (m, drawn parameters), ``annual`` (m, V, Y) and ``scalars`` (m, S), and, when
-    ``steps.shape[1] > 0``, ``steps`` (m, T, len(STEP_VARS)) with each step's values.
+    """Simulate paths ``first .. first + LANES - 1`` together and fill, for the first m of them
+    (m = ``theta_out.shape[0]`` <= LANES), ``theta_out`` (m, drawn parameters), ``annual`` (m, V, Y) and
+    ``scalars`` (m, S), and, when ``steps.shape[1] > 0``, ``steps`` (m, T, len(STEP_VARS)) with each step's
+    values. Each path's numbers depend on its id alone, so the lanes beyond m change nothing.
 
     ``dense`` is zeros (n_ch,): every row of the shock Cholesky starts at column 0. ``states`` ...
     ``ev_paid`` are scratch arrays owned by the caller, with a last axis of LANES (1-d) or ROW (2-d).
@@ -548,7 +553,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
     multiplication, lanes in SIMD loops); ``simulator.reference`` computes the same numbers, one path at
     a time, from the formulas as written.
     """
-    m = theta_out.shape[0]
+    m_out = theta_out.shape[0]
+    m = LANES  # the lane loops' trip count, a constant (see LANES)
     n_par = tables.shape[0]
     n_drawn = chol_param.shape[0]
     n_seg = seg_launch.shape[0]
@@ -583,7 +589,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
                 theta[k, i] = tables[k, 0]
             continue
         interp_lanes(tables[k], zc[d], z_min, z_step, listed, lane[L_TABLE], theta[k], m)
-    for i in range(m):  # path by path: a row of stores to one place is cheaper than a column of them
+    for i in range(m_out):  # path by path: a row of stores to one place is cheaper than a column of them
         for k in range(n_par):
             if drawn_slot[k] >= 0:
                 theta_out[i, drawn_slot[k]] = theta[k, i]
@@ -830,7 +836,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             lane[L_Y_COMPUTE, i] += cogs + training
             lane[L_COGS, i] = cogs
         if tracing:  # a loop of its own: a branch inside the one above cost ~2.5%
-            for i in range(m):
+            for i in range(m_out):
                 rev = lane[L_REV, i]
                 steps[i, k, T_REV] = rev / dt
                 steps[i, k, T_GM] = 1.0 - lane[L_COGS, i] / rev if rev > 0.0 else math.nan
@@ -925,12 +931,12 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             lane[L_FIRST_SF, i] = k if short & (lane[L_FIRST_SF, i] < 0.0) else lane[L_FIRST_SF, i]
             lane[L_GAP, i] = fmax(lane[L_GAP, i], min_cash - cash) if short else lane[L_GAP, i]
         if tracing:
-            for i in range(m):
+            for i in range(m_out):
                 steps[i, k, T_CASH] = lane[L_CASH, i]
 
         j += 1
         if j == spy:
-            for i in range(m):
+            for i in range(m_out):
                 annual[i, A_REV, y] = lane[L_Y_REV, i]
                 annual[i, A_COGS, y] = lane[L_Y_COGS, i]
                 annual[i, A_FCF, y] = lane[L_Y_FCF, i]
@@ -943,7 +949,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             j = 0
             y += 1
 
-    for i in range(m):
+    for i in range(m_out):
         scalars[i, S_CASH_END] = lane[L_CASH, i]
         scalars[i, S_LOWEST_CASH] = lane[L_LOWEST, i]
         scalars[i, S_FUNDING_GAP] = lane[L_GAP, i]
