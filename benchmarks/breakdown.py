@@ -50,7 +50,7 @@ PHASES = [
     ("        for i in range(m):  # contingent raise", "step: contingent raise"),
     ("        for i in range(m):  # SIMD: credit line", "step: credit line, shortfall"),
     ("        j += 1\n", "step: year-end totals"),
-    ("    for i in range(m):\n        scalars[i, S_CASH_END]", "path outputs"),
+    ("    for i in range(m_out):\n        scalars[i, S_CASH_END]", "path outputs"),
 ]
 # Appended to the probed copy: the cycle counter, and the probe that closes the running phase.
 PROBE_HELPERS = '''
@@ -93,7 +93,7 @@ def probed_source(source: str) -> str:
         indent = anchor[:len(anchor) - len(anchor.lstrip())]
         source = source.replace(anchor, f"{indent}_phase, _last = _probe(cycles, _phase, {k + 1}, _last)\n{anchor}")
     edits = [  # (text, replacement): the cycles argument, the first read and the last probe
-        ("    m = theta_out.shape[0]\n", "    _phase, _last = 0, _cycles()\n    m = theta_out.shape[0]\n"),
+        ("    m_out = theta_out.shape[0]\n", "    _phase, _last = 0, _cycles()\n    m_out = theta_out.shape[0]\n"),
         ("        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n",
          "        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n    _probe(cycles, _phase, 0, _last)\n"),
         ("ev_paid, theta_out, annual, scalars, steps):", "ev_paid, theta_out, annual, scalars, steps, cycles):"),
