@@ -18,8 +18,8 @@ import math
 import numpy as np
 
 from simulator.kernel import (
-    A_CASH, A_COGS, A_COMPUTE, A_FCF, A_REV, ANNUAL_VARS, N_GLOBAL, P_CASH_INTEREST, P_COMP_INTENSITY,
-    P_COMP_SEVERITY, P_COOLDOWN, P_CREDIT_LIMIT, P_CUT_FACTOR, P_DEFERRABLE, P_ELASTICITY, P_GM0,
+    A_CASH, A_COGS, A_COMPUTE, A_FCF, A_REV, ANNUAL_VARS, FORM_EXP, FORM_TABLE, N_GLOBAL, P_CASH_INTEREST,
+    P_COMP_INTENSITY, P_COMP_SEVERITY, P_COOLDOWN, P_CREDIT_LIMIT, P_CUT_FACTOR, P_DEFERRABLE, P_ELASTICITY, P_GM0,
     P_INITIAL_CASH, P_LOOKAHEAD, P_MARKET_PHI, P_MIN_CASH, P_OPEX_BASE, P_OPEX_GROWTH, P_OPEX_RATIO,
     P_PRICE_DRIFT, P_PRICE_SIGMA, P_RAISE_A, P_RAISE_B, P_RAISE_C, P_RAISE_CAP, P_RAISE_MULTIPLE,
     P_RUNWAY_FLOOR, P_SUPPLY_INTENSITY, P_SUPPLY_SIZE, P_USAGE_DRIFT, P_USAGE_SIGMA, S_CASH_END,
@@ -61,14 +61,21 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
     ev0 = N_GLOBAL + SEGMENT_WIDTH * n_seg
     spy, n_years = m.spy, m.n_years
 
-    # 1. Parameters: Gaussian copula, then the quantile tables, interpolated linearly on their uniform
-    # z grid and clamped at its ends (as the kernel; np.interp gives the same, slower, by bisection).
+    # 1. Parameters: Gaussian copula, then each score clamped to the tables' z grid and turned into a value:
+    # a normal's or lognormal's closed form, or the quantile table, interpolated linearly on its uniform grid
+    # (as the kernel; np.interp gives the same, slower, by bisection).
     zc = m.chol_param @ rng.standard_normal((n_drawn, n))  # (n_drawn, n)
     theta_out = np.empty((n, n_drawn))
     par: list = []  # par[k]: an (n,) array if drawn, else the shared float
     for k in range(n_par):
         d = m.drawn_slot[k]
-        if d >= 0:
+        if d >= 0 and m.form[k] != FORM_TABLE:
+            loc, scale = m.loc_scale[k]
+            col = loc + scale * np.clip(zc[d], m.z_min, m.z_min + m.z_step * (n_z - 1))
+            col = np.exp(col) if m.form[k] == FORM_EXP else col
+            theta_out[:, d] = col
+            par.append(col)
+        elif d >= 0:
             pos = (zc[d] - m.z_min) / m.z_step
             np.clip(pos, 0.0, n_z - 1, out=pos)
             i = np.minimum(pos.astype(np.int64), n_z - 2)

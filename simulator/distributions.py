@@ -1,12 +1,11 @@
 """Parameter distributions: config schema and their quantile tables.
 
-Every drawn parameter reaches the kernel as a table of its quantile function
-evaluated on a uniform grid of standard-normal scores, ``x = F^-1(Phi(z))``.
-The kernel draws correlated normal scores ``z`` (the Gaussian copula) and
-interpolates linearly.  Tabulating in ``z`` rather than in ``u = Phi(z)``
-keeps the function smooth and bounded in the tails, so linear interpolation
-is exact for a normal, accurate to ~1e-6 relative for a lognormal, and needs
-no special functions inside numba.
+The kernel draws correlated normal scores ``z`` (the Gaussian copula) and turns each into its
+parameter's value ``x = F^-1(Phi(z))``, with z clamped to [Z_MIN, Z_MAX]. A normal or lognormal
+(untruncated) has that in closed form, ``mu + sigma z`` or its exp (``closed_form``); every other
+parameter reaches the kernel as a table of its quantile function on a uniform grid of scores, which
+the kernel interpolates linearly. Tabulating in ``z`` rather than in ``u = Phi(z)`` keeps the
+function smooth and bounded in the tails, and needs no special functions inside numba.
 """
 
 from __future__ import annotations
@@ -57,9 +56,20 @@ class _Dist(BaseModel):
             hi = min(hi, self.upper)
         return float(lo), float(hi)
 
+    def closed_form(self) -> tuple[bool, float, float] | None:
+        """(log, loc, scale) where the value at normal score z is loc + scale z (its exp where ``log``);
+        None where the kernel interpolates the table."""
+        return None
+
     def quantile(self, q: float) -> float:
-        """The ``q`` quantile as the kernel draws it (from the table)."""
-        return float(np.interp(special.ndtri(q), Z_GRID, self.table()))
+        """The ``q`` quantile as the kernel draws it (from its closed form or its table)."""
+        z = float(special.ndtri(q))
+        form = self.closed_form()
+        if form is None:
+            return float(np.interp(z, Z_GRID, self.table()))
+        log, loc, scale = form
+        x = loc + scale * min(max(z, Z_MIN), Z_MAX)
+        return math.exp(x) if log else x
 
     def table(self) -> np.ndarray:
         """Quantile function on ``Z_GRID`` (float64, shape (Z_POINTS,))."""
@@ -111,6 +121,9 @@ class Normal(_Dist):
             return (self.p5 + self.p95) / 2, (self.p95 - self.p5) / (2 * Z_90)
         return self.mean, self.sd
 
+    def closed_form(self):
+        return (False, *self.location_scale()) if self.lower is None and self.upper is None else None
+
     def ppf(self, u):
         m, s = self.location_scale()
         return m + s * special.ndtri(u)
@@ -147,6 +160,9 @@ class Lognormal(_Dist):
             a, b = math.log(self.p5), math.log(self.p95)
             return (a + b) / 2, (b - a) / (2 * Z_90)
         return self.mu, self.sigma
+
+    def closed_form(self):
+        return (True, *self.location_scale()) if self.lower is None and self.upper is None else None
 
     def ppf(self, u):
         m, s = self.location_scale()

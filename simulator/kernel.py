@@ -58,6 +58,10 @@ SEG_RUN_RATE, SEG_G0, SEG_GINF, SEG_HALF_LIFE, SEG_SIGMA, SEG_EXPOSURE = range(l
 SEGMENT_WIDTH = len(SEGMENT_PARAMS)
 # After the segments: one amount per scheduled raise.
 
+# How a drawn parameter's value follows from its normal score z: its quantile table, interpolated; loc + scale z
+# (a normal); exp(loc + scale z) (a lognormal). A closed form spares the table's lookups (~2% of the kernel).
+FORM_TABLE, FORM_AFFINE, FORM_EXP = range(3)
+
 # Per-year outputs, annual[path, variable, year].
 ANNUAL_VARS = ("revenue", "cogs", "fcf", "cash", "compute_spend")
 A_REV, A_COGS, A_FCF, A_CASH, A_COMPUTE = range(len(ANNUAL_VARS))
@@ -252,6 +256,18 @@ def interp_lanes(row, z, z_min, z_step, index, at, out, m):
         pos = (z[i] - z_min) * inv_step
         inside = at[i] + (pos - index[i]) * (out[i] - at[i])
         out[i] = first if pos <= 0.0 else (final if pos >= last else inside)
+
+
+@njit(inline="always", **_jit)
+def closed_form_lanes(form, loc, scale, z, z_min, z_max, out, m):
+    """out[i] = loc + scale z[i], or its exp for ``FORM_EXP``, for i < m: a normal or lognormal parameter at
+    normal score z, clamped to the tables' grid [z_min, z_max] as ``interp_lanes`` clamps it."""
+    if form == FORM_EXP:
+        for i in range(m):
+            out[i] = exp_lanes(loc + scale * fmin(fmax(z[i], z_min), z_max))
+    else:
+        for i in range(m):
+            out[i] = loc + scale * fmin(fmax(z[i], z_min), z_max)
 
 
 @njit(inline="always", **_jit)
@@ -537,8 +553,8 @@ LANE_SCRATCH = 68
 
 
 @njit(**_jit)
-def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
-                  seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
+def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
+                  chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                   dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring, ev_time, ev_u, ev_state,
                   ev_paid, theta_out, annual, scalars, steps):
@@ -578,7 +594,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
         states[i] = path_key(seed, first + i - 1 if mirror else first + i)
     signs = lane[L_SIGN]
 
-    # 1. Parameters: correlated normal scores -> quantile tables (Gaussian copula).
+    # 1. Parameters: correlated normal scores -> closed forms or quantile tables (Gaussian copula).
+    z_max = z_min + z_step * (tables.shape[1] - 1)
     for d in range(n_drawn):
         normals_lanes(states, bits, listed, signs, z, d, m)
     correlate_lanes(chol_param, chol_first, z, 0, zc, n_drawn, m)
@@ -588,7 +605,10 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, drawn_slot, z_m
             for i in range(m):
                 theta[k, i] = tables[k, 0]
             continue
-        interp_lanes(tables[k], zc[d], z_min, z_step, listed, lane[L_TABLE], theta[k], m)
+        if form[k] == FORM_TABLE:
+            interp_lanes(tables[k], zc[d], z_min, z_step, listed, lane[L_TABLE], theta[k], m)
+        else:
+            closed_form_lanes(form[k], loc_scale[k, 0], loc_scale[k, 1], zc[d], z_min, z_max, theta[k], m)
     for i in range(m_out):  # path by path: a row of stores to one place is cheaper than a column of them
         for k in range(n_par):
             if drawn_slot[k] >= 0:
@@ -983,8 +1003,8 @@ def segment_step(seg, lane, s, i, tau, d, ramp, lift):
 
 
 @njit(**_jit)
-def simulate_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
-                   seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
+def simulate_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
+                   chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                    ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                    theta_out, annual, scalars):
     """Simulate paths ``path_start .. path_start + n - 1`` (n = ``theta_out.shape[0]``) in parallel.
@@ -993,15 +1013,15 @@ def simulate_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slo
     scalars : ndarray(float64, (n, len(SCALAR_VARS))). Row i holds path ``path_start + i``.
     """
     no_steps = np.empty((theta_out.shape[0], 0, len(STEP_VARS)))  # per-step values not wanted
-    trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param,
-                chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end,
+    trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
+                chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end,
                 ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                 theta_out, annual, scalars, no_steps)
 
 
 @njit(parallel=True, **_jit)
-def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step, chol_param, chol_first,
-                seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
+def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
+                chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
                 ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                 theta_out, annual, scalars, steps):
     """Simulate paths ``path_start ..`` in parallel, recording every step in ``steps``
@@ -1033,8 +1053,8 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, drawn_slot, 
         ev_paid = np.empty((n_ev, ROW), np.int64)
         for t in range(b * n_tiles // n_blocks, (b + 1) * n_tiles // n_blocks):
             lo, hi = t * LANES, min(n, (t + 1) * LANES)
-            simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, drawn_slot, z_min, z_step,
-                          chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level,
+            simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot,
+                          z_min, z_step, chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level,
                           ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn,
                           chol_shock, dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring, ev_time, ev_u,
                           ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])

@@ -20,6 +20,8 @@ class ModelInputs:
     spy: int
     n_years: int
     tables: np.ndarray        # (n_params, Z_POINTS) quantile tables
+    form: np.ndarray          # (n_params,) int64: kernel.FORM_TABLE, FORM_AFFINE or FORM_EXP
+    loc_scale: np.ndarray     # (n_params, 2) the closed form's loc and scale (0 for a table)
     drawn_slot: np.ndarray    # (n_params,) index among drawn parameters, -1 if fixed
     z_min: float
     z_step: float
@@ -94,6 +96,9 @@ def build_inputs(config: Config) -> ModelInputs:
         raise AssertionError(f"kernel layout and config schema disagree: {sorted(set(order) ^ set(params))}")
     drawn = drawn_parameters(config)
     tables = np.stack([params[k].table() for k in order])
+    closed = [params[k].closed_form() for k in order]
+    form = [kernel.FORM_TABLE if c is None else (kernel.FORM_EXP if c[0] else kernel.FORM_AFFINE) for c in closed]
+    loc_scale = [(0.0, 0.0) if c is None else c[1:] for c in closed]
     drawn_slot = np.array([drawn.index(k) if k in drawn else -1 for k in order], dtype=np.int64)
 
     rank_corr = config.parameter_correlation.full(drawn, set(order) - set(drawn))
@@ -113,6 +118,8 @@ def build_inputs(config: Config) -> ModelInputs:
         spy=spy,
         n_years=len(years),
         tables=np.ascontiguousarray(tables),
+        form=np.array(form, dtype=np.int64),
+        loc_scale=np.array(loc_scale, dtype=np.float64).reshape(len(order), 2),
         drawn_slot=drawn_slot,
         z_min=float(Z_GRID[0]),
         z_step=float(Z_GRID[1] - Z_GRID[0]),

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .kernel import N_GLOBAL, SEGMENT_WIDTH, ZIG_F, ZIG_X
+from .kernel import FORM_EXP, FORM_TABLE, N_GLOBAL, SEGMENT_WIDTH, ZIG_F, ZIG_X
 from .model import ModelInputs
 
 MASK = (1 << 64) - 1
@@ -85,6 +85,16 @@ def quantile(table: np.ndarray, z: float, z_min: float, z_step: float) -> float:
     return float(table[i] + (pos - i) * (table[i + 1] - table[i]))
 
 
+def parameter(m: ModelInputs, k: int, z: float) -> float:
+    """Parameter k at normal score z (clamped to the tables' grid): loc + scale z for a normal, its exp for a
+    lognormal, its quantile table otherwise."""
+    if m.form[k] == FORM_TABLE:
+        return quantile(m.tables[k], z, m.z_min, m.z_step)
+    z_max = m.z_min + m.z_step * (m.tables.shape[1] - 1)
+    x = m.loc_scale[k, 0] + m.loc_scale[k, 1] * min(max(z, m.z_min), z_max)
+    return math.exp(x) if m.form[k] == FORM_EXP else x
+
+
 def poisson(u: float, mean: float) -> tuple[int, float]:
     """Smallest k with P(N <= k) >= u, N ~ Poisson(mean); and where u fell inside P(N = k), in [0, 1]."""
     k, p = 0, math.exp(-mean)
@@ -118,7 +128,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     n_drawn = m.chol_param.shape[0]
 
     zc = lower_times(m.chol_param, rng.normals(n_drawn))
-    theta = [quantile(m.tables[k], zc[d], m.z_min, m.z_step) if d >= 0 else float(m.tables[k][0])
+    theta = [parameter(m, k, zc[d]) if d >= 0 else float(m.tables[k][0])
              for k, d in enumerate(m.drawn_slot)]
     (lam_comp, severity, gm0, mu_p, sig_p, lam_supply, supply_size, mu_u, sig_u, opex_base, opex_growth,
      opex_ratio, r_cash, deferrable, beta, runway_floor, cut_factor, initial_cash, min_cash, lookahead,

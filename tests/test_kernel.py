@@ -119,6 +119,17 @@ def test_streams_of_neighbouring_paths_are_uncorrelated(base_raw):
     assert abs(r) < 4 / math.sqrt(len(x))
 
 
+def test_drawn_parameters_follow_their_distributions(base_raw):
+    """Every drawn parameter of 20k paths against its distribution's cdf (closed form or table alike):
+    Kolmogorov-Smirnov statistic under its 0.1% critical value, 1.95 / sqrt(n)."""
+    cfg = validate(base_raw)
+    sim = simulate(cfg, 20_000, seed=3)
+    params = cfg.parameters()
+    for column, key in enumerate(model.drawn_parameters(cfg)):
+        statistic = sps.kstest(sim.theta[:, column], np.vectorize(params[key].cdf)).statistic
+        assert statistic < 1.95 / math.sqrt(sim.theta.shape[0]), key
+
+
 @pytest.mark.parametrize("name", ["base", "eventful"])
 def test_antithetic_kernel_matches_reference(base_raw, name):
     base_raw["simulation"]["antithetic"] = True
