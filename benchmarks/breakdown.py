@@ -35,7 +35,7 @@ N = 1 << 16
 
 # (line of simulate_tile where a phase starts, the phase); a phase ends where the next probe is read.
 PHASES = [
-    ("    # 1. Parameters", "parameters: normal scores, copula, table lookups"),
+    ("    # 1. Parameters", "parameters: normal scores, copula, closed forms and table lookups"),
     ("    # 2. Scheduled raises:", "scheduled raises: closing times and draws"),
     ("    # 3. Initial state", "per-path constants, initial state"),
     ("        # Decisions at the start of the step", "step: burn, runway rule, plan ratio"),

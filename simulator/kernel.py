@@ -554,8 +554,8 @@ LANE_SCRATCH = 68
 
 @njit(**_jit)
 def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
-                  chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
-                  ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                  chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start,
+                  ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                   dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring, ev_time, ev_u, ev_state,
                   ev_paid, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + LANES - 1`` together and fill, for the first m of them
@@ -1004,8 +1004,8 @@ def segment_step(seg, lane, s, i, tau, d, ramp, lift):
 
 @njit(**_jit)
 def simulate_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
-                   chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
-                   ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                   chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start,
+                   ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                    theta_out, annual, scalars):
     """Simulate paths ``path_start .. path_start + n - 1`` (n = ``theta_out.shape[0]``) in parallel.
 
@@ -1021,8 +1021,8 @@ def simulate_block(seed, path_start, antithetic, spy, n_years, tables, form, loc
 
 @njit(parallel=True, **_jit)
 def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
-                chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end, ev_prob,
-                ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
+                chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start,
+                ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
                 theta_out, annual, scalars, steps):
     """Simulate paths ``path_start ..`` in parallel, recording every step in ``steps``
     (n, n_years * spy, len(STEP_VARS)); a second axis of length 0 records nothing (``simulate_block``).
@@ -1054,10 +1054,10 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_sc
         for t in range(b * n_tiles // n_blocks, (b + 1) * n_tiles // n_blocks):
             lo, hi = t * LANES, min(n, (t + 1) * LANES)
             simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot,
-                          z_min, z_step, chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level,
-                          ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn,
-                          chol_shock, dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring, ev_time, ev_u,
-                          ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
+                          z_min, z_step, chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate,
+                          price_level, ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises,
+                          initial_burn, chol_shock, dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring,
+                          ev_time, ev_u, ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
 
 
 @njit(parallel=True, **_jit)
