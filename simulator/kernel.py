@@ -1057,7 +1057,8 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_sc
                           z_min, z_step, chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate,
                           price_level, ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises,
                           initial_burn, chol_shock, dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring,
-                          ev_time, ev_u, ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
+                          ev_time, ev_u, ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi],
+                          steps[lo:hi])
 
 
 @njit(parallel=True, **_jit)
