@@ -97,7 +97,7 @@ def probed_source(source: str) -> str:
         ("        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n",
          "        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n    _probe(cycles, _phase, 0, _last)\n"),
         ("ev_paid, theta_out, annual, scalars, steps):", "ev_paid, theta_out, annual, scalars, steps, cycles):"),
-        ("scalars[lo:hi], steps[lo:hi])", "scalars[lo:hi], steps[lo:hi], cycles)"),
+        ("steps[lo:hi])", "steps[lo:hi], cycles)"),
         ("                theta_out, annual, scalars, steps):\n", "                theta_out, annual, scalars, steps, cycles):\n"),
         ("                   theta_out, annual, scalars):\n", "                   theta_out, annual, scalars, cycles):\n"),
         ("theta_out, annual, scalars, no_steps)", "theta_out, annual, scalars, no_steps, cycles)"),
