@@ -527,7 +527,8 @@ def ramp_lanes(d):
 # LLVM then knows its trip count and leaves out the checks and remainders of a loop of unknown length,
 # which at ~75 loops a step cost more than the work (128 lanes: 1,049 -> 1,028 ns a path). More lanes share
 # those overheads, until a tile's rows (~0.8 MiB in all at 384 lanes) crowd a core's 1 MiB L2 cache: 256 ran at
-# 980, 512 at 986; later, 384 at 932 against 951 for 256. Measured with benchmarks/compare_kernel.py.
+# 980, 512 at 986; later, 384 at 932 against 951 for 256, and 512 at 971 against 942 for 384. Measured with
+# benchmarks/compare_kernel.py.
 LANES = 384
 assert LANES % 64 == 0  # list_lanes reads whole blocks of 64 lanes
 # The length of a scratch array's rows. A lane loop reads some rows and writes others; with rows of 128 lanes
