@@ -206,13 +206,19 @@ def normals_lanes(states, bits, listed, signs, out, row, m):
 
 
 @njit(inline="always", **_jit)
+def lane_uniform(states, signs, i):
+    """The next uniform of lane i's stream, mirrored (1 - u) where ``signs[i]`` < 0."""
+    state = states[i] + GOLDEN
+    states[i] = state
+    u = float(np.int64(mix64(state) >> np.uint64(11))) * _TO_UNIT
+    return 1.0 - u if signs[i] < 0.0 else u
+
+
+@njit(inline="always", **_jit)
 def uniforms_lanes(states, signs, out, m):
-    """out[i] = the next uniform of lane i's stream, mirrored (1 - u) where ``signs[i]`` < 0, for i < m."""
+    """out[i] = ``lane_uniform`` of lane i, for i < m."""
     for i in range(m):
-        state = states[i] + GOLDEN
-        states[i] = state
-        u = float(np.int64(mix64(state) >> np.uint64(11))) * _TO_UNIT
-        out[i] = 1.0 - u if signs[i] < 0.0 else u
+        out[i] = lane_uniform(states, signs, i)
 
 
 @njit(inline="always", **_jit)
@@ -286,11 +292,13 @@ def poisson_count(u, mean, p_zero):
 
 
 @njit(inline="always", **_jit)
-def poisson_lanes(lane, listed, u, mean, p_zero, count, when, m):
-    """``poisson_count`` of every lane: rows ``u``, ``mean`` and ``p_zero`` of ``lane`` in, ``count`` and
-    ``when`` out, ``when`` only where count > 0 (the model reads it nowhere else). No event (u <= p_zero,
-    most steps) in a SIMD loop; the lanes with events lane by lane (``listed``: scratch of m ints)."""
+def poisson_lanes(states, signs, lane, listed, u, mean, p_zero, count, when, m):
+    """``poisson_count`` of every lane from its next uniform (``lane_uniform``, kept in row ``u`` of ``lane``):
+    rows ``mean`` and ``p_zero`` in, ``count`` and ``when`` out, ``when`` only where count > 0 (the model reads
+    it nowhere else). The draw and no event (u <= p_zero, most steps) in one SIMD loop; the lanes with events
+    lane by lane (``listed``: scratch of m ints)."""
     for i in range(m):
+        lane[u, i] = lane_uniform(states, signs, i)
         lane[count, i] = 0.0 if lane[u, i] <= lane[p_zero, i] else -1.0  # -1: counted below
     for k in range(list_lanes(lane[count], m, listed)):
         i = listed[k]
@@ -548,10 +556,10 @@ SEG_SCRATCH = 15
  L_CASH, L_CREDIT, L_CREDIT_MAX, L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST, L_GAP,
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO,
- L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_MID_P, L_LEVEL,
+ L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_SUPPLY_LIFT,
  L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_TABLE,
- L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(68)
-LANE_SCRATCH = 68
+ L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(67)
+LANE_SCRATCH = 67
 
 
 @njit(**_jit)
@@ -700,13 +708,16 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
         lane[L_Y_COGS, i] = 0.0
         lane[L_Y_FCF, i] = 0.0
         lane[L_Y_COMPUTE, i] = 0.0
+        lane[L_SUPPLY_LIFT, i] = 1.0
+        start_step(lane, theta, i)
 
     y = 0
     j = 0  # step within the year
     for k in range(n_years * spy):
         t0 = k * dt
         t1 = t0 + dt
-        # Decisions at the start of the step: trailing burn, runway rule, revenue vs plan. The row L_LOG_RATIO
+        # Decisions at the start of the step: trailing burn and runway rule (``start_step``, at the end of the step
+        # before), revenue vs plan. The row L_LOG_RATIO
         # holds ln(launched segments' run rate / plan) at the last step's end, this step's start: the costs loop
         # leaves it there. Summed afresh (L_RATIO0) at the first step, or where a segment launched exactly at
         # the boundary (then the last step's sum left it out and this one counts it).
@@ -722,12 +733,6 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                         lane[L_RATIO0, i] += seg[s, SG_RATE, i]
             for i in range(m):
                 lane[L_LOG_RATIO, i] = log_lanes(fmax(lane[L_RATIO0, i] / plan_rate[k], 1e-9))
-        for i in range(m):
-            burn = fmax(0.0, -lane[L_RING_SUM, i])
-            runway_short = (burn > 0.0) & (lane[L_CASH, i] < theta[P_RUNWAY_FLOOR, i] * burn)
-            lane[L_CUT, i] = theta[P_CUT_FACTOR, i] if runway_short else 1.0
-            lane[L_REV, i] = 0.0
-            lane[L_RUN_RATE1, i] = 0.0
 
         # Shocks of the step: the channels' increments, then for each segment the step's average of
         # its Brownian bridge (so the revenue of a long step has the variance of the continuous model).
@@ -736,11 +741,10 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
         # random number (common random numbers).
         for c in range(n_ch + n_seg):
             normals_lanes(states, bits, listed, signs, eps, c, m)
-        uniforms_lanes(states, signs, lane[L_U_COMP], m)
-        uniforms_lanes(states, signs, lane[L_U_SUPPLY], m)
+        poisson_lanes(states, signs, lane, listed, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
+        poisson_lanes(states, signs, lane, listed, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY,
+                      L_WHEN_SUPPLY, m)
         uniforms_lanes(states, signs, lane[L_U_RAISE], m)
-        poisson_lanes(lane, listed, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
-        poisson_lanes(lane, listed, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY, L_WHEN_SUPPLY, m)
         n_shocked = list_lanes(lane[L_N_COMP], m, lane[L_SHOCKED])  # the lanes with a competition shock
         correlate_lanes(chol_shock, dense, eps, 0, epsc, n_ch, m)
         correlate_lanes(chol_shock, dense, eps, n_ch, bridge, n_seg, m)
@@ -816,25 +820,23 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                 lane[L_RUN_RATE1, i] += lane[L_R1, i]
 
         # Compute price and usage (§4); costs use the step's average (log-midpoint). The price is
-        # exp(mid_p) * level; products with it are taken as one exp of the summed logs.
-        for i in range(m):
-            ln_p0 = lane[L_LN_P, i]
-            lane[L_LN_P, i] = ln_p0 + lane[L_DRIFT_P, i] + lane[L_VOL_P, i] * epsc[n_seg, i]
-            lane[L_MID_P, i] = 0.5 * (ln_p0 + lane[L_LN_P, i])
-            lane[L_LEVEL, i] = price_level[k]  # dated shocks of the config
-        for listed_k in range(list_lanes(lane[L_N_SUPPLY], m, listed)):  # lanes with a supply shock: the
-            i = listed[listed_k]                                           # step's average price, jump at its time
-            jump = lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
+        # exp(mid_p) * level, level the config's dated shocks times the supply shock's lift of the step's
+        # average (1 without one); products with the price are taken as one exp of the summed logs.
+        n_supply = list_lanes(lane[L_N_SUPPLY], m, listed)
+        for listed_k in range(n_supply):  # lanes with a supply shock: its jump lands at its time
+            i = listed[listed_k]
             when = lane[L_WHEN_SUPPLY, i]
-            lane[L_LEVEL, i] *= when + (1.0 - when) * exp_lanes(jump)
-            lane[L_LN_P, i] += jump
+            lane[L_SUPPLY_LIFT, i] = when + (1.0 - when) * exp_lanes(lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i])
         fixed_share = committed[y]
         plan_spend = dt * tc_plan[y]
-        for i in range(m):  # SIMD: costs (§5) and cash flow (§6)
+        for i in range(m):  # SIMD: price, costs (§5) and cash flow (§6)
             rev = lane[L_REV, i]
             cash = lane[L_CASH, i]
-            level = lane[L_LEVEL, i]
-            mid_p = lane[L_MID_P, i]
+            ln_p0 = lane[L_LN_P, i]
+            ln_p = ln_p0 + lane[L_DRIFT_P, i] + lane[L_VOL_P, i] * epsc[n_seg, i]
+            lane[L_LN_P, i] = ln_p
+            mid_p = 0.5 * (ln_p0 + ln_p)
+            level = price_level[k] * lane[L_SUPPLY_LIFT, i]
             ln_u0 = lane[L_LN_U, i]
             ln_u = ln_u0 + lane[L_DRIFT_U, i] + lane[L_VOL_U, i] * epsc[n_seg + 1, i]
             lane[L_LN_U, i] = ln_u
@@ -857,6 +859,10 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             lane[L_Y_FCF, i] += fcf
             lane[L_Y_COMPUTE, i] += cogs + training
             lane[L_COGS, i] = cogs
+        for listed_k in range(n_supply):  # the supply shocks' jumps, now that the step's average is taken
+            i = listed[listed_k]
+            lane[L_LN_P, i] += lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
+            lane[L_SUPPLY_LIFT, i] = 1.0
         if tracing:  # a loop of its own: a branch inside the one above cost ~2.5%
             for i in range(m_out):
                 rev = lane[L_REV, i]
@@ -949,6 +955,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             short = cash < min_cash
             lane[L_FIRST_SF, i] = k if short & (lane[L_FIRST_SF, i] < 0.0) else lane[L_FIRST_SF, i]
             lane[L_GAP, i] = fmax(lane[L_GAP, i], min_cash - cash) if short else lane[L_GAP, i]
+            start_step(lane, theta, i)  # for the next step: here, its inputs are at hand
         if tracing:
             for i in range(m_out):
                 steps[i, k, T_CASH] = lane[L_CASH, i]
@@ -978,6 +985,17 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
         scalars[i, S_CREDIT_MAX] = lane[L_CREDIT_MAX, i]
         scalars[i, S_CREDIT_END] = lane[L_CREDIT, i]
         scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]
+
+
+@njit(inline="always", **_jit)
+def start_step(lane, theta, i):
+    """Lane i's decision at the start of a step, from its cash and trailing burn then: the runway rule's cut of
+    flexible training. And the step's revenue sums set to 0."""
+    burn = fmax(0.0, -lane[L_RING_SUM, i])
+    runway_short = (burn > 0.0) & (lane[L_CASH, i] < theta[P_RUNWAY_FLOOR, i] * burn)
+    lane[L_CUT, i] = theta[P_CUT_FACTOR, i] if runway_short else 1.0
+    lane[L_REV, i] = 0.0
+    lane[L_RUN_RATE1, i] = 0.0
 
 
 @njit(inline="always", **_jit)
