@@ -222,24 +222,33 @@ def uniforms_lanes(states, signs, out, m):
 
 
 @njit(inline="always", **_jit)
-def correlate_lanes(chol, first, z, z0, out, n, m):
-    """out[r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n, every lane at once; row r of the
-    lower-triangular ``chol`` is zero before column ``first[r]``. Zero weights are skipped (most of a
-    shock matrix with independent channels), and a sum starts at its first term: the same bits as
-    adding every term to 0 (short of the sign of a zero)."""
-    for r in range(n):
+def correlate_lanes(chol, first, z, z0, scratch, n, m):
+    """z[z0 + r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n, in place, every lane at once; row r of the
+    lower-triangular ``chol`` is zero before column ``first[r]``. The rows go from the last, as row r reads
+    rows <= r only. A row that is its own normal (a weight of 1 alone) is left as it is, and zero weights are
+    skipped: most of a matrix with independent channels. A sum runs from its first term through ``scratch``
+    (a row of m lanes) to the diagonal's: the same bits as adding every term to 0 (short of the sign of a zero)."""
+    for r in range(n - 1, -1, -1):
         c0 = first[r]
         while c0 < r and chol[r, c0] == 0.0:
             c0 += 1
         w = chol[r, c0]
+        if c0 == r:  # the diagonal alone
+            if w != 1.0:
+                for i in range(m):
+                    z[z0 + r, i] = w * z[z0 + r, i]
+            continue
         for i in range(m):
-            out[r, i] = w * z[z0 + c0, i]
-        for c in range(c0 + 1, r + 1):
+            scratch[i] = w * z[z0 + c0, i]
+        for c in range(c0 + 1, r):
             w = chol[r, c]
             if w == 0.0:
                 continue
             for i in range(m):
-                out[r, i] += w * z[z0 + c, i]
+                scratch[i] += w * z[z0 + c, i]
+        w = chol[r, r]
+        for i in range(m):
+            z[z0 + r, i] = scratch[i] + w * z[z0 + r, i]
 
 
 @njit(inline="always", **_jit)
@@ -557,7 +566,7 @@ SEG_SCRATCH = 15
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_SUPPLY_LIFT,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_TABLE,
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_SCRATCH,
  L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(67)
 LANE_SCRATCH = 67
 
@@ -566,7 +575,7 @@ LANE_SCRATCH = 67
 def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
                   chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start,
                   ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                  dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring, ev_time, ev_u, ev_state,
+                  dense, states, bits, listed, theta, z, eps, ring, ev_time, ev_u, ev_state,
                   ev_paid, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + LANES - 1`` together and fill, for the first m of them
     (m = ``theta_out.shape[0]`` <= LANES), ``theta_out`` (m, drawn parameters), ``annual`` (m, V, Y) and
@@ -608,7 +617,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
     z_max = z_min + z_step * (tables.shape[1] - 1)
     for d in range(n_drawn):
         normals_lanes(states, bits, listed, signs, z, d, m)
-    correlate_lanes(chol_param, chol_first, z, 0, zc, n_drawn, m)
+    correlate_lanes(chol_param, chol_first, z, 0, lane[L_SCRATCH], n_drawn, m)
     for k in range(n_par):
         d = drawn_slot[k]
         if d < 0:  # a fixed value
@@ -616,9 +625,9 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                 theta[k, i] = tables[k, 0]
             continue
         if form[k] == FORM_TABLE:
-            interp_lanes(tables[k], zc[d], z_min, z_step, listed, lane[L_TABLE], theta[k], m)
+            interp_lanes(tables[k], z[d], z_min, z_step, listed, lane[L_SCRATCH], theta[k], m)
         else:
-            closed_form_lanes(form[k], loc_scale[k, 0], loc_scale[k, 1], zc[d], z_min, z_max, theta[k], m)
+            closed_form_lanes(form[k], loc_scale[k, 0], loc_scale[k, 1], z[d], z_min, z_max, theta[k], m)
     for i in range(m_out):  # path by path: a row of stores to one place is cheaper than a column of them
         for k in range(n_par):
             if drawn_slot[k] >= 0:
@@ -746,8 +755,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                       L_WHEN_SUPPLY, m)
         uniforms_lanes(states, signs, lane[L_U_RAISE], m)
         n_shocked = list_lanes(lane[L_N_COMP], m, lane[L_SHOCKED])  # the lanes with a competition shock
-        correlate_lanes(chol_shock, dense, eps, 0, epsc, n_ch, m)
-        correlate_lanes(chol_shock, dense, eps, n_ch, bridge, n_seg, m)
+        correlate_lanes(chol_shock, dense, eps, 0, lane[L_SCRATCH], n_ch, m)  # the channels' shocks
+        correlate_lanes(chol_shock, dense, eps, n_ch, lane[L_SCRATCH], n_seg, m)  # the bridges' (rows n_ch + s)
 
         # Revenue (§3). The growth curve is integrated exactly; within the step ln R follows its
         # chord plus curvature and bridge corrections, and a competition shock lands at its time.
@@ -766,11 +775,11 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                     kappa, sig, amp = seg[s, SG_KAPPA, i], seg[s, SG_SIGMA, i], seg[s, SG_AMP, i]
                     decay = exp_lanes(-kappa * start) - exp_lanes(-kappa * t1)
                     d = (seg[s, SG_GINF, i] * tau + amp * decay / kappa - 0.5 * sig * sig * tau
-                         + sig * sq_tau * epsc[s, i])
+                         + sig * sq_tau * eps[s, i])
                     n_steep += abs(d) >= RAMP_RANGE
                     curvature = kappa * amp * exp_lanes(-kappa * (start + 0.5 * tau))
                     lift = (1.0 + curvature * tau * tau / 12.0) * exp_small(
-                        sig * sq_tau12 * bridge[s, i] + sig * sig * tau / 24.0)
+                        sig * sq_tau12 * eps[n_ch + s, i] + sig * sig * tau / 24.0)
                     segment_step(seg, lane, s, i, tau, d, ramp_lanes(d), lift)
             else:
                 tau = dt
@@ -778,9 +787,9 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                     e0 = seg[s, SG_DECAY, i]
                     e1 = e0 * seg[s, SG_DECAY_STEP, i]
                     seg[s, SG_DECAY, i] = e1
-                    d = seg[s, SG_DRIFT, i] + seg[s, SG_AMP_K, i] * (e0 - e1) + seg[s, SG_VOL, i] * epsc[s, i]
+                    d = seg[s, SG_DRIFT, i] + seg[s, SG_AMP_K, i] * (e0 - e1) + seg[s, SG_VOL, i] * eps[s, i]
                     n_steep += abs(d) >= RAMP_RANGE
-                    w = bridge_exponent(seg, s, i, bridge[s, i])
+                    w = bridge_exponent(seg, s, i, eps[n_ch + s, i])
                     wide = abs(w) >= SMALL_RANGE
                     n_wide += wide
                     lane[L_WIDE, i] = 1.0 if wide else 0.0
@@ -789,7 +798,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                     segment_step(seg, lane, s, i, tau, d, ramp_lanes(d), lane[L_CURVE, i] * exp_taylor(w))
             for listed_k in range(list_lanes(lane[L_WIDE], m, listed) if n_wide else 0):  # exp_small's other
                 i = listed[listed_k]                       # side, rare: as a select it cost every lane
-                lift = lane[L_CURVE, i] * exp_lanes(bridge_exponent(seg, s, i, bridge[s, i]))
+                lift = lane[L_CURVE, i] * exp_lanes(bridge_exponent(seg, s, i, eps[n_ch + s, i]))
                 segment_step(seg, lane, s, i, tau, lane[L_D, i], ramp_lanes(lane[L_D, i]), lift)
             for i in range(m if n_steep else 0):  # growth beyond ramp_lanes' range (e^2 in a step): exactly
                 d = lane[L_D, i]
@@ -833,12 +842,12 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             rev = lane[L_REV, i]
             cash = lane[L_CASH, i]
             ln_p0 = lane[L_LN_P, i]
-            ln_p = ln_p0 + lane[L_DRIFT_P, i] + lane[L_VOL_P, i] * epsc[n_seg, i]
+            ln_p = ln_p0 + lane[L_DRIFT_P, i] + lane[L_VOL_P, i] * eps[n_seg, i]
             lane[L_LN_P, i] = ln_p
             mid_p = 0.5 * (ln_p0 + ln_p)
             level = price_level[k] * lane[L_SUPPLY_LIFT, i]
             ln_u0 = lane[L_LN_U, i]
-            ln_u = ln_u0 + lane[L_DRIFT_U, i] + lane[L_VOL_U, i] * epsc[n_seg + 1, i]
+            ln_u = ln_u0 + lane[L_DRIFT_U, i] + lane[L_VOL_U, i] * eps[n_seg + 1, i]
             lane[L_LN_U, i] = ln_u
             cogs = lane[L_C0, i] * level * exp_lanes(mid_p + 0.5 * (ln_u0 + ln_u)) * rev
             opex = lane[L_OPEX_FIXED, i] + theta[P_OPEX_RATIO, i] * rev
@@ -852,7 +861,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             lane[L_CASH, i] = cash + fcf
             lane[L_RING_SUM, i] += fcf - ring[j, i]
             ring[j, i] = fcf
-            lane[L_MARKET, i] = lane[L_PHI_DT, i] * lane[L_MARKET, i] + lane[L_MARKET_VOL, i] * epsc[n_seg + 2, i]
+            lane[L_MARKET, i] = lane[L_PHI_DT, i] * lane[L_MARKET, i] + lane[L_MARKET_VOL, i] * eps[n_seg + 2, i]
             lane[L_LOG_RATIO, i] = log_lanes(fmax(lane[L_RUN_RATE1, i] / plan_rate[k + 1], 1e-9))  # at the step's end
             lane[L_Y_REV, i] += rev
             lane[L_Y_COGS, i] += cogs
@@ -1062,10 +1071,7 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_sc
         theta = np.empty((n_par, ROW))
         dense = np.zeros(n_ch, np.int64)
         z = np.empty((n_drawn, ROW))
-        zc = np.empty((n_drawn, ROW))
         eps = np.empty((n_ch + n_seg, ROW))
-        epsc = np.empty((n_ch, ROW))
-        bridge = np.empty((n_seg, ROW))
         ring = np.empty((spy, ROW))
         ev_time = np.empty((n_ev, ROW))
         ev_u = np.empty((n_ev, ROW))
@@ -1076,7 +1082,7 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_sc
             simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot,
                           z_min, z_step, chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate,
                           price_level, ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises,
-                          initial_burn, chol_shock, dense, states, bits, listed, theta, z, zc, eps, epsc, bridge, ring,
+                          initial_burn, chol_shock, dense, states, bits, listed, theta, z, eps, ring,
                           ev_time, ev_u, ev_state, ev_paid, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi],
                           steps[lo:hi])
 
