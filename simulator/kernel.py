@@ -947,14 +947,14 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             logit = lane[L_DUE_BASE, listed_k] + lane[L_DUE_SLOPE, listed_k] * lane[L_DUE_LOG, listed_k]
             p_year = 1.0 / (1.0 + exp_lanes(-logit))
             lane[L_P_RAISE, listed_k] = 1.0 - exp_lanes(dt * log_lanes(1.0 - p_year))  # 1 - (1 - p_year)^dt
-        for listed_k in range(n_due):
+        for listed_k in range(n_due):  # without a branch: one on the draw mispredicted
             i = listed[listed_k]
-            if lane[L_U_RAISE, i] < lane[L_P_RAISE, listed_k]:
-                size = fmin(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i])
-                lane[L_CASH, i] += size
-                lane[L_RAISED_CONT, i] += size
-                lane[L_N_RAISES, i] += 1.0
-                lane[L_LAST_RAISE, i] = t1
+            closes = lane[L_U_RAISE, i] < lane[L_P_RAISE, listed_k]
+            size = fmin(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i]) if closes else 0.0
+            lane[L_CASH, i] += size
+            lane[L_RAISED_CONT, i] += size
+            lane[L_N_RAISES, i] += 1.0 if closes else 0.0
+            lane[L_LAST_RAISE, i] = t1 if closes else lane[L_LAST_RAISE, i]
 
         for i in range(m):  # SIMD: credit line, shortfall
             cash = lane[L_CASH, i]
