@@ -593,8 +593,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
     n_ev = ev_start.shape[0]
     n_ch = chol_shock.shape[0]
     # Scratch, allocated here for every tile, not once by the caller: LLVM then knows their rows' strides
-    # (constants), so a lane loop over several rows needs no run-time check that they do not overlap. That
-    # was worth 2% of the kernel's time for ``lane`` and ``seg``, and 1.4% more for the others.
+    # (constants), so a lane loop over several rows needs fewer run-time checks that they do not overlap. That
+    # was worth 2% of the kernel's time for ``lane`` and ``seg``, and 1-2% more for the others.
     states = np.empty(LANES, np.uint64)
     bits = np.empty(LANES, np.uint64)
     listed = np.empty(LANES, np.int64)
@@ -735,11 +735,11 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
     for k in range(n_years * spy):
         t0 = k * dt
         t1 = t0 + dt
-        # Decisions at the start of the step: trailing burn and runway rule (``start_step``, at the end of the step
-        # before), revenue vs plan. The row L_LOG_RATIO
-        # holds ln(launched segments' run rate / plan) at the last step's end, this step's start: the costs loop
-        # leaves it there. Summed afresh (L_RATIO0) at the first step, or where a segment launched exactly at
-        # the boundary (then the last step's sum left it out and this one counts it).
+        # Decisions at the start of the step: trailing burn and runway rule (``start_step``, taken at the end of
+        # the step before), revenue vs plan. The row L_LOG_RATIO holds ln(launched segments' run rate / plan) at
+        # the last step's end, this step's start: the costs loop leaves it there. Summed afresh (L_RATIO0) at the
+        # first step, or where a segment launched exactly at the boundary (then the last step's sum left it out
+        # and this one counts it).
         fresh = k == 0
         for s in range(n_seg):
             fresh |= (seg_launch[s] <= t0) != (seg_launch[s] < (k - 1) * dt + dt)
@@ -1067,21 +1067,12 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_sc
     (n, n_years * spy, len(STEP_VARS)); a second axis of length 0 records nothing (``simulate_block``).
     """
     n = theta_out.shape[0]
-    n_tiles = (n + LANES - 1) // LANES
-    n_blocks = min(n_tiles, 64 * 8)
-    n_par = tables.shape[0]
-    n_drawn = chol_param.shape[0]
-    n_seg = seg_launch.shape[0]
-    n_ev = ev_start.shape[0]
-    n_ch = chol_shock.shape[0]
-    for b in prange(n_blocks):
-        for t in range(b * n_tiles // n_blocks, (b + 1) * n_tiles // n_blocks):
-            lo, hi = t * LANES, min(n, (t + 1) * LANES)
-            simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot,
-                          z_min, z_step, chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate,
-                          price_level, ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises,
-                          initial_burn, chol_shock, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi],
-                          steps[lo:hi])
+    for t in prange((n + LANES - 1) // LANES):
+        lo, hi = t * LANES, min(n, (t + 1) * LANES)
+        simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot,
+                      z_min, z_step, chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate,
+                      price_level, ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises,
+                      initial_burn, chol_shock, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
 
 
 @njit(parallel=True, **_jit)
