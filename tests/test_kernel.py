@@ -31,6 +31,9 @@ SCENARIOS = {
     # Yearly steps, frequent shocks, fixed opex shrinking fast: ads' first-year growth (d ~ 2.5) meets
     # competition shocks, and opex's e^(g dt) is beyond ramp_lanes' range: the lanes the kernel gives to libm.
     "steep": [("simulation", "steps_per_year", 1), ("competition", "intensity", 3.0), ("costs", "opex_growth", -2.5)],
+    # A volatile segment: a quarter of the ads lanes' bridge factors fall beyond exp_taylor's range (|w| >= 0.25),
+    # the lanes the kernel finishes with exp_lanes.
+    "volatile": [("revenue.ads", "sigma", 1.5)],
     # Ads launch exactly at a step's boundary (t = 1): the kernel sums the plan ratio afresh there.
     "boundary": [("revenue.ads", "launch", dt.date(2027, 1, 1))],
 }
