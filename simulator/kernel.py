@@ -464,7 +464,8 @@ def _series(terms):
 
 
 _EXP_SERIES = _series(range(12))            # e^r to r^11
-_RAMP_SERIES = _series(range(1, 16))        # (e^h - 1) / h to h^14
+# (e^h - 1) / h to h^14 at h = d / 4, as a polynomial in d: the coefficient of h^j over 4^j (exact: a power of 2)
+_RAMP_SERIES = tuple(c * 0.25 ** j for j, c in zip(range(14, -1, -1), _series(range(1, 16))))
 _TAYLOR_SERIES = _series(range(8))          # e^w to w^7
 _ATANH_SERIES = tuple(1.0 / k for k in range(19, 0, -2))  # atanh(s) / s in s^2, to s^18
 
@@ -528,11 +529,9 @@ def ramp_lanes(d):
     """(e^d - 1) / d, the average of exp over a ramp from 0 to d, for |d| < RAMP_RANGE, without calls,
     branches or a division: the Taylor series of (e^h - 1) / h at h = d / 4 to h^14 (remainder < 2e-18),
     then twice f(2h) = f(h) (1 + h f(h) / 2). Relative error < 1e-15."""
-    h = 0.25 * d
-    f = horner(h, _RAMP_SERIES)
-    f *= fma(0.5 * h, f, 1.0)
-    h *= 2.0
-    return f * fma(0.5 * h, f, 1.0)
+    f = horner(d, _RAMP_SERIES)  # the series in h = d / 4, its powers of 1/4 in the coefficients
+    f *= fma(0.125 * d, f, 1.0)  # h / 2 = d / 8
+    return f * fma(0.25 * d, f, 1.0)
 
 
 # ------------------------------------------------------------------ the model
@@ -556,9 +555,9 @@ assert LANES % 64 == 0  # list_lanes reads whole blocks of 64 lanes
 ROW = LANES + 8
 
 # Per-segment constants and state, seg[segment, SG_*, lane].
-(SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_HALF_DECAY, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
- SG_AMP_K, SG_VOL, SG_BRIDGE_SD, SG_BRIDGE_MEAN, SG_CURV, SG_EXPOSURE) = range(15)
-SEG_SCRATCH = 15
+(SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
+ SG_AMP_K, SG_VOL, SG_BRIDGE_SD, SG_BRIDGE_MEAN, SG_CURV, SG_EXPOSURE) = range(14)
+SEG_SCRATCH = 14
 # Per-lane constants, state and the step's intermediate values, lane[L_*, lane].
 (L_MEAN_COMP, L_NONE_COMP, L_JUMP_COMP, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_JUMP_SUPPLY, L_PHI_DT, L_MARKET_VOL,
  L_DRIFT_P, L_VOL_P, L_DRIFT_U, L_VOL_U, L_OPEX_STEP, L_KEEP, L_C0,
@@ -663,7 +662,6 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             seg[s, SG_RATE, i] = theta[base + SEG_RUN_RATE, i]
             seg[s, SG_DECAY, i] = 1.0                      # exp(-kappa t0), advanced every step
             seg[s, SG_DECAY_STEP, i] = exp_lanes(-kappa * dt)
-            seg[s, SG_HALF_DECAY, i] = exp_lanes(-kappa * 0.5 * dt)
             seg[s, SG_KAPPA, i] = kappa
             seg[s, SG_AMP, i] = amp
             seg[s, SG_GINF, i] = theta[base + SEG_GINF, i]
@@ -673,7 +671,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             seg[s, SG_VOL, i] = sig * sqdt
             seg[s, SG_BRIDGE_SD, i] = sig * math.sqrt(dt / 12.0)
             seg[s, SG_BRIDGE_MEAN, i] = sig * sig * dt / 24.0
-            seg[s, SG_CURV, i] = kappa * amp * dt * dt / 12.0
+            seg[s, SG_CURV, i] = kappa * amp * dt * dt / 12.0 * exp_lanes(-kappa * 0.5 * dt)
             seg[s, SG_EXPOSURE, i] = theta[base + SEG_EXPOSURE, i]
     n_far = 0
     for i in range(m):
@@ -1019,8 +1017,9 @@ def start_step(lane, theta, i):
 
 @njit(inline="always", **_jit)
 def curve_lift(seg, s, i, e0):
-    """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average: the factor."""
-    return 1.0 + seg[s, SG_CURV, i] * e0 * seg[s, SG_HALF_DECAY, i]
+    """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average: the factor, from
+    e0 = exp(-kappa t0) (G'' at the step's middle is -kappa amp e0 exp(-kappa tau / 2), in SG_CURV but e0)."""
+    return 1.0 + seg[s, SG_CURV, i] * e0
 
 
 @njit(inline="always", **_jit)
@@ -1035,10 +1034,11 @@ def segment_step(seg, lane, s, i, tau, d, ramp, lift):
     """Lane i's revenue from segment s over a step of length tau without a competition shock, and its run
     rate at the step's end, from the log growth d, ramp = (e^d - 1) / d and the lift factors."""
     r0 = seg[s, SG_RATE, i]
+    rate_ramp = r0 * ramp  # shared: r0 e^d = r0 + d r0 ramp
     lane[L_D, i] = d
     lane[L_LIFT, i] = lift
-    lane[L_CONTRIB, i] = tau * r0 * ramp * lift
-    lane[L_R1, i] = r0 * (1.0 + d * ramp)
+    lane[L_CONTRIB, i] = tau * rate_ramp * lift
+    lane[L_R1, i] = fma(d, rate_ramp, r0)
 
 
 @njit(**_jit)
