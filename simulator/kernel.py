@@ -1017,8 +1017,8 @@ def start_step(lane, theta, i):
 
 @njit(inline="always", **_jit)
 def curve_lift(seg, s, i, e0):
-    """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average: the factor, from
-    e0 = exp(-kappa t0) (G'' at the step's middle is -kappa amp e0 exp(-kappa tau / 2), in SG_CURV but e0)."""
+    """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average: the factor. G'' at the
+    step's middle is -kappa amp e0 exp(-kappa tau / 2), e0 = exp(-kappa t0); SG_CURV holds all of it but e0."""
     return 1.0 + seg[s, SG_CURV, i] * e0
 
 
