@@ -97,8 +97,8 @@ def probed_source(source: str) -> str:
          "        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n    _probe(cycles, _phase, 0, _last)\n"),
         ("steps[lo:hi])", "steps[lo:hi], cycles)"),
         # simulate_tile's and trace_block's signatures (every occurrence is replaced)
-        ("                theta_out, annual, scalars, steps):\n", "                theta_out, annual, scalars, steps, cycles):\n"),
-        ("                   theta_out, annual, scalars):\n", "                   theta_out, annual, scalars, cycles):\n"),
+        ("theta_out, annual, scalars, steps):\n", "theta_out, annual, scalars, steps, cycles):\n"),
+        ("theta_out, annual, scalars):\n", "theta_out, annual, scalars, cycles):\n"),
         ("theta_out, annual, scalars, no_steps)", "theta_out, annual, scalars, no_steps, cycles)"),
     ]
     for old, new in edits:
@@ -197,9 +197,8 @@ def main():
     numba.set_num_threads(1)
     cfg = load_config()
     inputs, params = build_inputs(cfg), drawn_parameters(cfg)
-    args = inputs.kernel_args()
-    out = (np.empty((N, len(params))), np.empty((N, len(kernel.ANNUAL_VARS), inputs.n_years)),
-           np.empty((N, len(kernel.SCALAR_VARS))))
+    streamed = engine.Unkept(inputs, engine._initial_cash(cfg, params), N)  # the kernel as a streamed run calls it
+    args, out = streamed.args, streamed.buffers
     kernel.simulate_block(np.uint64(1), 0, *args, *out)  # compile
     plain, probed, phases = phase_rows(args, out)
     draw, (_, shape, _), last = floor_kernel(), floor_shape(inputs), np.empty(N)
@@ -207,7 +206,7 @@ def main():
     floor = best_ns(lambda: draw(np.uint64(1), N, *shape, last))
 
     theta, annual, scalars = out
-    initial_cash = engine._initial_cash(cfg, params)
+    initial_cash = streamed.initial_cash
     values = variables(cfg, annual, scalars)
     acc = Accumulator(variable_names(cfg), pilot_edges(values))
 

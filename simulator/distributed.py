@@ -36,7 +36,7 @@ import numpy as np
 
 from . import engine, kernel
 from .config import Config
-from .engine import Interrupted, RunState, Simulation, check_invariants
+from .engine import Interrupted, RunState, Simulation
 from .model import build_inputs, drawn_parameters
 from .results import part_name, run_identity, write_parquet
 from .samples import BLOCK_PATHS, PILOT_PATHS, block_histograms
@@ -103,12 +103,14 @@ def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, bins
     (the histograms' edges and axes, ``samples.lookup_grids``) the block's histogram partials."""
     inputs, params, initial_cash = _prepared(config)
     n = hi - lo
-    theta = np.empty((n, len(params)))
-    annual = np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years))
-    scalars = np.empty((n, len(kernel.SCALAR_VARS)))
     with engine.thread_count(threads):
-        kernel.simulate_block(np.uint64(seed), lo, *inputs.kernel_args(), theta, annual, scalars)
-        check_invariants(theta, annual, scalars, initial_cash, lo)
+        if lo < n_keep:  # every drawn parameter, for the kept rows
+            theta = np.empty((n, len(params)))
+            annual = np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years))
+            scalars = np.empty((n, len(kernel.SCALAR_VARS)))
+            engine.simulate_checked(inputs.kernel_args(), seed, lo, theta, annual, scalars, initial_cash)
+        else:
+            theta, annual, scalars = engine.Unkept(inputs, initial_cash, n).run(seed, lo, hi)
         result = {"counts": event_counts(config, inputs.spy, annual, scalars)}
         if lo < n_keep:
             rows = tuple(a[:min(hi, n_keep) - lo] for a in (theta, annual, scalars))

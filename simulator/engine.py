@@ -226,10 +226,8 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
     n_keep = state.identity["kept"]
     if config.simulation.antithetic:
         chunk_size += chunk_size % 2  # pairs never straddle two chunks
-    width = min(chunk_size, n_paths)
-    buffers = (np.empty((width, len(params))), np.empty((width, len(kernel.ANNUAL_VARS), inputs.n_years)),
-               np.empty((width, len(kernel.SCALAR_VARS))))
     initial_cash = _initial_cash(config, params)
+    unkept = Unkept(inputs, initial_cash, min(chunk_size, n_paths - n_keep))
     pilot_end = min(n_paths, PILOT_PATHS)
     args = inputs.kernel_args()
     names = variable_names(config)
@@ -240,14 +238,12 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
             hi = min(lo + chunk_size, n_paths)
             if precise_enough is not None:
                 hi = min(hi, (lo // CHECK_EVERY + 1) * CHECK_EVERY)
-            kept = hi <= n_keep  # every row of the chunk is kept: the kernel writes them in place
-            theta, annual, scalars = ((a[lo:hi] for a in (state.theta, state.annual, state.scalars)) if kept
-                                      else (b[:hi - lo] for b in buffers))
-            kernel.simulate_block(np.uint64(seed), lo, *args, theta, annual, scalars)
-            check_invariants(theta, annual, scalars, initial_cash, lo)
-            if lo < n_keep and not kept:
-                for dst, src in zip((state.theta, state.annual, state.scalars), (theta, annual, scalars)):
-                    dst[lo:min(hi, n_keep)] = src[:min(hi, n_keep) - lo]
+            if lo < n_keep:  # kept rows: the kernel writes them in place
+                hi = min(hi, n_keep)
+                theta, annual, scalars = (a[lo:hi] for a in (state.theta, state.annual, state.scalars))
+                simulate_checked(args, seed, lo, theta, annual, scalars, initial_cash)
+            else:
+                theta, annual, scalars = unkept.run(seed, lo, hi)
             for k, v in event_counts(config, inputs.spy, annual, scalars).items():
                 state.counts[k] = state.counts.get(k, 0) + v
             collect(state, variables(config, annual, scalars), lo, hi, pilot_end, streaming, names)
@@ -315,6 +311,31 @@ def collect(state: RunState, values: np.ndarray, lo: int, hi: int, pilot_end: in
         state.pilot = []
         if hi > pilot_end:
             state.acc.add(values[:, pilot_end - lo:], pilot_end)
+
+
+class Unkept:
+    """The kernel for chunks whose rows are not kept: into buffers reused chunk after chunk, and of the drawn
+    parameters only the initial cash, which the invariant checks read (where it is drawn)."""
+
+    def __init__(self, inputs: ModelInputs, initial_cash, width: int):
+        columns = [initial_cash] if isinstance(initial_cash, int) else []
+        self.args = inputs.keeping(columns).kernel_args()
+        self.initial_cash = 0 if columns else initial_cash
+        self.buffers = (np.empty((width, len(columns))), np.empty((width, len(kernel.ANNUAL_VARS), inputs.n_years)),
+                        np.empty((width, len(kernel.SCALAR_VARS))))
+
+    def run(self, seed: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(theta, annual, scalars) of paths ``lo .. hi - 1``, checked; valid until the next call."""
+        theta, annual, scalars = (b[:hi - lo] for b in self.buffers)
+        simulate_checked(self.args, seed, lo, theta, annual, scalars, self.initial_cash)
+        return theta, annual, scalars
+
+
+def simulate_checked(args: tuple, seed: int, lo: int, theta, annual, scalars, initial_cash) -> None:
+    """The kernel (``args``: ``ModelInputs.kernel_args``) on paths ``lo ..`` into the given outputs, then
+    ``check_invariants``."""
+    kernel.simulate_block(np.uint64(seed), lo, *args, theta, annual, scalars)
+    check_invariants(theta, annual, scalars, initial_cash, lo)
 
 
 def _initial_cash(config: Config, params: list[str]):

@@ -574,9 +574,10 @@ LANE_SCRATCH = 67
 def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
                   chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start,
                   ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                  theta_out, annual, scalars, steps):
+                  theta_params, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + LANES - 1`` together and fill, for the first m of them
-    (m = ``theta_out.shape[0]`` <= LANES), ``theta_out`` (m, drawn parameters), ``annual`` (m, V, Y) and
+    (m = ``theta_out.shape[0]`` <= LANES), ``theta_out`` (m, len(theta_params): column j holds parameter
+    ``theta_params[j]``, in kernel order), ``annual`` (m, V, Y) and
     ``scalars`` (m, S), and, when ``steps.shape[1] > 0``, ``steps`` (m, T, len(STEP_VARS)) with each step's
     values. Each path's numbers depend on its id alone, so the lanes beyond m change nothing.
 
@@ -638,9 +639,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
         else:
             closed_form_lanes(form[k], loc_scale[k, 0], loc_scale[k, 1], z[d], z_min, z_max, theta[k], m)
     for i in range(m_out):  # path by path: a row of stores to one place is cheaper than a column of them
-        for k in range(n_par):
-            if drawn_slot[k] >= 0:
-                theta_out[i, drawn_slot[k]] = theta[k, i]
+        for j in range(theta_params.shape[0]):
+            theta_out[i, j] = theta[theta_params[j], i]
 
     # 2. Scheduled raises: closing time within the window and the closing draw.
     for e in range(n_ev):
@@ -1045,34 +1045,39 @@ def segment_step(seg, lane, s, i, tau, d, ramp, lift):
 def simulate_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
                    chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start,
                    ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                   theta_out, annual, scalars):
+                   theta_params, theta_out, annual, scalars):
     """Simulate paths ``path_start .. path_start + n - 1`` (n = ``theta_out.shape[0]``) in parallel.
 
-    theta_out : ndarray(float64, (n, n_drawn)); annual : ndarray(float64, (n, len(ANNUAL_VARS), n_years));
+    theta_params : ndarray(int64, (c,)), the parameter (kernel order) of each column of theta_out: every drawn
+    one (``ModelInputs.theta_params``), or those a run needs when it keeps no rows (``ModelInputs.keeping``);
+    theta_out : ndarray(float64, (n, c)); annual : ndarray(float64, (n, len(ANNUAL_VARS), n_years));
     scalars : ndarray(float64, (n, len(SCALAR_VARS))). Row i holds path ``path_start + i``.
     """
     no_steps = np.empty((theta_out.shape[0], 0, len(STEP_VARS)))  # per-step values not wanted
     trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
                 chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start, ev_end,
                 ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                theta_out, annual, scalars, no_steps)
+                theta_params, theta_out, annual, scalars, no_steps)
 
 
 @njit(parallel=True, **_jit)
 def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot, z_min, z_step,
                 chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate, price_level, ev_start,
                 ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises, initial_burn, chol_shock,
-                theta_out, annual, scalars, steps):
+                theta_params, theta_out, annual, scalars, steps):
     """Simulate paths ``path_start ..`` in parallel, recording every step in ``steps``
     (n, n_years * spy, len(STEP_VARS)); a second axis of length 0 records nothing (``simulate_block``).
     """
+    if theta_out.shape[1] != theta_params.shape[0]:
+        raise ValueError("theta_out needs one column per entry of theta_params")
     n = theta_out.shape[0]
     for t in prange((n + LANES - 1) // LANES):
         lo, hi = t * LANES, min(n, (t + 1) * LANES)
         simulate_tile(seed, path_start + lo, antithetic, spy, n_years, tables, form, loc_scale, drawn_slot,
                       z_min, z_step, chol_param, chol_first, seg_launch, share, tc_plan, committed, plan_rate,
                       price_level, ev_start, ev_end, ev_prob, ev_tranches, ev_period, ev_gamma, max_raises,
-                      initial_burn, chol_shock, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
+                      initial_burn, chol_shock, theta_params, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi],
+                      steps[lo:hi])
 
 
 @njit(parallel=True, **_jit)

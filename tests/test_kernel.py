@@ -12,9 +12,12 @@ from simulator.config import validate
 from simulator.engine import simulate
 
 
-def kernel_paths(cfg, seed, first, n):
+def kernel_paths(cfg, seed, first, n, columns=None):
+    """The kernel's outputs for paths first .. first + n - 1; ``columns``: the drawn parameters theta keeps."""
     inputs = model.build_inputs(cfg)
-    theta = np.empty((n, inputs.chol_param.shape[0]))
+    if columns is not None:
+        inputs = inputs.keeping(columns)
+    theta = np.empty((n, len(inputs.theta_params)))
     annual = np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years))
     scalars = np.empty((n, len(kernel.SCALAR_VARS)))
     kernel.simulate_block(np.uint64(seed), first, *inputs.kernel_args(), theta, annual, scalars)
@@ -78,6 +81,20 @@ def test_a_path_depends_only_on_seed_and_id(base_raw):
     assert np.array_equal(theta_all[37], theta_one[0]) and np.array_equal(annual_all[37], annual_one[0])
     _, theta_other, _, _ = kernel_paths(cfg, seed=6, first=37, n=1)
     assert not np.array_equal(theta_other[0], theta_one[0])
+
+
+def test_a_narrowed_theta_holds_its_columns_and_changes_nothing_else(base_raw):
+    """What a chunk of unkept rows asks for (ModelInputs.keeping): only the chosen drawn parameters, in the
+    order asked, and the same paths."""
+    cfg = validate(base_raw)
+    _, theta, annual, scalars = kernel_paths(cfg, seed=3, first=100, n=700)
+    for columns in ([5, 0, 17], []):
+        _, narrow, annual_n, scalars_n = kernel_paths(cfg, seed=3, first=100, n=700, columns=columns)
+        assert narrow.shape == (700, len(columns)) and np.array_equal(narrow, theta[:, columns])
+        assert np.array_equal(annual_n, annual) and np.array_equal(scalars_n, scalars)
+    inputs = model.build_inputs(cfg)
+    with pytest.raises(ValueError, match="one column per entry of theta_params"):
+        kernel.simulate_block(np.uint64(3), 0, *inputs.kernel_args(), np.empty((10, 2)), annual[:10], scalars[:10])
 
 
 def test_reference_stream_matches_numba_generator():
