@@ -4,7 +4,10 @@ bit-identical. In turns, a drift in the machine's speed moves all three alike; b
 and arrays land moves a kernel by a few percent on this VM, so the comparison is made in several fresh
 processes (``--runs``) and their medians are printed too.
 
-    python benchmarks/compare_kernel.py REV [--runs 5] [--threads 1] [--paths 1000000] [--repeats 11]
+    python benchmarks/compare_kernel.py REV [--runs 5] [--threads 1] [--paths 1000000] [--repeats 11] [--streamed]
+
+Both kernels write every drawn parameter, as for kept rows; ``--streamed`` also times this checkout's kernel
+as a run that keeps no rows calls it (``engine.Unkept``: of the drawn parameters only the initial cash).
 
 The other revision's ``simulator`` package is taken with ``git archive`` into a folder under the system's
 temporary directory and imported under another name (the package's imports are relative); its kernel
@@ -69,14 +72,28 @@ def runner(package, n: int):
     return (lambda: kernel.simulate_block(np.uint64(1), 0, *args, *out)), out
 
 
-def compare(sha: str, rev: str, threads: int, paths: int, repeats: int) -> tuple[dict[str, float], bool]:
-    """(median ns a path of commit ``sha``'s kernel, named ``rev``, this checkout's and the floor, in this
-    process; are the two kernels' outputs bit-identical?)."""
+def streamed_runner(n: int):
+    """A function that runs this checkout's kernel on paths 0 .. n - 1 as a run that keeps no rows does."""
+    from simulator.engine import Unkept, _initial_cash
+    from simulator.model import drawn_parameters
+
+    cfg = simulator.load_config()
+    unkept = Unkept(build_inputs(cfg), _initial_cash(cfg, drawn_parameters(cfg)), n)
+    return lambda: simulator.kernel.simulate_block(np.uint64(1), 0, *unkept.args, *unkept.buffers)
+
+
+def compare(sha: str, rev: str, threads: int, paths: int, repeats: int,
+            streamed: bool) -> tuple[dict[str, float], bool]:
+    """(median ns a path of commit ``sha``'s kernel, named ``rev``, this checkout's, the floor's and with
+    ``streamed`` this checkout's as a streamed run calls it, in this process; are the two kernels' outputs
+    bit-identical?)."""
     runs = {rev: runner(package_at(sha), paths), "this checkout": runner(simulator, paths)}
     _, shape, _ = floor_shape(build_inputs(simulator.load_config()))
     draw, drawn = floor_kernel(), np.empty(paths)
     fns = {name: fn for name, (fn, _) in runs.items()}
     fns["floor"] = lambda: draw(np.uint64(1), paths, *shape, drawn)
+    if streamed:
+        fns["this checkout, streamed"] = streamed_runner(paths)
     for fn in fns.values():  # compile or load, and fill the outputs
         fn()
     numba.set_num_threads(threads)
@@ -93,31 +110,38 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--paths", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=11, help="timings of each, in turns, in a process")
+    parser.add_argument("--streamed", action="store_true",
+                        help="also this checkout's kernel as a run that keeps no rows calls it")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child process: one run
     options = parser.parse_args()
     sha = commit_of(options.rev)
     if options.one:
-        ns, same = compare(sha, options.rev, options.threads, options.paths, options.repeats)
+        ns, same = compare(sha, options.rev, options.threads, options.paths, options.repeats, options.streamed)
         print(json.dumps({"ns": ns, "same": same}))
         return
 
     child = [sys.executable, __file__, options.rev, "--one", "--threads", str(options.threads),
-             "--paths", str(options.paths), "--repeats", str(options.repeats)]
+             "--paths", str(options.paths), "--repeats", str(options.repeats)] + ["--streamed"] * options.streamed
     results = [json.loads(subprocess.run(child, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
                for _ in range(options.runs)]
     names = list(results[0]["ns"])
+    kernels = [name for name in names if name != "floor"]
     print(f"{options.paths:,} paths, {options.threads} thread(s); per process the median of {options.repeats} "
           f"timings in turns; outputs {'bit-identical' if all(r['same'] for r in results) else 'differ'}\n")
     print("| process | " + " | ".join(f"{name}, ns a path" for name in names) + " | "
-          + " | ".join(f"{name} / floor" for name in names[:2]) + " |")
-    print("| ---: |" + " ---: |" * (len(names) + 2))
-    rows = [[r["ns"][name] for name in names] + [r["ns"][name] / r["ns"]["floor"] for name in names[:2]]
+          + " | ".join(f"{name} / floor" for name in kernels) + " |")
+    print("| ---: |" + " ---: |" * (len(names) + len(kernels)))
+    rows = [[r["ns"][name] for name in names] + [r["ns"][name] / r["ns"]["floor"] for name in kernels]
             for r in results]
+
+    def line(label, row):
+        times, ratios = row[:len(names)], row[len(names):]
+        print(f"| {label} | " + " | ".join(f"{x:,.0f}" for x in times) + " | "
+              + " | ".join(f"{x:.3f}" for x in ratios) + " |")
+
     for k, row in enumerate(rows, 1):
-        print(f"| {k} | " + " | ".join(f"{x:,.0f}" for x in row[:3]) + " | " + " | ".join(f"{x:.3f}" for x in row[3:]) + " |")
-    median = [statistics.median(column) for column in zip(*rows)]
-    print("| median | " + " | ".join(f"{x:,.0f}" for x in median[:3]) + " | "
-          + " | ".join(f"{x:.3f}" for x in median[3:]) + " |")
+        line(k, row)
+    line("median", [statistics.median(column) for column in zip(*rows)])
 
 
 if __name__ == "__main__":
