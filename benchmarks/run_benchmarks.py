@@ -259,8 +259,11 @@ def spread(ratios: list[float]) -> str:
 
 def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[str]:
     """The speed and memory targets, each checked against this run's measurements."""
-    k = res[all_t]
+    k, k1 = res[all_t], res["threads_1"]
     biggest = max(scale, key=lambda r: r["n"])
+    # Met only if the ratio of the medians and the median of the turns' ratios both are, on both thread counts:
+    # a turn that disturbs the floor more than the kernel flatters the first.
+    floor_ratios = [r["floor"] / r["kernel"] for r in (k, k1)] + [statistics.median(r["floor_ratios"]) for r in (k, k1)]
     def both(kernel_ok: bool, engine_ok: bool) -> str:  # the kernel alone, and a whole run
         return f"kernel {'yes' if kernel_ok else 'no'}, engine {'yes' if engine_ok else 'no'}"
 
@@ -269,8 +272,9 @@ def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[
          both(k["kernel"] >= 1e6, k["engine"] >= 1e6)),
         ("≥ 6x the numpy implementation", f"kernel {k['kernel'] / res['numpy']:.1f}x, engine "
          f"{k['engine'] / res['numpy']:.1f}x", both(k["kernel"] >= 6 * res["numpy"], k["engine"] >= 6 * res["numpy"])),
-        ("≤ 2x the random-number floor's time", f"{k['floor'] / k['kernel']:.2f}x ({spread(k['floor_ratios'])})",
-         k["floor"] <= 2 * k["kernel"]),
+        ("≤ 2x the random-number floor's time", f"all threads {k['floor'] / k['kernel']:.2f}x "
+         f"({spread(k['floor_ratios'])}); 1 thread {k1['floor'] / k1['kernel']:.2f}x ({spread(k1['floor_ratios'])})",
+         max(floor_ratios) <= 2),
         (f"peak memory < 1.5 GiB for {biggest['n']:,} paths", f"{biggest['peak_rss_mib']:,.0f} MiB",
          biggest["peak_rss_mib"] < 1536),
         ("warm `run --paths 100000` < 3 s", f"{start['warm']:.2f} s (cold {start['cold']:.1f} s)", start["warm"] < 3),
