@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from simulator import engine, kernel, load_config  # noqa: E402
-from simulator.model import build_inputs, drawn_parameters  # noqa: E402
+from simulator.model import build_inputs  # noqa: E402
 from simulator.samples import GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, lookup_grids, pilot_edges  # noqa: E402
 from simulator.summary import event_counts, variable_names, variables  # noqa: E402
 
@@ -196,8 +196,8 @@ def tail_rows() -> list[tuple[str, float, float]]:
 def main():
     numba.set_num_threads(1)
     cfg = load_config()
-    inputs, params = build_inputs(cfg), drawn_parameters(cfg)
-    streamed = engine.Unkept(inputs, engine._initial_cash(cfg, params), N)  # the kernel as a streamed run calls it
+    inputs = build_inputs(cfg)
+    streamed = engine.Unkept.of(cfg, inputs, N)  # the kernel as a streamed run calls it
     args, out = streamed.args, streamed.buffers
     kernel.simulate_block(np.uint64(1), 0, *args, *out)  # compile
     plain, probed, phases = phase_rows(args, out)

@@ -74,11 +74,10 @@ def runner(package, n: int):
 
 def streamed_runner(n: int):
     """A function that runs this checkout's kernel on paths 0 .. n - 1 as a run that keeps no rows does."""
-    from simulator.engine import Unkept, _initial_cash
-    from simulator.model import drawn_parameters
+    from simulator.engine import Unkept
 
     cfg = simulator.load_config()
-    unkept = Unkept(build_inputs(cfg), _initial_cash(cfg, drawn_parameters(cfg)), n)
+    unkept = Unkept.of(cfg, build_inputs(cfg), n)
     return lambda: simulator.kernel.simulate_block(np.uint64(1), 0, *unkept.args, *unkept.buffers)
 
 

@@ -119,8 +119,8 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
 
     from numpy_model import simulate_numpy
     from simulator import kernel, load_config
-    from simulator.engine import Unkept, _initial_cash, simulate
-    from simulator.model import build_inputs, drawn_parameters
+    from simulator.engine import Unkept, simulate
+    from simulator.model import build_inputs
 
     cfg = load_config()
     inputs = build_inputs(cfg)
@@ -128,7 +128,7 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
 
     # The kernel as a run that keeps no rows calls it (of the drawn parameters only the initial cash, which
     # the invariant checks read), and as a run that keeps them (every drawn parameter).
-    streamed = Unkept(inputs, _initial_cash(cfg, drawn_parameters(cfg)), n_kernel)
+    streamed = Unkept.of(cfg, inputs, n_kernel)
     buffers = (np.empty((n_kernel, n_drawn)), *streamed.buffers[1:])
     args = inputs.kernel_args()
     draw = floor_kernel()

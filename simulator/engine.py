@@ -324,6 +324,11 @@ class Unkept:
         self.buffers = (np.empty((width, len(columns))), np.empty((width, len(kernel.ANNUAL_VARS), inputs.n_years)),
                         np.empty((width, len(kernel.SCALAR_VARS))))
 
+    @classmethod
+    def of(cls, config: Config, inputs: ModelInputs, width: int) -> Unkept:
+        """For ``config`` (whose kernel inputs are ``inputs``), chunks of up to ``width`` paths."""
+        return cls(inputs, _initial_cash(config, drawn_parameters(config)), width)
+
     def run(self, seed: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(theta, annual, scalars) of paths ``lo .. hi - 1``, checked; valid until the next call."""
         theta, annual, scalars = (b[:hi - lo] for b in self.buffers)
