@@ -227,7 +227,8 @@ def correlate_lanes(chol, first, z, z0, scratch, n, m):
     lower-triangular ``chol`` is zero before column ``first[r]``. The rows go from the last, as row r reads
     rows <= r only. A row that is its own normal (a weight of 1 alone) is left as it is, and zero weights are
     skipped: most of a matrix with independent channels. A sum runs from its first term through ``scratch``
-    (a row of m lanes) to the diagonal's: the same bits as adding every term to 0 (short of the sign of a zero)."""
+    (a row of m lanes) to the diagonal's, each next term in a fused multiply-add: the same bits as fusing every
+    term into a sum from 0 (short of the sign of a zero)."""
     for r in range(n - 1, -1, -1):
         c0 = first[r]
         while c0 < r and chol[r, c0] == 0.0:
@@ -245,10 +246,10 @@ def correlate_lanes(chol, first, z, z0, scratch, n, m):
             if w == 0.0:
                 continue
             for i in range(m):
-                scratch[i] += w * z[z0 + c, i]
+                scratch[i] = fma(w, z[z0 + c, i], scratch[i])
         w = chol[r, r]
         for i in range(m):
-            z[z0 + r, i] = scratch[i] + w * z[z0 + r, i]
+            z[z0 + r, i] = fma(w, z[z0 + r, i], scratch[i])
 
 
 @njit(inline="always", **_jit)
@@ -480,8 +481,8 @@ def exp_lanes(x):
     written into the exponent bits. Relative error < 2e-14; x is clamped to [-708, 709] (so
     underflow gives ~1e-308, not 0) and beyond 709 the result is inf, as libm's."""
     xc = fmin(fmax(x, -708.0), 709.0)
-    k = (xc * 1.4426950408889634 + _ROUND) - _ROUND
-    r = (xc - k * _LN2_HI) - k * _LN2_LO
+    k = fma(xc, 1.4426950408889634, _ROUND) - _ROUND
+    r = fma(-k, _LN2_LO, fma(-k, _LN2_HI, xc))
     scaled = horner(r, _EXP_SERIES) * bits_as_float((np.int64(k) + 1023) << 52)
     return scaled if x <= 709.0 else math.inf
 
@@ -507,7 +508,7 @@ def log_lanes(x):
     kf = float(k + 1 if high else k)
     s = (m - 1.0) / (m + 1.0)
     series = 2.0 * s * horner(s * s, _ATANH_SERIES)
-    r = kf * _LN2_HI + (series + kf * _LN2_LO)
+    r = fma(kf, _LN2_HI, fma(kf, _LN2_LO, series))
     if x > 0.0 and x < math.inf:  # compiled to selects: both sides are computed anyway
         return r
     return -math.inf if x == 0.0 else (x if x > 0.0 else math.nan)
@@ -795,7 +796,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                     e0 = seg[s, SG_DECAY, i]
                     e1 = e0 * seg[s, SG_DECAY_STEP, i]
                     seg[s, SG_DECAY, i] = e1
-                    d = seg[s, SG_DRIFT, i] + seg[s, SG_AMP_K, i] * (e0 - e1) + seg[s, SG_VOL, i] * eps[s, i]
+                    d = fma(seg[s, SG_VOL, i], eps[s, i], fma(seg[s, SG_AMP_K, i], e0 - e1, seg[s, SG_DRIFT, i]))
                     n_steep += abs(d) >= RAMP_RANGE
                     w = bridge_exponent(seg, s, i, eps[n_ch + s, i])
                     wide = abs(w) >= SMALL_RANGE
@@ -850,26 +851,26 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             rev = lane[L_REV, i]
             cash = lane[L_CASH, i]
             ln_p0 = lane[L_LN_P, i]
-            ln_p = ln_p0 + lane[L_DRIFT_P, i] + lane[L_VOL_P, i] * eps[n_seg, i]
+            ln_p = fma(lane[L_VOL_P, i], eps[n_seg, i], ln_p0 + lane[L_DRIFT_P, i])
             lane[L_LN_P, i] = ln_p
             mid_p = 0.5 * (ln_p0 + ln_p)
             level = price_level[k] * lane[L_SUPPLY_LIFT, i]
             ln_u0 = lane[L_LN_U, i]
-            ln_u = ln_u0 + lane[L_DRIFT_U, i] + lane[L_VOL_U, i] * eps[n_seg + 1, i]
+            ln_u = fma(lane[L_VOL_U, i], eps[n_seg + 1, i], ln_u0 + lane[L_DRIFT_U, i])
             lane[L_LN_U, i] = ln_u
-            cogs = lane[L_C0, i] * level * exp_lanes(mid_p + 0.5 * (ln_u0 + ln_u)) * rev
-            opex = lane[L_OPEX_FIXED, i] + theta[P_OPEX_RATIO, i] * rev
+            cogs = lane[L_C0, i] * level * exp_lanes(fma(0.5, ln_u0 + ln_u, mid_p)) * rev
+            opex = fma(theta[P_OPEX_RATIO, i], rev, lane[L_OPEX_FIXED, i])
             lane[L_OPEX_FIXED, i] *= lane[L_OPEX_STEP, i]
             fixed = fixed_share * lane[L_KEEP, i]
-            flexible = ((1.0 - fixed) * level * exp_lanes(mid_p + theta[P_ELASTICITY, i] * lane[L_LOG_RATIO, i])
+            flexible = ((1.0 - fixed) * level * exp_lanes(fma(theta[P_ELASTICITY, i], lane[L_LOG_RATIO, i], mid_p))
                         * lane[L_CUT, i])
             training = plan_spend * (fixed + flexible)
             interest = theta[P_CASH_INTEREST, i] * fmax(cash, 0.0) * dt
-            fcf = rev - share[y] * rev - cogs - opex - training + interest
+            fcf = fma(-share[y], rev, rev) - cogs - opex - training + interest
             lane[L_CASH, i] = cash + fcf
             lane[L_RING_SUM, i] += fcf - ring[j, i]
             ring[j, i] = fcf
-            lane[L_MARKET, i] = lane[L_PHI_DT, i] * lane[L_MARKET, i] + lane[L_MARKET_VOL, i] * eps[n_seg + 2, i]
+            lane[L_MARKET, i] = fma(lane[L_PHI_DT, i], lane[L_MARKET, i], lane[L_MARKET_VOL, i] * eps[n_seg + 2, i])
             lane[L_LOG_RATIO, i] = log_lanes(fmax(lane[L_RUN_RATE1, i] / plan_rate[k + 1], 1e-9))  # at the step's end
             lane[L_Y_REV, i] += rev
             lane[L_Y_COGS, i] += cogs
@@ -1019,14 +1020,14 @@ def start_step(lane, theta, i):
 def curve_lift(seg, s, i, e0):
     """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average: the factor. G'' at the
     step's middle is -kappa amp e0 exp(-kappa tau / 2), e0 = exp(-kappa t0); SG_CURV holds all of it but e0."""
-    return 1.0 + seg[s, SG_CURV, i] * e0
+    return fma(seg[s, SG_CURV, i], e0, 1.0)
 
 
 @njit(inline="always", **_jit)
 def bridge_exponent(seg, s, i, bridge):
     """The bridge's average over the step is N(0, s^2 tau / 12); the constant s^2 tau / 24 makes the
     factor exp(this)'s mean exp(s^2 tau / 12), the mean of the integral of exp(bridge)."""
-    return seg[s, SG_BRIDGE_SD, i] * bridge + seg[s, SG_BRIDGE_MEAN, i]
+    return fma(seg[s, SG_BRIDGE_SD, i], bridge, seg[s, SG_BRIDGE_MEAN, i])
 
 
 @njit(inline="always", **_jit)
