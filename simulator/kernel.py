@@ -465,8 +465,8 @@ def _series(terms):
 
 
 _EXP_SERIES = _series(range(12))            # e^r to r^11
-# (e^h - 1) / h to h^14 at h = d / 4, as a polynomial in d: the coefficient of h^j over 4^j (exact: a power of 2)
-_RAMP_SERIES = tuple(c * 0.25 ** j for j, c in zip(range(14, -1, -1), _series(range(1, 16))))
+# (e^h - 1) / h to h^11 at h = d / 4, as a polynomial in d: the coefficient of h^j over 4^j (exact: a power of 2)
+_RAMP_SERIES = tuple(c * 0.25 ** j for j, c in zip(range(11, -1, -1), _series(range(1, 13))))
 _TAYLOR_SERIES = _series(range(8))          # e^w to w^7
 _ATANH_SERIES = tuple(1.0 / k for k in range(19, 0, -2))  # atanh(s) / s in s^2, to s^18
 
@@ -528,8 +528,9 @@ RAMP_RANGE = 2.0  # ramp_lanes is accurate for |d| below this
 @njit(inline="always", **_jit)
 def ramp_lanes(d):
     """(e^d - 1) / d, the average of exp over a ramp from 0 to d, for |d| < RAMP_RANGE, without calls,
-    branches or a division: the Taylor series of (e^h - 1) / h at h = d / 4 to h^14 (remainder < 2e-18),
-    then twice f(2h) = f(h) (1 + h f(h) / 2). Relative error < 1e-15."""
+    branches or a division: the Taylor series of (e^h - 1) / h at h = d / 4 to h^11, then twice
+    f(2h) = f(h) (1 + h f(h) / 2). Relative error < 1e-15 for |d| < 1 and < 6e-14 up to RAMP_RANGE (against
+    mpmath): a series to h^14 was accurate to 1e-15 up to 2 but cost 3 more operations a lane, ~2% of the kernel."""
     f = horner(d, _RAMP_SERIES)  # the series in h = d / 4, its powers of 1/4 in the coefficients
     f *= fma(0.125 * d, f, 1.0)  # h / 2 = d / 8
     return f * fma(0.25 * d, f, 1.0)
