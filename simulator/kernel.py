@@ -222,34 +222,53 @@ def uniforms_lanes(states, signs, out, m):
 
 
 @njit(inline="always", **_jit)
-def correlate_lanes(chol, first, z, z0, scratch, n, m):
+def correlate_lanes(chol, first, z, z0, cols, n, m):
     """z[z0 + r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n, in place, every lane at once; row r of the
     lower-triangular ``chol`` is zero before column ``first[r]``. The rows go from the last, as row r reads
     rows <= r only. A row that is its own normal (a weight of 1 alone) is left as it is, and zero weights are
-    skipped: most of a matrix with independent channels. A sum runs from its first term through ``scratch``
-    (a row of m lanes) to the diagonal's, each next term in a fused multiply-add: the same bits as fusing every
-    term into a sum from 0 (short of the sign of a zero)."""
+    skipped: most of a matrix with independent channels. Each sum is a chain of fused multiply-adds from 0, in
+    the columns' order (the same bits as a product and then fused multiply-adds, short of the sign of a
+    zero), up to four terms a pass over the lanes: a pass a term was bound by its stores. ``z``'s last three
+    rows are scratch, the third to last all zeros; ``cols`` is scratch of n ints."""
+    zeros = z.shape[0] - 3
     for r in range(n - 1, -1, -1):
-        c0 = first[r]
-        while c0 < r and chol[r, c0] == 0.0:
-            c0 += 1
-        w = chol[r, c0]
-        if c0 == r:  # the diagonal alone
-            if w != 1.0:
+        k = 0
+        for c in range(first[r], r):  # the row's terms left of the diagonal
+            if chol[r, c] != 0.0:
+                cols[k] = c + z0
+                k += 1
+        wr, row = chol[r, r], z0 + r
+        if k == 0:
+            if wr != 1.0:
                 for i in range(m):
-                    z[z0 + r, i] = w * z[z0 + r, i]
+                    z[row, i] = wr * z[row, i]
             continue
-        for i in range(m):
-            scratch[i] = w * z[z0 + c0, i]
-        for c in range(c0 + 1, r):
-            w = chol[r, c]
-            if w == 0.0:
-                continue
+        src = zeros
+        g = 0
+        while k - g > 3:  # four terms into a scratch row; the two alternate, as LLVM vectorises no loop whose rows overlap
+            dst = zeros + 1 + (g // 4) % 2
+            ca, cb, cc, cd = cols[g], cols[g + 1], cols[g + 2], cols[g + 3]
+            wa, wb, wc, wd = chol[r, ca - z0], chol[r, cb - z0], chol[r, cc - z0], chol[r, cd - z0]
             for i in range(m):
-                scratch[i] = fma(w, z[z0 + c, i], scratch[i])
-        w = chol[r, r]
-        for i in range(m):
-            z[z0 + r, i] = fma(w, z[z0 + r, i], scratch[i])
+                z[dst, i] = fma(wd, z[cd, i], fma(wc, z[cc, i], fma(wb, z[cb, i], fma(wa, z[ca, i], z[src, i]))))
+            src = dst
+            g += 4
+        # The last terms and the diagonal's, into the row itself (the same index read and written: a loop
+        # LLVM can tell is safe to vectorise).
+        ca, cb, cc = cols[g], cols[min(g + 1, k - 1)], cols[min(g + 2, k - 1)]
+        wa, wb, wc = chol[r, ca - z0], chol[r, cb - z0], chol[r, cc - z0]
+        if k - g == 3:
+            for i in range(m):
+                z[row, i] = fma(wr, z[row, i], fma(wc, z[cc, i], fma(wb, z[cb, i], fma(wa, z[ca, i], z[src, i]))))
+        elif k - g == 2:
+            for i in range(m):
+                z[row, i] = fma(wr, z[row, i], fma(wb, z[cb, i], fma(wa, z[ca, i], z[src, i])))
+        elif k - g == 1:
+            for i in range(m):
+                z[row, i] = fma(wr, z[row, i], fma(wa, z[ca, i], z[src, i]))
+        else:
+            for i in range(m):
+                z[row, i] = fma(wr, z[row, i], z[src, i])
 
 
 @njit(inline="always", **_jit)
@@ -604,8 +623,11 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
     lane = np.empty((LANE_SCRATCH, ROW))
     seg = np.empty((n_seg, SEG_SCRATCH, ROW))
     theta = np.empty((n_par, ROW))
-    z = np.empty((n_drawn, ROW))
-    eps = np.empty((n_ch + n_seg, ROW))
+    z = np.empty((n_drawn + 3, ROW))  # the last three rows for ``correlate_lanes``
+    eps = np.empty((n_ch + n_seg + 3, ROW))
+    z[n_drawn] = 0.0
+    eps[n_ch + n_seg] = 0.0
+    cols = np.empty(max(n_drawn, n_ch), np.int64)
     ring = np.empty((spy, ROW))
     ev_time = np.empty((n_ev, ROW))
     ev_u = np.empty((n_ev, ROW))
@@ -629,7 +651,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
     z_max = z_min + z_step * (tables.shape[1] - 1)
     for d in range(n_drawn):
         normals_lanes(states, bits, listed, signs, z, d, m)
-    correlate_lanes(chol_param, chol_first, z, 0, lane[L_SCRATCH], n_drawn, m)
+    correlate_lanes(chol_param, chol_first, z, 0, cols, n_drawn, m)
     for k in range(n_par):
         d = drawn_slot[k]
         if d < 0:  # a fixed value
@@ -765,8 +787,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                       L_WHEN_SUPPLY, m)
         uniforms_lanes(states, signs, lane[L_U_RAISE], m)
         n_shocked = list_lanes(lane[L_N_COMP], m, lane[L_SHOCKED])  # the lanes with a competition shock
-        correlate_lanes(chol_shock, dense, eps, 0, lane[L_SCRATCH], n_ch, m)  # the channels' shocks
-        correlate_lanes(chol_shock, dense, eps, n_ch, lane[L_SCRATCH], n_seg, m)  # the bridges' (rows n_ch + s)
+        correlate_lanes(chol_shock, dense, eps, 0, cols, n_ch, m)  # the channels' shocks
+        correlate_lanes(chol_shock, dense, eps, n_ch, cols, n_seg, m)  # the bridges' (rows n_ch + s)
 
         # Revenue (§3). The growth curve is integrated exactly; within the step ln R follows its
         # chord plus curvature and bridge corrections, and a competition shock lands at its time.

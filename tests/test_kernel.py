@@ -253,6 +253,32 @@ def test_interp_lanes_equals_the_reference_quantile(base_raw):
             assert (got[m:] == -7.0).all()
 
 
+def test_correlate_lanes_equals_the_matrix_product():
+    """correlate_lanes, in place and up to four terms a pass, against numpy's product for sparse lower-triangular
+    matrices with rows of 0 to 11 terms (rows of a weight 1 alone, or another weight alone, among them), offset
+    rows and lanes: only rows z0 .. z0 + n - 1 and the scratch rows change, and the zero row stays zero."""
+    from numba import njit
+
+    @njit
+    def correlate(chol, first, z, z0, n):
+        kernel.correlate_lanes(chol, first, z, z0, np.empty(max(n, 1), np.int64), n, z.shape[1])
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 6, 9, 12):
+        chol = np.tril(rng.normal(size=(n, n))) * (rng.random((n, n)) < 0.7)
+        np.fill_diagonal(chol, np.where(rng.random(n) < 0.3, 1.0, rng.uniform(0.2, 1.5, n)))
+        chol[n // 2, :n // 2] = 0.0  # a row that is its own normal, times its weight
+        first = np.array([np.flatnonzero(row)[0] for row in chol])
+        for z0 in (0, 2):
+            z = rng.normal(size=(z0 + n + 1 + 3, 40))
+            z[-3] = 0.0
+            before = z.copy()
+            correlate(chol, first, z, z0, n)
+            np.testing.assert_allclose(z[z0:z0 + n], chol @ before[z0:z0 + n], rtol=1e-13, atol=1e-15)
+            assert np.array_equal(z[:z0], before[:z0]) and np.array_equal(z[z0 + n:-3], before[z0 + n:-3])
+            assert not z[-3].any()
+
+
 def test_list_lanes_finds_the_flagged_lanes_in_order():
     """list_lanes (bit masks of 64 lanes) against flatnonzero, for partial tiles and for lanes beyond m
     holding stale flags, which it must not list."""
