@@ -245,7 +245,7 @@ def correlate_lanes(chol, first, z, z0, cols, n, m):
             continue
         src = zeros
         g = 0
-        while k - g > 3:  # four terms into a scratch row; the two alternate, as LLVM vectorises no loop whose rows overlap
+        while k - g > 3:  # four terms into a scratch row; two in turn, as LLVM vectorises no loop whose rows overlap
             dst = zeros + 1 + (g // 4) % 2
             ca, cb, cc, cd = cols[g], cols[g + 1], cols[g + 2], cols[g + 3]
             wa, wb, wc, wd = chol[r, ca - z0], chol[r, cb - z0], chol[r, cc - z0], chol[r, cd - z0]
@@ -582,13 +582,13 @@ SEG_SCRATCH = 14
 # Per-lane constants, state and the step's intermediate values, lane[L_*, lane].
 (L_MEAN_COMP, L_NONE_COMP, L_JUMP_COMP, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_JUMP_SUPPLY, L_PHI_DT, L_MARKET_VOL,
  L_DRIFT_P, L_VOL_P, L_DRIFT_U, L_VOL_U, L_OPEX_STEP, L_KEEP, L_C0,
- L_CASH, L_CREDIT, L_CREDIT_MAX, L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST, L_GAP,
+ L_CASH, L_CREDIT, L_CREDIT_MAX, L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST,
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO,
  L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_SUPPLY_LIFT,
  L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_SCRATCH,
- L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(67)
-LANE_SCRATCH = 67
+ L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(66)
+LANE_SCRATCH = 66
 
 
 @njit(**_jit)
@@ -743,7 +743,6 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
         lane[L_N_RAISES, i] = 0.0
         lane[L_LAST_RAISE, i] = -1e300
         lane[L_LOWEST, i] = 1e300
-        lane[L_GAP, i] = 0.0
         lane[L_FIRST_SF, i] = -1.0
         lane[L_Y_REV, i] = 0.0
         lane[L_Y_COGS, i] = 0.0
@@ -993,9 +992,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             lane[L_CREDIT_MAX, i] = fmax(lane[L_CREDIT_MAX, i], credit)
             # Shortfall: cash is not reset, so the gap measures the capital that was missing.
             lane[L_LOWEST, i] = fmin(lane[L_LOWEST, i], cash)
-            short = cash < min_cash
+            short = cash < min_cash  # the funding gap, the largest shortfall, follows from the lowest cash at the end
             lane[L_FIRST_SF, i] = k if short & (lane[L_FIRST_SF, i] < 0.0) else lane[L_FIRST_SF, i]
-            lane[L_GAP, i] = fmax(lane[L_GAP, i], min_cash - cash) if short else lane[L_GAP, i]
             start_step(lane, theta, i)  # for the next step: here, its inputs are at hand
         if tracing:
             for i in range(m_out):
@@ -1019,7 +1017,9 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
     for i in range(m_out):
         scalars[i, S_CASH_END] = lane[L_CASH, i]
         scalars[i, S_LOWEST_CASH] = lane[L_LOWEST, i]
-        scalars[i, S_FUNDING_GAP] = lane[L_GAP, i]
+        # The largest min_cash - cash over the steps below the floor (0 without one) is min_cash - the lowest cash,
+        # to the bit: a rounded difference never rises as the cash rises.
+        scalars[i, S_FUNDING_GAP] = fmax(0.0, theta[P_MIN_CASH, i] - lane[L_LOWEST, i])
         scalars[i, S_FIRST_SHORTFALL] = lane[L_FIRST_SF, i]
         scalars[i, S_RAISED_SCHEDULED] = lane[L_RAISED_SCHED, i]
         scalars[i, S_RAISED_CONTINGENT] = lane[L_RAISED_CONT, i]
