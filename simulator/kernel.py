@@ -551,8 +551,9 @@ def ramp_lanes(d):
     f(2h) = f(h) (1 + h f(h) / 2). Relative error < 1e-15 for |d| < 1 and < 6e-14 up to RAMP_RANGE (against
     mpmath): a series to h^14 was accurate to 1e-15 up to 2 but cost 3 more operations a lane, ~2% of the kernel."""
     f = horner(d, _RAMP_SERIES)  # the series in h = d / 4, its powers of 1/4 in the coefficients
-    f *= fma(0.125 * d, f, 1.0)  # h / 2 = d / 8
-    return f * fma(0.25 * d, f, 1.0)
+    eighth = 0.125 * d  # h / 2 = d / 8
+    f *= fma(eighth, f, 1.0)
+    return f * fma(eighth + eighth, f, 1.0)  # an add, not a second product: the FMA units are the busier
 
 
 # ------------------------------------------------------------------ the model
@@ -577,7 +578,7 @@ ROW = LANES + 8
 
 # Per-segment constants and state, seg[segment, SG_*, lane].
 (SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
- SG_AMP_K, SG_VOL, SG_BRIDGE_SD, SG_BRIDGE_MEAN, SG_CURV, SG_EXPOSURE) = range(14)
+ SG_AMP_STEP, SG_VOL, SG_BRIDGE_SD, SG_BRIDGE_MEAN, SG_CURV, SG_EXPOSURE) = range(14)
 SEG_SCRATCH = 14
 # Per-lane constants, state and the step's intermediate values, lane[L_*, lane].
 (L_MEAN_COMP, L_NONE_COMP, L_JUMP_COMP, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_JUMP_SUPPLY, L_PHI_DT, L_MARKET_VOL,
@@ -585,7 +586,7 @@ SEG_SCRATCH = 14
  L_CASH, L_CREDIT, L_CREDIT_MAX, L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST,
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO,
- L_REV, L_RUN_RATE1, L_LIFT, L_D, L_CONTRIB, L_R1, L_SUPPLY_LIFT,
+ L_REV, L_RUN_RATE1, L_WEIGHT, L_D, L_CONTRIB, L_R1, L_SUPPLY_LIFT,
  L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_SCRATCH,
  L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(66)
 LANE_SCRATCH = 66
@@ -685,17 +686,18 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             amp = theta[base + SEG_G0, i] - theta[base + SEG_GINF, i]
             seg[s, SG_RATE, i] = theta[base + SEG_RUN_RATE, i]
             seg[s, SG_DECAY, i] = 1.0                      # exp(-kappa t0), advanced every step
-            seg[s, SG_DECAY_STEP, i] = exp_lanes(-kappa * dt)
+            decay_step = exp_lanes(-kappa * dt)
+            seg[s, SG_DECAY_STEP, i] = decay_step
             seg[s, SG_KAPPA, i] = kappa
             seg[s, SG_AMP, i] = amp
             seg[s, SG_GINF, i] = theta[base + SEG_GINF, i]
             seg[s, SG_SIGMA, i] = sig
             seg[s, SG_DRIFT, i] = theta[base + SEG_GINF, i] * dt - 0.5 * sig * sig * dt
-            seg[s, SG_AMP_K, i] = amp / kappa
+            seg[s, SG_AMP_STEP, i] = amp / kappa * (1.0 - decay_step)  # amp (e0 - e1) / kappa = e0 times this
             seg[s, SG_VOL, i] = sig * sqdt
             seg[s, SG_BRIDGE_SD, i] = sig * math.sqrt(dt / 12.0)
             seg[s, SG_BRIDGE_MEAN, i] = sig * sig * dt / 24.0
-            seg[s, SG_CURV, i] = kappa * amp * dt * dt / 12.0 * exp_lanes(-kappa * 0.5 * dt)
+            seg[s, SG_CURV, i] = dt * (kappa * amp * dt * dt / 12.0 * exp_lanes(-kappa * 0.5 * dt))
             seg[s, SG_EXPOSURE, i] = theta[base + SEG_EXPOSURE, i]
     n_far = 0
     for i in range(m):
@@ -809,32 +811,30 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                          + sig * sq_tau * eps[s, i])
                     n_steep += abs(d) >= RAMP_RANGE
                     curvature = kappa * amp * exp_lanes(-kappa * (start + 0.5 * tau))
-                    lift = (1.0 + curvature * tau * tau / 12.0) * exp_small(
+                    weight = tau * (1.0 + curvature * tau * tau / 12.0) * exp_small(
                         sig * sq_tau12 * eps[n_ch + s, i] + sig * sig * tau / 24.0)
-                    segment_step(seg, lane, s, i, tau, d, ramp_lanes(d), lift)
+                    segment_step(seg, lane, s, i, d, ramp_lanes(d), weight)
             else:
-                tau = dt
                 for i in range(m):  # SIMD: the step as if no competition shock
                     e0 = seg[s, SG_DECAY, i]
-                    e1 = e0 * seg[s, SG_DECAY_STEP, i]
-                    seg[s, SG_DECAY, i] = e1
-                    d = fma(seg[s, SG_VOL, i], eps[s, i], fma(seg[s, SG_AMP_K, i], e0 - e1, seg[s, SG_DRIFT, i]))
+                    seg[s, SG_DECAY, i] = e0 * seg[s, SG_DECAY_STEP, i]
+                    d = fma(seg[s, SG_VOL, i], eps[s, i], fma(seg[s, SG_AMP_STEP, i], e0, seg[s, SG_DRIFT, i]))
                     n_steep += abs(d) >= RAMP_RANGE
                     w = bridge_exponent(seg, s, i, eps[n_ch + s, i])
                     wide = abs(w) >= SMALL_RANGE
                     n_wide += wide
                     lane[L_WIDE, i] = 1.0 if wide else 0.0
-                    lane[L_CURVE, i] = curve_lift(seg, s, i, e0)
+                    lane[L_CURVE, i] = curve_lift(seg, s, i, e0, dt)
                     # exp_small(w) but for the wide lanes, below
-                    segment_step(seg, lane, s, i, tau, d, ramp_lanes(d), lane[L_CURVE, i] * exp_taylor(w))
+                    segment_step(seg, lane, s, i, d, ramp_lanes(d), lane[L_CURVE, i] * exp_taylor(w))
             for listed_k in range(list_lanes(lane[L_WIDE], m, listed) if n_wide else 0):  # exp_small's other
                 i = listed[listed_k]                       # side, rare: as a select it cost every lane
-                lift = lane[L_CURVE, i] * exp_lanes(bridge_exponent(seg, s, i, eps[n_ch + s, i]))
-                segment_step(seg, lane, s, i, tau, lane[L_D, i], ramp_lanes(lane[L_D, i]), lift)
+                weight = lane[L_CURVE, i] * exp_lanes(bridge_exponent(seg, s, i, eps[n_ch + s, i]))
+                segment_step(seg, lane, s, i, lane[L_D, i], ramp_lanes(lane[L_D, i]), weight)
             for i in range(m if n_steep else 0):  # growth beyond ramp_lanes' range (e^2 in a step): exactly
                 d = lane[L_D, i]
                 if abs(d) >= RAMP_RANGE:
-                    segment_step(seg, lane, s, i, tau, d, math.expm1(d) / d, lane[L_LIFT, i])
+                    segment_step(seg, lane, s, i, d, math.expm1(d) / d, lane[L_WEIGHT, i])
             # Lanes with a competition shock this step: it lands at its time. Their inputs side by side (rows
             # L_SHOCK_*, by position in the list, padded to whole vectors), a SIMD loop, and the results back.
             n_vec = whole_vectors(n_shocked)
@@ -852,7 +852,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                 if abs(lane[L_D, i]) >= RAMP_RANGE:
                     ramp, growth = shocked_ramp(lane[L_D, i], lane[L_WHEN_COMP, i], lane[L_SHOCK_JUMP, k_shocked])
                 r0 = seg[s, SG_RATE, i]
-                lane[L_CONTRIB, i] = tau * r0 * ramp * lane[L_LIFT, i]
+                lane[L_CONTRIB, i] = r0 * ramp * lane[L_WEIGHT, i]
                 lane[L_R1, i] = r0 * growth
             for i in range(m):
                 lane[L_REV, i] += lane[L_CONTRIB, i]
@@ -1040,10 +1040,11 @@ def start_step(lane, theta, i):
 
 
 @njit(inline="always", **_jit)
-def curve_lift(seg, s, i, e0):
-    """Concave growth lifts the curve above its chord by ~ -G'' tau^2 / 12 on average: the factor. G'' at the
-    step's middle is -kappa amp e0 exp(-kappa tau / 2), e0 = exp(-kappa t0); SG_CURV holds all of it but e0."""
-    return fma(seg[s, SG_CURV, i], e0, 1.0)
+def curve_lift(seg, s, i, e0, dt):
+    """Concave growth lifts the curve above its chord by ~ -G'' dt^2 / 12 on average: the factor, times dt (the
+    step's length, a factor of its revenue). G'' at the step's middle is -kappa amp e0 exp(-kappa dt / 2),
+    e0 = exp(-kappa t0); SG_CURV holds dt times all of it but e0."""
+    return fma(seg[s, SG_CURV, i], e0, dt)
 
 
 @njit(inline="always", **_jit)
@@ -1054,14 +1055,14 @@ def bridge_exponent(seg, s, i, bridge):
 
 
 @njit(inline="always", **_jit)
-def segment_step(seg, lane, s, i, tau, d, ramp, lift):
-    """Lane i's revenue from segment s over a step of length tau without a competition shock, and its run
-    rate at the step's end, from the log growth d, ramp = (e^d - 1) / d and the lift factors."""
+def segment_step(seg, lane, s, i, d, ramp, weight):
+    """Lane i's revenue from segment s over a step without a competition shock, and its run rate at the step's
+    end, from the log growth d, ramp = (e^d - 1) / d and ``weight``, the step's length times the lift factors."""
     r0 = seg[s, SG_RATE, i]
     rate_ramp = r0 * ramp  # shared: r0 e^d = r0 + d r0 ramp
     lane[L_D, i] = d
-    lane[L_LIFT, i] = lift
-    lane[L_CONTRIB, i] = tau * rate_ramp * lift
+    lane[L_WEIGHT, i] = weight
+    lane[L_CONTRIB, i] = rate_ramp * weight
     lane[L_R1, i] = fma(d, rate_ramp, r0)
 
 
