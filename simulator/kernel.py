@@ -325,14 +325,16 @@ def poisson_lanes(states, signs, lane, listed, u, mean, p_zero, count, when, m):
     """``poisson_count`` of every lane from its next uniform (``lane_uniform``, kept in row ``u`` of ``lane``):
     rows ``mean`` and ``p_zero`` in, ``count`` and ``when`` out, ``when`` only where count > 0 (the model reads
     it nowhere else). The draw and no event (u <= p_zero, most steps) in one SIMD loop; the lanes with events
-    lane by lane (``listed``: scratch of m ints)."""
+    lane by lane. Returns their number n, and leaves them in ``listed[:n]`` (m ints), in order, for the model."""
     for i in range(m):
         lane[u, i] = lane_uniform(states, signs, i)
         lane[count, i] = 0.0 if lane[u, i] <= lane[p_zero, i] else -1.0  # -1: counted below
-    for k in range(list_lanes(lane[count], m, listed)):
+    n = list_lanes(lane[count], m, listed)
+    for k in range(n):
         i = listed[k]
         n_events, lane[when, i] = poisson_count(lane[u, i], lane[mean, i], lane[p_zero, i])
         lane[count, i] = n_events
+    return n
 
 
 @njit(inline="always", **_jit)
@@ -587,9 +589,9 @@ SEG_SCRATCH = 14
  L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U, L_MARKET, L_OPEX_FIXED,
  L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY, L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO,
  L_REV, L_RUN_RATE1, L_WEIGHT, L_D, L_CONTRIB, L_R1, L_SUPPLY_LIFT,
- L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_SHOCKED, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_SCRATCH,
- L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(66)
-LANE_SCRATCH = 66
+ L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE, L_P_RAISE, L_SCRATCH,
+ L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(65)
+LANE_SCRATCH = 65
 
 
 @njit(**_jit)
@@ -620,6 +622,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
     states = np.empty(LANES, np.uint64)
     bits = np.empty(LANES, np.uint64)
     listed = np.empty(LANES, np.int64)
+    shocked = np.empty(LANES, np.int64)
+    supplied = np.empty(LANES, np.int64)
     dense = np.zeros(n_ch, np.int64)  # every row of the shock Cholesky starts at column 0
     lane = np.empty((LANE_SCRATCH, ROW))
     seg = np.empty((n_seg, SEG_SCRATCH, ROW))
@@ -783,11 +787,12 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
         # random number (common random numbers).
         for c in range(n_ch + n_seg):
             normals_lanes(states, bits, listed, signs, eps, c, m)
-        poisson_lanes(states, signs, lane, listed, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP, L_WHEN_COMP, m)
-        poisson_lanes(states, signs, lane, listed, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY,
-                      L_WHEN_SUPPLY, m)
+        # The lanes with a competition shock (``shocked[:n_shocked]``) and with a supply shock (``supplied``).
+        n_shocked = poisson_lanes(states, signs, lane, shocked, L_U_COMP, L_MEAN_COMP, L_NONE_COMP, L_N_COMP,
+                                  L_WHEN_COMP, m)
+        n_supply = poisson_lanes(states, signs, lane, supplied, L_U_SUPPLY, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_N_SUPPLY,
+                                 L_WHEN_SUPPLY, m)
         uniforms_lanes(states, signs, lane[L_U_RAISE], m)
-        n_shocked = list_lanes(lane[L_N_COMP], m, lane[L_SHOCKED])  # the lanes with a competition shock
         correlate_lanes(chol_shock, dense, eps, 0, cols, n_ch, m)  # the channels' shocks
         correlate_lanes(chol_shock, dense, eps, n_ch, cols, n_seg, m)  # the bridges' (rows n_ch + s)
 
@@ -839,7 +844,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             # L_SHOCK_*, by position in the list, padded to whole vectors), a SIMD loop, and the results back.
             n_vec = whole_vectors(n_shocked)
             for k_shocked in range(n_vec):
-                i = int(lane[L_SHOCKED, min(k_shocked, n_shocked - 1)])
+                i = shocked[min(k_shocked, n_shocked - 1)]
                 lane[L_SHOCK_D, k_shocked] = lane[L_D, i]
                 lane[L_SHOCK_WHEN, k_shocked] = lane[L_WHEN_COMP, i]
                 lane[L_SHOCK_JUMP, k_shocked] = lane[L_N_COMP, i] * seg[s, SG_EXPOSURE, i] * lane[L_JUMP_COMP, i]
@@ -847,7 +852,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
                 lane[L_SHOCK_RAMP, k_shocked], lane[L_SHOCK_GROWTH, k_shocked] = shocked_ramp_lanes(
                     lane[L_SHOCK_D, k_shocked], lane[L_SHOCK_WHEN, k_shocked], lane[L_SHOCK_JUMP, k_shocked])
             for k_shocked in range(n_shocked):
-                i = int(lane[L_SHOCKED, k_shocked])
+                i = shocked[k_shocked]
                 ramp, growth = lane[L_SHOCK_RAMP, k_shocked], lane[L_SHOCK_GROWTH, k_shocked]
                 if abs(lane[L_D, i]) >= RAMP_RANGE:
                     ramp, growth = shocked_ramp(lane[L_D, i], lane[L_WHEN_COMP, i], lane[L_SHOCK_JUMP, k_shocked])
@@ -862,9 +867,8 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
         # Compute price and usage (§4); costs use the step's average (log-midpoint). The price is
         # exp(mid_p) * level, level the config's dated shocks times the supply shock's lift of the step's
         # average (1 without one); products with the price are taken as one exp of the summed logs.
-        n_supply = list_lanes(lane[L_N_SUPPLY], m, listed)
         for listed_k in range(n_supply):  # lanes with a supply shock: its jump lands at its time
-            i = listed[listed_k]
+            i = supplied[listed_k]
             when = lane[L_WHEN_SUPPLY, i]
             lane[L_SUPPLY_LIFT, i] = when + (1.0 - when) * exp_lanes(lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i])
         fixed_share = committed[y]
@@ -900,7 +904,7 @@ def simulate_tile(seed, first, antithetic, spy, n_years, tables, form, loc_scale
             lane[L_Y_COMPUTE, i] += cogs + training
             lane[L_COGS, i] = cogs
         for listed_k in range(n_supply):  # the supply shocks' jumps, now that the step's average is taken
-            i = listed[listed_k]
+            i = supplied[listed_k]
             lane[L_LN_P, i] += lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
             lane[L_SUPPLY_LIFT, i] = 1.0
         if tracing:  # a loop of its own: a branch inside the one above cost ~2.5%
