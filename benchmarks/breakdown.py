@@ -40,7 +40,7 @@ PHASES = [
     ("    # 3. Initial state", "per-path constants, initial state"),
     ("        # Decisions at the start of the step", "step: plan ratio"),
     ("        for c in range(n_ch + n_seg):\n            normals_lanes", "step: normals"),
-    ("        poisson_lanes(states, signs, lane, listed, L_U_COMP", "step: uniforms, Poisson counts, shocked lanes"),
+    ("        # The lanes with a competition shock (", "step: uniforms, Poisson counts, shocked lanes"),
     ("        correlate_lanes(chol_shock, dense, eps, 0,", "step: correlated shocks"),
     ("        # Revenue (§3)", "step: revenue of the segments"),
     ("        # Compute price and usage", "step: supply shocks"),
