@@ -234,20 +234,40 @@ def variance_reduction(n: int) -> dict:
     return {m: (plain.loc[m, "stderr"], anti.loc[m, "stderr"]) for m in VRF_METRICS} | {"n": n}
 
 
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """The CPU's model name, family and model, widest vector extension and L2 cache, from /proc/cpuinfo and
+    sysfs (``cpuinfo``: that file's text, for tests). The VM's model name alone ("AMD EPYC") hid two CPUs that
+    this project's runs landed on: a Zen 4 with AVX-512 and 1 MiB of L2 a core, and a Zen 3 with AVX2 and
+    512 KiB, whose kernel runs ~1.8x slower and whose floor ratio differs (RESULTS.md, the seventh day)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return platform.processor() or "unknown"
+    fields = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first processor's
+    flags = set(fields.get("flags", "").split())
+    vectors = next((name for name, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("AVX", "avx"))
+                    if flag in flags), "no AVX")
+    parts = [fields.get("model name", platform.processor() or "unknown")]
+    if "cpu family" in fields:
+        parts.append(f"family {fields['cpu family']} model {fields.get('model', '?')}")
+    parts.append(vectors)
+    try:
+        l2 = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+        parts.append(f"L2 {l2} a core")
+    except OSError:
+        pass
+    return ", ".join(parts)
+
+
 def machine() -> dict:
     import llvmlite
     import numba
     import numpy
 
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "threads": numba.config.NUMBA_NUM_THREADS,
+    return {"cpu": cpu_description(), "cores": os.cpu_count(), "threads": numba.config.NUMBA_NUM_THREADS,
             "python": platform.python_version(), "numpy": numpy.__version__, "numba": numba.__version__,
             "llvmlite": llvmlite.__version__, "os": platform.platform()}
 

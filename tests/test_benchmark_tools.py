@@ -30,3 +30,15 @@ def test_breakdown_names_a_lost_anchor(breakdown):
     source = Path(breakdown.kernel.__file__).read_text().replace("    # 2. Scheduled raises:", "    # 2. Raises:")
     with pytest.raises(SystemExit, match="scheduled raises"):
         breakdown.probed_source(source)
+
+
+def test_machine_line_tells_the_two_epyc_vms_apart():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from run_benchmarks import cpu_description
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    zen3 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fma avx avx2 bmi2\n"
+    zen4 = zen3.replace("model\t\t: 1", "model\t\t: 17").replace("avx2", "avx2 avx512f avx512dq")
+    assert cpu_description(zen3).startswith("AMD EPYC, family 25 model 1, AVX2")
+    assert cpu_description(zen4).startswith("AMD EPYC, family 25 model 17, AVX-512")
