@@ -10,13 +10,17 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def breakdown():
+def benchmarks_path():
+    """benchmarks/ on sys.path for the tests of this module (its scripts import each other by name)."""
     sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import breakdown
-        yield breakdown
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    yield
+    sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="module")
+def breakdown(benchmarks_path):
+    import breakdown
+    return breakdown
 
 
 def test_breakdown_finds_every_phase_of_the_kernel(breakdown):
@@ -32,12 +36,9 @@ def test_breakdown_names_a_lost_anchor(breakdown):
         breakdown.probed_source(source)
 
 
-def test_machine_line_tells_the_two_epyc_vms_apart():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from run_benchmarks import cpu_description
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def test_machine_line_tells_the_two_epyc_vms_apart(benchmarks_path):
+    from run_benchmarks import cpu_description
+
     zen3 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fma avx avx2 bmi2\n"
     zen4 = zen3.replace("model\t\t: 1", "model\t\t: 17").replace("avx2", "avx2 avx512f avx512dq")
     assert cpu_description(zen3).startswith("AMD EPYC, family 25 model 1, AVX2")
