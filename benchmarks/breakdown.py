@@ -186,7 +186,7 @@ def tail_rows() -> list[tuple[str, float, float]]:
         finite = edges[0][np.isfinite(edges[0])]
         uniform = np.array([[0.0, np.inf, finite[0], GRID_CELLS / (finite[-1] - finite[0])]])
         shape = (1, edges.shape[1] + 1)
-        acc = (np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape), np.full(shape, np.inf), np.full(shape, -np.inf))
+        acc = (np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape), np.full(1, np.inf), np.full(1, -np.inf))
         grids = [lookup_grids(edges, axes) for axes in (lookup_grids(edges)[0], uniform)]
         times = [best_ns(lambda: _bin_rows(values, edges, *grid, *acc), 7) for grid in grids]
         rows.append((name, *times))
@@ -214,7 +214,7 @@ def main():
         acc.next_id = 0
         acc.add(values, 0)
 
-    bin_again()  # steady state: the bins' minima and maxima are set
+    bin_again()  # compile
     engine_rows = [
         ("invariant checks", best_ns(lambda: engine.check_invariants(theta, annual, scalars, initial_cash, 0))),
         ("event counts", best_ns(lambda: event_counts(cfg, inputs.spy, annual, scalars))),

@@ -115,7 +115,8 @@ def test_find_bin_agrees_with_searchsorted(rng):
         # The histograms' loop (cells first, reads ahead), on a long row and one shorter than its look-ahead.
         for k in (xs.size, 5):
             counts = block_histograms(edges[v:v + 1], axes[v:v + 1], xs[None, :k])[0][0]
-            assert np.array_equal(counts, np.bincount(expected[:k], minlength=counts.size))
+            in_bins = np.where(np.isnan(xs), counts.size - 1, expected)[:k]  # NaN in a bin of its own, the last
+            assert np.array_equal(counts, np.bincount(in_bins, minlength=counts.size))
 
 
 def test_grid_follows_heavy_tails(rng):
@@ -177,3 +178,29 @@ def test_pilot_edges_follow_their_definition(rng):
         want = np.unique(np.concatenate([distinct[step::step], atoms, np.nextafter(atoms, np.inf)]))
         assert np.array_equal(got[:want.size], want, equal_nan=True)
         assert np.all(got[want.size:] == np.inf)
+
+
+def test_histogram_end_bins_atoms_and_nan(rng):
+    """Values beyond the pilot's range fall in the end bins, bounded by the extreme values seen; a value that
+    recurs in the pilot is read back exactly (rank error 0); NaN ranks read NaN, as in a sorted sample."""
+    from simulator.samples import Accumulator, pilot_edges
+
+    pilot = rng.permutation(np.concatenate([rng.normal(0, 1, 20_000), np.full(5_000, 2.0)]))
+    later = np.concatenate([rng.normal(0, 1, 20_000), [-9.0, 9.0], np.full(5, np.nan)])
+    acc = Accumulator(["x"], pilot_edges(pilot[None]))
+    acc.add(pilot[None], 0)
+    for part in np.array_split(later, 7):  # several calls: the extremes are kept across them
+        acc.add(part[None], acc.next_id)
+    hist = acc.finish()["x"]
+    truth = SortedSample(np.concatenate([pilot, later]))
+    assert (hist.tail_min, hist.tail_max) == (-9.0, 9.0)
+    n = truth.n
+    for rank in range(n):
+        value, err = hist.value_at(rank), hist.rank_error(rank)
+        if rank >= n - 5:
+            assert np.isnan(value) and err == 0.0
+            continue
+        slack = int(np.ceil(err * n))
+        assert truth.value_at(max(0, rank - slack)) <= value <= truth.value_at(min(n - 6, rank + slack)), rank
+        if truth.value_at(rank) == 2.0:
+            assert value == 2.0 and err == 0.0
