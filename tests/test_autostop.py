@@ -44,6 +44,6 @@ def test_cli_reports_when_the_target_is_not_reached(tmp_path):
     assert result.exit_code == 0, result.output
     assert "target standard error 0.0001 NOT reached with 20,000 paths" in result.output
     # With the default --max-paths (10^7) the run samples its rows and streams its quantiles, so its
-    # first possible stop is past the histograms' pilot of 131,072 paths.
+    # first possible stop is past the histograms' pilot of 524,288 paths.
     result = CliRunner().invoke(main, ["run", "--target-se", "0.004", "-q", "--out", str(tmp_path / "y")])
-    assert "target standard error 0.004 reached with 131,072 paths" in result.output
+    assert "target standard error 0.004 reached with 524,288 paths" in result.output

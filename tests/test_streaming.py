@@ -40,8 +40,8 @@ def test_quantiles_lie_within_their_stated_rank_error(exact_and_streamed):
                 slack = int(np.ceil(err * N))
                 lo, hi = truth.value_at(max(0, rank - slack)), truth.value_at(min(N - 1, rank + slack))
                 assert lo <= hist.value_at(rank) <= hi, (name, q)
-    # Bins hold ~1/BINS of the paths: the rank error stays near 1e-4 at most.
-    assert worst <= 2.5 / BINS
+    # Bins hold ~1/BINS of the paths: the rank error stays under the 1e-4 the summaries promise.
+    assert worst <= 1e-4
 
 
 def test_means_and_tail_figures_match_the_exact_ones(exact_and_streamed):
