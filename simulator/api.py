@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from .config import Config
 from .engine import (DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, Simulation, new_state, resolve_keep, simulate,
-                     trace_steps)
+                     small_pages, trace_steps)
 from .kernel import ANNUAL_VARS, SCALAR_VARS
 from .model import drawn_parameters
 from .results import (RESUME_DIR, Results, ResultsError, check_files, part_count, part_name,
@@ -176,6 +176,11 @@ def execute(runs: list[PreparedRun], workers: int | None = None, scheduler=None)
     """Simulate prepared runs and write their files: here one after the other, or on one Dask cluster (a new
     local one of ``workers`` processes, or ``scheduler``: see :func:`run`) all at once, each run merged in its
     own block order, so each result equals that run's alone."""
+    with small_pages():
+        return _execute(runs, workers, scheduler)
+
+
+def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Results]:
     try:
         if workers is None and scheduler is None:
             return [_finish(r, simulate(r.config, r.n_paths, r.seed, chunk_size=r.chunk_size, **r.options()))
