@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from simulator import engine, kernel, load_config  # noqa: E402
 from simulator.model import build_inputs  # noqa: E402
-from simulator.samples import GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, lookup_grids, pilot_edges  # noqa: E402
+from simulator.samples import (GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, histogram_shape, lookup_grids,  # noqa: E402
+                               pilot_edges)
 from simulator.summary import event_counts, variable_names, variables  # noqa: E402
 
 from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
@@ -185,7 +186,7 @@ def tail_rows() -> list[tuple[str, float, float]]:
         edges, values = pilot_edges(draw(PILOT_PATHS)[None]), draw(N)[None]
         finite = edges[0][np.isfinite(edges[0])]
         uniform = np.array([[0.0, np.inf, finite[0], GRID_CELLS / (finite[-1] - finite[0])]])
-        shape = (1, edges.shape[1] + 1)
+        shape = histogram_shape(edges)  # as the Accumulator: with the NaN bin
         acc = (np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape), np.full(1, np.inf), np.full(1, -np.inf))
         grids = [lookup_grids(edges, axes) for axes in (lookup_grids(edges)[0], uniform)]
         times = [best_ns(lambda: _bin_rows(values, edges, *grid, *acc), 7) for grid in grids]
