@@ -281,6 +281,8 @@ def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[
     """The speed and memory targets, each checked against this run's measurements."""
     k, k1 = res[all_t], res["threads_1"]
     biggest = max(scale, key=lambda r: r["n"])
+    run = max(scale, key=lambda r: (r["threads"], r["n"]))  # the largest whole run with all threads
+    whole = run["n"] / run["seconds"]
     # Met only if the ratio of the medians and the median of the turns' ratios both are, on both thread counts:
     # a turn that disturbs the floor more than the kernel flatters the first.
     floor_ratios = [r["floor"] / r["kernel"] for r in (k, k1)] + [statistics.median(r["floor_ratios"]) for r in (k, k1)]
@@ -288,8 +290,9 @@ def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[
         return f"kernel {'yes' if kernel_ok else 'no'}, engine {'yes' if engine_ok else 'no'}"
 
     checks = [
-        ("≥ 1,000,000 paths/s with all threads", f"kernel {k['kernel']:,.0f}, engine {k['engine']:,.0f}",
-         both(k["kernel"] >= 1e6, k["engine"] >= 1e6)),
+        ("≥ 1,000,000 paths/s with all threads", f"kernel {k['kernel']:,.0f}; engine {k['engine']:,.0f} "
+         f"({res['n_kernel']:,} paths), {whole:,.0f} (a whole run of {run['n']:,})",
+         both(k["kernel"] >= 1e6, min(k["engine"], whole) >= 1e6)),
         ("≥ 6x the numpy implementation", f"kernel {k['kernel'] / res['numpy']:.1f}x, engine "
          f"{k['engine'] / res['numpy']:.1f}x", both(k["kernel"] >= 6 * res["numpy"], k["engine"] >= 6 * res["numpy"])),
         ("≤ 2x the random-number floor's time", f"all threads {k['floor'] / k['kernel']:.2f}x "
