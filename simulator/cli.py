@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 import shlex
 import signal
 import sys
@@ -22,29 +21,13 @@ from .analysis import sensitivity as sensitivity_table, solve as solve_parameter
 from .api import DEFAULT_PATHS, RunInterrupted, run as run_simulation
 from .config import DEFAULT_CONFIG, ConfigError, load_config
 from .config import validate as validate_config
-from .engine import DEFAULT_CHUNK, InvariantError
+from .engine import DEFAULT_CHUNK, InvariantError, small_pages
 from .replay import replay
 from .results import ResultsError, read_results
 from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios
 from .summary import format_number, format_probability, headline_metrics
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def ordinary_pages() -> None:
-    """New large arrays on ordinary pages. numpy advises Linux to back them with huge pages, and where the
-    kernel compacts memory on such a fault (transparent huge pages with defrag "madvise", a common default)
-    the first write to a fresh array is ~3x slower: 600 MB took 0.84 s instead of 0.27 s on the benchmark
-    VM, and `run --paths 1000000`, which keeps every row, 5.1-6.9 s instead of 3.9-4.4 s. Only the command
-    line does this (it changes numpy for the whole process); NUMPY_MADVISE_HUGEPAGE in the environment
-    leaves numpy's choice alone."""
-    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
-        return
-    try:
-        from numpy._core.multiarray import _set_madvise_hugepage
-    except ImportError:  # a numpy without the switch: keep its default
-        return
-    _set_madvise_hugepage(False)
 
 
 def domain_errors(func):
@@ -111,7 +94,7 @@ def main():
     Example:
         simulator run --paths 200000 --seed 11 --out results/base
     """
-    ordinary_pages()
+    click.get_current_context().with_resource(small_pages())
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -176,11 +177,16 @@ def thread_count(threads: int | None):
 
 @contextlib.contextmanager
 def small_pages():
-    """Inside the block numpy does not ask the kernel for transparent huge pages for its large arrays (it does
-    for those of 4 MB or more, NUMPY_MADVISE_HUGEPAGE). Where the kernel compacts memory to serve them at the
-    first touch (THP defrag "madvise", as on the benchmark VM) that touch took 4x as long, 112 MB 0.26 s against
-    0.063 s: a 10^6-path run keeping every row went 7.1 -> 5.6 s without. A run writes and reads its arrays in
-    order, so huge pages' fewer TLB misses gain it little. numpy's setting is restored on exit."""
+    """Inside the block numpy puts new large arrays on ordinary pages. It advises Linux to back those of 4 MB or
+    more with transparent huge pages, and where the kernel compacts memory on such a fault (defrag "madvise", a
+    common default, and the benchmark VM's) the first write to a fresh array is ~4x slower: 112 MB took 0.26 s
+    instead of 0.063 s there, `simulator run --paths 1000000` (every row kept) 6.7-7.6 s instead of 5.4-5.8 s.
+    A run writes and reads its arrays in order, so huge pages' fewer TLB misses gain it little. The command line
+    holds this for its whole process, a library call for the run; numpy's setting is restored on exit, and
+    NUMPY_MADVISE_HUGEPAGE in the environment leaves numpy's choice alone."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        yield
+        return
     before = _set_madvise_hugepage(False)
     try:
         yield
