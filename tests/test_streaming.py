@@ -139,7 +139,7 @@ def test_grid_follows_heavy_tails(rng):
         x = rng.choice(col, 20_000)
         cells = np.array([grid_cell(xi, axes[v], grid.shape[1] - 2.0) for xi in x])
         crowded = np.mean(grid[v, cells + 1].astype(int) - grid[v, cells] > 1)
-        assert crowded < 0.05, (v, crowded)
+        assert crowded < 0.1, (v, crowded)  # ~4 cells a bin: a value in a cell of several edges is the exception
     assert axes[-1, 1] == np.inf  # the normal column: linear
     assert np.array_equal(lookup_grids(edges, axes)[1], grid)  # given axes (Dask tasks) give the same grid
 
@@ -204,3 +204,18 @@ def test_histogram_end_bins_atoms_and_nan(rng):
         assert truth.value_at(max(0, rank - slack)) <= value <= truth.value_at(min(n - 6, rank + slack)), rank
         if truth.value_at(rank) == 2.0:
             assert value == 2.0 and err == 0.0
+
+
+def test_grid_counts_past_16_bits(rng):
+    """A variable whose pilot is all atoms has two edges an atom, more than a 16-bit grid can count: the grid
+    widens, and values still find their bins."""
+    from simulator.samples import BINS, block_histograms, lookup_grids, pilot_edges
+
+    pilot = rng.permutation(np.repeat(np.arange(BINS, dtype=float), 16))  # each value 1/BINS of the pilot
+    edges = pilot_edges(pilot[None])
+    axes, grid = lookup_grids(edges)
+    assert edges.shape[1] >= 1 << 16 and grid.dtype == np.uint32
+    xs = np.concatenate([pilot[:50_000], rng.uniform(-10, BINS + 10, 5_000)])
+    counts = block_histograms(edges, axes, xs[None])[0][0]
+    expected = np.searchsorted(edges[0], xs, side="right")
+    assert np.array_equal(counts, np.bincount(expected, minlength=counts.size))
