@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from simulator import engine, kernel, load_config  # noqa: E402
 from simulator.model import build_inputs  # noqa: E402
-from simulator.samples import (GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, histogram_shape, lookup_grids,  # noqa: E402
-                               pilot_edges)
+from simulator.samples import (  # noqa: E402
+    GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, histogram_shape, lookup_grids, pilot_edges)
 from simulator.summary import event_counts, variable_names, variables  # noqa: E402
 
 from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)

@@ -2,11 +2,12 @@
 
 ``SortedSample`` holds every value (exact order statistics). ``HistogramSample`` holds a
 histogram accumulated chunk by chunk with bin edges taken from a pilot sample: per bin the
-count, sum and sum of squares; and the least value below the first edge and the greatest at or above
-the last finite one, which bound the two end bins. A quantile read from it lies within the bin holding its rank, so its *rank error* is at
-most that bin's share of the paths (zero where the bin can hold one value only: a value that recurs
-gets such a bin); ``rank_error`` reports it. (Per-bin minima and maxima would narrow a bin's range
-a little, at the cost of a third of the time histograms take.)
+count, sum and sum of squares; and the least value below the first edge and the greatest at or
+above the last finite one, which bound the two end bins. A quantile read from it lies within the bin
+holding its rank, so its *rank error* is at most that bin's share of the paths (zero where the bin
+can hold one value only: a value that recurs gets such a bin); ``rank_error`` reports it. (Per-bin
+minima and maxima would narrow a bin's range a little, at the cost of a third of the time histograms
+take.)
 
 Both answer the same questions, so the summary code (``stats``, ``summary``) serves both.
 """
