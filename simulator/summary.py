@@ -59,18 +59,15 @@ def variable_names(config) -> list[str]:
         "funding_gap", "compute_spend_total", "fcf_cumulative"]
 
 
-ROW_BLOCK = 64  # paths whose rows _variable_rows writes at once
-
-
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def _variable_rows(annual, scalars, out):
-    """Fill ``out`` with :func:`variables`' rows, blocks of ROW_BLOCK paths in parallel: a block's outputs stay
-    in the L1 cache while each row is written (writing all rows path by path took twice as long). Yearly rows
+    """Fill ``out`` with :func:`variables`' rows, blocks of ``kernel.OUTPUT_BLOCK`` paths in parallel: each row is
+    written while the block's outputs sit in L1 (writing all rows path by path took twice as long). Yearly rows
     in the order of ``YEARLY`` (gross margin 1 - cogs / revenue, NaN without revenue); totals summed year by
     year."""
     n, n_years = annual.shape[0], annual.shape[2]
-    for blk in numba.prange((n + ROW_BLOCK - 1) // ROW_BLOCK):
-        lo, hi = blk * ROW_BLOCK, min(n, (blk + 1) * ROW_BLOCK)
+    for blk in numba.prange((n + kernel.OUTPUT_BLOCK - 1) // kernel.OUTPUT_BLOCK):
+        lo, hi = blk * kernel.OUTPUT_BLOCK, min(n, (blk + 1) * kernel.OUTPUT_BLOCK)
         for y in range(n_years):
             for i in range(lo, hi):
                 rev = annual[i, kernel.A_REV, y]
