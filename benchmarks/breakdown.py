@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 from simulator import engine, kernel, load_config  # noqa: E402
 from simulator.model import build_inputs  # noqa: E402
 from simulator.samples import (  # noqa: E402
-    GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, histogram_shape, lookup_grids, pilot_edges)
-from simulator.summary import event_counts, variable_names, variables  # noqa: E402
+    GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, empty_histograms, lookup_grids, pilot_edges, sum_rows)
+from simulator.summary import event_counts, needs_bin_sums, variable_names, variables  # noqa: E402
 
 from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
 
@@ -186,8 +186,8 @@ def tail_rows() -> list[tuple[str, float, float]]:
         edges, values = pilot_edges(draw(PILOT_PATHS)[None]), draw(N)[None]
         finite = edges[0][np.isfinite(edges[0])]
         uniform = np.array([[0.0, np.inf, finite[0], GRID_CELLS / (finite[-1] - finite[0])]])
-        shape = histogram_shape(edges)  # as the Accumulator: with the NaN bin
-        acc = (np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape), np.full(1, np.inf), np.full(1, -np.inf))
+        with_sums = np.zeros(1, bool)  # counts only, as most variables
+        acc = (sum_rows(with_sums), *empty_histograms(edges, with_sums), np.full(1, np.inf), np.full(1, -np.inf))
         grids = [lookup_grids(edges, axes) for axes in (lookup_grids(edges)[0], uniform)]
         times = [best_ns(lambda: _bin_rows(values, edges, *grid, *acc), 7) for grid in grids]
         rows.append((name, *times))
@@ -209,7 +209,8 @@ def main():
     theta, annual, scalars = out
     initial_cash = streamed.initial_cash
     values = variables(cfg, annual, scalars)
-    acc = Accumulator(variable_names(cfg), pilot_edges(values))
+    names = variable_names(cfg)
+    acc = Accumulator(names, pilot_edges(values), [needs_bin_sums(name) for name in names])
 
     def bin_again():
         acc.next_id = 0

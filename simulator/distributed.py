@@ -100,7 +100,7 @@ def _prepared(config: Config) -> tuple:
 def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, bins, threads, out: Location | None):
     """One block of paths ``lo .. hi - 1`` on a worker: kernel, invariant check, event counts; the kept rows,
     written to ``out`` as the block's part when given (else returned); the summary values, or with ``bins``
-    (the histograms' edges and axes, ``samples.lookup_grids``) the block's histogram partials."""
+    (the accumulator's edges, axes and with_sums: ``samples.block_histograms``) the block's histogram partials."""
     inputs, params, initial_cash = _prepared(config)
     n = hi - lo
     with engine.thread_count(threads):
@@ -185,7 +185,7 @@ class Job:
             check_reachable(client, self.out)
         self.todo = deque(blocks(self.state.next_id, n_paths))
         self.pending: deque = deque()  # (lo, hi, future) in block order
-        self.bins = None  # the histograms' edges and axes, once the pilot has fixed them
+        self.bins = None  # the histograms' edges, axes and with_sums, once the pilot has fixed them
         self.shared: dict[str, object] = {}  # config and bins, scattered to the workers
         self.resubmitted: dict[int, int] = {}  # block start: times its task was lost and submitted again
         self.started = time.perf_counter()
@@ -219,7 +219,7 @@ class Job:
     def _submit(self, lo: int, hi: int):
         binned = self._binned(lo)
         if binned and self.bins is None:
-            self.bins = (self.state.acc.edges, self.state.acc.grid[0])
+            self.bins = (self.state.acc.edges, self.state.acc.grid[0], self.state.acc.with_sums)
         aligned = lo % BLOCK_PATHS == 0
         # The key names the run and the block: the dashboard shows each run's progress.
         return self.client.submit(simulate_task, self._scattered("config", self.config), self.seed, lo, hi,

@@ -2,12 +2,13 @@
 
 ``SortedSample`` holds every value (exact order statistics). ``HistogramSample`` holds a
 histogram accumulated chunk by chunk with bin edges taken from a pilot sample: per bin the
-count, sum and sum of squares; and the least value below the first edge and the greatest at or
+count (and, for the variables whose tail means the summaries read, the sum and sum of squares); the
+sum and sum of squares of all values; and the least value below the first edge and the greatest at or
 above the last finite one, which bound the two end bins. A quantile read from it lies within the bin
 holding its rank, so its *rank error* is at most that bin's share of the paths (zero where the bin
 can hold one value only: a value that recurs gets such a bin); ``rank_error`` reports it. (Per-bin
 minima and maxima would narrow a bin's range a little, at the cost of a third of the time histograms
-take.)
+take; per-bin sums cost ~2.5 ns a value on two threads, counts alone ~1.)
 
 Both answer the same questions, so the summary code (``stats``, ``summary``) serves both.
 """
@@ -63,14 +64,21 @@ class SortedSample:
 class HistogramSample:
     """A streamed histogram of one variable (see the module docstring)."""
 
-    def __init__(self, edges, counts, sums, sums_sq, tail_min: float, tail_max: float):
+    def __init__(self, edges, counts, sums, sums_sq, total: float, total_sq: float, tail_min: float,
+                 tail_max: float):
+        """``sums`` and ``sums_sq`` per bin, or None where only the counts were kept (see ``Accumulator``)."""
         self.edges, self.counts, self.sums, self.sums_sq = edges, counts, sums, sums_sq
+        self.total, self.total_sq = total, total_sq
         self.tail_min, self.tail_max = tail_min, tail_max  # bin 0's least value, the top bin's greatest
         self.top = top_bin(edges)
         self.cum = np.cumsum(counts)
         self.n = int(self.cum[-1])
-        self.total = float(sums.sum())
-        self.total_sq = float(sums_sq.sum())
+
+    def _bin_sums(self, what: str):
+        if self.sums is None:
+            raise ValueError(f"{what} needs the sums within the histogram's bins, which this variable's histogram "
+                             "does not keep (summary.needs_bin_sums)")
+        return self.sums, self.sums_sq
 
     def _bin(self, rank: int) -> int:
         return int(np.searchsorted(self.cum, rank, side="right"))
@@ -100,6 +108,7 @@ class HistogramSample:
 
     def top_moments(self, k: int) -> tuple[float, float]:
         """Mean and variance of the ``k`` largest values; the bin split by rank n-k counts with its mean."""
+        sums, sums_sq = self._bin_sums("a tail mean")
         total = total_sq = 0.0
         left = k
         for b in range(len(self.counts) - 1, -1, -1):
@@ -107,8 +116,8 @@ class HistogramSample:
             if c == 0:
                 continue
             take = min(left, c)
-            total += self.sums[b] * take / c
-            total_sq += self.sums_sq[b] * take / c
+            total += sums[b] * take / c
+            total_sq += sums_sq[b] * take / c
             left -= take
             if left == 0:
                 break
@@ -118,14 +127,15 @@ class HistogramSample:
 
     def below(self, x: float) -> tuple[int, float]:
         """Count and sum of the values <= x; the bin holding x counts in proportion to its range."""
+        sums = self._bin_sums("a sum below a value")[0]
         b = int(np.searchsorted(self.edges, x, side="right"))
         count = int(self.cum[b] - self.counts[b])
-        total = float(self.sums[:b].sum())
+        total = float(sums[:b].sum())
         (lo, hi), c = self._range(b), self.counts[b]
         if c and x >= lo:
             share = 1.0 if hi <= x or hi == lo else (x - lo) / (hi - lo)
             count += int(round(share * c))
-            total += share * self.sums[b]
+            total += share * sums[b]
         return count, total
 
 
@@ -247,22 +257,23 @@ def sorted_rows(values):
 class Accumulator:
     """Histograms of several variables, fed chunk by chunk in path-id order.
 
+    ``with_sums[v]``: whether variable v keeps the sum and sum of squares of each bin (tail means read them);
+    the others keep each bin's count only. Every variable keeps its values' sum and sum of squares.
+
     Counts and the end bins' extreme values are exact whatever the order. Float sums are accumulated per block of
     ``BLOCK_PATHS`` path ids, in path order, and a finished block is added to the totals: the result
     is the same for any chunking of the paths (and for blocks computed elsewhere, in block order).
     """
 
-    def __init__(self, names: list[str], edges: np.ndarray):
+    def __init__(self, names: list[str], edges: np.ndarray, with_sums):
         self.names = names
         self.edges = edges
+        self.with_sums = np.array(with_sums, dtype=bool)
         self.grid = lookup_grids(edges)
-        shape = histogram_shape(edges)
-        self.counts = np.zeros(shape, np.int64)
-        self.sums = np.zeros(shape)
-        self.sums_sq = np.zeros(shape)
+        self.counts, self.sums, self.sums_sq, self.totals = empty_histograms(edges, self.with_sums)
         self.tail_min = np.full(len(names), np.inf)
         self.tail_max = np.full(len(names), -np.inf)
-        self._block = (np.zeros(shape), np.zeros(shape))
+        self._block = (np.zeros_like(self.sums), np.zeros_like(self.sums_sq), np.zeros_like(self.totals))
         self.next_id = 0
 
     def add(self, values: np.ndarray, first_id: int) -> None:
@@ -275,8 +286,8 @@ class Accumulator:
         while start < n:
             pid = first_id + start
             stop = min(n, start + BLOCK_PATHS - pid % BLOCK_PATHS)
-            _bin_rows(values[:, start:stop], self.edges, *self.grid, self.counts, *self._block, self.tail_min,
-                      self.tail_max)
+            _bin_rows(values[:, start:stop], self.edges, *self.grid, sum_rows(self.with_sums), self.counts,
+                      *self._block, self.tail_min, self.tail_max)
             start = stop
             if (first_id + stop) % BLOCK_PATHS == 0:
                 self._fold()
@@ -284,17 +295,18 @@ class Accumulator:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Complete state, for saving an interrupted run (the lookup grid is rebuilt from the edges)."""
-        return {"edges": self.edges, "counts": self.counts, "sums": self.sums, "sums_sq": self.sums_sq,
-                "tail_min": self.tail_min, "tail_max": self.tail_max, "block_sums": self._block[0],
-                "block_sums_sq": self._block[1], "next_id": np.array(self.next_id)}
+        return {"edges": self.edges, "with_sums": self.with_sums, "counts": self.counts, "sums": self.sums,
+                "sums_sq": self.sums_sq, "totals": self.totals, "tail_min": self.tail_min, "tail_max": self.tail_max,
+                "block_sums": self._block[0], "block_sums_sq": self._block[1], "block_totals": self._block[2],
+                "next_id": np.array(self.next_id)}
 
     @classmethod
     def from_arrays(cls, names: list[str], arrays: dict[str, np.ndarray]) -> "Accumulator":
-        acc = cls(names, arrays["edges"])
-        for key in ("counts", "sums", "sums_sq", "tail_min", "tail_max"):
+        acc = cls(names, arrays["edges"], arrays["with_sums"])
+        for key in ("counts", "sums", "sums_sq", "totals", "tail_min", "tail_max"):
             getattr(acc, key)[:] = arrays[key]
-        acc._block[0][:] = arrays["block_sums"]
-        acc._block[1][:] = arrays["block_sums_sq"]
+        for block, key in zip(acc._block, ("block_sums", "block_sums_sq", "block_totals")):
+            block[:] = arrays[key]
         acc.next_id = int(arrays["next_id"])
         return acc
 
@@ -305,38 +317,53 @@ class Accumulator:
         if first_id != self.next_id or first_id % BLOCK_PATHS or not 0 < n <= BLOCK_PATHS:
             raise ValueError(f"a block must start at the next id {self.next_id} on a block boundary, "
                              f"got {first_id} (+{n})")
-        counts, sums, sums_sq, tail_min, tail_max = part
+        counts, sums, sums_sq, totals, tail_min, tail_max = part
         self.counts += counts
         # The earlier path's value wins ties (0.0 and -0.0), as in add.
         np.copyto(self.tail_min, tail_min, where=tail_min < self.tail_min)
         np.copyto(self.tail_max, tail_max, where=tail_max > self.tail_max)
-        self._block[0][:] += sums  # the block sums start from zero: this copies them exactly
-        self._block[1][:] += sums_sq
+        for block, partial in zip(self._block, (sums, sums_sq, totals)):
+            block[:] += partial  # the block sums start from zero: this copies them exactly
         self.next_id = first_id + n
         if self.next_id % BLOCK_PATHS == 0:
             self._fold()
 
     def _fold(self) -> None:
-        _fold_block(self.sums, self._block[0])
-        _fold_block(self.sums_sq, self._block[1])
+        for total, block in zip((self.sums, self.sums_sq, self.totals), self._block):
+            _fold_block(total, block)
 
     def finish(self) -> dict[str, HistogramSample]:
         self._fold()
-        return {name: HistogramSample(self.edges[v], self.counts[v], self.sums[v], self.sums_sq[v],
-                                      self.tail_min[v], self.tail_max[v]) for v, name in enumerate(self.names)}
+        rows = sum_rows(self.with_sums)
+        return {name: HistogramSample(self.edges[v], self.counts[v], *((self.sums[rows[v]], self.sums_sq[rows[v]])
+                                                                       if rows[v] >= 0 else (None, None)),
+                                      *self.totals[v], self.tail_min[v], self.tail_max[v])
+                for v, name in enumerate(self.names)}
 
 
-def block_histograms(edges: np.ndarray, axes: np.ndarray, values: np.ndarray) -> tuple:
-    """Histogram partials (counts, sums, sums of squares, the end bins' extreme values) of one block of paths (columns
-    of ``values``, in path order), accumulated exactly as ``Accumulator.add`` does inside a block;
-    for ``Accumulator.merge_block``. ``axes``: the accumulator's (``lookup_grids``), so that a block
-    need not search for them again."""
+def block_histograms(edges: np.ndarray, axes: np.ndarray, with_sums: np.ndarray, values: np.ndarray) -> tuple:
+    """Histogram partials (counts; sums and sums of squares, per bin where ``with_sums``, and in all; the end
+    bins' extreme values) of one block of paths (columns of ``values``, in path order), accumulated exactly as
+    ``Accumulator.add`` does inside a block; for ``Accumulator.merge_block``. ``edges``, ``axes`` (see
+    ``lookup_grids``) and ``with_sums``: the accumulator's, so that a block need not search for the axes again."""
     grid = lookup_grids(edges, axes)
-    shape = histogram_shape(edges)
-    counts, sums, sums_sq = np.zeros(shape, np.int64), np.zeros(shape), np.zeros(shape)
+    counts, sums, sums_sq, totals = empty_histograms(edges, with_sums)
     tail_min, tail_max = np.full(len(edges), np.inf), np.full(len(edges), -np.inf)
-    _bin_rows(values, edges, *grid, counts, sums, sums_sq, tail_min, tail_max)
-    return counts, sums, sums_sq, tail_min, tail_max
+    _bin_rows(values, edges, *grid, sum_rows(with_sums), counts, sums, sums_sq, totals, tail_min, tail_max)
+    return counts, sums, sums_sq, totals, tail_min, tail_max
+
+
+def empty_histograms(edges: np.ndarray, with_sums: np.ndarray) -> tuple:
+    """Zero counts (variables, bins), sums and sums of squares (variables ``with_sums``, bins), totals
+    (variables, [sum, sum of squares])."""
+    shape = histogram_shape(edges)
+    sums_shape = (int(np.count_nonzero(with_sums)), shape[1])
+    return np.zeros(shape, np.int64), np.zeros(sums_shape), np.zeros(sums_shape), np.zeros((shape[0], 2))
+
+
+def sum_rows(with_sums: np.ndarray) -> np.ndarray:
+    """Each variable's row in the per-bin sums, -1 where it has none."""
+    return np.where(with_sums, np.cumsum(with_sums) - 1, -1)
 
 
 def histogram_shape(edges: np.ndarray) -> tuple[int, int]:
@@ -493,10 +520,11 @@ GRID_AHEAD, EDGE_AHEAD = 96, 24
 
 
 @njit(parallel=True, cache=True)
-def _bin_rows(values, edges, axes, grid, counts, sums, sums_sq, tail_min, tail_max):
-    """Add each row of ``values`` (one variable) to its histogram, and to ``tail_min`` and ``tail_max`` the end
-    bins' extreme values; variables in parallel, paths in order. The cells are found first (SIMD), then the
-    bins (reading ahead), then the bins are added: loops with fewer misses in flight than one."""
+def _bin_rows(values, edges, axes, grid, rows, counts, sums, sums_sq, totals, tail_min, tail_max):
+    """Add each row of ``values`` (one variable) to its histogram: counts, per-bin sums into row ``rows[v]`` of
+    ``sums`` and ``sums_sq`` where that is >= 0, the totals, and to ``tail_min`` and ``tail_max`` the end bins'
+    extreme values; variables in parallel, paths in order. The cells are found first (SIMD), then the bins
+    (reading ahead), then the bins are added: loops with fewer misses in flight than one."""
     n_vars, n = values.shape
     for v in prange(n_vars):
         e, g_v, axis = edges[v], grid[v], axes[v]
@@ -508,17 +536,22 @@ def _bin_rows(values, edges, axes, grid, counts, sums, sums_sq, tail_min, tail_m
             prefetch(g_v, bins[i + GRID_AHEAD])
             prefetch(e, min(np.int64(g_v[bins[i + EDGE_AHEAD]]), e.shape[0] - 1))
             bins[i] = bin_in_cell(e, g_v, bins[i], values[v, i])
-        top_b = top_bin(e)
+        top_b, r = top_bin(e), rows[v]
+        total, total_sq = totals[v, 0], totals[v, 1]
         for i in range(n):
             x = values[v, i]
             b = bins[i] + (x != x)  # NaN: from find_bin's last bin to the NaN bin
             counts[v, b] += 1
-            sums[v, b] += x
-            sums_sq[v, b] += x * x
+            total += x
+            total_sq += x * x
+            if r >= 0:  # the same for every value: the compiler takes it out of the loop
+                sums[r, b] += x
+                sums_sq[r, b] += x * x
             if b == 0 and x < tail_min[v]:  # rare: a value below the pilot's
                 tail_min[v] = x
             if b == top_b and x > tail_max[v]:
                 tail_max[v] = x
+        totals[v, 0], totals[v, 1] = total, total_sq
 
 
 @njit(cache=True)

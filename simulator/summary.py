@@ -59,6 +59,13 @@ def variable_names(config) -> list[str]:
         "funding_gap", "compute_spend_total", "fcf_cumulative"]
 
 
+def needs_bin_sums(name: str) -> bool:
+    """Whether :func:`summary_frame` reads sums within a streamed histogram's bins of this variable: the funding
+    gap's expected shortfall and the cash-flow-at-risk's covariance (``stats.mean_minus_quantile``) do. The
+    other variables' histograms keep counts only, which take 2.5x less time to add."""
+    return name == "funding_gap" or name.startswith("fcf_")
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def _variable_rows(annual, scalars, out):
     """Fill ``out`` with :func:`variables`' rows, blocks of ``kernel.OUTPUT_BLOCK`` paths in parallel: each row is

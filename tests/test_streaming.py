@@ -58,6 +58,30 @@ def test_means_and_tail_figures_match_the_exact_ones(exact_and_streamed):
         assert abs(a.loc[m, "value"] - b.loc[m, "value"]) < 0.1 * a.loc[m, "stderr"], m
 
 
+def test_every_mean_matches_the_exact_one(exact_and_streamed):
+    """Every variable keeps its sum and sum of squares, whether its histogram keeps sums within bins or not."""
+    exact, streamed = exact_and_streamed
+    for name, hist in streamed.samples.items():
+        a, b = stats.mean(exact.samples[name]), stats.mean(hist)
+        assert b.value == pytest.approx(a.value, rel=1e-9, abs=1e-12), name
+        assert b.stderr == pytest.approx(a.stderr, rel=1e-6), name
+
+
+def test_a_histogram_without_bin_sums_refuses_tail_means(rng):
+    from simulator.samples import Accumulator, pilot_edges
+
+    xs = rng.normal(0, 1, 50_000)
+    acc = Accumulator(["with", "without"], pilot_edges(np.stack([xs, xs])), [True, False])
+    acc.add(np.stack([xs, xs]), 0)
+    with_sums, without = acc.finish().values()
+    assert (without.total, without.total_sq) == (with_sums.total, with_sums.total_sq)
+    assert with_sums.top_moments(100)[0] == pytest.approx(np.sort(xs)[-100:].mean(), rel=1e-3)
+    with pytest.raises(ValueError, match="does not keep"):
+        without.top_moments(100)
+    with pytest.raises(ValueError, match="does not keep"):
+        without.below(0.0)
+
+
 def test_streamed_summaries_do_not_depend_on_chunks_or_threads():
     cfg = load_config()
     runs = [run(cfg, N, seed=8, keep_paths="sample:1000", chunk_size=c, threads=t)
@@ -114,7 +138,7 @@ def test_find_bin_agrees_with_searchsorted(rng):
         assert np.array_equal(bins(edges[v], axes[v], grid[v], xs), expected)
         # The histograms' loop (cells first, reads ahead), on a long row and one shorter than its look-ahead.
         for k in (xs.size, 5):
-            counts = block_histograms(edges[v:v + 1], axes[v:v + 1], xs[None, :k])[0][0]
+            counts = block_histograms(edges[v:v + 1], axes[v:v + 1], [False], xs[None, :k])[0][0]
             in_bins = np.where(np.isnan(xs), counts.size - 1, expected)[:k]  # NaN in a bin of its own, the last
             assert np.array_equal(counts, np.bincount(in_bins, minlength=counts.size))
 
@@ -187,7 +211,7 @@ def test_histogram_end_bins_atoms_and_nan(rng):
 
     pilot = rng.permutation(np.concatenate([rng.normal(0, 1, 20_000), np.full(5_000, 2.0)]))
     later = np.concatenate([rng.normal(0, 1, 20_000), [-9.0, 9.0], np.full(5, np.nan)])
-    acc = Accumulator(["x"], pilot_edges(pilot[None]))
+    acc = Accumulator(["x"], pilot_edges(pilot[None]), [True])
     acc.add(pilot[None], 0)
     for part in np.array_split(later, 7):  # several calls: the extremes are kept across them
         acc.add(part[None], acc.next_id)
@@ -216,6 +240,6 @@ def test_grid_counts_past_16_bits(rng):
     axes, grid = lookup_grids(edges)
     assert edges.shape[1] >= 1 << 16 and grid.dtype == np.uint32
     xs = np.concatenate([pilot[:50_000], rng.uniform(-10, BINS + 10, 5_000)])
-    counts = block_histograms(edges, axes, xs[None])[0][0]
+    counts = block_histograms(edges, axes, [False], xs[None])[0][0]
     expected = np.searchsorted(edges[0], xs, side="right")
     assert np.array_equal(counts, np.bincount(expected, minlength=counts.size))
