@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from simulator import engine, kernel, load_config  # noqa: E402
 from simulator.model import build_inputs  # noqa: E402
 from simulator.samples import (  # noqa: E402
-    GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, empty_histograms, lookup_grids, pilot_edges, sum_rows)
+    GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, bin_edges, empty_histograms, lookup_grids, sum_rows)
 from simulator.summary import event_counts, needs_bin_sums, variable_names, variables  # noqa: E402
 
 from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
@@ -183,12 +183,12 @@ def tail_rows() -> list[tuple[str, float, float]]:
                                                                            rng.lognormal(0, 1, n))}
     rows = []
     for name, draw in draws.items():
-        edges, values = pilot_edges(draw(PILOT_PATHS)[None]), draw(N)[None]
+        (edges, axes), values = bin_edges(draw(PILOT_PATHS)[None]), draw(N)[None]
         finite = edges[0][np.isfinite(edges[0])]
         uniform = np.array([[0.0, np.inf, finite[0], GRID_CELLS / (finite[-1] - finite[0])]])
         with_sums = np.zeros(1, bool)  # counts only, as most variables
         acc = (sum_rows(with_sums), *empty_histograms(edges, with_sums), np.full(1, np.inf), np.full(1, -np.inf))
-        grids = [lookup_grids(edges, axes) for axes in (lookup_grids(edges)[0], uniform)]
+        grids = [lookup_grids(edges, a) for a in (axes, uniform)]
         times = [best_ns(lambda: _bin_rows(values, edges, *grid, *acc), 7) for grid in grids]
         rows.append((name, *times))
     return rows
@@ -210,7 +210,7 @@ def main():
     initial_cash = streamed.initial_cash
     values = variables(cfg, annual, scalars)
     names = variable_names(cfg)
-    acc = Accumulator(names, pilot_edges(values), [needs_bin_sums(name) for name in names])
+    acc = Accumulator(names, *bin_edges(values), [needs_bin_sums(name) for name in names])
 
     def bin_again():
         acc.next_id = 0

@@ -25,7 +25,7 @@ except ImportError:  # numpy 1.x
 from . import __version__, kernel
 from .config import Config
 from .model import ModelInputs, build_inputs, drawn_parameters
-from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, pilot_edges, sorted_rows
+from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, bin_edges, sorted_rows
 from .summary import event_counts, needs_bin_sums, variable_names, variables
 
 DEFAULT_CHUNK = 1 << 16
@@ -338,7 +338,7 @@ def collect(state: RunState, values: np.ndarray, lo: int, hi: int, pilot_end: in
     state.pilot[:, lo:min(hi, pilot_end)] = values[:, :pilot_end - lo]
     if hi >= pilot_end:
         pilot = state.pilot
-        state.acc = Accumulator(names, pilot_edges(pilot), [needs_bin_sums(name) for name in names])
+        state.acc = Accumulator(names, *bin_edges(pilot), [needs_bin_sums(name) for name in names])
         state.acc.add(pilot, 0)
         state.pilot = None
         if hi > pilot_end:

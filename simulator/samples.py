@@ -1,7 +1,8 @@
 """The distribution of one summary variable over the paths, exact or streamed.
 
 ``SortedSample`` holds every value (exact order statistics). ``HistogramSample`` holds a
-histogram accumulated chunk by chunk with bin edges taken from a pilot sample: per bin the
+histogram accumulated chunk by chunk with bin edges taken from a pilot sample (each moved to the start of
+the lookup grid's cell nearest to it, so that a value's bin is read off the grid: ``bin_edges``): per bin the
 count (and, for the variables whose tail means the summaries read, the sum and sum of squares); the
 sum and sum of squares of all values; and the least value below the first edge and the greatest at or
 above the last finite one, which bound the two end bins. A quantile read from it lies within the bin
@@ -24,9 +25,10 @@ from .kernel import bits_as_float, float_as_bits, prefetch
 
 # Path ids 0 .. PILOT_PATHS - 1 fix the bin edges, ~BINS bins a variable of 16 pilot values each. A quantile's
 # stated rank error is its bin's share of the run: ~1/BINS, but a bin's share varies with the few pilot values
-# that placed its edges (by ~25% with 16). The reported quantiles' largest rank error on the default config,
-# 10^6 and 10^7 paths, seeds 7 and 8: 4.9e-5 to 6.0e-5 with these; 1.0e-4 to 1.1e-4 with 2^14 bins of 32
-# (pilot 2^19) and 9.5e-5 to 1.23e-4 with 2^15 bins of 4 (pilot 2^17), over the issue's 1e-4.
+# that placed its edges (by ~25% with 16) and with the move of its edges to cell starts. The reported
+# quantiles' largest rank error on the default config, 10^6 and 10^7 paths, seeds 7 and 8: 5.9e-5 to 6.8e-5
+# with these (4.9e-5 to 6.0e-5 with the edges unmoved); 1.0e-4 to 1.1e-4 with 2^14 bins of 32 (pilot 2^19) and
+# 9.5e-5 to 1.23e-4 with 2^15 bins of 4 (pilot 2^17), over the issue's 1e-4 (edges unmoved).
 PILOT_PATHS = 1 << 19
 BINS = 1 << 15          # bins per variable: ~3e-5 of the paths each
 BLOCK_PATHS = 1 << 16   # float sums are folded per block of path ids, in block order
@@ -149,6 +151,97 @@ def pilot_edges(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(edges[:, :sizes.max()])  # rows padded with +inf to the widest: empty bins
 
 
+def bin_edges(pilot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The histograms' edges and grid axes (see ``lookup_grids``) for the pilot (variables, paths): its edges
+    (``pilot_edges``), each moved to the least float of its grid cell or of the next, whichever is nearer, so
+    that most cells need no comparison to find a value's bin. Kept where they are: the two edges around a value
+    that recurs (it keeps its exact bin), an edge in the end cells or the one before the top, and an edge whose
+    cell already starts with the edge below it. A bin gains or loses at most half a cell's values at either
+    end (~4 cells a bin)."""
+    exact = pilot_edges(pilot)
+    axes = lookup_grids(exact)[0]
+    edges = np.empty_like(exact)
+    _cell_start_rows(exact, axes, GRID_CELLS - 1.0, edges)
+    return edges, axes
+
+
+@njit(parallel=True, cache=True)
+def _cell_start_rows(exact, axes, top, out):
+    """bin_edges' moves into ``out``, rows in parallel."""
+    for v in prange(exact.shape[0]):
+        e, axis = exact[v], axes[v]
+        for j in range(e.shape[0]):
+            x = e[j]
+            out[v, j] = x
+            if not np.isfinite(x):
+                continue
+            g = grid_cell(x, axis, top)
+            recurs = ((j + 1 < e.shape[0] and e[j + 1] == np.nextafter(x, np.inf))
+                      or (j > 0 and e[j - 1] == np.nextafter(x, -np.inf)))
+            if 0 < g < top - 1 and not recurs:
+                # The nearer of its cell's start and the next cell's first, so that a bin's share changes by
+                # half a cell at most; either only between the edges on either side.
+                up = grid_position(x, axis) - g >= 0.5
+                for cell in (g + up, g + 1 - up):
+                    start = _cell_start(axis, top, cell)
+                    if (j == 0 or start > out[v, j - 1]) and (j + 1 == e.shape[0] or start < e[j + 1]):
+                        out[v, j] = start
+                        break
+
+
+@njit(cache=True)
+def _cell_start(axis, top, g):
+    """The least float in a cell >= g > 0 of the grid: from the float ``grid_position`` puts near the cell's
+    start, steps doubling over the floats in their order until they pass it, then a bisection (a bisection over
+    all floats took 64 steps an edge, ~0.4 s for a pilot's)."""
+    lowest, highest = _float_rank(-np.inf), _float_rank(np.inf)  # cells 0 and top: the answer lies between
+    guess = _float_rank(_near_position(g, axis)) if g < top else highest
+    guess = min(max(guess, lowest), highest)
+    lo, hi, step = guess, guess, 1
+    if grid_cell(_float_of_rank(guess), axis, top) >= g:
+        while lo > lowest and grid_cell(_float_of_rank(lo), axis, top) >= g:
+            hi, lo = lo, max(lowest, lo - step)
+            step *= 2
+    else:
+        while grid_cell(_float_of_rank(hi), axis, top) < g:
+            lo, hi = hi, min(highest, hi + step)
+            step *= 2
+    while hi - 1 > lo:  # cell(lo) < g <= cell(hi)
+        mid = lo + (hi - lo) // 2
+        if grid_cell(_float_of_rank(mid), axis, top) >= g:
+            hi = mid
+        else:
+            lo = mid
+    return _float_of_rank(hi)
+
+
+@njit(cache=True)
+def _near_position(position, axis):
+    """A float whose ``grid_position`` is about ``position``: grid_key inverted, rounding aside."""
+    key = position / axis[3] + axis[2]
+    if axis[1] == math.inf:
+        return key + axis[0]
+    if not abs(key) < 9.2e18:  # beyond int64: where grid_key is about log2, far out in a tail
+        return math.copysign(math.inf, key)
+    gap = bits_as_float(float_as_bits(axis[1]) + np.int64(abs(key))) - axis[1]
+    return axis[0] + math.copysign(gap, key)
+
+
+_MAGNITUDE = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+@njit(inline="always", cache=True)
+def _float_rank(x):
+    """An int64 in the order of the floats (x not NaN): their bits, with the magnitude's flipped below zero."""
+    b = float_as_bits(x)
+    return b if b >= 0 else b ^ _MAGNITUDE
+
+
+@njit(inline="always", cache=True)
+def _float_of_rank(r):
+    return bits_as_float(r if r >= 0 else r ^ _MAGNITUDE)
+
+
 @njit(parallel=True, cache=True)
 def _pilot_rows(ordered):
     """pilot_edges of sorted rows, rows in parallel: the edges padded with +inf, and each row's count. Two
@@ -265,11 +358,11 @@ class Accumulator:
     is the same for any chunking of the paths (and for blocks computed elsewhere, in block order).
     """
 
-    def __init__(self, names: list[str], edges: np.ndarray, with_sums):
+    def __init__(self, names: list[str], edges: np.ndarray, axes: np.ndarray, with_sums):
         self.names = names
         self.edges = edges
         self.with_sums = np.array(with_sums, dtype=bool)
-        self.grid = lookup_grids(edges)
+        self.grid = lookup_grids(edges, axes)
         self.counts, self.sums, self.sums_sq, self.totals = empty_histograms(edges, self.with_sums)
         self.tail_min = np.full(len(names), np.inf)
         self.tail_max = np.full(len(names), -np.inf)
@@ -294,15 +387,15 @@ class Accumulator:
         self.next_id = first_id + n
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Complete state, for saving an interrupted run (the lookup grid is rebuilt from the edges)."""
-        return {"edges": self.edges, "with_sums": self.with_sums, "counts": self.counts, "sums": self.sums,
+        """Complete state, for saving an interrupted run (the lookup grid is rebuilt from the edges and axes)."""
+        return {"edges": self.edges, "axes": self.grid[0], "with_sums": self.with_sums, "counts": self.counts, "sums": self.sums,
                 "sums_sq": self.sums_sq, "totals": self.totals, "tail_min": self.tail_min, "tail_max": self.tail_max,
                 "block_sums": self._block[0], "block_sums_sq": self._block[1], "block_totals": self._block[2],
                 "next_id": np.array(self.next_id)}
 
     @classmethod
     def from_arrays(cls, names: list[str], arrays: dict[str, np.ndarray]) -> "Accumulator":
-        acc = cls(names, arrays["edges"], arrays["with_sums"])
+        acc = cls(names, arrays["edges"], arrays["axes"], arrays["with_sums"])
         for key in ("counts", "sums", "sums_sq", "totals", "tail_min", "tail_max"):
             getattr(acc, key)[:] = arrays[key]
         for block, key in zip(acc._block, ("block_sums", "block_sums_sq", "block_totals")):
@@ -374,19 +467,19 @@ def histogram_shape(edges: np.ndarray) -> tuple[int, int]:
 
 def lookup_grids(edges: np.ndarray, axes: np.ndarray | None = None):
     """Per variable, a grid over its finite edges, uniform in ``grid_key`` (see there): ``axes[v]`` holds
-    the key's centre and scale and the grid's origin and cells per key unit; ``grid[v, g]`` counts the
-    edges that lie in a cell below g (or are -inf), cells as :func:`grid_cell` computes them.
+    the key's centre and scale and the grid's origin and cells per key unit; ``grid[v, g]`` tells the bin of
+    the values in cell g, cells as :func:`grid_cell` computes them: ``grid[v, g] >> 1`` edges are <= every
+    value of the cell, and where the low bit is set the edges that follow may be too (compare them).
 
-    ``grid_cell`` is monotone, so these are the edges below any value in cell g, and those from
-    ``grid[v, g + 1]`` on are above it: a value's bin is the count at its cell plus the edges of its own
-    cell that are <= it. Most cells hold at most one edge, so one comparison settles it.
+    ``grid_cell`` is monotone, so the edges of the cells below g are below any value in cell g and those of the
+    cells above are above it. A cell whose only edge is its least float (``bin_edges`` puts most edges there)
+    needs no comparison: its values' bin is read off the grid. Cells with other edges (a value that recurs,
+    two edges in one cell) and the end cells (NaN, infinities, values beyond the grid) are marked.
 
-    ``axes`` given (from an earlier call with these edges) skips their search."""
+    ``axes`` given (from an earlier call with these edges, or ``bin_edges``) skips their search."""
     search = axes is None
     axes = np.zeros((edges.shape[0], 4)) if search else np.array(axes)  # a copy: Dask's may be read-only
-    # 16-bit bin numbers where they fit (pilot_edges gives up to 3 * BINS edges, ~BINS unless many values
-    # recur): a smaller cache footprint.
-    grid = np.zeros((edges.shape[0], GRID_CELLS + 1), np.uint16 if edges.shape[1] < 1 << 16 else np.uint32)
+    grid = np.zeros((edges.shape[0], GRID_CELLS), np.uint32)
     _fill_grids(edges, axes, search, _SCALE_EXPONENTS, grid)
     return axes, grid
 
@@ -444,8 +537,14 @@ def grid_key(x, axis):
 def grid_cell(x, axis, top):
     """The grid cell of x: 0 .. top, monotone in x (NaN: 0). ``axis`` = centre, c, origin, scale. A 32-bit
     integer, for SIMD without AVX-512 (see grid_key)."""
-    pos = (grid_key(x, axis) - axis[2]) * axis[3]
+    pos = grid_position(x, axis)
     return np.int32(pos if pos < top else top) if pos > 0.0 else np.int32(0)
+
+
+@njit(inline="always", cache=True)
+def grid_position(x, axis):
+    """Where x lies on the grid, in cells: its cell is the integer part, clamped to 0 .. top."""
+    return (grid_key(x, axis) - axis[2]) * axis[3]
 
 
 @njit(cache=True)
@@ -479,44 +578,48 @@ def _best_axis(finite, lo, hi, centre, exponents):
 def _fill_grid(e, axis, grid):
     """One row of :func:`lookup_grids`, with the very arithmetic ``find_bin`` uses, so that no rounding
     at a cell's border can put an edge and a value on different sides of it."""
-    n, top = e.shape[0], grid.shape[0] - 2.0
+    n, top = e.shape[0], grid.shape[0] - 1.0
     j = 0
     while j < n and e[j] == -np.inf:
         j += 1
     for g in range(grid.shape[0]):  # the finite edges follow the -inf ones; NaN and +inf come last
         while j < n and np.isfinite(e[j]) and grid_cell(e[j], axis, top) < g:
             j += 1
-        grid[g] = j
+        # j: the edges of the cells below. The cell's own edges are <= all its values only if it has one, its
+        # least float; the end cells are always marked.
+        k = j
+        while k < n and np.isfinite(e[k]) and grid_cell(e[k], axis, top) == g:
+            k += 1
+        at_start = k == j + 1 and grid_cell(np.nextafter(e[j], -np.inf), axis, top) < g
+        if 0 < g < top and (k == j or at_start):
+            grid[g] = k << 1
+        else:
+            grid[g] = (j << 1) | 1
 
 
 @njit(inline="always", cache=True)
 def find_bin(e, axis, grid, x):
-    """np.searchsorted(e, x, side="right"), without a data-dependent branch in the common case (see
-    :func:`bin_in_cell`)."""
-    return bin_in_cell(e, grid, grid_cell(x, axis, grid.shape[0] - 2.0), x)
+    """np.searchsorted(e, x, side="right"), read off the grid but in marked cells (see :func:`lookup_grids`)."""
+    return bin_in_cell(e, grid[grid_cell(x, axis, grid.shape[0] - 1.0)], x)
 
 
 @njit(inline="always", cache=True)
-def bin_in_cell(e, grid, g, x):
-    """:func:`find_bin` of x in its grid cell g: the count at the cell, plus one if the cell holds one edge
-    and it is <= x. Only a cell of several edges (rare: there are ~4 cells a bin) or x = +inf needs a scan;
-    NaN sorts last, as in numpy."""
-    n = e.shape[0]
-    b = np.int64(grid[g])
-    in_cell = np.int64(grid[g + 1]) - b
-    b += (in_cell > 0) & (e[b if b < n else n - 1] <= x)
-    if (in_cell > 1) | (x == np.inf):
+def bin_in_cell(e, entry, x):
+    """:func:`find_bin` of x from its cell's grid entry: the bin the entry gives, or in a marked cell, past the
+    edges that follow and are <= x; NaN sorts last, as in numpy."""
+    b = np.int64(entry >> 1)
+    if entry & 1:
+        n = e.shape[0]
         while b < n and e[b] <= x:
             b += 1
-    if x != x:
-        b = n
+        if x != x:
+            b = n
     return b
 
 
-# Finding bins is bound by the latency of two dependent random reads, the grid's count at a value's cell
-# and then an edge. The loop asks ahead for the count of the value GRID_AHEAD places on and for the edge
-# of the one EDGE_AHEAD places on (whose count has arrived by then): 7.5 -> 3.8 ns a value on this VM.
-GRID_AHEAD, EDGE_AHEAD = 96, 24
+# Finding bins is bound by the latency of the random reads of the grid: the loop asks for the entry of the
+# value GRID_AHEAD places on.
+GRID_AHEAD = 64
 
 
 @njit(parallel=True, cache=True)
@@ -528,14 +631,13 @@ def _bin_rows(values, edges, axes, grid, rows, counts, sums, sums_sq, totals, ta
     n_vars, n = values.shape
     for v in prange(n_vars):
         e, g_v, axis = edges[v], grid[v], axes[v]
-        top = g_v.shape[0] - 2.0
+        top = g_v.shape[0] - 1.0
         bins = np.zeros(n + GRID_AHEAD, np.int32)  # each value's cell, then its bin; cell 0 past the end
         for i in range(n):
             bins[i] = grid_cell(values[v, i], axis, top)
         for i in range(n):
             prefetch(g_v, bins[i + GRID_AHEAD])
-            prefetch(e, min(np.int64(g_v[bins[i + EDGE_AHEAD]]), e.shape[0] - 1))
-            bins[i] = bin_in_cell(e, g_v, bins[i], values[v, i])
+            bins[i] = bin_in_cell(e, g_v[bins[i]], values[v, i])
         top_b, r = top_bin(e), rows[v]
         total, total_sq = totals[v, 0], totals[v, 1]
         for i in range(n):

@@ -68,10 +68,10 @@ def test_every_mean_matches_the_exact_one(exact_and_streamed):
 
 
 def test_a_histogram_without_bin_sums_refuses_tail_means(rng):
-    from simulator.samples import Accumulator, pilot_edges
+    from simulator.samples import Accumulator, bin_edges
 
     xs = rng.normal(0, 1, 50_000)
-    acc = Accumulator(["with", "without"], pilot_edges(np.stack([xs, xs])), [True, False])
+    acc = Accumulator(["with", "without"], *bin_edges(np.stack([xs, xs])), [True, False])
     acc.add(np.stack([xs, xs]), 0)
     with_sums, without = acc.finish().values()
     assert (without.total, without.total_sq) == (with_sums.total, with_sums.total_sq)
@@ -114,7 +114,7 @@ def test_bad_keep_value():
 def test_find_bin_agrees_with_searchsorted(rng):
     from numba import njit
 
-    from simulator.samples import block_histograms, find_bin, lookup_grids, pilot_edges
+    from simulator.samples import bin_edges, block_histograms, find_bin, lookup_grids, pilot_edges
 
     @njit
     def bins(e, axis, grid, xs):
@@ -129,18 +129,51 @@ def test_find_bin_agrees_with_searchsorted(rng):
                np.where(rng.random(n) < 0.01, rng.choice([-np.inf, np.inf], n), rng.normal(0, 1, n)),
                rng.lognormal(0, 3, n), 5.0 + 1e-3 * rng.standard_t(1.2, n), -rng.pareto(0.8, n),
                np.where(rng.random(n) < 2e-4, rng.choice([-1e300, 1e30], n), rng.lognormal(0, 1, n))]
-    edges = pilot_edges(np.array(columns))
-    axes, grid = lookup_grids(edges)
-    for v, col in enumerate(columns):
-        xs = np.concatenate([rng.choice(col, 20_000), edges[v][np.isfinite(edges[v])], rng.normal(0, 10, 1000),
-                             [-1e300, 1e300, np.inf, -np.inf, np.nan]])
-        expected = np.searchsorted(edges[v], xs, side="right")
-        assert np.array_equal(bins(edges[v], axes[v], grid[v], xs), expected)
-        # The histograms' loop (cells first, reads ahead), on a long row and one shorter than its look-ahead.
-        for k in (xs.size, 5):
-            counts = block_histograms(edges[v:v + 1], axes[v:v + 1], [False], xs[None, :k])[0][0]
-            in_bins = np.where(np.isnan(xs), counts.size - 1, expected)[:k]  # NaN in a bin of its own, the last
-            assert np.array_equal(counts, np.bincount(in_bins, minlength=counts.size))
+    exact = pilot_edges(np.array(columns))
+    # The pilot's own edges (most cells with an edge are marked) and bin_edges' (most are not).
+    for edges, axes in [(exact, lookup_grids(exact)[0]), bin_edges(np.array(columns))]:
+        grid = lookup_grids(edges, axes)[1]
+        for v, col in enumerate(columns):
+            finite = edges[v][np.isfinite(edges[v])]
+            with np.errstate(over="ignore"):  # the float below -1.8e308 is -inf
+                below = np.nextafter(finite, -np.inf)
+            xs = np.concatenate([rng.choice(col, 20_000), finite, below, rng.normal(0, 10, 1000),
+                                 [-1e300, 1e300, np.inf, -np.inf, np.nan, 0.0, -0.0]])
+            expected = np.searchsorted(edges[v], xs, side="right")
+            assert np.array_equal(bins(edges[v], axes[v], grid[v], xs), expected)
+            # The histograms' loop (cells first, reads ahead), on a long row and one shorter than its look-ahead.
+            for k in (xs.size, 5):
+                counts = block_histograms(edges[v:v + 1], axes[v:v + 1], [False], xs[None, :k])[0][0]
+                in_bins = np.where(np.isnan(xs), counts.size - 1, expected)[:k]  # NaN in a bin of its own, the last
+                assert np.array_equal(counts, np.bincount(in_bins, minlength=counts.size))
+
+
+def test_bin_edges_sit_on_cell_starts(rng):
+    """bin_edges moves each of the pilot's edges to the least float of its grid cell or the next, unless it
+    bounds a value that recurs, lies in an end cell (or the one before the top), or would pass an edge beside
+    it; the edges stay in order."""
+    from simulator.samples import bin_edges, grid_cell, lookup_grids, pilot_edges
+
+    rows = np.concatenate([_tricky_rows(rng), [rng.lognormal(0, 3, 40_000), -rng.pareto(0.8, 40_000)]])
+    exact = pilot_edges(rows)
+    edges, axes = bin_edges(rows)
+    top = lookup_grids(edges, axes)[1].shape[1] - 1.0
+    moved = 0
+    for v in range(len(rows)):
+        e, x, axis = edges[v], exact[v], axes[v]
+        finite = np.isfinite(x)
+        assert np.array_equal(e[~finite], x[~finite], equal_nan=True)
+        assert np.all(np.diff(e[finite]) > 0)
+        atoms = np.isin(x, x[np.r_[False, x[1:] == np.nextafter(x[:-1], np.inf)]]) | np.isin(
+            x, x[np.r_[x[1:] == np.nextafter(x[:-1], np.inf), False]])
+        for a, b, recurs in zip(e[finite], x[finite], atoms[finite]):
+            if a == b:
+                continue
+            g, cell = grid_cell(b, axis, top), grid_cell(a, axis, top)
+            assert not recurs and 0 < g < top - 1 and cell in (g, g + 1)
+            assert grid_cell(np.nextafter(a, -np.inf), axis, top) < cell  # the least float of its cell
+            moved += 1
+    assert moved > 0.9 * np.isfinite(exact).sum()
 
 
 def test_grid_follows_heavy_tails(rng):
@@ -148,7 +181,7 @@ def test_grid_follows_heavy_tails(rng):
     heavy-tailed columns, or of columns with a few far outliers, fall in cells of several edges (which
     find_bin must scan); here few do, and a plain normal column keeps the grid linear in the value. (Many
     values on one atom are not covered: the search sees the edges, not how many values sit on one.)"""
-    from simulator.samples import grid_cell, lookup_grids, pilot_edges
+    from simulator.samples import bin_edges, grid_cell, lookup_grids, pilot_edges
 
     n = 100_000
     far_outliers = rng.lognormal(0, 1, n)
@@ -157,15 +190,16 @@ def test_grid_follows_heavy_tails(rng):
     inf_atom[:20] = -np.inf  # an atom: its bin's upper edge is the finite -1.8e308
     columns = np.array([rng.lognormal(0, 3, n), 5.0 + 1e-3 * rng.standard_t(1.2, n), -rng.pareto(0.8, n),
                         10 * rng.standard_t(1.5, n), far_outliers, inf_atom, rng.normal(0, 1, n)])
-    edges = pilot_edges(columns)
-    axes, grid = lookup_grids(edges)
+    exact = pilot_edges(columns)
+    assert np.array_equal(lookup_grids(exact, lookup_grids(exact)[0])[1], lookup_grids(exact)[1])  # given axes
+    edges, axes = bin_edges(columns)
+    grid = lookup_grids(edges, axes)[1]
     for v, col in enumerate(columns):
         x = rng.choice(col, 20_000)
-        cells = np.array([grid_cell(xi, axes[v], grid.shape[1] - 2.0) for xi in x])
-        crowded = np.mean(grid[v, cells + 1].astype(int) - grid[v, cells] > 1)
-        assert crowded < 0.1, (v, crowded)  # ~4 cells a bin: a value in a cell of several edges is the exception
+        cells = np.array([grid_cell(xi, axes[v], grid.shape[1] - 1.0) for xi in x])
+        marked = np.mean(grid[v, cells] & 1)
+        assert marked < 0.1, (v, marked)  # ~4 cells a bin: a value in a cell of several edges is the exception
     assert axes[-1, 1] == np.inf  # the normal column: linear
-    assert np.array_equal(lookup_grids(edges, axes)[1], grid)  # given axes (Dask tasks) give the same grid
 
 
 def _tricky_rows(rng, n=40_000):
@@ -207,11 +241,11 @@ def test_pilot_edges_follow_their_definition(rng):
 def test_histogram_end_bins_atoms_and_nan(rng):
     """Values beyond the pilot's range fall in the end bins, bounded by the extreme values seen; a value that
     recurs in the pilot is read back exactly (rank error 0); NaN ranks read NaN, as in a sorted sample."""
-    from simulator.samples import Accumulator, pilot_edges
+    from simulator.samples import Accumulator, bin_edges
 
     pilot = rng.permutation(np.concatenate([rng.normal(0, 1, 20_000), np.full(5_000, 2.0)]))
     later = np.concatenate([rng.normal(0, 1, 20_000), [-9.0, 9.0], np.full(5, np.nan)])
-    acc = Accumulator(["x"], pilot_edges(pilot[None]), [True])
+    acc = Accumulator(["x"], *bin_edges(pilot[None]), [True])
     acc.add(pilot[None], 0)
     for part in np.array_split(later, 7):  # several calls: the extremes are kept across them
         acc.add(part[None], acc.next_id)
@@ -230,15 +264,14 @@ def test_histogram_end_bins_atoms_and_nan(rng):
             assert value == 2.0 and err == 0.0
 
 
-def test_grid_counts_past_16_bits(rng):
-    """A variable whose pilot is all atoms has two edges an atom, more than a 16-bit grid can count: the grid
-    widens, and values still find their bins."""
-    from simulator.samples import BINS, block_histograms, lookup_grids, pilot_edges
+def test_a_pilot_of_atoms_only(rng):
+    """A variable whose pilot is all atoms has two edges an atom, more than 16 bits can count, none of them
+    moved: values still find their bins."""
+    from simulator.samples import BINS, bin_edges, block_histograms, pilot_edges
 
     pilot = rng.permutation(np.repeat(np.arange(BINS, dtype=float), 16))  # each value 1/BINS of the pilot
-    edges = pilot_edges(pilot[None])
-    axes, grid = lookup_grids(edges)
-    assert edges.shape[1] >= 1 << 16 and grid.dtype == np.uint32
+    edges, axes = bin_edges(pilot[None])
+    assert edges.shape[1] >= 1 << 16 and np.array_equal(edges, pilot_edges(pilot[None]))
     xs = np.concatenate([pilot[:50_000], rng.uniform(-10, BINS + 10, 5_000)])
     counts = block_histograms(edges, axes, [False], xs[None])[0][0]
     expected = np.searchsorted(edges[0], xs, side="right")
