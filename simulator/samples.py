@@ -479,7 +479,9 @@ def lookup_grids(edges: np.ndarray, axes: np.ndarray | None = None):
     ``axes`` given (from an earlier call with these edges, or ``bin_edges``) skips their search."""
     search = axes is None
     axes = np.zeros((edges.shape[0], 4)) if search else np.array(axes)  # a copy: Dask's may be read-only
-    grid = np.zeros((edges.shape[0], GRID_CELLS), np.uint32)
+    # 16 bits where the count and the mark fit (fewer than 2^15 edges: BINS of them unless values recur), else 32:
+    # half the cache footprint (binning 28 variables, one thread: ~200 -> ~180 ns a path).
+    grid = np.zeros((edges.shape[0], GRID_CELLS), np.uint16 if edges.shape[1] < 1 << 15 else np.uint32)
     _fill_grids(edges, axes, search, _SCALE_EXPONENTS, grid)
     return axes, grid
 
@@ -620,6 +622,10 @@ def bin_in_cell(e, entry, x):
 # Finding bins is bound by the latency of the random reads of the grid: the loop asks for the entry of the
 # value GRID_AHEAD places on.
 GRID_AHEAD = 64
+# Adding a value asks ahead for the count (and sums) of the value COUNT_AHEAD places on (<= GRID_AHEAD, the
+# padding): a variable's counts are out of cache when its turn comes in a chunk (one thread: ~180 -> ~165 ns a
+# path for 28 variables).
+COUNT_AHEAD = 32
 
 
 @njit(parallel=True, cache=True)
@@ -640,7 +646,12 @@ def _bin_rows(values, edges, axes, grid, rows, counts, sums, sums_sq, totals, ta
             bins[i] = bin_in_cell(e, g_v[bins[i]], values[v, i])
         top_b, r = top_bin(e), rows[v]
         total, total_sq = totals[v, 0], totals[v, 1]
+        c_v = counts[v]
         for i in range(n):
+            prefetch(c_v, bins[i + COUNT_AHEAD])
+            if r >= 0:
+                prefetch(sums[r], bins[i + COUNT_AHEAD])
+                prefetch(sums_sq[r], bins[i + COUNT_AHEAD])
             x = values[v, i]
             b = bins[i] + (x != x)  # NaN: from find_bin's last bin to the NaN bin
             counts[v, b] += 1

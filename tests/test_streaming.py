@@ -265,13 +265,15 @@ def test_histogram_end_bins_atoms_and_nan(rng):
 
 
 def test_a_pilot_of_atoms_only(rng):
-    """A variable whose pilot is all atoms has two edges an atom, more than 16 bits can count, none of them
-    moved: values still find their bins."""
-    from simulator.samples import BINS, bin_edges, block_histograms, pilot_edges
+    """A variable whose pilot is all atoms has two edges an atom, none of them moved, more than a 16-bit grid
+    can count: the grid widens, and values still find their bins."""
+    from simulator.samples import BINS, bin_edges, block_histograms, lookup_grids, pilot_edges
 
     pilot = rng.permutation(np.repeat(np.arange(BINS, dtype=float), 16))  # each value 1/BINS of the pilot
     edges, axes = bin_edges(pilot[None])
     assert edges.shape[1] >= 1 << 16 and np.array_equal(edges, pilot_edges(pilot[None]))
+    assert lookup_grids(edges, axes)[1].dtype == np.uint32  # a count this large and the mark need 32 bits
+    assert lookup_grids(*bin_edges(pilot[None, :50_000] + rng.random(50_000)))[1].dtype == np.uint16
     xs = np.concatenate([pilot[:50_000], rng.uniform(-10, BINS + 10, 5_000)])
     counts = block_histograms(edges, axes, [False], xs[None])[0][0]
     expected = np.searchsorted(edges[0], xs, side="right")
