@@ -286,15 +286,19 @@ def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[
     # Met only if the ratio of the medians and the median of the turns' ratios both are, on both thread counts:
     # a turn that disturbs the floor more than the kernel flatters the first.
     floor_ratios = [r["floor"] / r["kernel"] for r in (k, k1)] + [statistics.median(r["floor_ratios"]) for r in (k, k1)]
-    def both(kernel_ok: bool, engine_ok: bool) -> str:  # the kernel alone, and a whole run
-        return f"kernel {'yes' if kernel_ok else 'no'}, engine {'yes' if engine_ok else 'no'}"
+
+    def yes(ok: bool) -> str:
+        return "yes" if ok else "no"
 
     checks = [
-        ("≥ 1,000,000 paths/s with all threads", f"kernel {k['kernel']:,.0f}; engine {k['engine']:,.0f} "
-         f"({res['n_kernel']:,} paths), {whole:,.0f} (a whole run of {run['n']:,})",
-         both(k["kernel"] >= 1e6, min(k["engine"], whole) >= 1e6)),
+        # Each size's own verdict: a short run's figure carries the run's fixed costs (the histograms' pilot).
+        ("≥ 1,000,000 paths/s with all threads", f"kernel {k['kernel']:,.0f}; a whole run of {run['n']:,} paths "
+         f"{whole:,.0f}; the engine in-process, {res['n_kernel']:,} paths {k['engine']:,.0f}",
+         f"kernel {yes(k['kernel'] >= 1e6)}; {run['n']:,} paths {yes(whole >= 1e6)}; "
+         f"{res['n_kernel']:,} paths {yes(k['engine'] >= 1e6)}"),
         ("≥ 6x the numpy implementation", f"kernel {k['kernel'] / res['numpy']:.1f}x, engine "
-         f"{k['engine'] / res['numpy']:.1f}x", both(k["kernel"] >= 6 * res["numpy"], k["engine"] >= 6 * res["numpy"])),
+         f"{k['engine'] / res['numpy']:.1f}x", f"kernel {yes(k['kernel'] >= 6 * res['numpy'])}, "
+         f"engine {yes(k['engine'] >= 6 * res['numpy'])}"),
         ("≤ 2x the random-number floor's time", f"all threads {k['floor'] / k['kernel']:.2f}x "
          f"({spread(k['floor_ratios'])}); 1 thread {k1['floor'] / k1['kernel']:.2f}x ({spread(k1['floor_ratios'])})",
          max(floor_ratios) <= 2),
@@ -302,7 +306,7 @@ def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[
          biggest["peak_rss_mib"] < 1536),
         ("warm `run --paths 100000` < 3 s", f"{start['warm']:.2f} s (cold {start['cold']:.1f} s)", start["warm"] < 3),
     ]
-    return [f"| {what} | {measured} | {ok if isinstance(ok, str) else 'yes' if ok else 'no'} |"
+    return [f"| {what} | {measured} | {ok if isinstance(ok, str) else yes(ok)} |"
             for what, measured, ok in checks]
 
 
