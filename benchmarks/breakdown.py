@@ -1,5 +1,6 @@
-"""Where a path's time goes: the kernel's phases timed by the CPU's cycle counter, the engine's steps after
-the kernel, one thread, default config; and the kernel's branch-free exp and log against glibc's.
+"""Where a path's time goes: the kernel's phases timed by the CPU's cycle counter (one thread), the engine's
+steps after the kernel (one thread and all), default config; and the kernel's branch-free exp and log against
+glibc's.
 
     python benchmarks/breakdown.py
 
@@ -217,22 +218,32 @@ def main():
         acc.add(values, 0)
 
     bin_again()  # compile
-    engine_rows = [
-        ("invariant checks", best_ns(lambda: engine.check_invariants(theta, annual, scalars, initial_cash, 0))),
-        ("event counts", best_ns(lambda: event_counts(cfg, inputs.spy, annual, scalars))),
-        ("summary variables", best_ns(lambda: variables(cfg, annual, scalars))),
-        (f"histograms of {len(values)} variables", best_ns(bin_again)),
+    steps = [
+        ("invariant checks", lambda: engine.check_invariants(theta, annual, scalars, initial_cash, 0)),
+        ("event counts", lambda: event_counts(cfg, inputs.spy, annual, scalars)),
+        ("summary variables", lambda: variables(cfg, annual, scalars)),
+        (f"histograms of {len(values)} variables", bin_again),
     ]
+    all_threads = numba.config.NUMBA_NUM_THREADS
+    engine_rows = []
+    for name, step in steps:
+        times = []
+        for threads in (1, all_threads):
+            numba.set_num_threads(threads)
+            times.append(best_ns(step))
+        engine_rows.append((name, *times))
+    numba.set_num_threads(1)
     total = sum(c for _, c in phases)
-    print(f"{N:,} paths, 1 thread, default config.\n")
+    print(f"{N:,} paths, default config; the kernel on one thread.\n")
     print(f"Kernel: {plain:,.0f} ns a path ({probed:,.0f} with the probes); its random numbers alone (the floor): "
           f"{floor:,.0f} ns.\n")
     print("| kernel phase | cycles/path | share | ns/path (share of the plain kernel) |\n| --- | ---: | ---: | ---: |")
     for name, c in phases:
         print(f"| {name} | {c:,.0f} | {c / total:.1%} | {plain * c / total:,.0f} |")
-    print("\n| engine, after the kernel | ns/path |\n| --- | ---: |")
-    for name, ns in engine_rows:
-        print(f"| {name} | {ns:,.0f} |")
+    print(f"\n| engine, after the kernel | ns/path, 1 thread | ns/path of wall time, {all_threads} threads |\n"
+          "| --- | ---: | ---: |")
+    for name, one, every in engine_rows:
+        print(f"| {name} | {one:,.0f} | {every:,.0f} |")
     print("\n| elementary function | ns |\n| --- | ---: |")
     for name, ns in elementary_rows():
         print(f"| {name} | {ns:.2f} |")

@@ -638,7 +638,8 @@ def _bin_rows(values, edges, axes, grid, rows, counts, sums, sums_sq, totals, ta
     for v in prange(n_vars):
         e, g_v, axis = edges[v], grid[v], axes[v]
         top = g_v.shape[0] - 1.0
-        bins = np.zeros(n + GRID_AHEAD, np.int32)  # each value's cell, then its bin; cell 0 past the end
+        bins = np.empty(n + GRID_AHEAD, np.int32)  # each value's cell, then its bin; cell 0 past the end
+        bins[n:] = 0
         for i in range(n):
             bins[i] = grid_cell(values[v, i], axis, top)
         for i in range(n):
