@@ -211,7 +211,12 @@ def main():
     initial_cash = streamed.initial_cash
     values = variables(cfg, annual, scalars)
     names = variable_names(cfg)
-    acc = Accumulator(names, *bin_edges(values), [needs_bin_sums(name) for name in names])
+    # The edges from a pilot as a run's (other paths than those binned): a pilot of only these paths would
+    # make every value met twice a value that recurs, with a bin of its own.
+    pilot_run = engine.Unkept.of(cfg, inputs, N)
+    pilot = np.concatenate([variables(cfg, *pilot_run.run(2, lo, lo + N)[1:]) for lo in range(0, PILOT_PATHS, N)],
+                           axis=1)
+    acc = Accumulator(names, *bin_edges(pilot), [needs_bin_sums(name) for name in names])
 
     def bin_again():
         acc.next_id = 0
