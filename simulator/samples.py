@@ -197,17 +197,18 @@ def _cell_start(axis, top, g):
     lowest, highest = _float_rank(-np.inf), _float_rank(np.inf)  # cells 0 and top: the answer lies between
     guess = _float_rank(_near_position(g, axis)) if g < top else highest
     guess = min(max(guess, lowest), highest)
+    # The ranks span most of int64: no difference of two is formed, nor a sum past either end.
     lo, hi, step = guess, guess, 1
     if grid_cell(_float_of_rank(guess), axis, top) >= g:
         while lo > lowest and grid_cell(_float_of_rank(lo), axis, top) >= g:
-            hi, lo = lo, max(lowest, lo - step)
-            step *= 2
+            hi, lo = lo, lo - step if lo > lowest + step else lowest
+            step = min(2 * step, 1 << 61)
     else:
         while grid_cell(_float_of_rank(hi), axis, top) < g:
-            lo, hi = hi, min(highest, hi + step)
-            step *= 2
+            lo, hi = hi, hi + step if hi < highest - step else highest
+            step = min(2 * step, 1 << 61)
     while hi - 1 > lo:  # cell(lo) < g <= cell(hi)
-        mid = lo + (hi - lo) // 2
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)
         if grid_cell(_float_of_rank(mid), axis, top) >= g:
             hi = mid
         else:

@@ -176,6 +176,20 @@ def test_bin_edges_sit_on_cell_starts(rng):
     assert moved > 0.9 * np.isfinite(exact).sum()
 
 
+def test_cell_start_is_the_least_float_of_a_cell():
+    """Whatever the axis (linear or log-like, a grid spanning a few units or 1e300) and however far the guess
+    from inverting the key lands, the search finds the cell's least float."""
+    from simulator.samples import GRID_CELLS, _cell_start, grid_cell
+
+    top = GRID_CELLS - 1.0
+    axes = [(0.0, np.inf, -3.0, GRID_CELLS / 6.0), (5.0, 2.0**-20, -3e18, GRID_CELLS / 6e18),
+            (0.0, 1.0, 0.0, GRID_CELLS / 4.6e18), (-1e300, np.inf, 0.0, GRID_CELLS / 2e300)]
+    for axis in map(np.array, axes):
+        for g in (1, 2, 1000, 65_536, GRID_CELLS - 2, GRID_CELLS - 1):
+            x = _cell_start(axis, top, g)
+            assert grid_cell(x, axis, top) >= g > grid_cell(np.nextafter(x, -np.inf), axis, top), (axis, g)
+
+
 def test_grid_follows_heavy_tails(rng):
     """The lookup grid's key adapts to each variable: on a grid uniform in the value, most values of these
     heavy-tailed columns, or of columns with a few far outliers, fall in cells of several edges (which
