@@ -363,6 +363,7 @@ class Accumulator:
         self.names = names
         self.edges = edges
         self.with_sums = np.array(with_sums, dtype=bool)
+        self.rows = sum_rows(self.with_sums)  # each variable's row in the per-bin sums, or -1
         self.grid = lookup_grids(edges, axes)
         self.counts, self.sums, self.sums_sq, self.totals = empty_histograms(edges, self.with_sums)
         self.tail_min = np.full(len(names), np.inf)
@@ -380,8 +381,8 @@ class Accumulator:
         while start < n:
             pid = first_id + start
             stop = min(n, start + BLOCK_PATHS - pid % BLOCK_PATHS)
-            _bin_rows(values[:, start:stop], self.edges, *self.grid, sum_rows(self.with_sums), self.counts,
-                      *self._block, self.tail_min, self.tail_max)
+            _bin_rows(values[:, start:stop], self.edges, *self.grid, self.rows, self.counts, *self._block,
+                      self.tail_min, self.tail_max)
             start = stop
             if (first_id + stop) % BLOCK_PATHS == 0:
                 self._fold()
@@ -389,10 +390,10 @@ class Accumulator:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Complete state, for saving an interrupted run (the lookup grid is rebuilt from the edges and axes)."""
-        return {"edges": self.edges, "axes": self.grid[0], "with_sums": self.with_sums, "counts": self.counts, "sums": self.sums,
-                "sums_sq": self.sums_sq, "totals": self.totals, "tail_min": self.tail_min, "tail_max": self.tail_max,
-                "block_sums": self._block[0], "block_sums_sq": self._block[1], "block_totals": self._block[2],
-                "next_id": np.array(self.next_id)}
+        return {"edges": self.edges, "axes": self.grid[0], "with_sums": self.with_sums, "counts": self.counts,
+                "sums": self.sums, "sums_sq": self.sums_sq, "totals": self.totals, "tail_min": self.tail_min,
+                "tail_max": self.tail_max, "block_sums": self._block[0], "block_sums_sq": self._block[1],
+                "block_totals": self._block[2], "next_id": np.array(self.next_id)}
 
     @classmethod
     def from_arrays(cls, names: list[str], arrays: dict[str, np.ndarray]) -> "Accumulator":
@@ -428,11 +429,12 @@ class Accumulator:
 
     def finish(self) -> dict[str, HistogramSample]:
         self._fold()
-        rows = sum_rows(self.with_sums)
-        return {name: HistogramSample(self.edges[v], self.counts[v], *((self.sums[rows[v]], self.sums_sq[rows[v]])
-                                                                       if rows[v] >= 0 else (None, None)),
-                                      *self.totals[v], self.tail_min[v], self.tail_max[v])
-                for v, name in enumerate(self.names)}
+        samples = {}
+        for v, (name, r) in enumerate(zip(self.names, self.rows)):
+            in_bins = (self.sums[r], self.sums_sq[r]) if r >= 0 else (None, None)
+            samples[name] = HistogramSample(self.edges[v], self.counts[v], *in_bins, *self.totals[v],
+                                            self.tail_min[v], self.tail_max[v])
+        return samples
 
 
 def block_histograms(edges: np.ndarray, axes: np.ndarray, with_sums: np.ndarray, values: np.ndarray) -> tuple:
