@@ -318,12 +318,12 @@ def sorted_rows(values):
     out = np.empty_like(values)
     sign = np.int64(-9223372036854775808)
     for r in prange(n_rows):
-        # Keys whose unsigned order is the floats' order: the sign bit set on positives, all bits
-        # flipped on negatives; NaN the largest (all ones).
+        # Keys whose unsigned order is the floats' order (_float_rank with the sign bit flipped); NaN the
+        # largest (all ones).
         keys = np.empty(n, np.int64)
         for i in range(n):
-            bits = float_as_bits(values[r, i])
-            keys[i] = -1 if values[r, i] != values[r, i] else (bits ^ sign if bits >= 0 else ~bits)
+            x = values[r, i]
+            keys[i] = -1 if x != x else _float_rank(x) ^ sign
         counts = np.zeros((8, 256), np.int64)
         for i in range(n):
             for d in range(8):
@@ -344,7 +344,7 @@ def sorted_rows(values):
             keys, spare = spare, keys
         for i in range(n):
             k = keys[i]
-            out[r, i] = np.nan if k == -1 else bits_as_float(k ^ sign if k < 0 else ~k)
+            out[r, i] = np.nan if k == -1 else _float_of_rank(k ^ sign)
     return out
 
 
