@@ -159,7 +159,7 @@ def bin_edges(pilot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cell already starts with the edge below it. A bin gains or loses at most half a cell's values at either
     end (~4 cells a bin)."""
     exact = pilot_edges(pilot)
-    axes = lookup_grids(exact)[0]
+    axes = grid_axes(exact)
     edges = np.empty_like(exact)
     _cell_start_rows(exact, axes, GRID_CELLS - 1.0, edges)
     return edges, axes
@@ -479,22 +479,35 @@ def lookup_grids(edges: np.ndarray, axes: np.ndarray | None = None):
     needs no comparison: its values' bin is read off the grid. Cells with other edges (a value that recurs,
     two edges in one cell) and the end cells (NaN, infinities, values beyond the grid) are marked.
 
-    ``axes`` given (from an earlier call with these edges, or ``bin_edges``) skips their search."""
-    search = axes is None
-    axes = np.zeros((edges.shape[0], 4)) if search else np.array(axes)  # a copy: Dask's may be read-only
+    ``axes`` given (from an earlier call with these edges, or ``bin_edges``) skips their search (``grid_axes``)."""
+    axes = grid_axes(edges) if axes is None else np.array(axes)  # a copy: Dask's may be read-only
     # 16 bits where the count and the mark fit (fewer than 2^15 edges: BINS of them unless values recur), else 32:
     # half the cache footprint (binning 28 variables, one thread: ~200 -> ~180 ns a path).
     grid = np.zeros((edges.shape[0], GRID_CELLS), np.uint16 if edges.shape[1] < 1 << 15 else np.uint32)
-    _fill_grids(edges, axes, search, _SCALE_EXPONENTS, grid)
+    _fill_grids(edges, axes, grid)
     return axes, grid
 
 
+def grid_axes(edges: np.ndarray) -> np.ndarray:
+    """``lookup_grids``' axes for these edges, one row per variable."""
+    axes = np.zeros((edges.shape[0], 4))
+    _search_axes(edges, _SCALE_EXPONENTS, axes)
+    return axes
+
+
 @njit(parallel=True, cache=True)
-def _fill_grids(edges, axes, search, exponents, grid):
-    """lookup_grids' work, variables in parallel."""
+def _fill_grids(edges, axes, grid):
+    """lookup_grids' grids, variables in parallel."""
+    for v in prange(edges.shape[0]):
+        _fill_grid(edges[v], axes[v], grid[v])
+
+
+@njit(parallel=True, cache=True)
+def _search_axes(edges, exponents, axes):
+    """grid_axes' work, variables in parallel."""
     for v in prange(edges.shape[0]):
         finite = edges[v][np.isfinite(edges[v])]
-        if search and finite.size >= 2 and finite[-1] > finite[0]:  # else scale 0: every value is in cell 0
+        if finite.size >= 2 and finite[-1] > finite[0]:  # else scale 0: every value is in cell 0
             # Centred on 0 (suits a positive skewed variable) or on the median (a tail far from 0); spanning
             # every edge, or, where that crowds a tenth of them, leaving the outermost 1 in 1,000 (then 1 in
             # 100) at either end to the end cells: a few far outliers (20 values of 1e30 among 131,072, or the
@@ -511,7 +524,6 @@ def _fill_grids(edges, axes, search, exponents, grid):
                     if fewest < 0 or crowded < fewest:
                         axes[v, :] = axis
                         fewest = crowded
-        _fill_grid(edges[v], axes[v], grid[v])
 
 
 # The key's scale c: inf (the grid is linear in the value), or 2^k for every other k from the binade of the
