@@ -17,7 +17,9 @@ Both answer the same questions, so the summary code (``stats``, ``summary``) ser
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -310,41 +312,37 @@ def _row_edges(ordered, step, picked_max, out):
     return size
 
 
+def sorted_rows(values: np.ndarray) -> np.ndarray:
+    """Each row sorted (NaN last, as np.sort; -0.0 before 0.0 and one NaN, so that the order is bitwise the same
+    on every machine whatever np.sort does with equal floats): the floats' ranks (``_float_rank``) sorted by
+    np.sort, rows in numba's thread count (np.sort releases the GIL). With its SIMD sort, 28 rows of 2^19 take
+    ~0.14 s on two Zen 3 threads, 28 of 10^6 ~0.25 s; the LSD radix sort in numba it replaced 0.20 s and 0.40 s."""
+    ranks = np.empty(values.shape, np.int64)
+    _to_ranks(values, ranks)
+    with ThreadPoolExecutor(numba.get_num_threads()) as pool:
+        list(pool.map(np.ndarray.sort, ranks))
+    return _from_ranks(ranks)
+
+
+_NAN_RANK = np.iinfo(np.int64).max  # above +inf's rank
+
+
 @njit(parallel=True, cache=True)
-def sorted_rows(values):
-    """Each row sorted (NaN last, as np.sort), rows in parallel: an LSD radix sort of the floats' bits, a
-    byte a pass, skipping the bytes all values share (28 rows of 10^6: 0.35 s, np.sort 2.0 s on this VM)."""
-    n_rows, n = values.shape
-    out = np.empty_like(values)
-    sign = np.int64(-9223372036854775808)
-    for r in prange(n_rows):
-        # Keys whose unsigned order is the floats' order (_float_rank with the sign bit flipped); NaN the
-        # largest (all ones).
-        keys = np.empty(n, np.int64)
-        for i in range(n):
+def _to_ranks(values, ranks):
+    for r in prange(values.shape[0]):
+        for i in range(values.shape[1]):
             x = values[r, i]
-            keys[i] = -1 if x != x else _float_rank(x) ^ sign
-        counts = np.zeros((8, 256), np.int64)
-        for i in range(n):
-            for d in range(8):
-                counts[d, (keys[i] >> (8 * d)) & 255] += 1
-        spare = np.empty(n, np.int64)
-        for d in range(8):
-            if counts[d].max() == n:
-                continue
-            slot = np.empty(256, np.int64)
-            total = 0
-            for b in range(256):
-                slot[b] = total
-                total += counts[d, b]
-            for i in range(n):
-                b = (keys[i] >> (8 * d)) & 255
-                spare[slot[b]] = keys[i]
-                slot[b] += 1
-            keys, spare = spare, keys
-        for i in range(n):
-            k = keys[i]
-            out[r, i] = np.nan if k == -1 else _float_of_rank(k ^ sign)
+            ranks[r, i] = _NAN_RANK if x != x else _float_rank(x)
+
+
+@njit(parallel=True, cache=True)
+def _from_ranks(ranks):
+    """The floats of ``ranks``, in their memory."""
+    out = ranks.view(np.float64)
+    for r in prange(ranks.shape[0]):
+        for i in range(ranks.shape[1]):
+            k = ranks[r, i]
+            out[r, i] = np.nan if k == _NAN_RANK else _float_of_rank(k)
     return out
 
 

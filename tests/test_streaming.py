@@ -228,10 +228,13 @@ def test_sorted_rows_agree_with_numpy_sort(rng):
     from simulator.samples import sorted_rows
 
     rows = _tricky_rows(rng)
+    odd_nan = np.array(0x7FF8000000000001 | -(1 << 63), dtype=np.int64).view(np.float64)  # sign set, a payload
+    rows[1, rng.random(rows.shape[1]) < 0.01] = odd_nan
     for got, row in zip(sorted_rows(rows), rows):
         assert np.array_equal(got, np.sort(row), equal_nan=True)
         zeros = np.signbit(got[got == 0.0])  # np.sort leaves their order open; here -0.0 comes first
         assert not np.any(zeros[1:] & ~zeros[:-1])
+        assert np.all(got[np.isnan(got)].view(np.int64) == np.array(np.nan).view(np.int64))  # one NaN
 
 
 def test_pilot_edges_follow_their_definition(rng):
