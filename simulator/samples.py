@@ -291,11 +291,13 @@ def _row_edges(ordered, step, picked_max, out):
     n = ordered.size
     picked = np.empty(picked_max)
     m = k = start = 0
+    pick = step  # the next k picked: k % step == 0 without a division a value (_pilot_rows 0.042 -> 0.033 s)
     for i in range(1, n + 1):
         if i == n or _starts_run(ordered, i):  # the run of distinct value k is ordered[start:i]
-            if k % step == 0 and k > 0:
+            if k == pick:
                 picked[m] = ordered[start]
                 m += 1
+                pick += step
             if (i - start) * BINS >= n:
                 picked[m] = ordered[start]
                 picked[m + 1] = np.nextafter(ordered[start], np.inf)
