@@ -153,14 +153,14 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
         if "numpy" in seconds:
             res["numpy"] = n_numpy / seconds["numpy"]
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    res["pilot_seconds"] = pilot_seconds(cfg, inputs, n_kernel, repeats)
+    res.update(pilot_costs(cfg, inputs, n_kernel, repeats))
     return res
 
 
-def pilot_seconds(cfg, inputs, n: int, repeats: int) -> float:
+def pilot_costs(cfg, inputs, n: int, repeats: int) -> dict:
     """A streamed run's fixed cost, all threads: its histograms' edges and lookup grids, from the pilot (the
-    summary variables of the first PILOT_PATHS paths, or of all ``n``), as the engine builds them (median of
-    ``repeats``)."""
+    summary variables of the first PILOT_PATHS paths, or of all ``n``), as the engine builds them; and binning
+    paths after the pilot, per path. Medians of ``repeats``."""
     import numpy as np
 
     from simulator.engine import Unkept
@@ -173,7 +173,17 @@ def pilot_seconds(cfg, inputs, n: int, repeats: int) -> float:
     size = min(n, PILOT_PATHS)
     pilot = np.concatenate([variables(cfg, *run.run(1, lo, min(lo + BLOCK_PATHS, size))[1:])
                             for lo in range(0, size, BLOCK_PATHS)], axis=1)
-    return median_time(lambda: Accumulator(names, *bin_edges(pilot), with_sums), repeats)
+    fixed, binning = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        acc = Accumulator(names, *bin_edges(pilot), with_sums)
+        built = time.perf_counter()
+        fixed.append(built - start)
+        acc.add(pilot, 0)
+        again = time.perf_counter()  # the same values as the next paths: binning with the grids in use
+        acc.add(pilot, size)
+        binning.append((time.perf_counter() - again) / size)
+    return {"pilot_seconds": statistics.median(fixed), "binning_per_path": statistics.median(binning)}
 
 
 SCALE_SNIPPET = """
@@ -299,11 +309,13 @@ def spread(ratios: list[float]) -> str:
 
 def short_run_limit(res: dict, k: dict) -> str:
     """Where the in-process run misses 10^6 paths/s: the most it could make, its paths at the kernel's own
-    rate plus the pilot's fixed cost and nothing else (no binning, no summaries)."""
+    rate and binned at ``pilot_costs``' rate, plus the pilot's fixed cost, and nothing else (no summary variables,
+    event counts or checks)."""
     n = res["n_kernel"]
-    most = n / (n / k["kernel"] + res["pilot_seconds"])
-    return "" if k["engine"] >= 1e6 else (
-        f" (at most {most:,.0f}: the kernel's {n / k['kernel']:.2f} s and the pilot's {res['pilot_seconds']:.2f} s)")
+    kernel, binning = n / k["kernel"], n * res["binning_per_path"]
+    most = n / (kernel + binning + res["pilot_seconds"])
+    return "" if k["engine"] >= 1e6 else (f" (at most {most:,.0f}: the kernel's {kernel:.2f} s, binning's "
+                                          f"{binning:.2f} s and the pilot's {res['pilot_seconds']:.2f} s)")
 
 
 def _target_rows(res: dict, scale: list[dict], start: dict, all_t: str) -> list[str]:
@@ -370,7 +382,8 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, kept: dict, vrf: 
         f"| kernel time / floor time, 1 thread | {k1['floor'] / k1['kernel']:.2f} ({spread(k1['floor_ratios'])}) |",
         f"| thread scaling of the kernel (all / 1) | {k2['kernel'] / k1['kernel']:.2f} |",
         f"| a streamed run's fixed cost, all threads: the histograms' edges and grids from the pilot "
-        f"| {res['pilot_seconds']:.3f} s |", "",
+        f"| {res['pilot_seconds']:.3f} s |",
+        f"| binning a path's summary variables, all threads | {res['binning_per_path'] * 1e9:.0f} ns |", "",
         "## Targets (issue: default config, 4 steps a year, rows not kept)", "",
         "| target | measured | met? |", "| --- | --- | --- |",
         *_target_rows(res, scale, start, all_t), "",
