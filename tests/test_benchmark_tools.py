@@ -43,3 +43,14 @@ def test_machine_line_tells_the_two_epyc_vms_apart(benchmarks_path):
     zen4 = zen3.replace("model\t\t: 1", "model\t\t: 17").replace("avx2", "avx2 avx512f avx512dq")
     assert cpu_description(zen3).startswith("AMD EPYC, family 25 model 1, AVX2")
     assert cpu_description(zen4).startswith("AMD EPYC, family 25 model 17, AVX-512")
+
+
+def test_short_run_limit_bounds_the_run_by_its_parts(benchmarks_path):
+    """The bound is the paths over the kernel's, binning's and the pilot's seconds, shown only on a miss."""
+    from run_benchmarks import short_run_limit
+
+    res = {"n_kernel": 1_000_000, "pilot_seconds": 0.25, "binning_per_path": 100e-9}
+    missed = {"kernel": 1_250_000.0, "engine": 700_000.0}
+    assert short_run_limit(res, missed) == (" (at most 869,565: the kernel's 0.80 s, binning's 0.10 s and the "
+                                            "pilot's 0.25 s)")  # 10^6 / 1.15 s
+    assert short_run_limit(res, {**missed, "engine": 1_000_000.0}) == ""
