@@ -12,12 +12,14 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .distributions import Fraction, NonNegative, Positive, Real, param
 
@@ -44,6 +46,24 @@ Schedule = dict[str, Annotated[float, Field(allow_inf_nan=False)]]
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
+# Dates are turned into years from the start with calendar arithmetic (the year after a date's year must
+# exist); anything outside these centuries is a typo in a model of the 2020s.
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+
+
+def _in_range(d: dt.date) -> dt.date:
+    if not FIRST_DATE <= d <= LAST_DATE:
+        raise ValueError(f"expected a date between {FIRST_DATE} and {LAST_DATE}")
+    return d
+
+
+Date = Annotated[dt.date, AfterValidator(_in_range)]
+
+# A config's name becomes a folder name (results/<name>/, a scenario's OUT/<name>/): a plain identifier, so that
+# it can never climb out of its folder, name the folder itself, or carry markup into a report.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+NAME_RULE = "letters, digits, '_', '-' and '.' (not first), at most 100 characters"
+
 
 def _date_to_years(d: dt.date, start_year: int) -> float:
     """Time in years from 1 January of ``start_year`` to ``d``."""
@@ -53,8 +73,9 @@ def _date_to_years(d: dt.date, start_year: int) -> float:
 
 
 class Simulation(_Section):
-    start_year: int = Field(2026, description="the simulation starts on 1 January of this year")
-    end_year: int = Field(2030, description="last simulated calendar year")
+    start_year: int = Field(2026, ge=FIRST_DATE.year, le=LAST_DATE.year - 1,
+                            description="the simulation starts on 1 January of this year")
+    end_year: int = Field(2030, ge=FIRST_DATE.year, le=LAST_DATE.year - 1, description="last simulated calendar year")
     steps_per_year: Literal[1, 4, 12] = 4
     seed: int = Field(20260101, ge=0, lt=2**63, description="default seed when --seed is not given")
     antithetic: bool = Field(False, description="pair path 2k+1 with path 2k's mirrored random numbers")
@@ -70,7 +91,7 @@ class Segment(_Section):
     """A revenue segment (MODEL.md §3)."""
 
     run_rate: Positive = Field(description="annualised run-rate at launch, $B/yr")
-    launch: dt.date | None = Field(None, description="launch date; revenue is 0 before it")
+    launch: Date | None = Field(None, description="launch date; revenue is 0 before it")
     growth_initial: Real = Field(description="g_s0, log growth per year at the start")
     growth_long_run: Real = Field(description="g_s_inf, long-run log growth per year")
     half_life: Positive = Field(description="years for growth to close half the gap to its long-run level")
@@ -86,7 +107,7 @@ class Competition(_Section):
 class PriceShock(_Section):
     """A dated, persistent jump of the compute price index (a supply shock known in advance)."""
 
-    date: dt.date = Field(description="when the jump happens")
+    date: Date = Field(description="when the jump happens")
     size: FiniteFloat = Field(gt=-1, description="relative jump: 0.5 raises prices by half from that date on")
 
 
@@ -123,8 +144,8 @@ class Training(_Section):
 
 class ScheduledRaise(_Section):
     amount: NonNegative = Field(description="total amount, $B")
-    date: dt.date | None = Field(None, description="closing date (or give window)")
-    window: tuple[dt.date, dt.date] | None = Field(None, description="closing date drawn uniformly in [start, end]")
+    date: Date | None = Field(None, description="closing date (or give window)")
+    window: tuple[Date, Date] | None = Field(None, description="closing date drawn uniformly in [start, end]")
     probability: FiniteFloat = Field(1.0, ge=0, le=1, description="probability of closing")
     tranches: int = Field(1, ge=1, description="number of equal payments")
     tranche_period: FiniteFloat = Field(0.25, gt=0, description="years between payments")
@@ -240,6 +261,13 @@ class Config(_Section):
     shocks: Correlation = Correlation()
     parameter_correlation: Correlation = Correlation()
     plan: Plan
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if not NAME_PATTERN.fullmatch(v):
+            raise ValueError(f"expected a plain name: {NAME_RULE}")
+        return v
 
     @field_validator("revenue")
     @classmethod
@@ -364,19 +392,38 @@ def _toml_section(table: dict, path: list[str]) -> str:
 # ---------------------------------------------------------------- loading
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a page of text; more is a wrong file (or /dev/zero)
+MAX_EXTENDS_DEPTH = 32  # scenario on scenario on base is 3; a chain of 32 is a mistake or an attack
+
+
 def _read_toml(path: Path) -> dict:
-    """A TOML file's table; a ``.json`` file (a run's resolved ``config.json``) is read as JSON."""
+    """A TOML file's table; a ``.json`` file (a run's resolved ``config.json``) is read as JSON. Only a regular
+    file of at most ``MAX_CONFIG_BYTES`` is read (a FIFO would block, a device never end)."""
     try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{path}: is a folder, expected a TOML file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file, expected a TOML file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {info.st_size:,} bytes, expected a config of at most {MAX_CONFIG_BYTES:,}")
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:  # it grew after the stat
+            raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES:,} bytes, expected a config of at most that")
+        text = data.decode("utf-8")
+        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, expected a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the config file (permission denied)") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
+                          "save the config as UTF-8") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -390,22 +437,34 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
-def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+def read_raw(path: Path) -> dict:
     """A config file's table with its ``extends`` chain merged in (base first)."""
+    chain: list[Path] = []
+    tables = []
     path = Path(path).resolve()
-    if path in _seen:
-        chain = " -> ".join(p.name for p in (*_seen, path))
-        raise ConfigError(f"{path}: extends forms a cycle ({chain})")
-    raw = _read_toml(path)
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    if not isinstance(parent, str):
-        raise ConfigError(f"{path}: extends = {parent!r}: expected a file name (string)")
-    parent_path = (path.parent / parent)
-    if not parent_path.exists():
-        raise ConfigError(f"{path}: extends = {parent!r}: no such file {parent_path}")
-    return _merge(read_raw(parent_path, (*_seen, path)), raw)
+    while True:
+        if path in chain:
+            names = " -> ".join(p.name for p in (*chain, path))
+            raise ConfigError(f"{path}: extends forms a cycle ({names})")
+        if len(chain) == MAX_EXTENDS_DEPTH:
+            raise ConfigError(f"{chain[0]}: extends chain deeper than {MAX_EXTENDS_DEPTH} files "
+                              f"(at {path.name}); expected a short chain such as scenario -> base")
+        chain.append(path)
+        raw = _read_toml(path)
+        parent = raw.pop("extends", None)
+        tables.append(raw)
+        if parent is None:
+            break
+        if not isinstance(parent, str):
+            raise ConfigError(f"{path}: extends = {parent!r}: expected a file name (string)")
+        parent_path = (path.parent / parent)
+        if not parent_path.exists():
+            raise ConfigError(f"{path}: extends = {parent!r}: no such file {parent_path}")
+        path = parent_path.resolve()
+    merged = tables.pop()
+    while tables:
+        merged = _merge(merged, tables.pop())
+    return merged
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -483,6 +542,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
     raw = read_raw(path)
+    if "name" not in raw and not NAME_PATTERN.fullmatch(path.stem):
+        raise ConfigError(f"{path}: the file name {path.stem!r} is not a plain name ({NAME_RULE}); "
+                          'give the config one with name = "..."')
     raw.setdefault("name", path.stem)
     for text in overrides:
         keys, value = parse_override(text)
@@ -518,7 +580,8 @@ def _describe(e: ValidationError) -> str:
         return f"{key}: missing required key"
     if isinstance(value, dict):
         return f"{key}: {msg}"
-    return f"{key} = {value!r}: {msg}"
+    shown = value.isoformat() if isinstance(value, dt.date) else repr(value)
+    return f"{key} = {shown}: {msg}"
 
 
 def _allowed_hint(loc: list[str]) -> str:
