@@ -22,14 +22,15 @@ import pandas as pd
 import pyarrow as pa
 
 from .config import Config
-from .engine import (DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, Simulation, new_state, resolve_keep, simulate,
-                     small_pages, trace_steps)
+from .engine import (DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, Simulation, check_antithetic, check_settings,
+                     check_threads, new_state, simulate, small_pages, trace_steps)
 from .kernel import ANNUAL_VARS, SCALAR_VARS
 from .model import drawn_parameters
-from .results import (RESUME_DIR, Results, ResultsError, check_files, part_count, part_name,
-                      prepare_folder, read_paths, remove_folder_contents, run_identity, write_parquet, write_results)
+from .results import (RESUME_DIR, Results, ResultsError, check_files, part_count, part_name, read_paths,
+                      run_identity, staged_part_name, write_parquet, write_results)
+from .run_folder import FolderLock, prepare_folder, remove_unfinished
 from .samples import BLOCK_PATHS
-from .storage import Location
+from .storage import Location, first_line
 from .summary import by_step_frame, by_year_frame, max_rank_error, paths_table, summary_frame
 
 DEFAULT_PATHS = 100_000
@@ -49,12 +50,20 @@ def largest_se(counts: dict[str, int], n: int) -> float:
     return max(math.sqrt(k / n * (1 - k / n) / n) for k in counts.values())
 
 
-def check_room(out: Location, config: Config, rows: int) -> None:
-    """Refuse a run whose kept per-path rows would not fit in memory or on a local disk, before starting it."""
+def check_room(out: Location | None, config: Config, rows: int) -> None:
+    """Refuse a run whose kept per-path rows would not fit in memory or on a local disk, before starting it
+    (and before its folder is made: the disk is that of its nearest existing parent)."""
     row_bytes = 8 * (len(drawn_parameters(config)) + len(config.years) * len(ANNUAL_VARS) + len(SCALAR_VARS))
     need = rows * row_bytes
     hint = "; keep fewer rows with --keep-paths sample:N or none"
-    free = shutil.disk_usage(out.local).free if out.local is not None else math.inf
+    free = math.inf
+    if out is not None and out.local is not None:
+        where = out.local.absolute()
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        usage = shutil.disk_usage(where) if where.is_dir() else None
+        if usage is not None and usage.total > 0:  # a pseudo file system (/proc) has no size: writing there fails
+            free = usage.free
     if need > free:
         raise ResultsError(f"{out}: {rows:,} per-path rows need about {need / 2**30:.1f} GiB, "
                            f"only {free / 2**30:.1f} GiB free on that disk{hint}")
@@ -132,6 +141,7 @@ class PreparedRun:
     progress: Callable[[int], None] | None
     command: str | None
     started: float
+    lock: FolderLock | None = None  # held on ``out`` until the run has ended
 
     def precise_enough(self, counts: dict[str, int], n: int) -> bool:
         return largest_se(counts, n) <= self.target_se
@@ -152,32 +162,53 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
     nothing is simulated yet. The arguments are :func:`run`'s."""
     started = time.perf_counter()
     seed = config.simulation.seed if seed is None else seed
+    # Every setting is checked before the output folder is touched: a rejected command leaves nothing behind.
     if chunk_size < 1:
         raise ValueError(f"--chunk-size {chunk_size}: expected a positive number of paths")
     if (resume or should_stop) and out is None:
         raise ValueError("resuming or stopping a run needs an output folder to keep its progress in")
-    if out is not None:
-        out = prepare_folder(out, force, resume)
-        check_room(out, config, resolve_keep(keep_paths, n_paths))
-    state = new_state(config, n_paths, seed, keep_paths)
-    if resume:
-        state = RunState.load(out / RESUME_DIR, state)
-        # Parts written before the interruption are kept: they must still be there, unchanged.
-        check_files(out, {part_name(i): entry for i, entry in state.parts.items()}, source="the saved progress")
-        if progress is not None:
-            progress(state.next_id)
     if target_se is not None and not target_se > 0:
         raise ValueError(f"--target-se {target_se}: expected a positive standard error")
+    n_keep = check_settings(n_paths, seed, keep_paths)
+    check_threads(threads)
+    check_antithetic(config, n_paths, n_keep < n_paths)
+    check_room(None if out is None else Location(out), config, n_keep)
+    lock = None
+    if out is not None:
+        out, lock = prepare_folder(out, force, resume)
+    try:
+        state = new_state(config, n_paths, seed, keep_paths)
+        if resume:
+            state = RunState.load(out / RESUME_DIR, state)
+            # Parts written before the interruption are kept: they must still be there, unchanged.
+            check_files(out, {staged_part_name(i): entry for i, entry in state.parts.items()},
+                        source="the saved progress")
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    if resume and progress is not None:
+        progress(state.next_id)
     return PreparedRun(config, n_paths, seed, out, state, threads, chunk_size, target_se, should_stop, progress,
-                       command, started)
+                       command, started, lock)
 
 
 def execute(runs: list[PreparedRun], workers: int | None = None, scheduler=None) -> list[Results]:
     """Simulate prepared runs and write their files: here one after the other, or on one Dask cluster (a new
     local one of ``workers`` processes, or ``scheduler``: see :func:`run`) all at once, each run merged in its
     own block order, so each result equals that run's alone."""
-    with small_pages():
-        return _execute(runs, workers, scheduler)
+    try:
+        with small_pages():
+            return _execute(runs, workers, scheduler)
+    finally:
+        release(runs)
+
+
+def release(runs: list[PreparedRun]) -> None:
+    """Release the runs' folder locks (each run's end, or a failure before it started)."""
+    for r in runs:
+        if r.lock is not None:
+            r.lock.release()
 
 
 def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Results]:
@@ -197,7 +228,11 @@ def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Re
         return [_finish(r, sim, cluster) for r, sim in zip(runs, sims)]
     except Interrupted as stop:
         r = next(r for r in runs if r.state is stop.state)
-        stop.state.save(r.out / RESUME_DIR)
+        try:
+            stop.state.save(r.out / RESUME_DIR)
+        except OSError as e:
+            raise ResultsError(f"{r.out / RESUME_DIR}: interrupted after {stop.state.next_id:,} of {r.n_paths:,} "
+                               f"paths, and the progress could not be saved ({first_line(e)})") from None
         again = (f"{r.command or 'simulator run CONFIG'} --seed {r.seed} --paths {r.n_paths} "
                  f"--keep-paths {keep_option(stop.state.identity['kept'], r.n_paths)}"
                  + (f" --target-se {r.target_se}" if r.target_se is not None else ""))
@@ -252,14 +287,14 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         return Results(local_paths, summary, by_year, metadata)
     try:
         identity = run_identity(config, seed)
-        parts = {part_name(i): write_parquet(out / part_name(i), part_table(i), identity) for i in local}
+        parts = {part_name(i): write_parquet(out / staged_part_name(i), part_table(i), identity) for i in local}
         parts.update({part_name(i): entry for i, entry in sim.parts.items()})
         # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
         by_step = by_step_frame(config, config.simulation.steps_per_year,
                                 trace_steps(config, n_paths, seed, run.threads))
         write_results(out, {"summary": summary, "by_year": by_year, "by_step": by_step}, metadata, parts)
     except BaseException:
-        remove_folder_contents(out)
+        remove_unfinished(out)
         raise
     (out / RESUME_DIR).remove_tree()
     # Parts the tasks wrote are read back now; the others are still at hand.

@@ -69,6 +69,15 @@ def stop_on_signals():
             signal.signal(sig, old)
 
 
+def lasting_location(ctx, param, value):
+    """An output folder from the command line must outlive the command: a ``memory://`` folder would vanish
+    with the process after "wrote" was printed."""
+    if value is not None and str(value).lower().startswith("memory:"):
+        raise click.ClickException(f"{value}: a memory:// folder ends with the command; write to a local folder "
+                                   "or a URL of a lasting file system (file://, s3://, gs://, ...)")
+    return value
+
+
 config_argument = click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
 # Run folders are local paths or URLs (s3://bucket/run, file:///data/run): strings, which
 # simulator.storage resolves (click.Path would turn s3://b/x into s3:/b/x).
@@ -102,7 +111,7 @@ def main():
 @click.option("-n", "--paths", "n_paths", type=int, default=DEFAULT_PATHS, show_default=True,
               help="Number of Monte Carlo paths.")
 @click.option("--seed", type=int, default=None, help="Master seed [default: the config's simulation.seed].")
-@click.option("-o", "--out", metavar="DIR|URL", default=None,
+@click.option("-o", "--out", metavar="DIR|URL", default=None, callback=lasting_location,
               help="Output folder, or a URL of a file system fsspec knows, e.g. s3://bucket/run "
                    "[default: results/<config name>].")
 @click.option("--threads", type=int, default=None,
@@ -242,7 +251,7 @@ def format_headline(results, cfg, metrics=None) -> str:
               help="Number of Monte Carlo paths of every scenario.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
               help="One master seed for every scenario [default: the configs' common simulation.seed].")
-@click.option("-o", "--out", metavar="DIR|URL", default=str(DEFAULT_OUT), show_default=True,
+@click.option("-o", "--out", metavar="DIR|URL", default=str(DEFAULT_OUT), show_default=True, callback=lasting_location,
               help="Output folder (or URL): a run folder per scenario and scenarios.parquet.")
 @click.option("--force", is_flag=True, help="Replace the results in existing output folders.")
 @workers_option
@@ -498,7 +507,7 @@ def replay_command(folder, path_id, csv_file):
 
 @main.command("report")
 @folder_argument
-@click.option("-o", "--out", metavar="DIR|URL", default=None,
+@click.option("-o", "--out", metavar="DIR|URL", default=None, callback=lasting_location,
               help="Folder (or URL) for report.html and the PNG charts [default: FOLDER].")
 @domain_errors
 def report_command(folder, out):

@@ -38,7 +38,7 @@ from . import engine, kernel
 from .config import Config
 from .engine import Interrupted, RunState, Simulation
 from .model import build_inputs, drawn_parameters
-from .results import part_name, run_identity, write_parquet
+from .results import run_identity, staged_part_name, write_parquet
 from .samples import BLOCK_PATHS, PILOT_PATHS, block_histograms
 from .storage import Location
 from .summary import event_counts, paths_table, variable_names, variables
@@ -118,7 +118,8 @@ def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, bins
                 result["rows"] = tuple(a.copy() for a in rows)
             else:
                 table = paths_table(config, inputs.spy, params, *rows, first_id=lo)
-                result["part"] = write_parquet(out / part_name(lo // BLOCK_PATHS), table, run_identity(config, seed))
+                result["part"] = write_parquet(out / staged_part_name(lo // BLOCK_PATHS), table,
+                                               run_identity(config, seed))
         values = variables(config, annual, scalars)
         if bins is None:
             result["values"] = values

@@ -7,6 +7,7 @@ fixed-size histograms: it does not grow with the path count otherwise.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -26,6 +27,7 @@ from . import __version__, kernel
 from .config import Config
 from .model import ModelInputs, build_inputs, drawn_parameters
 from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, bin_edges, sorted_rows
+from .storage import first_line
 from .summary import event_counts, needs_bin_sums, variable_names, variables
 
 DEFAULT_CHUNK = 1 << 16
@@ -94,7 +96,9 @@ class RunState:
         return mask
 
     def save(self, folder) -> None:
-        """Into ``folder``, a :class:`simulator.storage.Location`."""
+        """Into ``folder``, a :class:`simulator.storage.Location`. The arrays go to a file of their own name,
+        named with their checksum by ``state.json``, which is written last: a save that fails (a full disk)
+        leaves the previous progress whole."""
         folder.mkdir()
         rows = self.held(min(self.next_id, len(self.scalars)))
         arrays = {"theta": self.theta[:len(rows)][rows], "annual": self.annual[:len(rows)][rows],
@@ -105,30 +109,42 @@ class RunState:
             arrays.update({f"acc_{k}": v for k, v in self.acc.arrays().items()})
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        (folder / "state.npz").write_bytes(buffer.getvalue())
+        data = buffer.getvalue()
+        before = folder.names()
+        arrays_file = f"state-{self.next_id}.npz"
+        (folder / arrays_file).write_bytes(data)
         meta = {"identity": self.identity, "next_id": self.next_id, "counts": self.counts,
-                "names": self.acc.names if self.acc is not None else None, "parts": self.parts}
-        (folder / "state.json").write_text(json.dumps(meta, indent=2))
+                "names": self.acc.names if self.acc is not None else None,
+                "parts": {str(index): entry for index, entry in self.parts.items()}, "arrays": arrays_file, "arrays_sha256": hashlib.sha256(data).hexdigest()}
+        (folder / STATE_FILE).write_text(_sealed(meta))
+        for name in before:  # the arrays of an earlier save
+            if name != arrays_file and name.endswith(".npz"):
+                (folder / name).remove()
 
     @classmethod
     def load(cls, folder, fresh: "RunState") -> "RunState":
         """The saved state in ``folder`` (a :class:`simulator.storage.Location`), checked against the run
-        ``fresh`` would start."""
+        ``fresh`` would start, and against its checksums (an edited or truncated state is refused)."""
+        unusable = f"{folder}: the saved progress is damaged or was edited"
+        again = "; start the run again with --force"
         try:
-            meta = json.loads((folder / "state.json").read_text())
-            arrays = np.load(io.BytesIO((folder / "state.npz").read_bytes()))
-            parts, values = meta["parts"], arrays["values"]  # absent from states saved by older versions
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{folder}: no usable saved state to resume from ({e})") from None
+            meta = _unsealed((folder / STATE_FILE).read_text())
+            data = (folder / meta["arrays"]).read_bytes()
+            if hashlib.sha256(data).hexdigest() != meta["arrays_sha256"]:
+                raise ValueError("its arrays differ from their checksum")
+            arrays = np.load(io.BytesIO(data))
+            parts, values = meta["parts"], arrays["values"]
+            fresh.next_id, fresh.counts = int(meta["next_id"]), dict(meta["counts"])
+            fresh.parts = {int(index): entry for index, entry in parts.items()}
         except KeyError as e:
-            raise ValueError(f"{folder}: progress saved by another version of the simulator (no {e}); "
-                             "start the run again with --force") from None
+            raise ValueError(f"{folder}: progress saved by another version of the simulator (no {e}){again}") \
+                from None
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise ValueError(f"{unusable} ({first_line(e)}){again}") from None
         if meta["identity"] != fresh.identity:
             diff = [k for k in fresh.identity if meta["identity"].get(k) != fresh.identity[k]]
             raise ValueError(f"{folder}: the saved run differs in {', '.join(diff)}; "
                              "resume with the same config, seed, path count, --keep-paths and simulator version")
-        fresh.next_id, fresh.counts = meta["next_id"], meta["counts"]
-        fresh.parts = {int(index): entry for index, entry in parts.items()}
         rows = fresh.held(min(fresh.next_id, len(fresh.scalars)))
         for name in ("theta", "annual", "scalars"):
             getattr(fresh, name)[:len(rows)][rows] = arrays[name]
@@ -139,6 +155,28 @@ class RunState:
             fresh.acc = Accumulator.from_arrays(meta["names"], {k[4:]: arrays[k] for k in arrays.files
                                                                 if k.startswith("acc_")})
         return fresh
+
+
+STATE_FILE = "state.json"
+
+
+def _sealed(meta: dict) -> str:
+    """``meta`` as JSON with the SHA-256 of its own canonical text: any edit of the saved state shows."""
+    body = json.dumps(meta, sort_keys=True)
+    # Written in its own key order: the event counts' order is the summary's.
+    return json.dumps({**meta, "sha256": hashlib.sha256(body.encode()).hexdigest()}, indent=2)
+
+
+def _unsealed(text: str) -> dict:
+    meta = json.loads(text)
+    if not isinstance(meta, dict):
+        raise ValueError("state.json is not a JSON object")
+    if "sha256" not in meta:
+        raise KeyError("checksum")  # saved before states were sealed
+    seal = meta.pop("sha256")
+    if seal != hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest():
+        raise ValueError("state.json differs from its checksum")
+    return meta
 
 
 def resolve_keep(keep: str | int | None, n_paths: int) -> int:
@@ -159,14 +197,18 @@ def resolve_keep(keep: str | int | None, n_paths: int) -> int:
     return min(count, n_paths)
 
 
+def check_threads(threads: int | None) -> None:
+    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(f"threads = {threads}: expected 1..{numba.config.NUMBA_NUM_THREADS} on this machine")
+
+
 @contextlib.contextmanager
 def thread_count(threads: int | None):
     """Run numba's parallel loops on ``threads`` threads inside the block."""
     if threads is None:
         yield
         return
-    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(f"threads = {threads}: expected 1..{numba.config.NUMBA_NUM_THREADS} on this machine")
+    check_threads(threads)
     before = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
@@ -194,12 +236,17 @@ def small_pages():
         _set_madvise_hugepage(before)
 
 
-def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | None) -> RunState:
+def check_settings(n_paths: int, seed: int, keep_paths: str | int | None) -> int:
+    """The number of rows a run keeps, once its path count, seed and ``keep_paths`` are checked."""
     if n_paths < 1:
         raise ValueError(f"n_paths = {n_paths}: expected a positive number of paths")
     if not 0 <= seed < 2**63:
         raise ValueError(f"seed = {seed}: expected an integer in [0, 2**63)")
-    n_keep = resolve_keep(keep_paths, n_paths)
+    return resolve_keep(keep_paths, n_paths)
+
+
+def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | None) -> RunState:
+    n_keep = check_settings(n_paths, seed, keep_paths)
     n_drawn, n_years = len(drawn_parameters(config)), len(config.years)
     n_values = n_paths if n_keep == n_paths else 0
     # The version too: another version's kernel may give other numbers for the same paths.

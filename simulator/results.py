@@ -11,15 +11,20 @@ The per-path rows are a Parquet dataset, ``paths/part-NNNNN.parquet``: part k ho
 path ids k * BLOCK_PATHS .. (k + 1) * BLOCK_PATHS - 1, written with the same function by whoever
 simulated the block (a Dask task, or the driver at the end of a run), so its bytes do not depend on
 who wrote it. A run that keeps no row writes an empty part 0, so that the dataset has its columns.
+While the run goes on, its parts wait in a hidden folder (``STAGING_DIR``) that pandas, pyarrow and
+DuckDB skip, and move to ``paths/`` just before the manifest: a reader of ``paths/`` never sees the
+parts of an unfinished run.
 
 ``manifest.json`` (files, rows, SHA-256, every part included) is written last, so a folder without
-a valid manifest is an incomplete run and readers refuse it.
+a valid manifest is an incomplete run and readers refuse it. Readers check the manifest against the
+files (names, checksums, row counts, path ids, and each file's own metadata).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -38,6 +43,7 @@ CONFIG_FILE = "config.json"
 RESUME_DIR = ".resume"  # an interrupted run's saved progress
 TABLES = ("summary", "by_year")
 PATHS_DIR = "paths"  # the per-path dataset
+STAGING_DIR = ".paths-unfinished"  # its parts until the run ends (readers of datasets skip hidden folders)
 DERIVED_TABLES = ("sensitivity",)  # written later by analysis commands
 STEP_TABLE = "by_step"  # per-step quantiles: written with the run, not read by read_results
 REPORT_FILE = "report.html"  # written by `simulator report`; removed with the run it describes
@@ -90,41 +96,14 @@ def part_name(index: int) -> str:
     return f"{PATHS_DIR}/part-{index:05d}.parquet"
 
 
+def staged_part_name(index: int) -> str:
+    """Where part ``index`` is written while the run goes on, relative to the run folder."""
+    return f"{STAGING_DIR}/part-{index:05d}.parquet"
+
+
 def part_count(n_kept: int) -> int:
     """Number of parts of a run that keeps ``n_kept`` rows (one, empty, when it keeps none)."""
     return max(1, -(-n_kept // BLOCK_PATHS))
-
-
-def prepare_folder(out: str | Location, force: bool, resume: bool = False) -> Location:
-    """Create ``out`` (and its ``paths/`` folder); an existing run there is only replaced with ``force``, or
-    continued with ``resume`` (its parts already written stay)."""
-    out = Location(out)
-    if out.exists() and not out.is_dir():
-        raise ResultsError(f"{out}: exists and is not a folder")
-    if resume:
-        if not (out / RESUME_DIR).is_dir():
-            raise ResultsError(f"{out}: no interrupted run to resume here (no {RESUME_DIR} folder)")
-    elif out.names():
-        if not force:
-            hint = " or --resume to continue the interrupted run" if (out / RESUME_DIR).is_dir() else ""
-            raise ResultsError(f"{out}: folder exists and is not empty; use --force to replace its results{hint}")
-        (out / RESUME_DIR).remove_tree()
-    if out.is_dir():  # the old manifest goes first: the folder no longer claims to be complete
-        (out / MANIFEST).remove()
-        if not resume:  # and nothing derived from the old run survives next to the new one
-            for name in (*TABLES, STEP_TABLE, *DERIVED_TABLES):
-                (out / f"{name}.parquet").remove()
-            (out / PATHS_DIR).remove_tree()
-            for name in (REPORT_FILE, *REPORT_CHARTS):
-                (out / name).remove()
-    try:
-        (out / PATHS_DIR).mkdir()
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.remove()
-    except Exception as e:  # each file system fails in its own way; here they all mean the same
-        raise ResultsError(f"{out}: cannot write results there ({first_line(e)})") from None
-    return out
 
 
 def write_parquet(path: str | Location, table: pa.Table | pd.DataFrame, metadata: dict) -> dict:
@@ -147,22 +126,37 @@ def write_parquet(path: str | Location, table: pa.Table | pd.DataFrame, metadata
 
 def write_results(out: str | Location, tables: dict[str, pa.Table | pd.DataFrame], metadata: dict,
                   parts: dict[str, dict]) -> None:
-    """Write each table as ``<name>.parquet``, then the resolved config, then the manifest, which lists them
-    and the per-path ``parts`` already written (name -> entry)."""
+    """Write each table as ``<name>.parquet``, then the resolved config, then move the staged per-path ``parts``
+    (name in ``paths/`` -> entry) into ``paths/``, then the manifest, which lists them all."""
     out = Location(out)
     file_metadata = {k: v for k, v in metadata.items() if k != "runtime"}
     entries = {f"{name}.parquet": write_parquet(out / f"{name}.parquet", table, file_metadata)
                for name, table in tables.items()}
     entries.update(parts)
     config_text = json.dumps(metadata["config"], indent=2) + "\n"
-    (out / CONFIG_FILE).write_text(config_text)
+    _write(out / CONFIG_FILE, config_text)
     entries[CONFIG_FILE] = {"rows": None, "sha256": hashlib.sha256(config_text.encode()).hexdigest()}
-    dataset = out / PATHS_DIR
-    for name in dataset.names():  # temporary files of a worker killed while it wrote its part
+    staging, dataset = out / STAGING_DIR, out / PATHS_DIR
+    for name in staging.names():  # temporary files of a worker killed while it wrote its part
         if name.startswith("."):
-            (dataset / name).remove()
+            (staging / name).remove()
+    try:
+        staging.move_to(dataset)
+    except OSError as e:
+        raise ResultsError(f"{dataset}: cannot move the run's parts into place ({first_line(e)})") from None
     manifest = {"schema_version": SCHEMA_VERSION, "files": entries, "metadata": metadata}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    try:
+        _write(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    except ResultsError:
+        dataset.move_to(staging)  # the parts wait again where saved progress expects them
+        raise
+
+
+def _write(path: Location, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot write it ({first_line(e)})") from None
 
 
 def check_files(folder: Location, entries: dict[str, dict], verify: bool = True,
@@ -176,29 +170,86 @@ def check_files(folder: Location, entries: dict[str, dict], verify: bool = True,
             raise ResultsError(f"{path}: checksum differs from {source}; the file was changed or is incomplete")
 
 
+_FILE_NAME = re.compile(r"(summary|by_year|by_step)\.parquet|config\.json|paths/part-(\d{5,})\.parquet")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+REQUIRED_FILES = ("summary.parquet", "by_year.parquet", "by_step.parquet", CONFIG_FILE)
+
+
 def read_manifest(folder: str | Location, verify: bool = True) -> dict:
+    """The manifest of the finished run in ``folder``, checked: its shape, the files it names (inside the folder,
+    all there, with their checksums when ``verify``)."""
     folder = Location(folder)
     if not folder.is_dir():
         raise ResultsError(f"{folder}: no such results folder")
+    where = folder / MANIFEST
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads(where.read_text())
     except FileNotFoundError:
         raise ResultsError(f"{folder}: no {MANIFEST}; the run did not finish (or this is not a results folder)") from None
-    except json.JSONDecodeError as e:
-        raise ResultsError(f"{folder}/{MANIFEST}: not valid JSON ({e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{where}: not valid JSON ({e})") from None
+    except OSError as e:  # a folder named manifest.json, an unreadable file
+        raise ResultsError(f"{where}: cannot read it ({first_line(e)})") from None
+    if not isinstance(manifest, dict):
+        raise ResultsError(f"{where}: expected a JSON object, found {type(manifest).__name__}")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise ResultsError(f"{folder}: schema version {manifest.get('schema_version')!r}, "
                            f"this simulator reads {SCHEMA_VERSION}")
-    check_files(folder, manifest.get("files", {}), verify)
+    _check_manifest(where, manifest)
+    check_files(folder, manifest["files"], verify)
     return manifest
 
 
+def _check_manifest(where: Location, manifest: dict) -> None:
+    """The manifest has the shape a run writes: every file a run writes, no other, each with rows and SHA-256,
+    and the metadata its readers use."""
+    files, meta = manifest.get("files"), manifest.get("metadata")
+    if not isinstance(files, dict) or not isinstance(meta, dict):
+        raise ResultsError(f"{where}: expected objects 'files' and 'metadata'; this is not a manifest of a run")
+    for name, entry in files.items():
+        if not _FILE_NAME.fullmatch(name):
+            raise ResultsError(f"{where}: lists {name!r}, not a file a run writes")
+        if (not isinstance(entry, dict) or not (entry.get("rows") is None or _is_count(entry.get("rows")))
+                or not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"])):
+            raise ResultsError(f"{where}: the entry of {name} is not {{rows, sha256}}")
+    missing = [n for n in REQUIRED_FILES if n not in files]
+    if missing:
+        raise ResultsError(f"{where}: does not list {', '.join(missing)}; the run's files are incomplete")
+    absent = [k for k in (*REQUIRED_METADATA, "paths_kept") if k not in meta]
+    if absent:
+        raise ResultsError(f"{where}: metadata lacks {', '.join(absent)}")
+    n_paths, kept = meta["n_paths"], meta["paths_kept"]
+    if not (_is_count(n_paths) and n_paths > 0 and _is_count(kept) and kept <= n_paths
+            and _is_count(meta["seed"]) and isinstance(meta["config_hash"], str) and isinstance(meta["config"], dict)):
+        raise ResultsError(f"{where}: metadata n_paths, paths_kept, seed, config_hash or config has the wrong type")
+    parts = sorted(int(m.group(2)) for m in map(_FILE_NAME.fullmatch, files) if m.group(2))
+    if parts != list(range(part_count(kept))):
+        raise ResultsError(f"{where}: lists parts {_ranges(parts)} of the per-path rows; a run that kept {kept:,} "
+                           f"rows has parts 0..{part_count(kept) - 1}")
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _ranges(indices: list[int]) -> str:
+    return "none" if not indices else ", ".join(map(str, indices[:5])) + (", ..." if len(indices) > 5 else "")
+
+
 def _read(path: Location, required: tuple[str, ...], columns: list[str] | None = None) -> tuple[pa.Table, dict]:
-    table = pq.read_table(path.path, filesystem=path.fs, columns=columns)
+    try:
+        table = pq.read_table(path.path, filesystem=path.fs, columns=columns)
+    except (OSError, pa.ArrowException) as e:
+        raise ResultsError(f"{path}: cannot read it as Parquet ({first_line(e)})") from None
     meta = (table.schema.metadata or {}).get(METADATA_KEY)
     if meta is None:
         raise ResultsError(f"{path}: no '{METADATA_KEY.decode()}' metadata; not written by this simulator")
-    metadata = json.loads(meta)
+    try:
+        metadata = json.loads(meta)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise ResultsError(f"{path}: its '{METADATA_KEY.decode()}' metadata is not a JSON object")
     missing = [k for k in required if k not in metadata]
     if missing:
         raise ResultsError(f"{path}: metadata lacks {', '.join(missing)}")
@@ -210,19 +261,43 @@ def read_table(path: str | Location) -> tuple[pd.DataFrame, dict]:
     return table.to_pandas(), metadata
 
 
-def _of_run(path: Location, metadata: dict, manifest: dict) -> None:
-    if metadata.get("config_hash") != manifest["metadata"]["config_hash"]:
-        raise ResultsError(f"{path}: belongs to another run than the manifest")
+def _of_run(path: Location, metadata: dict, manifest: dict, keys: tuple[str, ...]) -> None:
+    """The file's own metadata agrees with the manifest's on ``keys`` (what its numbers depend on)."""
+    for key in keys:
+        if metadata.get(key) != manifest["metadata"].get(key):
+            raise ResultsError(f"{path}: its {key} ({_short(metadata.get(key))}) differs from the manifest's "
+                               f"({_short(manifest['metadata'].get(key))}); the files belong to different runs "
+                               "or were edited")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_rows(path: Location, table: pa.Table, entry: dict) -> None:
+    if entry["rows"] is not None and table.num_rows != entry["rows"]:
+        raise ResultsError(f"{path}: {table.num_rows:,} rows, the manifest says {entry['rows']:,}")
 
 
 def _read_paths(folder: Location, manifest: dict, columns: list[str] | None) -> pd.DataFrame:
-    # Path-id order: by index, whatever the width of the numbers.
-    names = sorted((n for n in manifest["files"] if n.startswith(PATHS_DIR + "/")), key=lambda n: (len(n), n))
+    kept = manifest["metadata"]["paths_kept"]
     tables = []
-    for name in names:
-        table, metadata = _read(folder / name, IDENTITY, columns)
-        _of_run(folder / name, metadata, manifest)
-        tables.append(table)
+    for index in range(part_count(kept)):
+        name = part_name(index)
+        path = folder / name
+        read = columns if columns is None or "path_id" in columns else [*columns, "path_id"]
+        table, metadata = _read(path, IDENTITY, read)
+        _of_run(path, metadata, manifest, IDENTITY)
+        _check_rows(path, table, manifest["files"][name])
+        first = index * BLOCK_PATHS
+        expected = min(BLOCK_PATHS, kept - first) if kept else 0
+        ids = table.column("path_id")
+        if table.num_rows != expected or (expected and (ids[0].as_py() != first
+                                                        or ids[-1].as_py() != first + expected - 1)):
+            raise ResultsError(f"{path}: expected the rows of path ids {first:,}..{first + expected - 1:,}; "
+                               "the part belongs to another run or was edited")
+        tables.append(table if read is columns else table.drop_columns(["path_id"]))
     return pa.concat_tables(tables).to_pandas()
 
 
@@ -244,19 +319,8 @@ def read_results(folder: str | Location, paths: bool = True, verify: bool = True
     for name in TABLES:
         path = folder / f"{name}.parquet"
         table, metadata = _read(path, REQUIRED_METADATA)
-        _of_run(path, metadata, manifest)
+        _of_run(path, metadata, manifest, REQUIRED_METADATA)
+        _check_rows(path, table, manifest["files"][path.name])
         frames[name] = table.to_pandas()
     rows = _read_paths(folder, manifest, None) if paths else None
     return Results(rows, frames["summary"], frames["by_year"], manifest["metadata"])
-
-
-def remove_folder_contents(out: str | Location) -> None:
-    """Used when a run fails: leave nothing that looks like a result."""
-    out = Location(out)
-    (out / MANIFEST).remove()
-    for name in (*TABLES, STEP_TABLE):
-        (out / f"{name}.parquet").remove()
-    (out / PATHS_DIR).remove_tree()
-    (out / CONFIG_FILE).remove()
-    if out.is_dir() and not out.names():
-        out.remove_tree()

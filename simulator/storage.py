@@ -24,6 +24,8 @@ from fsspec.implementations.local import LocalFileSystem
 
 def _filesystem(text: str):
     protocol, _ = fsspec.core.split_protocol(text)
+    if protocol == "data":
+        raise ValueError(f"{text[:40]}: a data: URL holds the bytes of one file, not a folder of results")
     if protocol is not None and protocol not in fsspec.available_protocols():
         raise ValueError(f"{text}: unknown protocol {protocol!r}; expected a local path or a URL of a file "
                          "system fsspec knows, such as file://, s3://, gs:// or memory://")
@@ -107,6 +109,13 @@ class Location:
         """Remove this folder and everything in it, if there is one."""
         if self.exists():
             self.fs.rm(self.path, recursive=True)
+
+    def move_to(self, target: Location) -> None:
+        """Rename this file or folder to ``target`` (on the same file system; a copy on an object store)."""
+        if self.local is not None:
+            os.rename(self.path, target.path)
+        else:
+            self.fs.mv(self.path, target.path, recursive=True)
 
     def read_bytes(self) -> bytes:
         return self.fs.cat_file(self.path)

@@ -104,21 +104,46 @@ CASES = [
     Case("show a folder with no finished run", "", ("show", "{out_empty}"), "no manifest.json"),
     Case("replay a path the run does not have", "", ("replay", "{existing}", "--path", "999"),
          "the run has path ids 0..9"),
+    # output folders, names and config files (issue 35)
+    Case("name that climbs out of results/", "", ("run", "{config}", "-n", "10", "-q", "--set",
+                                                  "name=../../escaped_target"), "name = '../../escaped_target'"),
+    Case("name that is the parent folder", "", ("run", "{config}", "-n", "10", "-q", "--force", "--set", "name=.."),
+         "expected a plain name"),
+    Case("empty name", "", ("run", "{config}", "-n", "10", "-q", "--set", "name="), "name = '': expected a plain name"),
+    Case("name with markup", "name = \"<img src=x onerror=alert(1)>\"\n", VALIDATE, "expected a plain name"),
+    Case("output in memory only", "", ("run", "{config}", "-n", "10", "-q", "--out", "memory://x"),
+         "a memory:// folder ends with the command"),
+    Case("output at a data: URL", "", ("run", "{config}", "-n", "10", "-q", "--out", "data:text/plain,x"),
+         "a data: URL holds the bytes of one file"),
+    Case("output folder inside a file", "", ("run", "{config}", "-n", "10", "-q", "--out", "{config}/run"),
+         "cannot write results there (Not a directory)"),
+    Case("--force over files the simulator did not write", "",
+         ("run", "{config}", "-n", "10", "-q", "--force", "--out", "{foreign}"), "notes.txt: not written by the simulator"),
+    Case("extends a device", 'extends = "/dev/zero"\n', VALIDATE, "/dev/zero: not a regular file"),
+    Case("extends a file over 1 MiB", 'extends = "{big}"\n', VALIDATE, "expected a config of at most 1,048,576"),
+    Case("date in year 9999", "[funding.scheduled.ipo]\ndate = 9999-12-31\n", VALIDATE,
+         "funding.scheduled.ipo.date = 9999-12-31: expected a date between"),
+    Case("end year past the calendar", "[simulation]\nend_year = 9999\n", VALIDATE, "simulation.end_year = 9999"),
 ]
 
 
 def run_case(case, tmp_path):
     """Run one case in the folder ``tmp_path``; returns click's Result."""
     config = tmp_path / "scenario.toml"
-    toml = case.toml.replace("{self}", config.name)
+    toml = case.toml.replace("{self}", config.name).replace("{big}", str(tmp_path / "big.toml"))
     standalone = case.standalone or "extends" in toml
     config.write_text(toml if standalone else f'extends = "{DEFAULT_CONFIG}"\n{toml}')
     existing = tmp_path / "existing"
     if any("{existing}" in a for a in case.args):
         assert CliRunner().invoke(main, ["run", "-n", "10", "-q", "--out", str(existing)]).exit_code == 0
     (tmp_path / "empty").mkdir()
+    foreign = tmp_path / "foreign"
+    (foreign / "paths").mkdir(parents=True)
+    (foreign / "paths" / "notes.txt").write_text("thesis")
+    (tmp_path / "big.toml").write_text("# padding\n" * 120_000)
     fill = {"config": str(config), "out": str(tmp_path / "out"), "existing": str(existing),
-            "missing": str(tmp_path / "missing.toml"), "out_empty": str(tmp_path / "empty")}
+            "missing": str(tmp_path / "missing.toml"), "out_empty": str(tmp_path / "empty"), "foreign": str(foreign),
+            "big": str(tmp_path / "big.toml")}
     args = list(case.args)
     for key, value in fill.items():
         args = [a.replace("{" + key + "}", value) for a in args]

@@ -48,7 +48,7 @@ def test_an_interrupted_run_at_a_url_resumes_to_the_same_files(tmp_path, url):
     asked = []
     with pytest.raises(RunInterrupted, match="--resume"):
         run(CFG, 70_000, 4, url, chunk_size=30_000, should_stop=lambda: asked.append(1) or len(asked) >= 2)
-    assert (Location(url) / ".resume" / "state.npz").exists()
+    assert (Location(url) / ".resume" / "state.json").exists()
     run(CFG, 70_000, 4, url, chunk_size=30_000, resume=True)
     run(CFG, 70_000, 4, tmp_path / "local")
     assert_same_files(tmp_path / "local", url)
@@ -56,8 +56,9 @@ def test_an_interrupted_run_at_a_url_resumes_to_the_same_files(tmp_path, url):
 
 
 def test_commands_read_and_report_a_run_at_a_url(url):
+    """The run from the library (from the command line a memory:// folder would end with the command)."""
     runner = CliRunner()
-    assert runner.invoke(main, ["run", "-n", "2000", "-q", "-o", url]).exit_code == 0
+    run(CFG, 2000, CFG.simulation.seed, url)
     shown = runner.invoke(main, ["show", url])
     assert shown.exit_code == 0 and "2,000 paths" in shown.output
     replayed = runner.invoke(main, ["replay", url, "--path", "1999"])
@@ -66,4 +67,4 @@ def test_commands_read_and_report_a_run_at_a_url(url):
     assert reported.exit_code == 0, reported.output
     assert "<html" in (Location(url) / "report.html").read_text()
     refused = runner.invoke(main, ["run", "-n", "2000", "-q", "-o", url])
-    assert refused.exit_code == 1 and "--force" in refused.output
+    assert refused.exit_code == 1 and "a memory:// folder ends with the command" in refused.output
