@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import __version__
 from .config import validate
-from .results import REPORT_FILE, ResultsError, read_paths, read_results, read_table
-from .storage import Location
+from .report_files import REPORT_FILE, generator, report_files_of
+from .results import ResultsError, read_paths, read_results, read_table
+from .storage import Location, first_line
 from .summary import format_number, format_probability, headline_metrics
 
 FIGSIZE = (8.0, 4.5)  # inches
@@ -135,9 +137,17 @@ def _new_axes(plt, title: str):
 def _save(plt, fig, path: Location) -> None:
     fig.tight_layout()
     png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=DPI)
+    # The mark tells a later report (and a run replaced with --force) that this file is ours to replace.
+    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": generator(__version__)})
     plt.close(fig)
-    path.write_bytes(png.getvalue())
+    _write(path, png.getvalue())
+
+
+def _write(path: Location, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise ResultsError(f"{path}: cannot write it ({first_line(err)})") from None
 
 
 def _money_axis(ax, label: str = "$B") -> None:
@@ -405,6 +415,7 @@ def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], no
     note_html = "".join(f"<p class='note'>{e(n)}</p>" for n in notes)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+<meta name="generator" content="{e(generator(__version__))}">
 <title>Risk report: {e(meta.get('config_name', ''))}</title>
 <style>{CSS}</style></head>
 <body>
@@ -427,6 +438,22 @@ any step. The funding gap is the largest amount by which cash fell under the flo
 """
 
 
+def _replaceable(out: Location, names: list[str]) -> set[str]:
+    """The files of an earlier report of ours in ``out`` (see :mod:`simulator.report_files`), which this report
+    may replace; raises, before anything is written, when ``out`` holds a file of one of ``names`` that is
+    someone else's (the simulator never overwrites or deletes a file it did not write)."""
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"{out}: exists and is not a folder; expected a folder for the report")
+    ours = set(report_files_of(out))
+    present = set(out.names())
+    foreign = [name for name in names if name in present and name not in ours]
+    if foreign:
+        more = f" ({len(foreign) - 1} more such files)" if len(foreign) > 1 else ""
+        raise ResultsError(f"{out / foreign[0]}: not written by simulator report, so the report will not replace "
+                           f"it{more}; move it away or give another folder with -o")
+    return ours
+
+
 def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
     """Write the charts (PNG) and ``report.html`` of the run in ``folder`` into ``out`` (default: ``folder``);
     either may be a local folder or a URL."""
@@ -440,7 +467,12 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
     by_step = _read_by_step(folder, meta["config_hash"])
     sens = _read_sensitivity(folder, meta["config_hash"])
     paths = _paths_columns(folder, meta, [f"fcf_{end}", "funding_gap"])
-    out.mkdir()
+    charts = [f"fan_{var}.png" for var in FAN_VARIABLES] + ["fcf_histogram.png", "survival.png", "funding_gap.png"]
+    ours = _replaceable(out, [REPORT_FILE, *charts, *(["tornado.png"] if sens is not None else [])])
+    try:
+        out.mkdir()
+    except OSError as err:
+        raise ResultsError(f"{out}: cannot write the report there ({first_line(err)})") from None
     n_traced = int(by_step["paths"].max())
     notes = []
     if paths is not None and len(paths) < meta["n_paths"]:
@@ -467,9 +499,9 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
         fig, data = tornado_chart(plt, sens, results.summary, end, out / "tornado.png")
         figures.append(fig)
         series["tornado"] = data
-    else:
+    elif "tornado.png" in ours:
         (out / "tornado.png").remove()  # an earlier report's: the page would not show it, the folder would
     page = _html_page(meta, cfg, results.summary, figures, notes, folder)
     html_path = out / REPORT_FILE
-    html_path.write_text(page)
+    _write(html_path, page.encode())
     return Report(html_path, figures, series, notes)
