@@ -354,7 +354,8 @@ def tornado_chart(plt, sens: pd.DataFrame, summary: pd.DataFrame, end: int, path
     ax.barh(ypos, bottom - base, left=base, color="#1f77b4", alpha=0.8, label="parameter in its bottom 10%")
     ax.barh(ypos, top - base, left=base, color="#d62728", alpha=0.8, label="parameter in its top 10%")
     ax.axvline(base, color="black", lw=1, label=f"all paths: {base:.1%}")
-    ax.set_yticks(ypos, data["parameter"], fontsize=8)
+    # A "$" in a name (from the config) would start matplotlib's mathtext: draw it as it is.
+    ax.set_yticks(ypos, [str(p).replace("$", r"\$") for p in data["parameter"]], fontsize=8)
     _percent_axis(ax, "x")
     ax.set_xlabel(f"P(cash under the floor by the end of {end})")
     ax.grid(True, axis="x", alpha=0.3)
@@ -388,39 +389,48 @@ figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 
 
 def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], notes: list[str], folder: Location) -> str:
-    e = html.escape
+    # Every text here may come from a config, a manifest or a path that someone else wrote (a config name
+    # such as "<img src=x onerror=...>"): each is escaped, numbers included, since a tampered manifest
+    # may hold a string where a number belongs.
+    def e(x) -> str:
+        return html.escape(str(x))
+
     frame = summary.set_index("metric")
     runtime = meta.get("runtime", {})
-    rows = [("config", f"{meta.get('config_name', '?')} (hash <code>{e(meta['config_hash'][:16])}</code>)"),
-            ("seed", f"{meta['seed']}"),
-            ("paths", f"{meta['n_paths']:,} ({meta.get('steps_per_year')} steps a year, years "
-                      f"{cfg.simulation.start_year}-{cfg.simulation.end_year}; per-path rows kept: "
-                      f"{meta.get('paths_kept', 0):,})"),
-            ("quantiles", e(f"{meta.get('quantiles', '')}")),
+    n_paths = meta["n_paths"]
+    n_text = f"{n_paths:,}" if isinstance(n_paths, int) else str(n_paths)
+    kept = meta.get("paths_kept", 0)
+    rows = [("config", f"{e(meta.get('config_name', '?'))} (hash <code>{e(str(meta['config_hash'])[:16])}</code>)"),
+            ("seed", e(meta["seed"])),
+            ("paths", e(f"{n_text} ({meta.get('steps_per_year')} steps a year, years "
+                        f"{cfg.simulation.start_year}-{cfg.simulation.end_year}; per-path rows kept: "
+                        f"{f'{kept:,}' if isinstance(kept, int) else kept})")),
+            ("quantiles", e(meta.get("quantiles", ""))),
             ("created", e(f"{runtime.get('created_utc', '?')} (simulator {meta.get('simulator_version', '?')})")),
             ("reproduce", f"<code>{e(meta.get('reproduce', ''))}</code>"),
-            ("report", f"<code>simulator report {e(str(folder))}</code>")]
+            ("report", f"<code>simulator report {e(folder)}</code>")]
     meta_table = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     head = []
     for name in headline_metrics(cfg):
         if name not in frame.index:
             continue
         r = frame.loc[name]
-        head.append(f"<tr><td><code>{e(name)}</code></td><td class='num'>{_fmt(name, r.value)}</td>"
-                    f"<td class='num'>[{_fmt(name, r.ci_low)}, {_fmt(name, r.ci_high)}]</td>"
-                    f"<td class='num'>{_fmt(name, r.stderr)}</td><td>{e(describe(name))}</td></tr>")
+        head.append(f"<tr><td><code>{e(name)}</code></td><td class='num'>{e(_fmt(name, r.value))}</td>"
+                    f"<td class='num'>[{e(_fmt(name, r.ci_low))}, {e(_fmt(name, r.ci_high))}]</td>"
+                    f"<td class='num'>{e(_fmt(name, r.stderr))}</td><td>{e(describe(name))}</td></tr>")
     figs = "\n".join(f"<figure id='{e(f.name)}'><img src='{_png_uri(f.path)}' alt='{e(f.title)}' "
                      f"width='{int(FIGSIZE[0] * DPI)}' height='{int(FIGSIZE[1] * DPI)}'>"
                      f"<figcaption>{e(f.caption)}</figcaption></figure>" for f in figures)
     note_html = "".join(f"<p class='note'>{e(n)}</p>" for n in notes)
+    name = e(meta.get("config_name", ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="generator" content="{e(generator(__version__))}">
-<title>Risk report: {e(meta.get('config_name', ''))}</title>
+<title>Risk report: {name}</title>
 <style>{CSS}</style></head>
 <body>
-<h1>Risk report: {e(meta.get('config_name', ''))}</h1>
-<p>Monte Carlo simulation of the AI lab's finances: {meta['n_paths']:,} paths of revenue, margins, costs and
+<h1>Risk report: {name}</h1>
+<p>Monte Carlo simulation of the AI lab's finances: {e(n_text)} paths of revenue, margins, costs and
 funding. Money is in billions of US dollars ($B). Each figure has a 95% interval reflecting Monte Carlo error
 (how precisely this many paths pin it down), not model uncertainty.</p>
 <h2>Run</h2>

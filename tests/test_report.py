@@ -230,3 +230,66 @@ def test_report_into_a_file_is_one_line(small_run, tmp_path):
     target.write_text("mine")
     message = invoke_one_line_error(["report", str(out), "-o", str(target)])
     assert f"{target}: exists and is not a folder" in message and target.read_text() == "mine"
+
+
+HOSTILE = "<img src=x onerror=alert(1)><script>alert('x')</script>\"'&<b onmouseover=alert(2)>"
+TEMPLATE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "tr", "th", "td", "code",
+                 "figure", "img", "figcaption"}
+
+
+def parsed(page: str):
+    from html.parser import HTMLParser
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.tags, self.text = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, attrs))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    p = Collect()
+    p.feed(page)
+    return p.tags, "".join(p.text)
+
+
+def test_report_escapes_every_string_from_a_config_or_a_file(small_run, tmp_path, monkeypatch):
+    """Hostile text in the config's strings, the manifest's and the folder's path, and in the parameter names of
+    sensitivity.parquet, shows as text: no tag or event attribute of its own reaches report.html."""
+    cfg, out = small_run
+    # Config strings the name validator may refuse are set after validation, as a forged manifest could.
+    hostile_cfg = cfg.model_copy(update={"name": HOSTILE, "description": HOSTILE})
+    monkeypatch.setattr(report_module, "validate", lambda raw, source: hostile_cfg)
+    folder = tmp_path / "<img src=x onerror=alert(3)>'\"&"
+    shutil.copytree(out, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    meta = manifest["metadata"]
+    meta.update(config_name=HOSTILE, reproduce=HOSTILE, quantiles=HOSTILE, simulator_version=HOSTILE, seed=HOSTILE)
+    meta["config"]["name"] = meta["config"]["description"] = HOSTILE
+    meta["runtime"]["created_utc"] = HOSTILE
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    from simulator.analysis import sensitivity, write_sensitivity
+    from simulator.results import read_results
+
+    res = read_results(folder)
+    result = sensitivity(res, folder)
+    result.table["parameter"] = [f"{HOSTILE} ${i}$ {p}" for i, p in enumerate(result.table["parameter"])]
+    write_sensitivity(folder, result, res.metadata)
+    pages = [report_module.make_report(folder, tmp_path / "with-tornado")]
+    (folder / "sensitivity.parquet").unlink()  # the page's note then names the folder
+    pages.append(report_module.make_report(folder, tmp_path / "with-note"))
+    for rep in pages:
+        page = rep.html.read_text()
+        tags, text = parsed(page)
+        assert {t for t, _ in tags} <= TEMPLATE_TAGS
+        assert not [(t, a) for t, attrs in tags for a, _ in attrs if a.lower().startswith("on")]
+        images = [dict(attrs)["src"] for t, attrs in tags if t == "img"]
+        assert len(images) == len(rep.figures) and all(s.startswith("data:image/png;base64,") for s in images)
+        assert "<script" not in page.lower()
+        assert text.count(HOSTILE) >= 5  # config name (title, heading, table), reproduce, quantiles, ...
+        assert str(folder) in text
+    assert any(f.name == "tornado.png" for f in pages[0].figures)  # drawn with the hostile parameter names
+    assert any(str(folder) in note for note in pages[1].notes)
