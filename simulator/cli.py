@@ -481,17 +481,28 @@ def replay_command(folder, path_id, csv_file):
     Example:
         simulator replay results/base --path 42
     """
+    if csv_file is not None and not csv_file.resolve().parent.is_dir():
+        # Checked first: the trace is printed before the file is written, and the error must be the only line.
+        raise click.ClickException(f"--csv {csv_file}: no folder {csv_file.resolve().parent} to write it in")
     r = replay(folder, path_id)
     click.echo(f"path {r.path_id}: drawn parameters")
     for name, value in r.parameters.items():
         click.echo(f"  {name:48} {value:12.6g}")
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:,.4g}".format):
         click.echo(r.trace.to_string(index=False))
-    verdict = {True: "matches the run's stored row", False: "DIFFERS from the run's stored row (please report)",
+    # The run's files passed their checksums (replay checks them), so a difference is the simulator's, unless
+    # another version made the run: a version may change the numbers (CHANGELOG.md says when).
+    differs = ("DIFFERS from the run's stored row (please report)" if r.run_version == __version__ else
+               f"DIFFERS from the run's stored row, made by simulator {r.run_version} (this is {__version__}, "
+               "whose numbers may differ: see CHANGELOG.md)")
+    verdict = {True: "matches the run's stored row", False: differs,
                None: "the run did not keep this path's row"}[r.matches_run]
     click.echo(f"recomputed with the plain-Python reference: {verdict}")
     if csv_file:
-        r.trace.to_csv(csv_file, index=False)
+        try:
+            r.trace.to_csv(csv_file, index=False)
+        except OSError as e:
+            raise click.ClickException(f"--csv {csv_file}: cannot write it ({e.strerror or e})") from None
     if r.matches_run is False:
         sys.exit(1)
 
