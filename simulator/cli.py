@@ -80,9 +80,41 @@ set_option = click.option("--set", "overrides", metavar="KEY=VALUE", multiple=Tr
 workers_option = click.option("--workers", type=click.IntRange(min=1), default=None,
                                 help="Run on a new local Dask cluster of this many worker processes (needs the "
                                      "dask extra). Never changes the results.")
-scheduler_option = click.option("--scheduler", metavar="ADDRESS", default=None,
-                                  help="Run on the Dask cluster whose scheduler is at ADDRESS, e.g. "
-                                       "tcp://host:8786. Never changes the results.")
+
+
+def _remember_security(ctx, param, value):
+    ctx.meta["scheduler_security"] = value  # eager: read by --scheduler's callback, whatever the order given
+
+
+def _connect_scheduler(ctx, param, address):
+    """Connect to the scheduler while the options are read, before the command writes or removes anything:
+    an unreachable scheduler (or bad TLS settings) then changes nothing. The client is closed with the command."""
+    security = ctx.meta.get("scheduler_security")
+    if address is None:
+        if security is not None:
+            raise click.ClickException(f"--scheduler-security {security}: only used with --scheduler ADDRESS")
+        return None
+    from . import distributed  # dask loads only for a cluster
+
+    try:
+        client = distributed.open_client(distributed.Scheduler(address, security))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    ctx.call_on_close(client.close)
+    return client
+
+
+def scheduler_option(command):
+    command = click.option(
+        "--scheduler", metavar="ADDRESS", default=None, callback=_connect_scheduler,
+        help="Run on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://host:8786 or tls://host:8786. "
+             "Never changes the results. The scheduler and its workers run the code they are sent (pickles): "
+             "use only one you trust, on a private network or over TLS.")(command)
+    return click.option(
+        "--scheduler-security", metavar="FILE", default=None, is_eager=True, expose_value=False,
+        callback=_remember_security,
+        help="YAML or JSON file of distributed.Security settings for --scheduler (tls_ca_file, tls_client_cert, "
+             "tls_client_key, require_encryption, ...) [default: Dask's configuration, distributed.comm.tls].")(command)
 
 
 @click.group(context_settings=CONTEXT)
