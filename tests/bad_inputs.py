@@ -104,6 +104,20 @@ CASES = [
     Case("show a folder with no finished run", "", ("show", "{out_empty}"), "no manifest.json"),
     Case("replay a path the run does not have", "", ("replay", "{existing}", "--path", "999"),
          "the run has path ids 0..9"),
+    # report, replay and cluster (issue 35)
+    Case("report over a report.html it did not write", "", ("report", "{existing}", "-o", "{foreign}"),
+         "report.html: not written by simulator report"),
+    Case("report into a file", "", ("report", "{existing}", "-o", "{config}"), "exists and is not a folder"),
+    Case("replay --csv into a missing folder", "", ("replay", "{existing}", "--path", "3", "--csv", "{out}/trace.csv"),
+         "trace.csv: no folder"),
+    Case("unreachable --scheduler", "", ("run", "{config}", "-n", "10", "-q", "--out", "{out}",
+                                         "--scheduler", "tcp://127.0.0.1:9"), "cannot connect to the Dask scheduler"),
+    Case("--scheduler-security without --scheduler", "",
+         ("run", "{config}", "-n", "10", "-q", "--out", "{out}", "--scheduler-security", "{missing}"),
+         "only used with --scheduler"),
+    Case("--scheduler-security file missing", "",
+         ("run", "{config}", "-n", "10", "-q", "--out", "{out}", "--scheduler", "tcp://127.0.0.1:9",
+          "--scheduler-security", "{missing}"), "missing.toml: cannot read it"),
 ]
 
 
@@ -117,8 +131,12 @@ def run_case(case, tmp_path):
     if any("{existing}" in a for a in case.args):
         assert CliRunner().invoke(main, ["run", "-n", "10", "-q", "--out", str(existing)]).exit_code == 0
     (tmp_path / "empty").mkdir()
+    foreign = tmp_path / "foreign"  # a folder holding someone else's report.html
+    if any("{foreign}" in a for a in case.args):
+        foreign.mkdir()
+        (foreign / "report.html").write_text("<html><title>my own page</title></html>\n")
     fill = {"config": str(config), "out": str(tmp_path / "out"), "existing": str(existing),
-            "missing": str(tmp_path / "missing.toml"), "out_empty": str(tmp_path / "empty")}
+            "missing": str(tmp_path / "missing.toml"), "out_empty": str(tmp_path / "empty"), "foreign": str(foreign)}
     args = list(case.args)
     for key, value in fill.items():
         args = [a.replace("{" + key + "}", value) for a in args]
