@@ -31,6 +31,7 @@ def table() -> str:
             message = re.sub(r"/\S*/(scenario\.toml|out|existing|empty|foreign|big\.toml|missing\.toml)", r"\1", result.output)
         given = " ".join(case.args).replace("{config}", "scenario.toml").replace("{out}", "out")
         given = given.replace("{existing}", "existing").replace("{missing}", "missing.toml").replace("{out_empty}", "empty")
+        given = given.replace("{foreign}", "foreign")
         source = f"`{cell(case.toml)}` in scenario.toml; " if case.toml else ""
         rows.append(f"| {i} | {case.what} | {source}`simulator {cell(given)}` | {result.exit_code} | `{cell(message)}` |")
     return "\n".join(rows)

@@ -89,9 +89,41 @@ set_option = click.option("--set", "overrides", metavar="KEY=VALUE", multiple=Tr
 workers_option = click.option("--workers", type=click.IntRange(min=1), default=None,
                                 help="Run on a new local Dask cluster of this many worker processes (needs the "
                                      "dask extra). Never changes the results.")
-scheduler_option = click.option("--scheduler", metavar="ADDRESS", default=None,
-                                  help="Run on the Dask cluster whose scheduler is at ADDRESS, e.g. "
-                                       "tcp://host:8786. Never changes the results.")
+
+
+def _remember_security(ctx, param, value):
+    ctx.meta["scheduler_security"] = value  # eager: read by --scheduler's callback, whatever the order given
+
+
+def _connect_scheduler(ctx, param, address):
+    """Connect to the scheduler while the options are read, before the command writes or removes anything:
+    an unreachable scheduler (or bad TLS settings) then changes nothing. The client is closed with the command."""
+    security = ctx.meta.get("scheduler_security")
+    if address is None:
+        if security is not None:
+            raise click.ClickException(f"--scheduler-security {security}: only used with --scheduler ADDRESS")
+        return None
+    from . import distributed  # dask loads only for a cluster
+
+    try:
+        client = distributed.open_client(distributed.Scheduler(address, security))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    ctx.call_on_close(client.close)
+    return client
+
+
+def scheduler_option(command):
+    command = click.option(
+        "--scheduler", metavar="ADDRESS", default=None, callback=_connect_scheduler,
+        help="Run on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://host:8786 or tls://host:8786. "
+             "Never changes the results. The scheduler and its workers run the code they are sent (pickles): "
+             "use only one you trust, on a private network or over TLS.")(command)
+    return click.option(
+        "--scheduler-security", metavar="FILE", default=None, is_eager=True, expose_value=False,
+        callback=_remember_security,
+        help="YAML or JSON file of distributed.Security settings for --scheduler (tls_ca_file, tls_client_cert, "
+             "tls_client_key, require_encryption, ...) [default: Dask's configuration, distributed.comm.tls].")(command)
 
 
 @click.group(context_settings=CONTEXT)
@@ -490,17 +522,28 @@ def replay_command(folder, path_id, csv_file):
     Example:
         simulator replay results/base --path 42
     """
+    if csv_file is not None and not csv_file.resolve().parent.is_dir():
+        # Checked first: the trace is printed before the file is written, and the error must be the only line.
+        raise click.ClickException(f"--csv {csv_file}: no folder {csv_file.resolve().parent} to write it in")
     r = replay(folder, path_id)
     click.echo(f"path {r.path_id}: drawn parameters")
     for name, value in r.parameters.items():
         click.echo(f"  {name:48} {value:12.6g}")
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:,.4g}".format):
         click.echo(r.trace.to_string(index=False))
-    verdict = {True: "matches the run's stored row", False: "DIFFERS from the run's stored row (please report)",
+    # The run's files passed their checksums (replay checks them), so a difference is the simulator's, unless
+    # another version made the run: a version may change the numbers (CHANGELOG.md says when).
+    differs = ("DIFFERS from the run's stored row (please report)" if r.run_version == __version__ else
+               f"DIFFERS from the run's stored row, made by simulator {r.run_version} (this is {__version__}, "
+               "whose numbers may differ: see CHANGELOG.md)")
+    verdict = {True: "matches the run's stored row", False: differs,
                None: "the run did not keep this path's row"}[r.matches_run]
     click.echo(f"recomputed with the plain-Python reference: {verdict}")
     if csv_file:
-        r.trace.to_csv(csv_file, index=False)
+        try:
+            r.trace.to_csv(csv_file, index=False)
+        except OSError as e:
+            raise click.ClickException(f"--csv {csv_file}: cannot write it ({e.strerror or e})") from None
     if r.matches_run is False:
         sys.exit(1)
 

@@ -20,6 +20,12 @@ run that keeps every row and may stop early (its kept count is only known at the
 are submitted in turn and each run merges its own, in its block order.
 
 Dask is imported only when this module is used.
+
+Trust: a Dask scheduler and its workers run the code they are sent (tasks travel as pickles), and the
+driver unpickles what comes back. Connect only to a scheduler you trust, on a network where no one
+else can reach it, or over TLS (``tls://`` addresses) with certificates: :class:`Scheduler`'s
+``security``, a YAML or JSON file of ``distributed.Security`` settings (``--scheduler-security``), or
+else Dask's own configuration (``distributed.comm.tls.*``), which a client reads by itself.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import CancelledError
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -40,7 +48,7 @@ from .engine import Interrupted, RunState, Simulation
 from .model import build_inputs, drawn_parameters
 from .results import run_identity, staged_part_name, write_parquet
 from .samples import BLOCK_PATHS, PILOT_PATHS, block_histograms
-from .storage import Location
+from .storage import Location, first_line
 from .summary import event_counts, paths_table, variable_names, variables
 
 RETRIES = 2          # a failed task is run again (same block, same result)
@@ -56,17 +64,83 @@ def _import_distributed():
     return distributed
 
 
+CONNECT_TIMEOUT = 10  # seconds: an unreachable scheduler is reported this soon (Dask's default is 30 s)
+# Settings of distributed.Security a client uses; the scheduler's and workers' own keys are theirs to set.
+CLIENT_SECURITY = ("require_encryption", "tls_ca_file", "tls_client_cert", "tls_client_key", "tls_ciphers",
+                   "tls_min_version", "tls_max_version")
+SECURITY_FILES = ("tls_ca_file", "tls_client_cert", "tls_client_key")
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """The address of a Dask scheduler, and how to reach it: ``security`` is a YAML or JSON file of
+    ``distributed.Security`` settings (see :func:`load_security`); None: Dask's configuration."""
+
+    address: str
+    security: str | Path | None = None
+
+
+def load_security(path: str | Path) -> dict:
+    """The ``distributed.Security`` settings in the YAML (or JSON) file at ``path``: a mapping of
+    ``CLIENT_SECURITY`` keys, e.g. ``tls_ca_file``, ``tls_client_cert``, ``tls_client_key`` and
+    ``require_encryption: true``. Relative file names are relative to the file's folder."""
+    import yaml  # a dependency of dask
+
+    path = Path(path)
+    try:
+        settings = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ValueError(f"--scheduler-security {path}: cannot read it ({first_line(e)})") from None
+    except yaml.YAMLError as e:
+        raise ValueError(f"--scheduler-security {path}: not valid YAML or JSON ({first_line(e)})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"--scheduler-security {path}: holds {type(settings).__name__} {settings!r:.40}, expected "
+                         f"a mapping of distributed.Security settings ({', '.join(CLIENT_SECURITY)})")
+    for key, value in settings.items():
+        if key not in CLIENT_SECURITY:
+            raise ValueError(f"--scheduler-security {path}: {key}: unknown key (expected one of: "
+                             f"{', '.join(CLIENT_SECURITY)})")
+        if key == "require_encryption" and not isinstance(value, bool):
+            raise ValueError(f"--scheduler-security {path}: require_encryption = {value!r}: expected true or false")
+        if key != "require_encryption" and not isinstance(value, str):
+            raise ValueError(f"--scheduler-security {path}: {key} = {value!r}: expected a string")
+        # A certificate or key may be given as a file name or as its PEM text (as distributed.Security takes it).
+        if key in SECURITY_FILES and "-----BEGIN" not in value:
+            file = (path.parent / value).expanduser()
+            if not file.is_file():
+                raise ValueError(f"--scheduler-security {path}: {key} = {value!r}: no such file {file}")
+            settings[key] = str(file)
+    return settings
+
+
+def open_client(scheduler: str | Scheduler, timeout: float = CONNECT_TIMEOUT):
+    """A ``distributed.Client`` connected to ``scheduler`` (an address or a :class:`Scheduler`); an error of one
+    line when it cannot be reached within ``timeout`` seconds or refuses the connection."""
+    distributed = _import_distributed()
+    if not isinstance(scheduler, Scheduler):
+        scheduler = Scheduler(str(scheduler))
+    # security=None: distributed.Security() from Dask's configuration (distributed.comm.tls.*).
+    security = distributed.Security(**load_security(scheduler.security)) if scheduler.security is not None else None
+    try:
+        return distributed.Client(scheduler.address, timeout=timeout, security=security)
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
+        # Dask says "Timed out trying to connect ...", or why the address or TLS settings do not work.
+        raise ValueError(f"--scheduler {scheduler.address}: cannot connect to the Dask scheduler "
+                         f"({first_line(e)})") from None
+
+
 @contextlib.contextmanager
 def connect(workers: int | None = None, scheduler=None, threads: int | None = None):
     """A ``distributed.Client``: ``scheduler`` itself when it is one, a connection to the scheduler at
-    that address, or a new ``LocalCluster`` of ``workers`` processes (closed on exit)."""
+    that address (a string or a :class:`Scheduler`), or a new ``LocalCluster`` of ``workers`` processes
+    (closed on exit)."""
     distributed = _import_distributed()
     if scheduler is not None and workers is not None:
         raise ValueError("give either --workers (a local cluster) or --scheduler (an existing one), not both")
     if isinstance(scheduler, distributed.Client):
         yield scheduler
     elif scheduler is not None:
-        with distributed.Client(scheduler) as client:
+        with open_client(scheduler) as client:
             yield client
     else:
         if workers is None or workers < 1:

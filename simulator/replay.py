@@ -7,6 +7,7 @@ independent recomputation, and where the run kept the path's row the two are com
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from . import reference
+from . import __version__, reference
 from .config import validate
 from .model import build_inputs, drawn_parameters
-from .results import part_name, read_manifest
+from .results import MANIFEST, METADATA_KEY, ResultsError, part_name, read_manifest, read_table
 from .samples import BLOCK_PATHS
 from .storage import Location
 
@@ -28,28 +29,52 @@ class Replay:
     parameters: dict[str, float]  # drawn parameters of the path
     trace: pd.DataFrame           # one row per step: every state variable
     matches_run: bool | None      # the run's stored row agrees (None: the run did not keep it)
+    run_version: str = __version__  # the simulator version that made the run
 
 
 def replay(folder: str | Path, path_id: int) -> Replay:
+    """Recompute path ``path_id`` of the run in ``folder``. The run's files are checked first, like every reader
+    does: a changed file, or a manifest whose run identity no longer matches its files, is an error naming it,
+    so that a difference from the stored row can only come from the simulator."""
     folder = Location(folder)
-    meta = read_manifest(folder, verify=False)["metadata"]
+    manifest = read_manifest(folder)  # every file against its checksum
+    meta = manifest["metadata"]
     if not 0 <= path_id < meta["n_paths"]:
         raise ValueError(f"--path {path_id}: the run has path ids 0..{meta['n_paths'] - 1}")
     config = validate(meta["config"], source=f"{folder}/manifest.json")
+    # The manifest itself has no checksum: its config and seed are checked against what the run's files say.
+    if config.digest() != meta.get("config_hash"):
+        raise ResultsError(f"{folder}/{MANIFEST}: its config does not match its config_hash "
+                           f"{str(meta.get('config_hash'))[:12]}; the manifest was changed")
+    summary = folder / "summary.parquet"
+    _same_run(summary, read_table(summary)[1], meta)
     inputs = build_inputs(config)
     result = reference.simulate_path(inputs, meta["seed"], path_id)
     parameters = dict(zip(drawn_parameters(config), result["theta"]))
     trace = pd.DataFrame(result["trace"])
     start = dt.date(config.simulation.start_year, 1, 1)
     trace.insert(1, "date", [start + dt.timedelta(days=round(t * 365.25)) for t in trace.pop("t_end")])
-    return Replay(path_id, parameters, trace, _matches_stored_row(folder, meta["paths_kept"], config, path_id, result))
+    matches = _matches_stored_row(folder, meta, config, path_id, result)
+    return Replay(path_id, parameters, trace, matches, str(meta.get("simulator_version", "?")))
 
 
-def _matches_stored_row(folder: Location, kept: int, config, path_id: int, result: dict) -> bool | None:
-    if path_id >= kept:
+def _same_run(path: Location, metadata: dict, meta: dict) -> None:
+    """The file at ``path`` (its ``metadata``) was written by the run the manifest (``meta``) describes."""
+    for key in ("config_hash", "seed", "steps_per_year"):
+        if metadata.get(key) != meta.get(key):
+            raise ResultsError(f"{path}: {key} {metadata.get(key)!r} differs from the manifest's "
+                               f"{meta.get(key)!r}; the manifest or the file was changed")
+
+
+def _matches_stored_row(folder: Location, meta: dict, config, path_id: int, result: dict) -> bool | None:
+    if path_id >= meta["paths_kept"]:
         return None
     path = folder / part_name(path_id // BLOCK_PATHS)
-    row = pq.read_table(path.path, filesystem=path.fs, filters=[("path_id", "=", path_id)]).to_pandas().iloc[0]
+    table = pq.read_table(path.path, filesystem=path.fs, filters=[("path_id", "=", path_id)])
+    _same_run(path, json.loads((table.schema.metadata or {}).get(METADATA_KEY, b"{}")), meta)
+    if table.num_rows != 1:
+        raise ResultsError(f"{path}: holds {table.num_rows} rows of path {path_id}, expected 1")
+    row = table.to_pandas().iloc[0]
     stored = [row[f"{var}_{y}"] for var in ("revenue", "fcf", "cash") for y in config.years] + [row["cash_end"]]
     recomputed = [result["annual"][var][i] for var in ("revenue", "fcf", "cash")
                   for i in range(len(config.years))] + [result["scalars"]["cash_end"]]

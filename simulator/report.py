@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import __version__
 from .config import validate
-from .results import REPORT_FILE, ResultsError, read_paths, read_results, read_table
-from .storage import Location
+from .report_files import REPORT_FILE, generator, report_files_of
+from .results import ResultsError, read_paths, read_results, read_table
+from .storage import Location, first_line
 from .summary import format_number, format_probability, headline_metrics
 
 FIGSIZE = (8.0, 4.5)  # inches
@@ -135,9 +137,17 @@ def _new_axes(plt, title: str):
 def _save(plt, fig, path: Location) -> None:
     fig.tight_layout()
     png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=DPI)
+    # The mark tells a later report (and a run replaced with --force) that this file is ours to replace.
+    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": generator(__version__)})
     plt.close(fig)
-    path.write_bytes(png.getvalue())
+    _write(path, png.getvalue())
+
+
+def _write(path: Location, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise ResultsError(f"{path}: cannot write it ({first_line(err)})") from None
 
 
 def _money_axis(ax, label: str = "$B") -> None:
@@ -344,7 +354,8 @@ def tornado_chart(plt, sens: pd.DataFrame, summary: pd.DataFrame, end: int, path
     ax.barh(ypos, bottom - base, left=base, color="#1f77b4", alpha=0.8, label="parameter in its bottom 10%")
     ax.barh(ypos, top - base, left=base, color="#d62728", alpha=0.8, label="parameter in its top 10%")
     ax.axvline(base, color="black", lw=1, label=f"all paths: {base:.1%}")
-    ax.set_yticks(ypos, data["parameter"], fontsize=8)
+    # A "$" in a name (from the config) would start matplotlib's mathtext: draw it as it is.
+    ax.set_yticks(ypos, [str(p).replace("$", r"\$") for p in data["parameter"]], fontsize=8)
     _percent_axis(ax, "x")
     ax.set_xlabel(f"P(cash under the floor by the end of {end})")
     ax.grid(True, axis="x", alpha=0.3)
@@ -378,38 +389,48 @@ figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 
 
 def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], notes: list[str], folder: Location) -> str:
-    e = html.escape
+    # Every text here may come from a config, a manifest or a path that someone else wrote (a config name
+    # such as "<img src=x onerror=...>"): each is escaped, numbers included, since a tampered manifest
+    # may hold a string where a number belongs.
+    def e(x) -> str:
+        return html.escape(str(x))
+
     frame = summary.set_index("metric")
     runtime = meta.get("runtime", {})
-    rows = [("config", f"{meta.get('config_name', '?')} (hash <code>{e(meta['config_hash'][:16])}</code>)"),
-            ("seed", f"{meta['seed']}"),
-            ("paths", f"{meta['n_paths']:,} ({meta.get('steps_per_year')} steps a year, years "
-                      f"{cfg.simulation.start_year}-{cfg.simulation.end_year}; per-path rows kept: "
-                      f"{meta.get('paths_kept', 0):,})"),
-            ("quantiles", e(f"{meta.get('quantiles', '')}")),
+    n_paths = meta["n_paths"]
+    n_text = f"{n_paths:,}" if isinstance(n_paths, int) else str(n_paths)
+    kept = meta.get("paths_kept", 0)
+    rows = [("config", f"{e(meta.get('config_name', '?'))} (hash <code>{e(str(meta['config_hash'])[:16])}</code>)"),
+            ("seed", e(meta["seed"])),
+            ("paths", e(f"{n_text} ({meta.get('steps_per_year')} steps a year, years "
+                        f"{cfg.simulation.start_year}-{cfg.simulation.end_year}; per-path rows kept: "
+                        f"{f'{kept:,}' if isinstance(kept, int) else kept})")),
+            ("quantiles", e(meta.get("quantiles", ""))),
             ("created", e(f"{runtime.get('created_utc', '?')} (simulator {meta.get('simulator_version', '?')})")),
             ("reproduce", f"<code>{e(meta.get('reproduce', ''))}</code>"),
-            ("report", f"<code>simulator report {e(str(folder))}</code>")]
+            ("report", f"<code>simulator report {e(folder)}</code>")]
     meta_table = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     head = []
     for name in headline_metrics(cfg):
         if name not in frame.index:
             continue
         r = frame.loc[name]
-        head.append(f"<tr><td><code>{e(name)}</code></td><td class='num'>{_fmt(name, r.value)}</td>"
-                    f"<td class='num'>[{_fmt(name, r.ci_low)}, {_fmt(name, r.ci_high)}]</td>"
-                    f"<td class='num'>{_fmt(name, r.stderr)}</td><td>{e(describe(name))}</td></tr>")
+        head.append(f"<tr><td><code>{e(name)}</code></td><td class='num'>{e(_fmt(name, r.value))}</td>"
+                    f"<td class='num'>[{e(_fmt(name, r.ci_low))}, {e(_fmt(name, r.ci_high))}]</td>"
+                    f"<td class='num'>{e(_fmt(name, r.stderr))}</td><td>{e(describe(name))}</td></tr>")
     figs = "\n".join(f"<figure id='{e(f.name)}'><img src='{_png_uri(f.path)}' alt='{e(f.title)}' "
                      f"width='{int(FIGSIZE[0] * DPI)}' height='{int(FIGSIZE[1] * DPI)}'>"
                      f"<figcaption>{e(f.caption)}</figcaption></figure>" for f in figures)
     note_html = "".join(f"<p class='note'>{e(n)}</p>" for n in notes)
+    name = e(meta.get("config_name", ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Risk report: {e(meta.get('config_name', ''))}</title>
+<meta name="generator" content="{e(generator(__version__))}">
+<title>Risk report: {name}</title>
 <style>{CSS}</style></head>
 <body>
-<h1>Risk report: {e(meta.get('config_name', ''))}</h1>
-<p>Monte Carlo simulation of the AI lab's finances: {meta['n_paths']:,} paths of revenue, margins, costs and
+<h1>Risk report: {name}</h1>
+<p>Monte Carlo simulation of the AI lab's finances: {e(n_text)} paths of revenue, margins, costs and
 funding. Money is in billions of US dollars ($B). Each figure has a 95% interval reflecting Monte Carlo error
 (how precisely this many paths pin it down), not model uncertainty.</p>
 <h2>Run</h2>
@@ -427,6 +448,22 @@ any step. The funding gap is the largest amount by which cash fell under the flo
 """
 
 
+def _replaceable(out: Location, names: list[str]) -> set[str]:
+    """The files of an earlier report of ours in ``out`` (see :mod:`simulator.report_files`), which this report
+    may replace; raises, before anything is written, when ``out`` holds a file of one of ``names`` that is
+    someone else's (the simulator never overwrites or deletes a file it did not write)."""
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"{out}: exists and is not a folder; expected a folder for the report")
+    ours = set(report_files_of(out))
+    present = set(out.names())
+    foreign = [name for name in names if name in present and name not in ours]
+    if foreign:
+        more = f" ({len(foreign) - 1} more such files)" if len(foreign) > 1 else ""
+        raise ResultsError(f"{out / foreign[0]}: not written by simulator report, so the report will not replace "
+                           f"it{more}; move it away or give another folder with -o")
+    return ours
+
+
 def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
     """Write the charts (PNG) and ``report.html`` of the run in ``folder`` into ``out`` (default: ``folder``);
     either may be a local folder or a URL."""
@@ -440,7 +477,12 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
     by_step = _read_by_step(folder, meta["config_hash"])
     sens = _read_sensitivity(folder, meta["config_hash"])
     paths = _paths_columns(folder, meta, [f"fcf_{end}", "funding_gap"])
-    out.mkdir()
+    charts = [f"fan_{var}.png" for var in FAN_VARIABLES] + ["fcf_histogram.png", "survival.png", "funding_gap.png"]
+    ours = _replaceable(out, [REPORT_FILE, *charts, *(["tornado.png"] if sens is not None else [])])
+    try:
+        out.mkdir()
+    except OSError as err:
+        raise ResultsError(f"{out}: cannot write the report there ({first_line(err)})") from None
     n_traced = int(by_step["paths"].max())
     notes = []
     if paths is not None and len(paths) < meta["n_paths"]:
@@ -467,9 +509,9 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
         fig, data = tornado_chart(plt, sens, results.summary, end, out / "tornado.png")
         figures.append(fig)
         series["tornado"] = data
-    else:
+    elif "tornado.png" in ours:
         (out / "tornado.png").remove()  # an earlier report's: the page would not show it, the folder would
     page = _html_page(meta, cfg, results.summary, figures, notes, folder)
     html_path = out / REPORT_FILE
-    html_path.write_text(page)
+    _write(html_path, page.encode())
     return Report(html_path, figures, series, notes)

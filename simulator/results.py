@@ -46,10 +46,6 @@ PATHS_DIR = "paths"  # the per-path dataset
 STAGING_DIR = ".paths-unfinished"  # its parts until the run ends (readers of datasets skip hidden folders)
 DERIVED_TABLES = ("sensitivity",)  # written later by analysis commands
 STEP_TABLE = "by_step"  # per-step quantiles: written with the run, not read by read_results
-REPORT_FILE = "report.html"  # written by `simulator report`; removed with the run it describes
-# The charts `simulator report` writes next to it (simulator/report.py), removed with it.
-REPORT_CHARTS = ("fan_revenue.png", "fan_gross_margin.png", "fan_fcf.png", "fan_cash.png", "fcf_histogram.png",
-                 "survival.png", "funding_gap.png", "tornado.png")
 IDENTITY = ("schema_version", "simulator_version", "seed", "steps_per_year", "config_name", "config_hash", "config")
 REQUIRED_METADATA = (*IDENTITY, "n_paths")
 

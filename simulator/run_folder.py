@@ -22,8 +22,11 @@ import re
 import socket
 from contextlib import suppress
 
-from .results import (CONFIG_FILE, DERIVED_TABLES, MANIFEST, PATHS_DIR, REPORT_CHARTS, REPORT_FILE, RESUME_DIR,
-                      STAGING_DIR, STEP_TABLE, TABLES, ResultsError, staged_part_name)
+import pyarrow.parquet as pq
+
+from .report_files import report_files_of
+from .results import (CONFIG_FILE, DERIVED_TABLES, MANIFEST, METADATA_KEY, PATHS_DIR, RESUME_DIR, STAGING_DIR,
+                      STEP_TABLE, TABLES, ResultsError, staged_part_name)
 from .storage import Location, first_line
 
 LOCK_FILE = ".lock"
@@ -102,6 +105,14 @@ def _listed(folder: Location, name: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _is_our_parquet(path: Location) -> bool:
+    try:
+        with path.fs.open(path.path, "rb") as f:
+            return METADATA_KEY in (pq.read_schema(f).metadata or {})
+    except Exception:  # missing, or not Parquet: not one of ours
+        return False
+
+
 def _is_ours_by_name(name: str) -> bool:
     """Files that only a run of ours writes, whatever the manifest says: the lock, the write probe, temporary
     files, the staged parts of an unfinished run."""
@@ -122,9 +133,9 @@ def owned_files(folder: Location) -> set[str]:
     files = manifest.get("files")
     if isinstance(files, dict):
         names |= {MANIFEST, *(n for n in files if isinstance(n, str))}
-        # Written later from this run: kept out of its manifest, removed with it.
-        names |= {f"{name}.parquet" for name in DERIVED_TABLES}
-        names |= {REPORT_FILE, *REPORT_CHARTS}
+        # Written later from this run, so not in its manifest, and removed with it: where they are ours.
+        names |= {f"{name}.parquet" for name in DERIVED_TABLES if _is_our_parquet(folder / f"{name}.parquet")}
+        names |= set(report_files_of(folder))
     return names
 
 

@@ -124,6 +124,20 @@ CASES = [
     Case("date in year 9999", "[funding.scheduled.ipo]\ndate = 9999-12-31\n", VALIDATE,
          "funding.scheduled.ipo.date = 9999-12-31: expected a date between"),
     Case("end year past the calendar", "[simulation]\nend_year = 9999\n", VALIDATE, "simulation.end_year = 9999"),
+    # report, replay and cluster (issue 35)
+    Case("report over a report.html it did not write", "", ("report", "{existing}", "-o", "{foreign}"),
+         "report.html: not written by simulator report"),
+    Case("report into a file", "", ("report", "{existing}", "-o", "{config}"), "exists and is not a folder"),
+    Case("replay --csv into a missing folder", "", ("replay", "{existing}", "--path", "3", "--csv", "{out}/trace.csv"),
+         "trace.csv: no folder"),
+    Case("unreachable --scheduler", "", ("run", "{config}", "-n", "10", "-q", "--out", "{out}",
+                                         "--scheduler", "tcp://127.0.0.1:9"), "cannot connect to the Dask scheduler"),
+    Case("--scheduler-security without --scheduler", "",
+         ("run", "{config}", "-n", "10", "-q", "--out", "{out}", "--scheduler-security", "{missing}"),
+         "only used with --scheduler"),
+    Case("--scheduler-security file missing", "",
+         ("run", "{config}", "-n", "10", "-q", "--out", "{out}", "--scheduler", "tcp://127.0.0.1:9",
+          "--scheduler-security", "{missing}"), "missing.toml: cannot read it"),
 ]
 
 
@@ -137,9 +151,10 @@ def run_case(case, tmp_path):
     if any("{existing}" in a for a in case.args):
         assert CliRunner().invoke(main, ["run", "-n", "10", "-q", "--out", str(existing)]).exit_code == 0
     (tmp_path / "empty").mkdir()
-    foreign = tmp_path / "foreign"
+    foreign = tmp_path / "foreign"  # a folder holding someone else's files where a run and a report write
     (foreign / "paths").mkdir(parents=True)
     (foreign / "paths" / "notes.txt").write_text("thesis")
+    (foreign / "report.html").write_text("<html><title>my own page</title></html>\n")
     (tmp_path / "big.toml").write_text("# padding\n" * 120_000)
     fill = {"config": str(config), "out": str(tmp_path / "out"), "existing": str(existing),
             "missing": str(tmp_path / "missing.toml"), "out_empty": str(tmp_path / "empty"), "foreign": str(foreign),

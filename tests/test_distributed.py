@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pandas as pd
@@ -193,3 +194,92 @@ def test_the_library_does_not_import_dask():
     code = ("import sys, simulator, simulator.api, simulator.cli, simulator.scenarios; "
             "sys.exit(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ---------------------------------------------------------------- --scheduler: reaching it, and over TLS
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A self-signed certificate (CA, scheduler and client at once) and a TLS-only scheduler on 127.0.0.1 with one
+    in-process worker; nothing leaves this machine."""
+    folder = tmp_path_factory.mktemp("tls")
+    done = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                           "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"), "-subj", "/CN=localhost",
+                           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"openssl cannot make a certificate here: {done.stderr.strip()[:200]}")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    roles = {f"tls_{role}_{kind}": path for role in ("scheduler", "worker", "client")
+             for kind, path in (("cert", cert), ("key", key))}
+    security = distributed.Security(tls_ca_file=cert, require_encryption=True, **roles)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tls://",
+                                  host="127.0.0.1", security=security, dashboard_address=None) as cluster:
+        settings = folder / "security.yaml"
+        # Relative file names: relative to the settings file's folder.
+        settings.write_text("tls_ca_file: cert.pem\ntls_client_cert: cert.pem\ntls_client_key: key.pem\n"
+                            "require_encryption: true\n")
+        yield cluster.scheduler_address, settings, cert, key
+
+
+def test_a_tls_scheduler_is_reached_with_a_security_file_or_with_dasks_configuration(tls):
+    address, settings, cert, key = tls
+    assert address.startswith("tls://")
+    with dist.connect(scheduler=dist.Scheduler(address, settings)) as client:
+        assert client.scheduler_info()["address"] == address
+    import dask
+
+    with dask.config.set({"distributed.comm.tls.ca-file": cert, "distributed.comm.tls.client.cert": cert,
+                          "distributed.comm.tls.client.key": key}):
+        with dist.connect(scheduler=address) as client:
+            assert client.scheduler_info()["address"] == address
+    with pytest.raises(ValueError, match=f"--scheduler {address}: cannot connect to the Dask scheduler"):
+        with dist.connect(scheduler=address):  # no certificate: refused at once, on one line
+            pass
+
+
+def test_cli_run_over_tls_equals_a_local_run(tls, tmp_path):
+    address, settings, *_ = tls
+    runner = CliRunner()
+    for out, extra in (("local", []), ("cluster", ["--scheduler", address, "--scheduler-security", str(settings)])):
+        result = runner.invoke(main, ["run", "-n", "2000", "--seed", "2", "-o", str(tmp_path / out), "-q", *extra])
+        assert result.exit_code == 0, result.output
+    assert read_results(tmp_path / "cluster").metadata["runtime"]["cluster"].startswith(f"dask {address}")
+    assert_same_files(tmp_path / "local", tmp_path / "cluster")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tls_ca_file: cert.pem\ntls_scheduler_key: key.pem\n", "tls_scheduler_key: unknown key (expected one of"),
+    ("tls_ca_file: nowhere.pem\n", "tls_ca_file = 'nowhere.pem': no such file"),
+    ("require_encryption: maybe\n", "require_encryption = 'maybe': expected true or false"),
+    ("- tls_ca_file\n", "holds list"),
+    ("tls_ca_file: [\n", "not valid YAML or JSON"),
+    ('{"tls_ca_file": 3}', "tls_ca_file = 3: expected a string"),
+])
+def test_a_bad_security_file_is_one_line_naming_the_key(tls, tmp_path, text, message):
+    settings = tmp_path / "security.yaml"
+    settings.write_text(text)
+    (tmp_path / "cert.pem").write_text("")
+    result = CliRunner().invoke(main, ["run", "-n", "10", "-q", "-o", str(tmp_path / "out"),
+                                       "--scheduler", tls[0], "--scheduler-security", str(settings)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert f"--scheduler-security {settings}: {message}" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_scheduler_is_one_line_within_30_s_and_writes_nothing(tmp_path):
+    previous = tmp_path / "out"
+    assert CliRunner().invoke(main, ["run", "-n", "10", "-q", "-o", str(previous)]).exit_code == 0
+    before = sorted(p.relative_to(previous) for p in previous.rglob("*"))
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["run", "-n", "10", "-q", "-o", str(previous), "--force",
+                                       "--scheduler", "tcp://127.0.0.1:9"])
+    assert time.perf_counter() - started < 30
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--scheduler tcp://127.0.0.1:9: cannot connect to the Dask scheduler" in result.output
+    assert sorted(p.relative_to(previous) for p in previous.rglob("*")) == before  # --force removed nothing
+
+
+def test_the_scheduler_must_be_trusted_says_the_help():
+    result = CliRunner().invoke(main, ["run", "--help"])
+    assert "trust" in result.output and "--scheduler-security" in result.output

@@ -2,7 +2,9 @@
 
 import base64
 import datetime as dt
+import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,10 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from simulator import kernel, model, reference
+from simulator import report as report_module
 from simulator.api import run
 from simulator.cli import main
 from simulator.config import load_config, validate
 from simulator.engine import TRACE_PATHS, trace_steps
+from simulator.report_files import REPORT_CHARTS, REPORT_FILE, report_files_of
 from simulator.summary import headline_metrics
 
 N = 3000
@@ -84,7 +88,7 @@ def test_report(small_run, tmp_path):
 
     from simulator.analysis import sensitivity, write_sensitivity
     from simulator.report import DPI, FIGSIZE, make_report
-    from simulator.results import REPORT_CHARTS, read_results
+    from simulator.results import read_results
 
     cfg, out = small_run
     res = read_results(out)
@@ -123,11 +127,10 @@ def test_report_without_paths_or_sensitivity(tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "report.html").exists() and (out / "fan_cash.png").exists()
     assert not (out / "tornado.png").exists()
-    (out / "tornado.png").write_bytes(b"an earlier report's chart")
-    result = CliRunner().invoke(main, ["report", str(out)])
+    result = CliRunner().invoke(main, ["report", str(out)])  # replaces its own page and charts
     assert result.exit_code == 0, result.output
     assert "sensitivity" in result.output and "7 charts" in result.output
-    assert not (out / "tornado.png").exists()  # not left beside a page that does not show it
+    assert not (out / "tornado.png").exists()
     # A new run in the folder removes the old run's page and charts (they would describe another run).
     result = CliRunner().invoke(main, ["run", "-n", "1000", "-q", "-o", str(out), "--keep-paths", "none", "--force"])
     assert result.exit_code == 0, result.output
@@ -144,3 +147,149 @@ def test_report_errors(tmp_path):
 def test_library_does_not_import_matplotlib():
     code = "import sys, simulator, simulator.cli, simulator.api; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.fixture(scope="module")
+def bare_run(tmp_path_factory):
+    """A run without per-path rows or sensitivity.parquet: its report has no tornado chart."""
+    out = tmp_path_factory.mktemp("report") / "bare"
+    run(load_config(None, []), 1000, out=out, keep_paths="none")
+    return out
+
+
+def with_sensitivity(folder):
+    from simulator.analysis import sensitivity, write_sensitivity
+    from simulator.results import read_results
+
+    res = read_results(folder)
+    write_sensitivity(folder, sensitivity(res, folder), res.metadata)
+
+
+def invoke_one_line_error(args):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("name, content", [("tornado.png", b"my own chart"), ("fan_cash.png", b"\x89PNG\r\n\x1a\n"),
+                                           ("report.html", b"<html><head><title>my page</title></head></html>")])
+def test_report_refuses_to_replace_a_file_it_did_not_write(small_run, tmp_path, name, content):
+    """A file with a report's name that no report of ours wrote stops the report, before it writes anything."""
+    _, out = small_run
+    with_sensitivity(out)  # so that the report would write tornado.png
+    dest = tmp_path / "rep"
+    dest.mkdir()
+    (dest / name).write_bytes(content)
+    (dest / "notes.txt").write_text("mine")
+    message = invoke_one_line_error(["report", str(out), "-o", str(dest)])
+    assert f"{dest / name}: not written by simulator report" in message
+    assert sorted(p.name for p in dest.iterdir()) == sorted([name, "notes.txt"])  # nothing written
+    assert (dest / name).read_bytes() == content
+    assert report_files_of(dest) == []
+
+
+def test_report_replaces_only_what_a_report_of_ours_wrote(small_run, bare_run, tmp_path):
+    _, out = small_run
+    with_sensitivity(out)
+    dest = tmp_path / "rep"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("mine")
+    assert report_files_of(dest) == []
+    assert CliRunner().invoke(main, ["report", str(out), "-o", str(dest)]).exit_code == 0
+    assert report_files_of(dest) == [REPORT_FILE, *REPORT_CHARTS]
+    before = (dest / "fan_cash.png").read_bytes()
+    # Another run's report in the same folder replaces the earlier one, and removes its tornado chart,
+    # which the new page would not show.
+    result = CliRunner().invoke(main, ["report", str(bare_run), "-o", str(dest)])
+    assert result.exit_code == 0, result.output
+    assert "7 charts" in result.output
+    assert report_files_of(dest) == [REPORT_FILE, *(c for c in REPORT_CHARTS if c != "tornado.png")]
+    assert not (dest / "tornado.png").exists() and (dest / "fan_cash.png").read_bytes() != before
+    assert (dest / "notes.txt").read_text() == "mine"
+    # A tornado.png of someone else's is neither removed nor reported as ours.
+    (dest / "tornado.png").write_bytes(b"my own chart")
+    assert CliRunner().invoke(main, ["report", str(bare_run), "-o", str(dest)]).exit_code == 0
+    assert (dest / "tornado.png").read_bytes() == b"my own chart"
+    assert "tornado.png" not in report_files_of(dest)
+    # A chart copied under a name no report writes is never one of them, whatever it carries.
+    shutil.copy(dest / "fan_cash.png", dest / "old_fan.png")
+    assert "old_fan.png" not in report_files_of(dest)
+    assert report_files_of(tmp_path / "nowhere") == []
+
+
+def test_report_into_a_file_is_one_line(small_run, tmp_path):
+    _, out = small_run
+    target = tmp_path / "a-file"
+    target.write_text("mine")
+    message = invoke_one_line_error(["report", str(out), "-o", str(target)])
+    assert f"{target}: exists and is not a folder" in message and target.read_text() == "mine"
+
+
+HOSTILE = "<img src=x onerror=alert(1)><script>alert('x')</script>\"'&<b onmouseover=alert(2)>"
+TEMPLATE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "table", "tr", "th", "td", "code",
+                 "figure", "img", "figcaption"}
+
+
+def parsed(page: str):
+    from html.parser import HTMLParser
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.tags, self.text = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append((tag, attrs))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    p = Collect()
+    p.feed(page)
+    return p.tags, "".join(p.text)
+
+
+def test_report_escapes_every_string_from_a_config_or_a_file(small_run, tmp_path, monkeypatch):
+    """Hostile text in the config's strings, the manifest's and the folder's path, and in the parameter names of
+    sensitivity.parquet, shows as text: no tag or event attribute of its own reaches report.html."""
+    cfg, out = small_run
+    # Config strings the name validator may refuse are set after validation, as a forged manifest could.
+    hostile_cfg = cfg.model_copy(update={"name": HOSTILE, "description": HOSTILE})
+    monkeypatch.setattr(report_module, "validate", lambda raw, source: hostile_cfg)
+    # A forged run whose files agree with its hostile manifest: the readers' cross-checks of manifest and files
+    # (tests/test_run_folder.py) are switched off, so that every string reaches the page.
+    from simulator import results as results_module
+
+    monkeypatch.setattr(results_module, "_check_manifest", lambda where, manifest: None)
+    monkeypatch.setattr(results_module, "_of_run", lambda path, metadata, manifest, keys: None)
+    folder = tmp_path / "<img src=x onerror=alert(3)>'\"&"
+    shutil.copytree(out, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    meta = manifest["metadata"]
+    meta.update(config_name=HOSTILE, reproduce=HOSTILE, quantiles=HOSTILE, simulator_version=HOSTILE, seed=HOSTILE)
+    meta["config"]["name"] = meta["config"]["description"] = HOSTILE
+    meta["runtime"]["created_utc"] = HOSTILE
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    from simulator.analysis import sensitivity, write_sensitivity
+    from simulator.results import read_results
+
+    res = read_results(folder)
+    result = sensitivity(read_results(out), out)  # analysis validates the config, whose name is now hostile
+    result.table["parameter"] = [f"{HOSTILE} ${i}$ {p}" for i, p in enumerate(result.table["parameter"])]
+    write_sensitivity(folder, result, res.metadata)
+    pages = [report_module.make_report(folder, tmp_path / "with-tornado")]
+    (folder / "sensitivity.parquet").unlink()  # the page's note then names the folder
+    pages.append(report_module.make_report(folder, tmp_path / "with-note"))
+    for rep in pages:
+        page = rep.html.read_text()
+        tags, text = parsed(page)
+        assert {t for t, _ in tags} <= TEMPLATE_TAGS
+        assert not [(t, a) for t, attrs in tags for a, _ in attrs if a.lower().startswith("on")]
+        images = [dict(attrs)["src"] for t, attrs in tags if t == "img"]
+        assert len(images) == len(rep.figures) and all(s.startswith("data:image/png;base64,") for s in images)
+        assert "<script" not in page.lower()
+        assert text.count(HOSTILE) >= 5  # config name (title, heading, table), reproduce, quantiles, ...
+        assert str(folder) in text
+    assert any(f.name == "tornado.png" for f in pages[0].figures)  # drawn with the hostile parameter names
+    assert any(str(folder) in note for note in pages[1].notes)

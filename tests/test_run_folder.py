@@ -48,7 +48,7 @@ def test_force_leaves_files_it_did_not_write(tmp_path):
 def test_force_replaces_a_run_and_its_derived_files_only(tmp_path):
     out = tmp_path / "r"
     assert cli("run", "-n", 70_000, "-q", "-o", out).exit_code == 0  # two parts
-    (out / "sensitivity.parquet").write_bytes(b"derived")
+    assert cli("sensitivity", out).exit_code == 0
     (out / "notes.txt").write_text("mine")
     one_line_error(cli("run", "-n", 100, "-q", "-o", out, "--force"), "notes.txt: not written by the simulator")
     assert (out / "manifest.json").exists() and (out / "notes.txt").exists()  # nothing removed
@@ -294,3 +294,14 @@ def test_readers_check_the_manifest_against_the_files(finished, tmp_path, what):
     # `show` reads no per-path rows: swapped parts show only to the commands that read them.
     for command in ("show", "sensitivity") if what != "parts swapped" else ("sensitivity",):
         one_line_error(cli(command, out), message)
+
+
+def test_force_removes_a_report_of_the_run_but_not_someone_elses_chart(tmp_path):
+    out = tmp_path / "r"
+    assert cli("run", "-n", 2000, "-q", "-o", out, "--report").exit_code == 0
+    assert (out / "report.html").exists() and (out / "fan_cash.png").exists()
+    assert cli("run", "-n", 2000, "-q", "-o", out, "--force").exit_code == 0
+    assert not (out / "report.html").exists() and not (out / "fan_cash.png").exists()
+    (out / "tornado.png").write_bytes(b"my own chart")
+    one_line_error(cli("run", "-n", 2000, "-q", "-o", out, "--force"), "tornado.png: not written by the simulator")
+    assert (out / "tornado.png").read_bytes() == b"my own chart"
