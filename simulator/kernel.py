@@ -254,8 +254,11 @@ def correlate_lanes(chol, first, z, z0, cols, n, m):
             src = dst
             g += 4
         # The last terms and the diagonal's, into the row itself (the same index read and written: a loop
-        # LLVM can tell is safe to vectorise).
-        ca, cb, cc = cols[g], cols[min(g + 1, k - 1)], cols[min(g + 2, k - 1)]
+        # LLVM can tell is safe to vectorise). Where the passes took every term (k a multiple of 4), cols[g]
+        # = cols[k] was never written: its garbage, used as a column of chol, read out of bounds (a crash with
+        # 5, 9, 13 correlated parameters). Every index is clamped to the written k - 1; the loop that runs
+        # then reads none of them.
+        ca, cb, cc = cols[min(g, k - 1)], cols[min(g + 1, k - 1)], cols[min(g + 2, k - 1)]
         wa, wb, wc = chol[r, ca - z0], chol[r, cb - z0], chol[r, cc - z0]
         if k - g == 3:
             for i in range(m):
