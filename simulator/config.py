@@ -75,7 +75,10 @@ class Segment(_Section):
     growth_long_run: Real = Field(description="g_s_inf, long-run log growth per year")
     half_life: Positive = Field(description="years for growth to close half the gap to its long-run level")
     sigma: NonNegative = Field(description="volatility of the log run-rate per sqrt(year)")
-    competition_exposure: Fraction = Field(0.0, description="e_s: share of a competition shock this segment takes")
+    # validate_default: a default reaches the kernel only as a parameter (a Fixed distribution), as a value in
+    # the file would; the bare 0.0 was no parameter, and a run without the key failed (issue 35).
+    competition_exposure: Fraction = Field(0.0, validate_default=True,
+                                           description="e_s: share of a competition shock this segment takes")
 
 
 class Competition(_Section):
@@ -115,7 +118,8 @@ class Costs(_Section):
 class Training(_Section):
     plan: Schedule = Field(description="training and research compute plan by year, $B at today's prices")
     committed: Schedule = Field(description="take-or-pay fraction of the plan, by year")
-    deferrable: Fraction = Field(0.0, description="share of the committed part that can in practice be deferred")
+    deferrable: Fraction = Field(0.0, validate_default=True,  # a parameter, as Segment.competition_exposure
+                                 description="share of the committed part that can in practice be deferred")
     revenue_elasticity: Real = Field(description="beta, elasticity of flexible compute to revenue vs plan")
     runway_floor: NonNegative = Field(description="years of runway under which flexible compute is cut")
     cut_factor: param(0.0, 1.0, lo_open=True) = Field(description="multiplier on flexible compute when cut")
@@ -156,7 +160,7 @@ class Credit(_Section):
 
 class Funding(_Section):
     initial_cash: Real = Field(description="cash and securities at the start, $B")
-    min_cash: Real = Field(10.0, description="shortfall floor, $B")
+    min_cash: Real = Field(10.0, validate_default=True, description="shortfall floor, $B")  # see competition_exposure
     initial_burn: FiniteFloat = Field(ge=0, description="burn of the year before the start, seeds the trailing burn")
     scheduled: dict[str, ScheduledRaise] = Field(default_factory=dict)
     contingent: Contingent

@@ -5,13 +5,14 @@ import math
 
 import numpy as np
 import pytest
+from pydantic import BaseModel
 from scipy import integrate
 
 from simulator import reference
 from simulator.api import run
-from simulator.config import validate
+from simulator.config import Config, Funding, ScheduledRaise, Segment, Training, validate
 from simulator.engine import simulate
-from simulator.model import build_inputs
+from simulator.model import build_inputs, parameter_order
 from simulator.summary import yearly
 
 from conftest import quiet_world
@@ -149,3 +150,46 @@ def test_configs_differing_in_funding_share_the_paths_random_numbers(base_raw):
     b = simulate(validate(base_raw), 3000, seed=2)
     assert np.array_equal(a.annual[:, 0], b.annual[:, 0])  # revenue, every path and year
     assert not np.array_equal(a.scalars, b.scalars)
+
+
+def without_optional_keys(raw: dict, model) -> dict:
+    """``raw`` (a resolved config's table for the schema ``model``) without every key whose field has a default.
+    Tables of named entries (segments, raises) are kept and stripped entry by entry; a raise keeps its date or
+    window (one of the two is required)."""
+    out = {}
+    for key, value in raw.items():
+        field = model.model_fields[key]
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        entries = isinstance(value, dict) and args and isinstance(args[-1], type) and issubclass(args[-1], BaseModel)
+        if entries:  # named entries: each stripped
+            out[key] = {name: without_optional_keys(entry, args[-1]) for name, entry in value.items()}
+        elif not field.is_required() and not (model is ScheduledRaise and key in ("date", "window")):
+            continue
+        elif isinstance(value, dict) and isinstance(ann, type) and issubclass(ann, BaseModel):
+            out[key] = without_optional_keys(value, ann)
+        else:
+            out[key] = value
+    return out
+
+
+def test_a_config_without_its_optional_keys_runs_with_the_documented_defaults(base_raw):
+    """Issue 35: competition_exposure, training.deferrable and funding.min_cash left out passed validate and
+    then broke the run (KeyError: a default that was no parameter). Every key whose schema field has a default
+    is left out of the resolved base config; the run must see each default as the kernel's parameter."""
+    stripped = without_optional_keys(validate(base_raw).resolved(), Config)
+    assert "min_cash" not in stripped["funding"] and "deferrable" not in stripped["training"]
+    assert all("competition_exposure" not in seg for seg in stripped["revenue"].values())
+    assert "simulation" not in stripped and "probability" not in stripped["funding"]["scheduled"]["softbank"]
+    cfg = validate(stripped)
+    results = run(cfg, 200, seed=4)
+    assert np.isfinite(results.summary["value"]).all()
+    paths = results.paths
+    inputs = build_inputs(cfg)
+    order = parameter_order(cfg)
+    fields = {"funding.min_cash": Funding, "training.deferrable": Training}
+    fields.update({f"revenue.{s}.competition_exposure": Segment for s in cfg.revenue})
+    for key, model in fields.items():
+        default = model.model_fields[key.rsplit(".", 1)[1]].default
+        assert inputs.tables[order.index(key)][0] == default, key
+    assert (paths["funding_gap"] == np.maximum(0.0, 10.0 - paths["lowest_cash"])).all()
