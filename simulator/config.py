@@ -44,6 +44,9 @@ Schedule = dict[str, Annotated[float, Field(allow_inf_nan=False)]]
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
+MAX_EVENTS = 365.0  # shocks a year (competition, supply): see Competition.intensity
+EVENTS_WHY = "at most one a day on average: the model draws a step's shocks as one Poisson count"
+
 
 def _date_to_years(d: dt.date, start_year: int) -> float:
     """Time in years from 1 January of ``start_year`` to ``d``."""
@@ -82,7 +85,9 @@ class Segment(_Section):
 
 
 class Competition(_Section):
-    intensity: NonNegative = Field(description="lambda_comp, expected shocks per year")
+    # Bounded (not left to the kernel): each step's count is drawn by inversion, exact only far below ~700 events
+    # a step (exp(-mean) underflows there and the count stops at 1000); 1e9 a year gave overflowing outputs.
+    intensity: param(0.0, MAX_EVENTS, why=EVENTS_WHY) = Field(description="lambda_comp, expected shocks per year")
     severity: param(0.0, 1.0, hi_open=True) = Field(description="H, fraction of run-rate lost in a shock")
 
 
@@ -97,7 +102,8 @@ class Compute(_Section):
     gross_margin_0: param(-math.inf, 1.0, hi_open=True) = Field(description="gross margin at the start")
     price_drift: Real = Field(description="mu_P, log drift per year of the compute price index")
     price_sigma: NonNegative = Field(description="sigma_P")
-    supply_shock_intensity: NonNegative = Field(description="lambda_P, supply shocks per year")
+    supply_shock_intensity: param(0.0, MAX_EVENTS, why=EVENTS_WHY) = Field(  # bounded: see Competition.intensity
+        description="lambda_P, supply shocks per year")
     supply_shock_size: param(-1.0, lo_open=True) = Field(description="S, relative price jump in a supply shock")
     usage_drift: Real = Field(description="mu_U, log drift per year of compute used per $ of revenue")
     usage_sigma: NonNegative = Field(description="sigma_U")
@@ -130,7 +136,7 @@ class ScheduledRaise(_Section):
     date: dt.date | None = Field(None, description="closing date (or give window)")
     window: tuple[dt.date, dt.date] | None = Field(None, description="closing date drawn uniformly in [start, end]")
     probability: FiniteFloat = Field(1.0, ge=0, le=1, description="probability of closing")
-    tranches: int = Field(1, ge=1, description="number of equal payments")
+    tranches: int = Field(1, ge=1, le=10_000, description="number of equal payments")  # le: an int64 in the kernel
     tranche_period: FiniteFloat = Field(0.25, gt=0, description="years between payments")
     revenue_condition: FiniteFloat = Field(0.0, ge=0, description="gamma: probability x min(1, (Rev/plan)^gamma)")
 
