@@ -63,6 +63,8 @@ Date = Annotated[dt.date, AfterValidator(_in_range)]
 # it can never climb out of its folder, name the folder itself, or carry markup into a report.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 NAME_RULE = "letters, digits, '_', '-' and '.' (not first), at most 100 characters"
+MAX_EVENTS = 365.0  # shocks a year (competition, supply): see Competition.intensity
+EVENTS_WHY = "at most one a day on average: the model draws a step's shocks as one Poisson count"
 
 
 def _date_to_years(d: dt.date, start_year: int) -> float:
@@ -96,11 +98,16 @@ class Segment(_Section):
     growth_long_run: Real = Field(description="g_s_inf, long-run log growth per year")
     half_life: Positive = Field(description="years for growth to close half the gap to its long-run level")
     sigma: NonNegative = Field(description="volatility of the log run-rate per sqrt(year)")
-    competition_exposure: Fraction = Field(0.0, description="e_s: share of a competition shock this segment takes")
+    # validate_default: a default reaches the kernel only as a parameter (a Fixed distribution), as a value in
+    # the file would; the bare 0.0 was no parameter, and a run without the key failed (issue 35).
+    competition_exposure: Fraction = Field(0.0, validate_default=True,
+                                           description="e_s: share of a competition shock this segment takes")
 
 
 class Competition(_Section):
-    intensity: NonNegative = Field(description="lambda_comp, expected shocks per year")
+    # Bounded (not left to the kernel): each step's count is drawn by inversion, exact only far below ~700 events
+    # a step (exp(-mean) underflows there and the count stops at 1000); 1e9 a year gave overflowing outputs.
+    intensity: param(0.0, MAX_EVENTS, why=EVENTS_WHY) = Field(description="lambda_comp, expected shocks per year")
     severity: param(0.0, 1.0, hi_open=True) = Field(description="H, fraction of run-rate lost in a shock")
 
 
@@ -115,7 +122,8 @@ class Compute(_Section):
     gross_margin_0: param(-math.inf, 1.0, hi_open=True) = Field(description="gross margin at the start")
     price_drift: Real = Field(description="mu_P, log drift per year of the compute price index")
     price_sigma: NonNegative = Field(description="sigma_P")
-    supply_shock_intensity: NonNegative = Field(description="lambda_P, supply shocks per year")
+    supply_shock_intensity: param(0.0, MAX_EVENTS, why=EVENTS_WHY) = Field(  # bounded: see Competition.intensity
+        description="lambda_P, supply shocks per year")
     supply_shock_size: param(-1.0, lo_open=True) = Field(description="S, relative price jump in a supply shock")
     usage_drift: Real = Field(description="mu_U, log drift per year of compute used per $ of revenue")
     usage_sigma: NonNegative = Field(description="sigma_U")
@@ -136,7 +144,8 @@ class Costs(_Section):
 class Training(_Section):
     plan: Schedule = Field(description="training and research compute plan by year, $B at today's prices")
     committed: Schedule = Field(description="take-or-pay fraction of the plan, by year")
-    deferrable: Fraction = Field(0.0, description="share of the committed part that can in practice be deferred")
+    deferrable: Fraction = Field(0.0, validate_default=True,  # a parameter, as Segment.competition_exposure
+                                 description="share of the committed part that can in practice be deferred")
     revenue_elasticity: Real = Field(description="beta, elasticity of flexible compute to revenue vs plan")
     runway_floor: NonNegative = Field(description="years of runway under which flexible compute is cut")
     cut_factor: param(0.0, 1.0, lo_open=True) = Field(description="multiplier on flexible compute when cut")
@@ -147,7 +156,7 @@ class ScheduledRaise(_Section):
     date: Date | None = Field(None, description="closing date (or give window)")
     window: tuple[Date, Date] | None = Field(None, description="closing date drawn uniformly in [start, end]")
     probability: FiniteFloat = Field(1.0, ge=0, le=1, description="probability of closing")
-    tranches: int = Field(1, ge=1, description="number of equal payments")
+    tranches: int = Field(1, ge=1, le=10_000, description="number of equal payments")  # le: an int64 in the kernel
     tranche_period: FiniteFloat = Field(0.25, gt=0, description="years between payments")
     revenue_condition: FiniteFloat = Field(0.0, ge=0, description="gamma: probability x min(1, (Rev/plan)^gamma)")
 
@@ -177,7 +186,7 @@ class Credit(_Section):
 
 class Funding(_Section):
     initial_cash: Real = Field(description="cash and securities at the start, $B")
-    min_cash: Real = Field(10.0, description="shortfall floor, $B")
+    min_cash: Real = Field(10.0, validate_default=True, description="shortfall floor, $B")  # see competition_exposure
     initial_burn: FiniteFloat = Field(ge=0, description="burn of the year before the start, seeds the trailing burn")
     scheduled: dict[str, ScheduledRaise] = Field(default_factory=dict)
     contingent: Contingent

@@ -353,21 +353,33 @@ Distribution = Annotated[
 ]
 
 
-def param(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False, hi_open: bool = False):
-    """A parameter type: a number or a distribution whose support lies in [lo, hi]."""
+# The largest magnitude of any parameter. No amount ($B) or rate of the model comes near it, and larger ones
+# (min_cash = 1e308) overflowed the summaries' sums of squares into infinities and NaN (issue 35).
+LARGEST = 1e9
+
+
+def param(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False, hi_open: bool = False,
+          why: str = ""):
+    """A parameter type: a number or a distribution whose support lies in [lo, hi] (``why``: the reason for a bound
+    that is not plain from the quantity, added to the message), and within +/- LARGEST."""
 
     def check(d: _Dist) -> _Dist:
         table = d.table()  # what the kernel can actually draw (normal scores within +/-8)
         if not np.all(np.isfinite(table)):
             raise ValueError("the distribution has non-finite values")
         s_lo, s_hi = float(table.min()), float(table.max())
+        reason = f" ({why})" if why else ""
         if s_lo < lo or (lo_open and s_lo == lo) or s_hi > hi or (hi_open and s_hi == hi):
             left, right = ("(" if lo_open else "["), (")" if hi_open else "]")
             allowed = f"{left}{lo:g}, {hi:g}{right}"
             if d.dist == "fixed":
-                raise ValueError(f"expected a value in {allowed}")
-            raise ValueError(f"draws range over [{s_lo:g}, {s_hi:g}], expected values in {allowed} "
+                raise ValueError(f"expected a value in {allowed}{reason}")
+            raise ValueError(f"draws range over [{s_lo:g}, {s_hi:g}], expected values in {allowed}{reason} "
                              "(narrow it or add lower/upper truncation bounds)")
+        if max(-s_lo, s_hi) > LARGEST:
+            what = "a value" if d.dist == "fixed" else f"draws (over [{s_lo:g}, {s_hi:g}])"
+            raise ValueError(f"expected {what} within +/-{LARGEST:g}: no amount ($B) or rate of the model is near "
+                             "that, and beyond it the summaries overflow")
         return d
 
     return Annotated[Distribution, BeforeValidator(_number_to_fixed), AfterValidator(check)]

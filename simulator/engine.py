@@ -429,7 +429,7 @@ def _initial_cash(config: Config, params: list[str]):
 
 
 def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> None:
-    """No NaN or infinity in any output, and per path: cash at the end = initial cash + sum of FCF
+    """No NaN, infinity or value beyond kernel.OUTPUT_LIMIT in any output, and per path: cash at the end = initial cash + sum of FCF
     + funding raised + credit outstanding (to rounding). ``initial_cash``: its column in ``theta``, or its
     fixed value."""
     drawn = isinstance(initial_cash, int)
@@ -438,7 +438,8 @@ def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> Non
     if i < 0:
         return
     problem = (f"cash identity off by {residual:.3g}" if what == 4 else
-               f"non-finite {('parameters', 'yearly outputs', 'path outputs')[what - 1]}")
+               f"non-finite {('parameters', 'yearly outputs', 'path outputs')[what - 1]} (NaN, or beyond "
+               f"+/-{kernel.OUTPUT_LIMIT:g}: extreme growth, drift or shock settings?)")
     raise InvariantError(f"path {first_id + i}: {problem}; replay it with `simulator replay DIR --path {first_id + i}`")
 
 

@@ -254,8 +254,11 @@ def correlate_lanes(chol, first, z, z0, cols, n, m):
             src = dst
             g += 4
         # The last terms and the diagonal's, into the row itself (the same index read and written: a loop
-        # LLVM can tell is safe to vectorise).
-        ca, cb, cc = cols[g], cols[min(g + 1, k - 1)], cols[min(g + 2, k - 1)]
+        # LLVM can tell is safe to vectorise). Where the passes took every term (k a multiple of 4), cols[g]
+        # = cols[k] was never written: its garbage, used as a column of chol, read out of bounds (a crash with
+        # 5, 9, 13 correlated parameters). Every index is clamped to the written k - 1; the loop that runs
+        # then reads none of them.
+        ca, cb, cc = cols[min(g, k - 1)], cols[min(g + 1, k - 1)], cols[min(g + 2, k - 1)]
         wa, wb, wc = chol[r, ca - z0], chol[r, cb - z0], chol[r, cc - z0]
         if k - g == 3:
             for i in range(m):
@@ -1112,12 +1115,16 @@ def trace_block(seed, path_start, antithetic, spy, n_years, tables, form, loc_sc
 # Paths that the passes over a chunk's outputs (first_broken_path, summary._variable_rows) take at once: their
 # outputs, ~270 bytes a path, stay in the L1 cache meanwhile.
 OUTPUT_BLOCK = 64
+# The largest magnitude an output may have. A finite output beyond it comes from a config that drives growth, prices
+# or shocks past any meaning, and the summaries' squares and sums of it overflow (Python's ** raises): it is refused
+# as an infinity is.
+OUTPUT_LIMIT = 1e100
 
 
 @njit(parallel=True, **_jit)
 def first_broken_path(theta, annual, scalars, cash_col, cash_value):
     """(row, what, residual) of the first path that breaks an invariant, or (-1, 0, 0.0): ``what`` is 1, 2
-    or 3 for a non-finite value in ``theta``, ``annual`` or ``scalars``, 4 for the cash identity (cash at
+    or 3 for a value in ``theta``, ``annual`` or ``scalars`` that is NaN or of magnitude OUTPUT_LIMIT or more, 4 for the cash identity (cash at
     the end = initial cash + sum of FCF + funding raised + credit outstanding, to 1e-9 of the flows'
     scale). The initial cash is ``theta[:, cash_col]``, or ``cash_value`` where ``cash_col`` < 0.
     Blocks of OUTPUT_BLOCK paths are tested in parallel, each as a whole in loops that compile to SIMD
@@ -1132,7 +1139,7 @@ def first_broken_path(theta, annual, scalars, cash_col, cash_value):
         finite = True
         for arr in (theta[lo:hi].ravel(), annual[lo:hi].ravel(), scalars[lo:hi].ravel()):
             for x in arr:
-                finite &= x - x == 0.0  # false for infinities and NaN
+                finite &= abs(x) < OUTPUT_LIMIT  # false for NaN too
         holds = True
         for i in range(lo, hi):
             residual, tolerance = cash_identity(theta, annual, scalars, cash_col, cash_value, i)
@@ -1164,7 +1171,7 @@ def broken_invariant(theta, annual, scalars, cash_col, cash_value, i):
     """(what, residual) of path ``i`` as in ``first_broken_path``; what = 0 where it holds."""
     for what, arr in ((1, theta[i].ravel()), (2, annual[i].ravel()), (3, scalars[i].ravel())):
         for x in arr:
-            if not math.isfinite(x):
+            if not abs(x) < OUTPUT_LIMIT:
                 return what, 0.0
     residual, tolerance = cash_identity(theta, annual, scalars, cash_col, cash_value, i)
     if residual > tolerance:

@@ -145,7 +145,9 @@ def build_inputs(config: Config) -> ModelInputs:
         ev_tranches=np.array([e.tranches for e in events], dtype=np.int64),
         ev_period=np.array([e.tranche_period for e in events], dtype=float),
         ev_gamma=np.array([e.revenue_condition for e in events], dtype=float),
-        max_raises=config.funding.contingent.max_raises,
+        # Handled here, not bounded in the schema: a lane raises at most once a step, so a cap above the step count
+        # is the step count (exactly), and the kernel's int64 takes it (2**64 failed in numba's typing).
+        max_raises=min(config.funding.contingent.max_raises, n_steps),
         initial_burn=config.funding.initial_burn,
         chol_shock=chol_shock,
         theta_params=np.array([order.index(k) for k in drawn], dtype=np.int64),

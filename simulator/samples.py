@@ -352,7 +352,7 @@ class Accumulator:
     """Histograms of several variables, fed chunk by chunk in path-id order.
 
     ``with_sums[v]``: whether variable v keeps the sum and sum of squares of each bin (tail means read them);
-    the others keep each bin's count only. Every variable keeps its values' sum and sum of squares.
+    the others keep each bin's count only. Every variable keeps its values' sum and sum of squares (NaN left out).
 
     Counts and the end bins' extreme values are exact whatever the order. Float sums are accumulated per block of
     ``BLOCK_PATHS`` path ids, in path order, and a finished block is added to the totals: the result
@@ -671,8 +671,8 @@ def _bin_rows(values, edges, axes, grid, rows, counts, sums, sums_sq, totals, ta
             x = values[v, i]
             b = bins[i] + (x != x)  # NaN: from find_bin's last bin to the NaN bin
             counts[v, b] += 1
-            total += x
-            total_sq += x * x
+            total += x if x == x else 0.0  # NaN (an undefined gross margin) is counted, not summed: the summaries
+            total_sq += x * x if x == x else 0.0  # take the mean of the defined values (summary.DefinedPart)
             if r >= 0:  # the same for every value: the compiler takes it out of the loop
                 sums[r, b] += x
                 sums_sq[r, b] += x * x

@@ -15,9 +15,70 @@ import pandas as pd
 import pyarrow as pa
 
 from . import kernel, stats
+from .samples import SortedSample
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
 YEARLY = ("revenue", "gross_margin", "fcf", "cash", "compute_spend")
+# The one variable that may be undefined on a path: the gross margin of a year without revenue (a segment not yet
+# launched, or revenue that competition shocks drove to 0). Its statistics are over the paths where it is
+# defined; how many were not is reported (``n_undefined``). Where it is defined on no path (or on one, for a
+# standard error) the statistic is NaN, and that is the only NaN the tables may hold (``check_finite``).
+UNDEFINED_VAR = "gross_margin"
+MIN_PATHS = 2  # the fewest paths (antithetic: pairs) whose summaries have standard errors
+
+
+class DefinedPart:
+    """The values of a sample that are not NaN (NaN sorts last in both kinds of sample, so the ranks below
+    ``n`` are the same), as a sample for :mod:`stats`. Antithetic pairs are not used: a pair may have one
+    defined value, so the standard errors are those of independent paths."""
+
+    values = None
+
+    def __init__(self, sample, n_defined: int):
+        self.sample, self.n = sample, n_defined
+        if isinstance(sample, SortedSample):
+            defined = sample.sorted[:n_defined]
+            self.total, self.total_sq = float(np.sum(defined)), float(np.sum(defined * defined))
+        else:  # a histogram's totals leave NaN out
+            self.total, self.total_sq = sample.total, sample.total_sq
+
+    def value_at(self, rank: int) -> float:
+        return self.sample.value_at(rank)
+
+    def rank_error(self, rank: int) -> float:
+        return self.sample.rank_error(rank) * self.sample.n / self.n
+
+
+def n_undefined(sample) -> int:
+    """How many of the sample's values are NaN."""
+    if isinstance(sample, SortedSample):
+        return int(np.count_nonzero(np.isnan(sample.sorted)))
+    return int(sample.n - sample.cum[sample.top])
+
+
+def defined(sample):
+    """``sample`` itself where every value is defined (the same numbers, to the bit, as before NaN were left
+    out), else its :class:`DefinedPart`; None where no value is."""
+    missing = n_undefined(sample)
+    if missing == 0:
+        return sample
+    return DefinedPart(sample, sample.n - missing) if missing < sample.n else None
+
+
+def quantile_of(sample, q: float) -> stats.Estimate:
+    """``stats.quantile`` of the defined values; NaN where there are none."""
+    part = defined(sample)
+    return stats.quantile(part, q) if part is not None else stats.Estimate(*[np.nan] * 4)
+
+
+def mean_of(sample) -> stats.Estimate:
+    """``stats.mean`` of the defined values (its stderr NaN for one value); NaN where there are none."""
+    part = defined(sample)
+    if part is None:
+        return stats.Estimate(*[np.nan] * 4)
+    if part.n == 1:
+        return stats.Estimate(part.total, np.nan, np.nan, np.nan)
+    return stats.mean(part)
 
 
 def format_probability(x: float) -> str:
@@ -131,7 +192,9 @@ def _event_flags(annual, scalars, spy, revenue_plan, compute_plan, out):
 
 
 def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -> pd.DataFrame:
-    """One row per metric: value, stderr, ci_low, ci_high (see :mod:`simulator.stats`)."""
+    """One row per metric: value, stderr, ci_low, ci_high (see :mod:`simulator.stats`). Gross margins are over the
+    paths with revenue that year; ``gross_margin_<y>_n_undefined`` counts the others."""
+    check_paths(config, n_paths)
     rows: dict[str, stats.Estimate] = {}
     for name, hits in counts.items():
         if name.endswith(PAIRS):
@@ -141,7 +204,11 @@ def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -
     for var in ("revenue", "fcf", "gross_margin", "cash"):
         for y in config.years:
             for q in QUANTILES:
-                rows[f"{var}_{y}_{qname(q)}"] = stats.quantile(samples[f"{var}_{y}"], q)
+                rows[f"{var}_{y}_{qname(q)}"] = (quantile_of if var == UNDEFINED_VAR else stats.quantile)(
+                    samples[f"{var}_{y}"], q)
+    for y in config.years:
+        count = float(n_undefined(samples[f"{UNDEFINED_VAR}_{y}"]))
+        rows[f"{UNDEFINED_VAR}_{y}_n_undefined"] = stats.Estimate(count, 0.0, count, count)
     gap = samples["funding_gap"]
     for q in QUANTILES:
         rows[f"funding_gap_{qname(q)}"] = stats.quantile(gap, q)
@@ -161,21 +228,60 @@ def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -
 
     frame = pd.DataFrame([(k, *v) for k, v in rows.items()],
                          columns=["metric", "value", "stderr", "ci_low", "ci_high"])
-    return frame.astype({"metric": "string", "value": "float64", "stderr": "float64",
-                         "ci_low": "float64", "ci_high": "float64"})
+    frame = frame.astype({"metric": "string", "value": "float64", "stderr": "float64",
+                          "ci_low": "float64", "ci_high": "float64"})
+    undefined = {f"{UNDEFINED_VAR}_{y}_{qname(q)}" for y in config.years for q in QUANTILES
+                 if n_undefined(samples[f"{UNDEFINED_VAR}_{y}"]) == n_paths}
+    check_finite("summary", frame, frame["metric"].isin(undefined).to_numpy(), "metric")
+    return frame
+
+
+def check_paths(config, n_paths: int) -> None:
+    """Refuse a run too small for standard errors (a run of one path, or one antithetic pair, had NaN in them)."""
+    pairs = config.simulation.antithetic
+    if n_paths < MIN_PATHS * (2 if pairs else 1):
+        raise ValueError(f"n_paths = {n_paths}: expected at least {MIN_PATHS * (2 if pairs else 1)} paths"
+                         + (f" ({MIN_PATHS} antithetic pairs)" if pairs else "")
+                         + " for the summaries' standard errors")
+
+
+def check_finite(table: str, frame, undefined, label: str) -> None:
+    """Refuse a NaN or infinity anywhere in ``frame``'s float columns, but in its rows where ``undefined``
+    (a gross margin defined on too few paths: see UNDEFINED_VAR): a bug, or a case the summaries do not define,
+    is never written as a number."""
+    from .engine import InvariantError  # engine imports this module
+
+    for column in frame.columns:
+        values = frame[column].to_numpy()
+        if values.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(values) & ~undefined
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            where = ", ".join(str(frame[c].iloc[i]) for c in label.split(","))
+            raise InvariantError(f"{table}: {values[i]} in column {column} of row {where}; refusing to write "
+                                 "a value the summaries do not define")
 
 
 def by_year_frame(config, samples: dict) -> pd.DataFrame:
-    """One row per (year, variable): mean with its stderr and the quantiles 1..99."""
+    """One row per (year, variable): mean with its stderr and the quantiles 1..99 over the paths where the variable
+    is defined, and ``n_undefined``, the number of the others (gross margin in a year without revenue)."""
     records = []
+    undefined = []
     for y in config.years:
         for var in YEARLY:
             sample = samples[f"{var}_{y}"]
-            m = stats.mean(sample)
+            m = mean_of(sample) if var == UNDEFINED_VAR else stats.mean(sample)
             rec = {"year": y, "variable": var, "mean": m.value, "mean_stderr": m.stderr}
-            rec.update({qname(q): stats.quantile(sample, q).value for q in QUANTILES})
+            rec.update({qname(q): (quantile_of if var == UNDEFINED_VAR else stats.quantile)(sample, q).value
+                        for q in QUANTILES})
+            missing = n_undefined(sample) if var == UNDEFINED_VAR else 0
+            rec["n_undefined"] = missing
             records.append(rec)
-    return pd.DataFrame.from_records(records).astype({"year": "int16", "variable": "string"})
+            undefined.append(var == UNDEFINED_VAR and sample.n - missing < MIN_PATHS)
+    frame = pd.DataFrame.from_records(records).astype({"year": "int16", "variable": "string", "n_undefined": "int64"})
+    check_finite("by_year", frame, np.array(undefined), "year,variable")
+    return frame
 
 
 STEP_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
@@ -193,14 +299,16 @@ def step_end_dates(config, spy: int, n_steps: int) -> list[dt.date]:
 
 def by_step_frame(config, spy: int, steps: np.ndarray) -> pa.Table:
     """One row per (step, variable) from ``engine.trace_steps``'s (paths, steps, vars) array: mean and
-    quantiles 5..95 over the traced paths (``paths``: how many, those with a defined value)."""
+    quantiles 5..95 over the traced paths (``paths``: how many, those with a defined value: all but for the gross
+    margin, see UNDEFINED_VAR)."""
     n_steps = steps.shape[1]
     dates = step_end_dates(config, spy, n_steps)
     cols = {"step": [], "date": [], "variable": [], "mean": [], **{qname(q): [] for q in STEP_QUANTILES}, "paths": []}
     for k in range(n_steps):
         for v, var in enumerate(kernel.STEP_VARS):
             x = steps[:, k, v]
-            x = x[np.isfinite(x)]
+            if var == UNDEFINED_VAR:  # only the gross margin may be undefined: any other NaN is refused below
+                x = x[np.isfinite(x)]
             qs = np.quantile(x, STEP_QUANTILES) if x.size else np.full(len(STEP_QUANTILES), np.nan)
             cols["step"].append(k)
             cols["date"].append(dates[k])
@@ -210,12 +318,17 @@ def by_step_frame(config, spy: int, steps: np.ndarray) -> pa.Table:
                 cols[qname(q)].append(float(value))
             cols["paths"].append(int(x.size))
     types = {"step": pa.int32(), "date": pa.date32(), "variable": pa.string(), "paths": pa.int64()}
+    # A step's gross margin is undefined on a path without revenue in the step; "paths" counts the others.
+    undefined = (np.array(cols["variable"]) == UNDEFINED_VAR) & (np.array(cols["paths"]) < MIN_PATHS)
+    check_finite("by_step", pd.DataFrame(cols), undefined, "step,variable")
     return pa.table({name: pa.array(values, type=types.get(name, pa.float64())) for name, values in cols.items()})
 
 
 def max_rank_error(samples: dict) -> float:
-    """Largest rank error of any quantile the summaries report (0 when every path was kept)."""
-    return max(stats.quantile_rank_error(s, q) for s in samples.values() for q in (*QUANTILES, 0.05))
+    """Largest rank error of any quantile the summaries report (0 when every path was kept), of the defined
+    values (see UNDEFINED_VAR)."""
+    parts = [p for p in map(defined, samples.values()) if p is not None]
+    return max(stats.quantile_rank_error(s, q) for s in parts for q in (*QUANTILES, 0.05))
 
 
 def first_shortfall_dates(config, spy: int, steps: np.ndarray) -> pa.Array:

@@ -138,6 +138,22 @@ CASES = [
     Case("--scheduler-security file missing", "",
          ("run", "{config}", "-n", "10", "-q", "--out", "{out}", "--scheduler", "tcp://127.0.0.1:9",
           "--scheduler-security", "{missing}"), "missing.toml: cannot read it"),
+    # kernel and model (issue 35)
+    Case("supply shocks beyond one a day", "[compute]\nsupply_shock_intensity = 1e9\n", expect=
+         "compute.supply_shock_intensity = 1000000000.0: expected a value in [0, 365] (at most one a day"),
+    Case("competition shocks beyond one a day", "[competition]\nintensity = 1000\n", VALIDATE,
+         "competition.intensity = 1000: expected a value in [0, 365]"),
+    Case("an amount too large for the summaries", "[funding]\nmin_cash = 1e308\n", expect=
+         "funding.min_cash = 1e+308: expected a value within +/-1e+09"),
+    Case("draws too large for the summaries",
+         '[funding]\ninitial_cash = { dist = "lognormal", mu = 30, sigma = 1 }\n', VALIDATE,
+         "funding.initial_cash: expected draws (over"),
+    Case("more tranches than an int64", "[funding.scheduled.softbank]\ntranches = 18446744073709551616\n",
+         VALIDATE, "funding.scheduled.softbank.tranches = 18446744073709551616"),
+    Case("one path", "", ("run", "{config}", "-n", "1", "-q", "--out", "{out}"),
+         "n_paths = 1: expected at least 2 paths"),
+    Case("one antithetic pair", "", ("run", "{config}", "-n", "2", "--antithetic", "-q", "--out", "{out}"),
+         "n_paths = 2: expected at least 4 paths (2 antithetic pairs)"),
 ]
 
 

@@ -211,3 +211,22 @@ def test_fixing_a_correlated_parameter_drops_its_correlation():
     assert cfg.compute.price_drift.value == -0.3
     from simulator.model import build_inputs
     assert build_inputs(cfg).chol_param.shape[0] == len([d for d in cfg.parameters().values() if d.dist != "fixed"])
+
+
+def test_config_files_that_are_not_small_regular_utf8_files_are_refused(tmp_path):
+    """A FIFO would block the read, a chain of 1,200 files once hit RecursionError, Latin-1 text gave a
+    decoder's traceback: each is one line that names the file."""
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="fifo.toml: not a regular file"):
+        load_config(fifo)
+    for i in range(1200):
+        (tmp_path / f"c{i}.toml").write_text(f'extends = "c{i + 1}.toml"\n' if i < 1199 else 'name = "x"\n')
+    with pytest.raises(ConfigError, match="c0.toml: extends chain deeper than 32 files"):
+        load_config(tmp_path / "c0.toml")
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('name = "café"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin.toml: not UTF-8 text \(byte 11 is 0xe9\)"):
+        load_config(latin)

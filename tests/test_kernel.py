@@ -1,5 +1,6 @@
 """The numba kernel against the plain-Python reference, and its random numbers."""
 
+import copy
 import datetime as dt
 import math
 
@@ -10,6 +11,8 @@ from scipy import stats as sps
 from simulator import kernel, model, reference
 from simulator.config import validate
 from simulator.engine import simulate
+
+from conftest import set_key
 
 
 def kernel_paths(cfg, seed, first, n, columns=None):
@@ -63,6 +66,39 @@ def test_kernel_matches_reference(base_raw, name):
             np.testing.assert_allclose(annual[i, v], ref["annual"][var], rtol=1e-10, atol=1e-9, err_msg=var)
         for s, var in enumerate(kernel.SCALAR_VARS):
             np.testing.assert_allclose(scalars[i, s], ref["scalars"][var], rtol=1e-10, atol=1e-9, err_msg=var)
+
+
+def widely_drawn(base_raw, n_corr):
+    """The base config with every fixed positive parameter drawn (uniform within +/-10%: 34 drawn in all) and the
+    first ``n_corr`` drawn parameters mutually correlated (rank correlation 0.3 between every two): a dense
+    Cholesky factor whose row r has r terms left of the diagonal, every count of terms from 0 to n_corr - 1."""
+    cfg = validate(base_raw)
+    for key, dist in cfg.parameters().items():
+        if dist.dist == "fixed" and dist.value > 0:
+            set_key(base_raw, key, {"dist": "uniform", "low": 0.9 * dist.value, "high": 1.1 * dist.value})
+    names = model.drawn_parameters(validate(base_raw))[:n_corr]
+    matrix = [[1.0 if i == j else 0.3 for j in range(n_corr)] for i in range(n_corr)]
+    base_raw["parameter_correlation"] = {"names": names, "matrix": matrix}
+    return validate(base_raw)
+
+
+def test_kernel_matches_reference_with_1_to_30_correlated_parameters(base_raw):
+    """Issue 35: rows of 4, 8, 12 ... correlated terms (5, 9, 13 ... mutually correlated parameters) read an
+    unwritten entry of correlate_lanes' column list as an index, and crashed. Every count from 1 to 30
+    against the reference."""
+    for n_corr in range(1, 31):
+        cfg = widely_drawn(copy.deepcopy(base_raw), n_corr)
+        assert len(model.drawn_parameters(cfg)) >= 30
+        inputs, theta, annual, scalars = kernel_paths(cfg, seed=7, first=300, n=3)
+        for i in range(3):
+            ref = reference.simulate_path(inputs, 7, 300 + i)
+            np.testing.assert_allclose(theta[i], ref["theta"], rtol=1e-13, atol=0, err_msg=str(n_corr))
+            for v, var in enumerate(kernel.ANNUAL_VARS):
+                np.testing.assert_allclose(annual[i, v], ref["annual"][var], rtol=1e-10, atol=1e-9,
+                                           err_msg=f"{var}, {n_corr} correlated")
+            for s, var in enumerate(kernel.SCALAR_VARS):
+                np.testing.assert_allclose(scalars[i, s], ref["scalars"][var], rtol=1e-10, atol=1e-9,
+                                           err_msg=f"{var}, {n_corr} correlated")
 
 
 def test_stressed_scenario_exercises_every_branch(base_raw):
@@ -256,16 +292,19 @@ def test_interp_lanes_equals_the_reference_quantile(base_raw):
 def test_correlate_lanes_equals_the_matrix_product():
     """correlate_lanes, in place and up to four terms a pass, against numpy's product for sparse lower-triangular
     matrices with rows of 0 to 11 terms (rows of a weight 1 alone, or another weight alone, among them), offset
-    rows and lanes: only rows z0 .. z0 + n - 1 and the scratch rows change, and the zero row stays zero."""
+    rows and lanes: only rows z0 .. z0 + n - 1 and the scratch rows change, and the zero row stays zero. Dense
+    matrices too, whose rows have every count of terms: the scratch list of columns starts as garbage (an index
+    far out of bounds), so that a read of an entry the row did not write crashes (issue 35) rather than
+    passing on a stale entry of an earlier row."""
     from numba import njit
 
     @njit
     def correlate(chol, first, z, z0, n):
-        kernel.correlate_lanes(chol, first, z, z0, np.empty(max(n, 1), np.int64), n, z.shape[1])
+        kernel.correlate_lanes(chol, first, z, z0, np.full(max(n, 1), 1 << 40, np.int64), n, z.shape[1])
 
     rng = np.random.default_rng(3)
-    for n in (1, 2, 5, 6, 9, 12):
-        chol = np.tril(rng.normal(size=(n, n))) * (rng.random((n, n)) < 0.7)
+    for n, density in ((1, 0.7), (2, 0.7), (5, 0.7), (6, 0.7), (9, 0.7), (12, 0.7), (5, 1.0), (9, 1.0), (13, 1.0)):
+        chol = np.tril(rng.normal(size=(n, n))) * (rng.random((n, n)) < density)
         np.fill_diagonal(chol, np.where(rng.random(n) < 0.3, 1.0, rng.uniform(0.2, 1.5, n)))
         chol[n // 2, :n // 2] = 0.0  # a row that is its own normal, times its weight
         first = np.array([np.flatnonzero(row)[0] for row in chol])

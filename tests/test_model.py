@@ -1,18 +1,24 @@
 """Analytic checks of the model: hand calculations, lognormal moments, accounting identities,
 and agreement across steps per year."""
 
+import datetime as dt
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from click.testing import CliRunner
+from pydantic import BaseModel
 from scipy import integrate
 
-from simulator import reference
+from simulator import kernel, reference
 from simulator.api import run
-from simulator.config import validate
-from simulator.engine import simulate
-from simulator.model import build_inputs
-from simulator.summary import yearly
+from simulator.cli import main
+from simulator.config import Config, Funding, ScheduledRaise, Segment, Training, validate
+from simulator.engine import InvariantError, simulate, trace_steps
+from simulator.model import build_inputs, parameter_order
+from simulator.samples import SortedSample
+from simulator.summary import QUANTILES, by_step_frame, by_year_frame, qname, summary_frame, yearly
 
 from conftest import quiet_world
 
@@ -149,3 +155,142 @@ def test_configs_differing_in_funding_share_the_paths_random_numbers(base_raw):
     b = simulate(validate(base_raw), 3000, seed=2)
     assert np.array_equal(a.annual[:, 0], b.annual[:, 0])  # revenue, every path and year
     assert not np.array_equal(a.scalars, b.scalars)
+
+
+def without_optional_keys(raw: dict, model) -> dict:
+    """``raw`` (a resolved config's table for the schema ``model``) without every key whose field has a default.
+    Tables of named entries (segments, raises) are kept and stripped entry by entry; a raise keeps its date or
+    window (one of the two is required)."""
+    out = {}
+    for key, value in raw.items():
+        field = model.model_fields[key]
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        entries = isinstance(value, dict) and args and isinstance(args[-1], type) and issubclass(args[-1], BaseModel)
+        if entries:  # named entries: each stripped
+            out[key] = {name: without_optional_keys(entry, args[-1]) for name, entry in value.items()}
+        elif not field.is_required() and not (model is ScheduledRaise and key in ("date", "window")):
+            continue
+        elif isinstance(value, dict) and isinstance(ann, type) and issubclass(ann, BaseModel):
+            out[key] = without_optional_keys(value, ann)
+        else:
+            out[key] = value
+    return out
+
+
+def test_a_config_without_its_optional_keys_runs_with_the_documented_defaults(base_raw):
+    """Issue 35: competition_exposure, training.deferrable and funding.min_cash left out passed validate and
+    then broke the run (KeyError: a default that was no parameter). Every key whose schema field has a default
+    is left out of the resolved base config; the run must see each default as the kernel's parameter."""
+    stripped = without_optional_keys(validate(base_raw).resolved(), Config)
+    assert "min_cash" not in stripped["funding"] and "deferrable" not in stripped["training"]
+    assert all("competition_exposure" not in seg for seg in stripped["revenue"].values())
+    assert "simulation" not in stripped and "probability" not in stripped["funding"]["scheduled"]["softbank"]
+    cfg = validate(stripped)
+    results = run(cfg, 200, seed=4)
+    assert np.isfinite(results.summary["value"]).all()
+    paths = results.paths
+    inputs = build_inputs(cfg)
+    order = parameter_order(cfg)
+    fields = {"funding.min_cash": Funding, "training.deferrable": Training}
+    fields.update({f"revenue.{s}.competition_exposure": Segment for s in cfg.revenue})
+    for key, model in fields.items():
+        default = model.model_fields[key.rsplit(".", 1)[1]].default
+        assert inputs.tables[order.index(key)][0] == default, key
+    assert (paths["funding_gap"] == np.maximum(0.0, 10.0 - paths["lowest_cash"])).all()
+
+
+def only_segment_launching_in_2027(raw: dict) -> dict:
+    """Ads alone, launched in March 2027: no revenue in 2026, so no gross margin that year (issue 35)."""
+    raw["revenue"] = {"ads": {**raw["revenue"]["ads"], "launch": dt.date(2027, 3, 1)}}
+    raw["shocks"] = {}
+    raw["parameter_correlation"] = {}
+    return raw
+
+
+def test_gross_margin_of_a_year_without_revenue_is_left_out_and_counted(base_raw, tmp_path):
+    """Issue 35: a year without revenue put NaN into summary.parquet, by_year and by_step (exit 0). Its gross
+    margin is undefined: the statistics are over the paths with revenue, the others are counted, and only a
+    statistic with no (or, for a standard error, one) defined value is NaN."""
+    raw = only_segment_launching_in_2027(base_raw)
+    raw["competition"].update(intensity=100.0, severity=0.999999)  # revenue down to 0 in 2028 on some paths, then all
+    config = tmp_path / "late.toml"
+    config.write_text(validate(raw).to_toml())
+    result = CliRunner().invoke(main, ["run", str(config), "-n", "400", "-q", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    summary = pd.read_parquet(tmp_path / "out" / "summary.parquet").set_index("metric")
+    by_year = pd.read_parquet(tmp_path / "out" / "by_year.parquet")
+    by_step = pd.read_parquet(tmp_path / "out" / "by_step.parquet")
+    paths = pd.read_parquet(tmp_path / "out" / "paths")
+    counts = {y: int((paths[f"revenue_{y}"] == 0).sum()) for y in range(2026, 2031)}
+    assert counts[2026] == 400 and counts[2027] == 0 and 0 < counts[2028] < 400  # every case, in one run
+    margins = by_year[by_year["variable"] == "gross_margin"].set_index("year")
+    for y, count in counts.items():
+        assert summary.loc[f"gross_margin_{y}_n_undefined", "value"] == count
+        assert margins.loc[y, "n_undefined"] == count
+        gm = paths.loc[paths[f"revenue_{y}"] > 0, f"gross_margin_{y}"].to_numpy()
+        if count == 400:
+            assert summary.loc[f"gross_margin_{y}_q50"].isna().all() and np.isnan(margins.loc[y, "mean"])
+            continue
+        np.testing.assert_allclose(margins.loc[y, "mean"], gm.mean(), rtol=1e-12)
+        assert summary.loc[f"gross_margin_{y}_q50", "value"] == np.sort(gm)[math.ceil(gm.size * 0.5) - 1]
+        assert np.isfinite(summary.loc[f"gross_margin_{y}_q50"]).all()
+    assert (by_year["n_undefined"][by_year["variable"] != "gross_margin"] == 0).all()
+    undefined = [f"gross_margin_{y}_{qname(q)}" for y, count in counts.items() if count == 400 for q in QUANTILES]
+    assert not summary.drop(index=undefined).isna().any().any()
+    # by_step: a step's gross margin over the paths with revenue in the step ("paths"), NaN where there are none.
+    steps = by_step[by_step["variable"] == "gross_margin"]
+    assert (steps["paths"][steps["date"] < dt.date(2027, 3, 1)] == 0).all()
+    assert (steps["mean"].isna() == (steps["paths"] == 0)).all()
+    assert not by_step[by_step["variable"] != "gross_margin"].drop(columns="date").isna().any().any()
+
+
+def test_a_streamed_gross_margin_leaves_out_the_years_without_revenue(base_raw):
+    """The histograms' totals leave NaN out, so a streamed run's mean gross margin is that of the defined values,
+    as the exact run's is (to the rounding of another order of summation)."""
+    cfg = validate(only_segment_launching_in_2027(base_raw))
+    exact = run(cfg, 3000, seed=5)
+    streamed = run(cfg, 3000, seed=5, keep_paths="none")
+    assert streamed.metadata["quantiles"] == "streamed histograms"
+    for res in (exact, streamed):
+        margins = res.by_year[res.by_year["variable"] == "gross_margin"].set_index("year")
+        assert margins.loc[2026, "n_undefined"] == 3000 and margins.loc[2027, "n_undefined"] == 0
+    a, b = (r.by_year.set_index(["year", "variable"]).loc[(2027, "gross_margin")] for r in (exact, streamed))
+    np.testing.assert_allclose(b["mean"], a["mean"], rtol=1e-12)
+    np.testing.assert_allclose(b["mean_stderr"], a["mean_stderr"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("table", ["summary", "by_year", "by_step"])
+def test_any_other_nan_in_an_output_table_is_refused(base_raw, table):
+    """The invariant check of the tables: a NaN outside the gross margin's undefined case (here, planted in a
+    revenue sample or in the per-step trace) stops the run with one line instead of being written."""
+    cfg = validate(base_raw)
+    sim = simulate(cfg, 50, seed=2)
+    broken = dict(sim.samples)
+    values = np.sort(np.append(sim.samples["revenue_2028"].sorted[1:], np.nan))
+    broken["revenue_2028"] = SortedSample(values, ordered=values)
+    with pytest.raises(InvariantError, match=f"{table}: nan in column") as error:
+        if table == "summary":
+            summary_frame(cfg, 50, sim.counts, broken)
+        elif table == "by_year":
+            by_year_frame(cfg, broken)
+        else:
+            steps = trace_steps(cfg, 50, seed=2)
+            steps[7, 3, 3] = np.nan  # a path's cash at a step's end
+            by_step_frame(cfg, cfg.simulation.steps_per_year, steps)
+    assert "\n" not in str(error.value)
+
+
+def test_contingent_raises_beyond_the_step_count_are_the_step_count(base_raw):
+    """Issue 35: max_raises = 2**64 crashed the kernel's typing; at most one raise a step can happen, so the cap is
+    the step count, and the paths are those of any cap at least as large."""
+    base_raw["funding"]["min_cash"] = 80.0  # raises in most steps
+    results = []
+    for cap in (2**64, 10**400, 20):
+        base_raw["funding"]["contingent"].update(max_raises=cap, cooldown=0.0)
+        cfg = validate(base_raw)
+        assert build_inputs(cfg).max_raises == 20
+        results.append(simulate(cfg, 500, seed=8))
+    for other in results[1:]:
+        assert np.array_equal(other.scalars, results[0].scalars)
+    assert results[0].scalars[:, kernel.S_N_RAISES].max() > 3
