@@ -25,7 +25,7 @@ from .config import Config
 from .engine import (DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, Simulation, check_antithetic, check_settings,
                      check_threads, new_state, simulate, small_pages, trace_steps)
 from .kernel import ANNUAL_VARS, SCALAR_VARS
-from .model import drawn_parameters
+from .built_model import Model
 from .results import (RESUME_DIR, Results, ResultsError, check_files, part_count, part_name, read_paths,
                       run_identity, staged_part_name, write_parquet, write_results)
 from .run_folder import FolderLock, prepare_folder, remove_unfinished
@@ -50,10 +50,10 @@ def largest_se(counts: dict[str, int], n: int) -> float:
     return max(math.sqrt(k / n * (1 - k / n) / n) for k in counts.values())
 
 
-def check_room(out: Location | None, config: Config, rows: int) -> None:
+def check_room(out: Location | None, model: Model, rows: int) -> None:
     """Refuse a run whose kept per-path rows would not fit in memory or on a local disk, before starting it
     (and before its folder is made: the disk is that of its nearest existing parent)."""
-    row_bytes = 8 * (len(drawn_parameters(config)) + len(config.years) * len(ANNUAL_VARS) + len(SCALAR_VARS))
+    row_bytes = 8 * (len(model.parameters) + len(model.years) * len(ANNUAL_VARS) + len(SCALAR_VARS))
     need = rows * row_bytes
     hint = "; keep fewer rows with --keep-paths sample:N or none"
     free = math.inf
@@ -129,7 +129,7 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
 class PreparedRun:
     """A run checked and set up by :func:`prepare`, for :func:`execute`."""
 
-    config: Config
+    model: Model
     n_paths: int
     seed: int
     out: Location | None
@@ -172,12 +172,13 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
     n_keep = check_settings(n_paths, seed, keep_paths)
     check_threads(threads)
     check_antithetic(config, n_paths, n_keep < n_paths)
-    check_room(None if out is None else Location(out), config, n_keep)
+    model = Model.of(config)
+    check_room(None if out is None else Location(out), model, n_keep)
     lock = None
     if out is not None:
         out, lock = prepare_folder(out, force, resume)
     try:
-        state = new_state(config, n_paths, seed, keep_paths)
+        state = new_state(model, n_paths, seed, keep_paths)
         if resume:
             state = RunState.load(out / RESUME_DIR, state)
             # Parts written before the interruption are kept: they must still be there, unchanged.
@@ -189,7 +190,7 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
         raise
     if resume and progress is not None:
         progress(state.next_id)
-    return PreparedRun(config, n_paths, seed, out, state, threads, chunk_size, target_se, should_stop, progress,
+    return PreparedRun(model, n_paths, seed, out, state, threads, chunk_size, target_se, should_stop, progress,
                        command, started, lock)
 
 
@@ -214,7 +215,7 @@ def release(runs: list[PreparedRun]) -> None:
 def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Results]:
     try:
         if workers is None and scheduler is None:
-            return [_finish(r, simulate(r.config, r.n_paths, r.seed, chunk_size=r.chunk_size, **r.options()))
+            return [_finish(r, simulate(r.model, r.n_paths, r.seed, chunk_size=r.chunk_size, **r.options()))
                     for r in runs]
         from . import distributed
         with distributed.connect(workers, scheduler) as client:
@@ -223,7 +224,7 @@ def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Re
             for r in runs:
                 if workers is not None and r.threads is None:
                     r.threads = distributed.local_threads(workers)
-                jobs.append(distributed.Job(client, r.config, r.n_paths, r.seed, out=r.out, **r.options()))
+                jobs.append(distributed.Job(client, r.model, r.n_paths, r.seed, out=r.out, **r.options()))
             sims = distributed.run_jobs(client, jobs)
         return [_finish(r, sim, cluster) for r, sim in zip(runs, sims)]
     except Interrupted as stop:
@@ -242,7 +243,8 @@ def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Re
 
 def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Results:
     """Summaries, metadata and files of a simulated run."""
-    config, seed, out = run.config, run.seed, run.out
+    model, seed, out = run.model, run.seed, run.out
+    config = model.config
     max_paths, n_paths, n_kept = run.n_paths, sim.n_paths, len(sim.scalars)
     summary = summary_frame(config, n_paths, sim.counts, sim.samples)
     by_year = by_year_frame(config, sim.samples)
@@ -277,7 +279,7 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
 
     def part_table(index: int) -> pa.Table:
         rows = slice(index * BLOCK_PATHS, min(n_kept, (index + 1) * BLOCK_PATHS))
-        return paths_table(config, sim.inputs.spy, sim.params, sim.theta[rows], sim.annual[rows], sim.scalars[rows],
+        return paths_table(model, sim.theta[rows], sim.annual[rows], sim.scalars[rows],
                            first_id=rows.start)
 
     def local_paths() -> pd.DataFrame:
@@ -291,7 +293,7 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         parts.update({part_name(i): entry for i, entry in sim.parts.items()})
         # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
         by_step = by_step_frame(config, config.simulation.steps_per_year,
-                                trace_steps(config, n_paths, seed, run.threads))
+                                trace_steps(model, n_paths, seed, run.threads))
         write_results(out, {"summary": summary, "by_year": by_year, "by_step": by_step}, metadata, parts)
     except BaseException:
         remove_unfinished(out)

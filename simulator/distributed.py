@@ -44,12 +44,12 @@ import numpy as np
 
 from . import engine, kernel
 from .config import Config
-from .engine import Interrupted, RunState, Simulation
-from .model import build_inputs, drawn_parameters
+from .built_model import Model
+from .engine import RunState, Simulation
 from .results import run_identity, staged_part_name, write_parquet
-from .samples import BLOCK_PATHS, PILOT_PATHS, block_histograms
+from .samples import BLOCK_PATHS, block_histograms
 from .storage import Location, first_line
-from .summary import event_counts, paths_table, variable_names, variables
+from .summary import event_counts, paths_table, variables
 
 RETRIES = 2          # a failed task is run again (same block, same result)
 TASKS_PER_THREAD = 4  # blocks in flight per worker thread: keeps workers busy while the driver merges
@@ -156,45 +156,29 @@ def local_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-_WORKER_CACHE: dict[str, tuple] = {}  # per worker process: config digest -> kernel inputs
-CACHED_CONFIGS = 16  # runs sharing a cluster (scenarios) interleave their blocks on each worker
-
-
-def _prepared(config: Config) -> tuple:
-    key = config.digest()
-    if key not in _WORKER_CACHE:
-        inputs = build_inputs(config)
-        params = drawn_parameters(config)
-        if len(_WORKER_CACHE) >= CACHED_CONFIGS:
-            del _WORKER_CACHE[next(iter(_WORKER_CACHE))]
-        _WORKER_CACHE[key] = (inputs, params, engine._initial_cash(config, params))
-    return _WORKER_CACHE[key]
-
-
-def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, bins, threads, out: Location | None):
+def simulate_task(model: Model, seed: int, lo: int, hi: int, n_keep: int, bins, threads, out: Location | None):
     """One block of paths ``lo .. hi - 1`` on a worker: kernel, invariant check, event counts; the kept rows,
     written to ``out`` as the block's part when given (else returned); the summary values, or with ``bins``
     (the accumulator's edges, axes and with_sums: ``samples.block_histograms``) the block's histogram partials."""
-    inputs, params, initial_cash = _prepared(config)
     n = hi - lo
     with engine.thread_count(threads):
         if lo < n_keep:  # every drawn parameter, for the kept rows
-            theta = np.empty((n, len(params)))
-            annual = np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years))
+            theta = np.empty((n, len(model.parameters)))
+            annual = np.empty((n, len(kernel.ANNUAL_VARS), len(model.years)))
             scalars = np.empty((n, len(kernel.SCALAR_VARS)))
-            engine.simulate_checked(inputs.kernel_args(), seed, lo, theta, annual, scalars, initial_cash)
+            engine.simulate_checked(model.inputs, seed, lo, theta, annual, scalars, model.initial_cash)
         else:
-            theta, annual, scalars = engine.Unkept(inputs, initial_cash, n).run(seed, lo, hi)
-        result = {"counts": event_counts(config, inputs.spy, annual, scalars)}
+            theta, annual, scalars = engine.Unkept(model, n).run(seed, lo, hi)
+        result = {"counts": event_counts(model, annual, scalars)}
         if lo < n_keep:
             rows = tuple(a[:min(hi, n_keep) - lo] for a in (theta, annual, scalars))
             if out is None:
                 result["rows"] = tuple(a.copy() for a in rows)
             else:
-                table = paths_table(config, inputs.spy, params, *rows, first_id=lo)
+                table = paths_table(model, *rows, first_id=lo)
                 result["part"] = write_parquet(out / staged_part_name(lo // BLOCK_PATHS), table,
-                                               run_identity(config, seed))
-        values = variables(config, annual, scalars)
+                                               run_identity(model.config, seed))
+        values = variables(model, annual, scalars)
         if bins is None:
             result["values"] = values
         else:
@@ -239,19 +223,19 @@ class Job:
     The arguments are ``engine.simulate``'s, plus ``out``: the run's output location, where tasks write
     their parts (None: rows come back to the driver)."""
 
-    def __init__(self, client, config: Config, n_paths: int, seed: int, *, out: Location | None = None,
+    def __init__(self, client, config: Config | Model, n_paths: int, seed: int, *, out: Location | None = None,
                  threads: int | None = None, keep_paths: str | int | None = None,
                  progress: Callable[[int], None] | None = None, state: RunState | None = None,
                  should_stop: Callable[[], bool] | None = None,
                  precise_enough: Callable[[dict[str, int], int], bool] | None = None):
-        self.state, self.inputs, self.params, self.streaming = engine.prepare(config, n_paths, seed, keep_paths, state)
-        self.names = variable_names(config)
-        if config.simulation.antithetic and self.state.next_id % 2:
+        model = Model.of(config)
+        self.merged = engine.Merge(model, n_paths, seed, keep_paths, state, progress, should_stop, precise_enough)
+        self.state, self.streaming, self.model = self.merged.state, self.merged.streaming, model
+        if model.config.simulation.antithetic and self.state.next_id % 2:
             raise ValueError("cannot resume an antithetic run in the middle of a pair")
-        self.client, self.config, self.n_paths, self.seed, self.threads = client, config, n_paths, seed, threads
-        self.progress, self.should_stop, self.precise_enough = progress, should_stop, precise_enough
+        self.client, self.seed, self.threads = client, seed, threads
         self.n_keep = self.state.identity["kept"]
-        self.pilot_end = min(n_paths, PILOT_PATHS)
+        self.pilot_end = self.merged.pilot_end
         # Tasks write parts only if rows remain to be kept; not in an exact run that may stop early,
         # whose kept rows are known only at the end (the driver writes them).
         writes = self.state.next_id < self.n_keep and (precise_enough is None or self.streaming)
@@ -261,7 +245,7 @@ class Job:
         self.todo = deque(blocks(self.state.next_id, n_paths))
         self.pending: deque = deque()  # (lo, hi, future) in block order
         self.bins = None  # the histograms' edges, axes and with_sums, once the pilot has fixed them
-        self.shared: dict[str, object] = {}  # config and bins, scattered to the workers
+        self.shared: dict[str, object] = {}  # model and bins, scattered to the workers
         self.resubmitted: dict[int, int] = {}  # block start: times its task was lost and submitted again
         self.started = time.perf_counter()
 
@@ -297,10 +281,10 @@ class Job:
             self.bins = (self.state.acc.edges, self.state.acc.grid[0], self.state.acc.with_sums)
         aligned = lo % BLOCK_PATHS == 0
         # The key names the run and the block: the dashboard shows each run's progress.
-        return self.client.submit(simulate_task, self._scattered("config", self.config), self.seed, lo, hi,
+        return self.client.submit(simulate_task, self._scattered("model", self.model), self.seed, lo, hi,
                                   self.n_keep, self._scattered("bins", self.bins) if binned else None,
                                   self.threads, self.out if aligned else None,
-                                  key=f"{self.config.name}-{lo // BLOCK_PATHS}-{uuid.uuid4().hex}",
+                                  key=f"{self.model.config.name}-{lo // BLOCK_PATHS}-{uuid.uuid4().hex}",
                                   retries=RETRIES, pure=False)
 
     def merge(self) -> None:
@@ -328,21 +312,11 @@ class Job:
                     dst[lo:k] = src
             if "part" in part:
                 state.parts[lo // BLOCK_PATHS] = part["part"]
-            for name, v in part["counts"].items():
-                state.counts[name] = state.counts.get(name, 0) + v
-            if "values" in part:
-                engine.collect(state, part["values"], lo, hi, self.pilot_end, self.streaming, self.names)
-            else:
-                state.acc.merge_block(lo, hi - lo, part["hist"])
-            state.next_id = hi
-            if self.progress is not None:
-                self.progress(hi - lo)
-            if engine.stop_here(self.precise_enough, state, hi, self.n_paths, self.streaming, self.pilot_end):
-                self.n_paths = hi
+            before = self.merged.n_paths
+            self.merged.add(lo, hi, part["counts"], values=part.get("values"), hist=part.get("hist"))
+            if self.merged.n_paths < before:  # precise enough: the blocks after this one are not needed
                 self.todo.clear()
                 self.cancel()
-            elif self.should_stop is not None and hi < self.n_paths and self.should_stop():
-                raise Interrupted(state)
 
     def cancel(self) -> None:
         for *_, future in self.pending:
@@ -350,8 +324,7 @@ class Job:
         self.pending.clear()
 
     def simulation(self) -> Simulation:
-        return engine.finish(self.config, self.seed, self.n_paths, self.inputs, self.params, self.state,
-                             self.streaming, time.perf_counter() - self.started)
+        return self.merged.simulation(time.perf_counter() - self.started)
 
 
 def run_jobs(client, jobs: list[Job], in_flight: int | None = None) -> list[Simulation]:

@@ -25,10 +25,11 @@ except ImportError:  # numpy 1.x
 
 from . import __version__, kernel
 from .config import Config
-from .model import ModelInputs, build_inputs, drawn_parameters
+from .built_model import Model
+from .model import ModelInputs
 from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, bin_edges, sorted_rows
 from .storage import first_line
-from .summary import event_counts, needs_bin_sums, variable_names, variables
+from .summary import event_counts, needs_bin_sums, variables
 
 DEFAULT_CHUNK = 1 << 16
 KEEP_ALL_UP_TO = 1_000_000
@@ -54,18 +55,20 @@ class Simulation:
     ``parts`` lists the blocks whose rows Dask tasks wrote to the output themselves (index -> manifest
     entry, see :mod:`simulator.results`): their rows are not held here (undefined in the arrays)."""
 
-    config: Config
+    model: Model
     seed: int
     n_paths: int
-    inputs: ModelInputs
-    params: list[str]       # names of the columns of ``theta``
-    theta: np.ndarray       # (kept, n_drawn) drawn parameters
+    theta: np.ndarray       # (kept, n_drawn) drawn parameters, named by ``model.parameters``
     annual: np.ndarray      # (kept, len(kernel.ANNUAL_VARS), n_years)
     scalars: np.ndarray     # (kept, len(kernel.SCALAR_VARS))
     counts: dict[str, int]  # paths meeting each probability metric's event
     samples: dict = field(repr=False)  # summary variable -> SortedSample or HistogramSample
     seconds: float = 0.0
     parts: dict[int, dict] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Config:
+        return self.model.config
 
     @property
     def exact(self) -> bool:
@@ -245,17 +248,16 @@ def check_settings(n_paths: int, seed: int, keep_paths: str | int | None) -> int
     return resolve_keep(keep_paths, n_paths)
 
 
-def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | None) -> RunState:
+def new_state(model: Model, n_paths: int, seed: int, keep_paths: str | int | None) -> RunState:
     n_keep = check_settings(n_paths, seed, keep_paths)
-    n_drawn, n_years = len(drawn_parameters(config)), len(config.years)
     n_values = n_paths if n_keep == n_paths else 0
     # The version too: another version's kernel may give other numbers for the same paths.
-    identity = {"config_hash": config.digest(), "seed": seed, "n_paths": n_paths, "kept": n_keep,
+    identity = {"config_hash": model.config.digest(), "seed": seed, "n_paths": n_paths, "kept": n_keep,
                 "simulator_version": __version__}
     with small_pages():
-        return RunState(identity,
-                        np.empty((n_keep, n_drawn)), np.empty((n_keep, len(kernel.ANNUAL_VARS), n_years)),
-                        np.empty((n_keep, len(kernel.SCALAR_VARS))), np.empty((len(variable_names(config)), n_values)))
+        return RunState(identity, np.empty((n_keep, len(model.parameters))),
+                        np.empty((n_keep, len(kernel.ANNUAL_VARS), len(model.years))),
+                        np.empty((n_keep, len(kernel.SCALAR_VARS))), np.empty((len(model.variables), n_values)))
 
 
 CHECK_EVERY = 1 << 16  # auto-stop decides only at multiples of this many paths
@@ -272,7 +274,7 @@ def check_antithetic(config: Config, n_paths: int, streaming: bool) -> None:
                          "come from the pairs")
 
 
-def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAULT_CHUNK,
+def simulate(config: Config | Model, n_paths: int, seed: int, *, chunk_size: int = DEFAULT_CHUNK,
              threads: int | None = None, keep_paths: str | int | None = None,
              progress: Callable[[int], None] | None = None, state: RunState | None = None,
              should_stop: Callable[[], bool] | None = None,
@@ -295,50 +297,80 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size = {chunk_size}: expected a positive number of paths")
+    model = Model.of(config)
     with thread_count(threads), small_pages():
-        state, inputs, params, streaming = prepare(config, n_paths, seed, keep_paths, state)
-        n_keep = state.identity["kept"]
-        if config.simulation.antithetic:
+        merge = Merge(model, n_paths, seed, keep_paths, state, progress, should_stop, precise_enough)
+        state, n_keep = merge.state, merge.n_keep
+        if model.config.simulation.antithetic:
             chunk_size += chunk_size % 2  # pairs never straddle two chunks
-        initial_cash = _initial_cash(config, params)
-        unkept = Unkept(inputs, initial_cash, min(chunk_size, n_paths - n_keep))
-        pilot_end = min(n_paths, PILOT_PATHS)
-        args = inputs.kernel_args()
-        names = variable_names(config)
+        unkept = Unkept(model, min(chunk_size, n_paths - n_keep))
         start_time = time.perf_counter()
         lo = state.next_id
-        while lo < n_paths:
+        while lo < merge.n_paths:
             hi = min(lo + chunk_size, n_paths)
             if precise_enough is not None:
                 hi = min(hi, (lo // CHECK_EVERY + 1) * CHECK_EVERY)
             if lo < n_keep:  # kept rows: the kernel writes them in place
                 hi = min(hi, n_keep)
                 theta, annual, scalars = (a[lo:hi] for a in (state.theta, state.annual, state.scalars))
-                simulate_checked(args, seed, lo, theta, annual, scalars, initial_cash)
+                simulate_checked(model.inputs, seed, lo, theta, annual, scalars, model.initial_cash)
             else:
                 theta, annual, scalars = unkept.run(seed, lo, hi)
-            for k, v in event_counts(config, inputs.spy, annual, scalars).items():
-                state.counts[k] = state.counts.get(k, 0) + v
-            collect(state, variables(config, annual, scalars), lo, hi, pilot_end, streaming, names)
-            state.next_id = hi
-            if progress is not None:
-                progress(hi - lo)
-            if stop_here(precise_enough, state, hi, n_paths, streaming, pilot_end):
-                n_paths = hi
-                break
-            if should_stop is not None and hi < n_paths and should_stop():
-                raise Interrupted(state)
+            merge.add(lo, hi, event_counts(model, annual, scalars), values=variables(model, annual, scalars))
             lo = hi
-        return finish(config, seed, n_paths, inputs, params, state, streaming, time.perf_counter() - start_time)
+        return merge.simulation(time.perf_counter() - start_time)
 
 
-def prepare(config: Config, n_paths: int, seed: int, keep_paths, state: RunState | None):
-    """What both engines start from: the run's state (new or resumed), the kernel's inputs, the drawn
-    parameters' names, and whether summaries are streamed."""
-    state = state or new_state(config, n_paths, seed, keep_paths)
-    streaming = state.identity["kept"] < n_paths
-    check_antithetic(config, n_paths, streaming)
-    return state, build_inputs(config), drawn_parameters(config), streaming
+class Merge:
+    """The one merge step of both engines (here, chunk by chunk; :mod:`simulator.distributed`, block by block
+    in block order): each run of paths' event counts and summary values (or, on a cluster, its histogram
+    partials) into the run's state, then progress, the auto-stop and the stop request. The arguments are
+    :func:`simulate`'s."""
+
+    def __init__(self, model: Model, n_paths: int, seed: int, keep_paths, state: RunState | None,
+                 progress: Callable[[int], None] | None, should_stop: Callable[[], bool] | None,
+                 precise_enough: Callable[[dict[str, int], int], bool] | None):
+        self.model, self.n_paths, self.seed = model, n_paths, seed
+        self.state = state or new_state(model, n_paths, seed, keep_paths)
+        self.n_keep = self.state.identity["kept"]
+        self.streaming = self.n_keep < n_paths
+        check_antithetic(model.config, n_paths, self.streaming)
+        self.pilot_end = min(n_paths, PILOT_PATHS)
+        self.progress, self.should_stop, self.precise_enough = progress, should_stop, precise_enough
+
+    def add(self, lo: int, hi: int, counts: dict[str, int], values: np.ndarray | None = None, hist=None) -> None:
+        """Paths ``lo .. hi - 1`` are done: their ``counts``, and their summary ``values`` (rows of
+        ``model.variables``) or, past the pilot of a streamed run, their histogram partials ``hist``. Lowers
+        ``n_paths`` to ``hi`` where the run is precise enough; raises :class:`Interrupted` on a stop request."""
+        state = self.state
+        for k, v in counts.items():
+            state.counts[k] = state.counts.get(k, 0) + v
+        if hist is not None:
+            state.acc.merge_block(lo, hi - lo, hist)
+        else:
+            collect(state, values, lo, hi, self.pilot_end, self.streaming, self.model.variables)
+        state.next_id = hi
+        if self.progress is not None:
+            self.progress(hi - lo)
+        if stop_here(self.precise_enough, state, hi, self.n_paths, self.streaming, self.pilot_end):
+            self.n_paths = hi
+        elif self.should_stop is not None and hi < self.n_paths and self.should_stop():
+            raise Interrupted(state)
+
+    def simulation(self, seconds: float) -> Simulation:
+        """The run's rows (an early stop keeps fewer) and summary samples, once every path is merged."""
+        state, n_paths = self.state, self.n_paths
+        n_kept = min(self.n_keep, n_paths)
+        state.theta, state.annual, state.scalars = state.theta[:n_kept], state.annual[:n_kept], state.scalars[:n_kept]
+        if self.streaming:
+            samples = state.acc.finish()
+        else:
+            paired = self.model.config.simulation.antithetic
+            values = np.ascontiguousarray(state.values[:, :n_paths])
+            samples = {k: SortedSample(v, paired, ordered) for k, v, ordered in
+                       zip(self.model.variables, values, sorted_rows(values))}
+        return Simulation(self.model, self.seed, n_paths, state.theta, state.annual, state.scalars, state.counts,
+                          samples, seconds, state.parts)
 
 
 def stop_here(precise_enough, state: RunState, hi: int, n_paths: int, streaming: bool, pilot_end: int) -> bool:
@@ -349,24 +381,8 @@ def stop_here(precise_enough, state: RunState, hi: int, n_paths: int, streaming:
             and precise_enough(state.counts, hi))
 
 
-def finish(config: Config, seed: int, n_paths: int, inputs: ModelInputs, params: list[str], state: RunState,
-           streaming: bool, seconds: float) -> Simulation:
-    """The run's rows (an early stop keeps fewer) and summary samples, once every path is in ``state``."""
-    n_kept = min(state.identity["kept"], n_paths)
-    state.theta, state.annual, state.scalars = state.theta[:n_kept], state.annual[:n_kept], state.scalars[:n_kept]
-    if streaming:
-        samples = state.acc.finish()
-    else:
-        paired = config.simulation.antithetic
-        values = np.ascontiguousarray(state.values[:, :n_paths])
-        samples = {k: SortedSample(v, paired, ordered) for k, v, ordered in
-                   zip(variable_names(config), values, sorted_rows(values))}
-    return Simulation(config, seed, n_paths, inputs, params, state.theta, state.annual, state.scalars,
-                      state.counts, samples, seconds, state.parts)
-
-
 def collect(state: RunState, values: np.ndarray, lo: int, hi: int, pilot_end: int, streaming: bool,
-            names: list[str]) -> None:
+            names: tuple[str, ...]) -> None:
     """Keep the summary values of paths ``lo .. hi - 1`` (``variables``' rows, named by ``names``): all of
     them in an exact run, else in the histograms."""
     if not streaming:
@@ -396,36 +412,24 @@ class Unkept:
     """The kernel for chunks whose rows are not kept: into buffers reused chunk after chunk, and of the drawn
     parameters only the initial cash, which the invariant checks read (where it is drawn)."""
 
-    def __init__(self, inputs: ModelInputs, initial_cash, width: int):
-        columns = [initial_cash] if isinstance(initial_cash, int) else []
-        self.args = inputs.keeping(columns).kernel_args()
-        self.initial_cash = 0 if columns else initial_cash
-        self.buffers = (np.empty((width, len(columns))), np.empty((width, len(kernel.ANNUAL_VARS), inputs.n_years)),
+    def __init__(self, model: Model, width: int):
+        self.inputs = model.unkept
+        drawn = isinstance(model.initial_cash, int)
+        self.initial_cash = 0 if drawn else model.initial_cash  # its column in the narrowed theta
+        self.buffers = (np.empty((width, int(drawn))), np.empty((width, len(kernel.ANNUAL_VARS), len(model.years))),
                         np.empty((width, len(kernel.SCALAR_VARS))))
-
-    @classmethod
-    def of(cls, config: Config, inputs: ModelInputs, width: int) -> Unkept:
-        """For ``config`` (whose kernel inputs are ``inputs``), chunks of up to ``width`` paths."""
-        return cls(inputs, _initial_cash(config, drawn_parameters(config)), width)
 
     def run(self, seed: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(theta, annual, scalars) of paths ``lo .. hi - 1``, checked; valid until the next call."""
         theta, annual, scalars = (b[:hi - lo] for b in self.buffers)
-        simulate_checked(self.args, seed, lo, theta, annual, scalars, self.initial_cash)
+        simulate_checked(self.inputs, seed, lo, theta, annual, scalars, self.initial_cash)
         return theta, annual, scalars
 
 
-def simulate_checked(args: tuple, seed: int, lo: int, theta, annual, scalars, initial_cash) -> None:
-    """The kernel (``args``: ``ModelInputs.kernel_args``) on paths ``lo ..`` into the given outputs, then
-    ``check_invariants``."""
-    kernel.simulate_block(np.uint64(seed), lo, *args, theta, annual, scalars)
+def simulate_checked(inputs: ModelInputs, seed: int, lo: int, theta, annual, scalars, initial_cash) -> None:
+    """The kernel on paths ``lo ..`` into the given outputs, then ``check_invariants``."""
+    kernel.simulate_block(np.uint64(seed), lo, *inputs.kernel_args(), theta, annual, scalars)
     check_invariants(theta, annual, scalars, initial_cash, lo)
-
-
-def _initial_cash(config: Config, params: list[str]):
-    """Column of the drawn initial cash, or its fixed value."""
-    key = "funding.initial_cash"
-    return params.index(key) if key in params else config.funding.initial_cash.value
 
 
 def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> None:
@@ -446,15 +450,15 @@ def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> Non
 TRACE_PATHS = 20_000  # by_step.parquet: per-step quantiles from the first this-many path ids
 
 
-def trace_steps(config: Config, n_paths: int, seed: int, threads: int | None = None) -> np.ndarray:
+def trace_steps(model: Model, n_paths: int, seed: int, threads: int | None = None) -> np.ndarray:
     """Per-step values (paths, steps, len(kernel.STEP_VARS)) of the first min(n_paths, TRACE_PATHS) path ids,
     from ``kernel.trace_block``: constant time and memory whatever the run's size."""
-    inputs = build_inputs(config)
+    inputs = model.inputs
     n = min(n_paths, TRACE_PATHS)
-    theta = np.empty((n, len(drawn_parameters(config))))
+    theta = np.empty((n, len(model.parameters)))
     annual = np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years))
     scalars = np.empty((n, len(kernel.SCALAR_VARS)))
-    steps = np.empty((n, inputs.n_years * inputs.spy, len(kernel.STEP_VARS)))
+    steps = np.empty((n, model.n_steps, len(kernel.STEP_VARS)))
     with thread_count(threads):
         kernel.trace_block(np.uint64(seed), 0, *inputs.kernel_args(), theta, annual, scalars, steps)
     return steps

@@ -106,10 +106,10 @@ def yearly(annual: np.ndarray) -> dict[str, np.ndarray]:
     return {var: rows[k * n_years:(k + 1) * n_years].T for k, var in enumerate(YEARLY)}
 
 
-def variables(config, annual: np.ndarray, scalars: np.ndarray) -> np.ndarray:
+def variables(model, annual: np.ndarray, scalars: np.ndarray) -> np.ndarray:
     """Per-path values of every variable the summaries take quantiles or means of: one row per name of
-    :func:`variable_names` (rows contiguous, for binning), one column per path."""
-    out = np.empty((len(variable_names(config)), len(annual)))
+    ``model.variables`` (:func:`variable_names`; rows contiguous, for binning), one column per path."""
+    out = np.empty((len(model.variables), len(annual)))
     _variable_rows(annual, scalars, out)
     return out
 
@@ -158,14 +158,20 @@ def _variable_rows(annual, scalars, out):
 PAIRS = ":both"  # suffix of the count of antithetic pairs in which both paths have the event
 
 
-def event_counts(config, spy: int, annual: np.ndarray, scalars: np.ndarray) -> dict[str, int]:
-    """Number of paths meeting each probability metric's event (integers: exact in any chunking);
-    for antithetic runs also the number of pairs (paths 2k, 2k+1) where both do."""
+def event_names(config) -> list[str]:
+    """The probability metrics whose paths :func:`event_counts` counts, in its order."""
     end = config.simulation.end_year
-    names = ([f"p_fcf_positive_{end}"] + [f"p_shortfall_by_{y}" for y in config.years]
-             + [f"p_revenue_{end}_at_least_plan", f"p_compute_spend_within_{config.plan.compute_total:g}"])
+    return ([f"p_fcf_positive_{end}"] + [f"p_shortfall_by_{y}" for y in config.years]
+            + [f"p_revenue_{end}_at_least_plan", f"p_compute_spend_within_{config.plan.compute_total:g}"])
+
+
+def event_counts(model, annual: np.ndarray, scalars: np.ndarray) -> dict[str, int]:
+    """Number of paths meeting each probability metric's event (``model.events``; integers: exact in any
+    chunking); for antithetic runs also the number of pairs (paths 2k, 2k+1) where both do."""
+    config, names = model.config, model.events
     flags = np.empty((len(names), len(annual)), np.bool_)
-    _event_flags(annual, scalars, spy, config.plan.revenue[str(end)], config.plan.compute_total, flags)
+    _event_flags(annual, scalars, model.steps_per_year, config.plan.revenue[str(config.simulation.end_year)],
+                 config.plan.compute_total, flags)
     out = dict(zip(names, (int(k) for k in np.count_nonzero(flags, axis=1))))
     if config.simulation.antithetic:
         both = np.count_nonzero(flags[:, 0::2] & flags[:, 1::2], axis=1)
@@ -342,16 +348,15 @@ def first_shortfall_dates(config, spy: int, steps: np.ndarray) -> pa.Array:
     return pa.array(ends[np.where(shortfall, steps, 0).astype(np.int64)], type=pa.date32(), mask=~shortfall)
 
 
-def paths_table(config, spy: int, params: list[str], theta: np.ndarray, annual: np.ndarray, scalars: np.ndarray,
-                first_id: int = 0) -> pa.Table:
+def paths_table(model, theta: np.ndarray, annual: np.ndarray, scalars: np.ndarray, first_id: int = 0) -> pa.Table:
     """One row per path of the kernel's outputs for path ids ``first_id ..``: MODEL.md §7 plus end-of-year
-    cash and compute spend; ``params`` names the columns of ``theta``."""
-    years = config.years
+    cash and compute spend; ``model.parameters`` names the columns of ``theta``."""
+    config, spy, years = model.config, model.steps_per_year, model.years
     scalar = {name: scalars[:, i] for i, name in enumerate(kernel.SCALAR_VARS)}
     cols: dict[str, pa.Array | np.ndarray] = {"path_id": np.arange(first_id, first_id + len(scalars), dtype=np.int64)}
-    for j, name in enumerate(params):
+    for j, name in enumerate(model.parameters):
         cols[name] = theta[:, j]
-    values = dict(zip(variable_names(config), variables(config, annual, scalars)))
+    values = dict(zip(model.variables, variables(model, annual, scalars)))
     for var in YEARLY:
         for y in years:
             cols[f"{var}_{y}"] = values[f"{var}_{y}"]

@@ -15,6 +15,7 @@ from simulator import kernel, reference
 from simulator.api import run
 from simulator.cli import main
 from simulator.config import Config, Funding, ScheduledRaise, Segment, Training, validate
+from simulator.built_model import Model
 from simulator.engine import InvariantError, simulate, trace_steps
 from simulator.model import build_inputs, parameter_order
 from simulator.samples import SortedSample
@@ -275,7 +276,7 @@ def test_any_other_nan_in_an_output_table_is_refused(base_raw, table):
         elif table == "by_year":
             by_year_frame(cfg, broken)
         else:
-            steps = trace_steps(cfg, 50, seed=2)
+            steps = trace_steps(Model.of(cfg), 50, seed=2)
             steps[7, 3, 3] = np.nan  # a path's cash at a step's end
             by_step_frame(cfg, cfg.simulation.steps_per_year, steps)
     assert "\n" not in str(error.value)

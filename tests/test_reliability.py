@@ -82,15 +82,16 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_resume_of_a_run_saved_by_another_version_is_refused(tmp_path):
     """Another version's kernel may give other numbers for the same paths: mixing them would be silent."""
     from simulator import load_config
+    from simulator.built_model import Model
     from simulator.engine import RunState, new_state
     from simulator.storage import Location
 
     cfg = load_config()
-    saved = new_state(cfg, 1000, 1, None)
+    saved = new_state(Model.of(cfg), 1000, 1, None)
     saved.identity["simulator_version"] = "0.0.1"
     saved.save(Location(tmp_path))
     with pytest.raises(ValueError, match="differs in simulator_version"):
-        RunState.load(Location(tmp_path), new_state(cfg, 1000, 1, None))
+        RunState.load(Location(tmp_path), new_state(Model.of(cfg), 1000, 1, None))
 
 
 def test_resume_without_saved_progress_is_refused(tmp_path):
@@ -114,7 +115,7 @@ def test_invariant_check_names_the_broken_path():
     from simulator.engine import InvariantError, check_invariants, simulate
 
     sim = simulate(load_config(), 50, seed=1)
-    col = sim.params.index("funding.initial_cash")
+    col = sim.model.parameters.index("funding.initial_cash")
     check_invariants(sim.theta, sim.annual, sim.scalars, col, 1000)  # a correct chunk passes
     broken = sim.scalars.copy()
     broken[17, 0] += 0.01  # cash_end off by $10M

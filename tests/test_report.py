@@ -19,6 +19,7 @@ from simulator import report as report_module
 from simulator.api import run
 from simulator.cli import main
 from simulator.config import load_config, validate
+from simulator.built_model import Model
 from simulator.engine import TRACE_PATHS, trace_steps
 from simulator.report_files import REPORT_CHARTS, REPORT_FILE, report_files_of
 from simulator.summary import headline_metrics
@@ -79,7 +80,7 @@ def test_by_step_parquet(small_run):
     last_cash = frame[(frame["step"] == T - 1) & (frame["variable"] == "cash")].iloc[0]
     assert last_cash["q50"] == pytest.approx(np.quantile(paths[f"cash_{end}"], 0.5), rel=1e-12)
     # Annualised steps: the mean over the year of revenue / dt-per-step is the annual revenue.
-    steps = trace_steps(cfg, N, cfg.simulation.seed)
+    steps = trace_steps(Model.of(cfg), N, cfg.simulation.seed)
     np.testing.assert_allclose(steps[:, -spy:, kernel.T_REV].mean(axis=1), paths[f"revenue_{end}"], rtol=1e-10)
 
 

@@ -1,0 +1,54 @@
+"""The model a config describes, built once: what every layer of a run (engine, Dask tasks, summaries, report)
+reads, so that none of them derives it again from the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Config
+from .model import ModelInputs, build_inputs, drawn_parameters
+from .summary import event_names, variable_names
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A validated config and everything derived from it that a run needs.
+
+    ``parameters`` names the columns of the kernel's ``theta`` output (the drawn parameters, kernel order);
+    ``variables`` the rows of :func:`simulator.summary.variables`; ``events`` the probability metrics whose
+    paths :func:`simulator.summary.event_counts` counts. ``initial_cash`` is the column of the drawn initial
+    cash in ``theta``, or its fixed value: the invariant checks read it. ``unkept`` is ``inputs`` narrowed to
+    that column, for chunks whose rows are not kept (they write only what their checks read)."""
+
+    config: Config
+    inputs: ModelInputs
+    unkept: ModelInputs
+    parameters: tuple[str, ...]
+    variables: tuple[str, ...]
+    events: tuple[str, ...]
+    initial_cash: int | float
+
+    @classmethod
+    def of(cls, config: Config | Model) -> Model:
+        """The model of ``config`` (a model is its own)."""
+        if isinstance(config, Model):
+            return config
+        inputs = build_inputs(config)
+        parameters = tuple(drawn_parameters(config))
+        key = "funding.initial_cash"
+        initial_cash = parameters.index(key) if key in parameters else config.funding.initial_cash.value
+        unkept = inputs.keeping([initial_cash] if isinstance(initial_cash, int) else [])
+        return cls(config, inputs, unkept, parameters, tuple(variable_names(config)), tuple(event_names(config)),
+                   initial_cash)
+
+    @property
+    def years(self) -> list[int]:
+        return self.config.years
+
+    @property
+    def steps_per_year(self) -> int:
+        return self.inputs.spy
+
+    @property
+    def n_steps(self) -> int:
+        return self.inputs.n_years * self.inputs.spy
