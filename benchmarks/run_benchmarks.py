@@ -266,9 +266,8 @@ def variance_reduction(n: int) -> dict:
 
 def cpu_description(cpuinfo: str | None = None) -> str:
     """The CPU's model name, family and model, widest vector extension and L2 cache, from /proc/cpuinfo and
-    sysfs (``cpuinfo``: that file's text, for tests). The VM's model name alone ("AMD EPYC") hid two CPUs that
-    this project's runs landed on: a Zen 4 with AVX-512 and 1 MiB of L2 a core, and a Zen 3 with AVX2 and
-    512 KiB, whose kernel runs ~1.8x slower and whose floor ratio differs (RESULTS.md, the seventh day)."""
+    sysfs (``cpuinfo``: that file's text, for tests). A VM's model name alone ("AMD EPYC") can stand for CPUs
+    whose kernel speed and floor ratio differ widely (RESULTS.md, "Machine"), so the tables name them."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
@@ -462,6 +461,14 @@ def dask_section(n: int, repeats: int) -> str:
 NOTES_MARKER = "<!-- Notes below are written by hand; run_benchmarks.py --write keeps them. -->"
 
 
+def write_results(text: str, path: Path = HERE / "RESULTS.md") -> None:
+    """Replace the generated tables of ``path`` with ``text``; the hand-written notes from NOTES_MARKER on
+    (method, tried and dropped) stay as they are."""
+    old = path.read_text() if path.exists() else ""
+    notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else NOTES_MARKER + "\n"
+    path.write_text(text + "\n" + notes)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script works")
@@ -487,11 +494,7 @@ def main():
     text += "\n" + dask_section(200_000 if opts.quick else 2_000_000, 3)
     print(text)
     if opts.write:
-        # The notes under NOTES_MARKER (analysis, history, expected scaling) are written by hand: keep them.
-        path = HERE / "RESULTS.md"
-        old = path.read_text() if path.exists() else ""
-        notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else NOTES_MARKER + "\n"
-        path.write_text(text + "\n" + notes)
+        write_results(text)
 
 
 if __name__ == "__main__":
