@@ -354,7 +354,7 @@ Distribution = Annotated[
 
 
 # The largest magnitude of any parameter. No amount ($B) or rate of the model comes near it, and larger ones
-# (min_cash = 1e308) overflowed the summaries' sums of squares into infinities and NaN (issue 35).
+# (min_cash = 1e308) overflow the summaries' sums of squares into infinities and NaN.
 LARGEST = 1e9
 
 
