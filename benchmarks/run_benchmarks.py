@@ -117,10 +117,11 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     import numba
     import numpy as np
 
-    from numpy_model import simulate_numpy
     from simulator import kernel, load_config
     from simulator.engine import Unkept, simulate
     from simulator.model import build_inputs
+
+    from numpy_model import simulate_numpy
 
     cfg = load_config()
     inputs = build_inputs(cfg)
@@ -164,7 +165,7 @@ def pilot_costs(cfg, inputs, n: int, repeats: int) -> dict:
     import numpy as np
 
     from simulator.engine import Unkept
-    from simulator.samples import PILOT_PATHS, Accumulator, BLOCK_PATHS, bin_edges
+    from simulator.samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, bin_edges
     from simulator.summary import needs_bin_sums, variable_names, variables
 
     names = variable_names(cfg)
@@ -303,7 +304,8 @@ def machine() -> dict:
 
 def spread(ratios: list[float]) -> str:
     """The per-turn ratios' median and range, as the report gives them."""
-    return f"per turn: median {statistics.median(ratios):.2f}, {ratios[0]:.2f}-{ratios[-1]:.2f} over {len(ratios)} turns"
+    return (f"per turn: median {statistics.median(ratios):.2f}, {ratios[0]:.2f}-{ratios[-1]:.2f} "
+            f"over {len(ratios)} turns")
 
 
 def short_run_limit(res: dict, k: dict) -> str:
@@ -404,7 +406,8 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, kept: dict, vrf: 
               f"Same config, seed and path count ({vrf['n']:,}); the factor is (plain stderr / antithetic stderr)^2, "
               "the number of plain paths one antithetic path is worth. Standard errors of the antithetic run come "
               "from the pairs.", "",
-              "| metric | stderr, plain | stderr, antithetic | variance-reduction factor |", "| --- | ---: | ---: | ---: |"]
+              "| metric | stderr, plain | stderr, antithetic | variance-reduction factor |",
+              "| --- | ---: | ---: | ---: |"]
     for metric in VRF_METRICS:
         plain, anti = vrf[metric]
         lines.append(f"| {metric} | {plain:.3g} | {anti:.3g} | {(plain / anti) ** 2:.2f} |")
@@ -489,7 +492,8 @@ def main():
         start = start_times(3)
         kept = kept_rows_run(1_000_000)
         vrf = variance_reduction(200_000)
-    command = "python benchmarks/run_benchmarks.py" + (" --quick" if opts.quick else "") + (" --write" if opts.write else "")
+    command = ("python benchmarks/run_benchmarks.py" + (" --quick" if opts.quick else "")
+               + (" --write" if opts.write else ""))
     text = report(machine(), res, scale, start, kept, vrf, command)
     text += "\n" + dask_section(200_000 if opts.quick else 2_000_000, 3)
     print(text)
