@@ -28,7 +28,15 @@ sys.path.insert(0, str(ROOT))
 from simulator import engine, kernel, load_config  # noqa: E402
 from simulator.model import build_inputs  # noqa: E402
 from simulator.samples import (  # noqa: E402
-    GRID_CELLS, PILOT_PATHS, Accumulator, _bin_rows, bin_edges, empty_histograms, lookup_grids, sum_rows)
+    GRID_CELLS,
+    PILOT_PATHS,
+    Accumulator,
+    _bin_rows,
+    bin_edges,
+    empty_histograms,
+    lookup_grids,
+    sum_rows,
+)
 from simulator.summary import event_counts, needs_bin_sums, variable_names, variables  # noqa: E402
 
 from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
@@ -141,7 +149,7 @@ def phase_rows(args, out) -> tuple[float, float, list[tuple[str, float]]]:
 
 def applier(fn):
     """A loop of ``fn`` over an array. ``fn`` is a global of the loop, not an argument: a function passed as an
-    argument is called, not inlined, and the loop does not compile to SIMD (log_lanes measured 8.8 ns so)."""
+    argument is called, not inlined, and the loop would not compile to SIMD as the kernel's loops do."""
     @numba.njit(error_model="numpy")  # as the kernel: no division checks
     def apply(x, out):
         for i in range(x.shape[0]):
@@ -178,7 +186,8 @@ def tail_rows() -> list[tuple[str, float, float]]:
     variables from light- to heavy-tailed and one with far outliers: (variable, adaptive, uniform)."""
     rng = np.random.default_rng(1)
     draws = {"normal": lambda n: rng.normal(0, 1, n), "lognormal, sigma 1": lambda n: rng.lognormal(0, 1, n),
-             "lognormal, sigma 2": lambda n: rng.lognormal(0, 2, n), "lognormal, sigma 3": lambda n: rng.lognormal(0, 3, n),
+             "lognormal, sigma 2": lambda n: rng.lognormal(0, 2, n),
+             "lognormal, sigma 3": lambda n: rng.lognormal(0, 3, n),
              "-Pareto, alpha 0.8": lambda n: -rng.pareto(0.8, n),
              "lognormal, sigma 1, 1 in 5,000 up to 1e30": lambda n: np.where(rng.random(n) < 2e-4, 1e30 * rng.random(n),
                                                                            rng.lognormal(0, 1, n))}

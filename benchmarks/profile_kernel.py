@@ -117,7 +117,8 @@ def main() -> None:
     blocks = sorted(basic_blocks(code), key=lambda b: -sum(inside[offset] for offset, _ in b))
 
     print(f"{total:,} samples in simulate_tile ({len(samples):,} in the process while the kernel ran)\n")
-    print("| share | offset | instructions | AVX-512 | divisions | calls |\n| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| share | offset | instructions | AVX-512 | divisions | calls |\n"
+          "| ---: | ---: | ---: | ---: | ---: | ---: |")
     for block in blocks[:options.top]:
         text = [t for _, t in block]
         print(f"| {sum(inside[o] for o, _ in block) / total:.1%} | {block[0][0]:#x} | {len(block)} | "

@@ -117,10 +117,11 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     import numba
     import numpy as np
 
-    from numpy_model import simulate_numpy
     from simulator import kernel, load_config
     from simulator.engine import Unkept, simulate
     from simulator.model import build_inputs
+
+    from numpy_model import simulate_numpy
 
     cfg = load_config()
     inputs = build_inputs(cfg)
@@ -164,7 +165,7 @@ def pilot_costs(cfg, inputs, n: int, repeats: int) -> dict:
     import numpy as np
 
     from simulator.engine import Unkept
-    from simulator.samples import PILOT_PATHS, Accumulator, BLOCK_PATHS, bin_edges
+    from simulator.samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, bin_edges
     from simulator.summary import needs_bin_sums, variable_names, variables
 
     names = variable_names(cfg)
@@ -266,9 +267,8 @@ def variance_reduction(n: int) -> dict:
 
 def cpu_description(cpuinfo: str | None = None) -> str:
     """The CPU's model name, family and model, widest vector extension and L2 cache, from /proc/cpuinfo and
-    sysfs (``cpuinfo``: that file's text, for tests). The VM's model name alone ("AMD EPYC") hid two CPUs that
-    this project's runs landed on: a Zen 4 with AVX-512 and 1 MiB of L2 a core, and a Zen 3 with AVX2 and
-    512 KiB, whose kernel runs ~1.8x slower and whose floor ratio differs (RESULTS.md, the seventh day)."""
+    sysfs (``cpuinfo``: that file's text, for tests). A VM's model name alone ("AMD EPYC") can stand for CPUs
+    whose kernel speed and floor ratio differ widely (RESULTS.md, "Machine"), so the tables name them."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
@@ -304,7 +304,8 @@ def machine() -> dict:
 
 def spread(ratios: list[float]) -> str:
     """The per-turn ratios' median and range, as the report gives them."""
-    return f"per turn: median {statistics.median(ratios):.2f}, {ratios[0]:.2f}-{ratios[-1]:.2f} over {len(ratios)} turns"
+    return (f"per turn: median {statistics.median(ratios):.2f}, {ratios[0]:.2f}-{ratios[-1]:.2f} "
+            f"over {len(ratios)} turns")
 
 
 def short_run_limit(res: dict, k: dict) -> str:
@@ -405,7 +406,8 @@ def report(m: dict, res: dict, scale: list[dict], start: dict, kept: dict, vrf: 
               f"Same config, seed and path count ({vrf['n']:,}); the factor is (plain stderr / antithetic stderr)^2, "
               "the number of plain paths one antithetic path is worth. Standard errors of the antithetic run come "
               "from the pairs.", "",
-              "| metric | stderr, plain | stderr, antithetic | variance-reduction factor |", "| --- | ---: | ---: | ---: |"]
+              "| metric | stderr, plain | stderr, antithetic | variance-reduction factor |",
+              "| --- | ---: | ---: | ---: |"]
     for metric in VRF_METRICS:
         plain, anti = vrf[metric]
         lines.append(f"| {metric} | {plain:.3g} | {anti:.3g} | {(plain / anti) ** 2:.2f} |")
@@ -462,6 +464,14 @@ def dask_section(n: int, repeats: int) -> str:
 NOTES_MARKER = "<!-- Notes below are written by hand; run_benchmarks.py --write keeps them. -->"
 
 
+def write_results(text: str, path: Path = HERE / "RESULTS.md") -> None:
+    """Replace the generated tables of ``path`` with ``text``; the hand-written notes from NOTES_MARKER on
+    (method, tried and dropped) stay as they are."""
+    old = path.read_text() if path.exists() else ""
+    notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else NOTES_MARKER + "\n"
+    path.write_text(text + "\n" + notes)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script works")
@@ -482,16 +492,13 @@ def main():
         start = start_times(3)
         kept = kept_rows_run(1_000_000)
         vrf = variance_reduction(200_000)
-    command = "python benchmarks/run_benchmarks.py" + (" --quick" if opts.quick else "") + (" --write" if opts.write else "")
+    command = ("python benchmarks/run_benchmarks.py" + (" --quick" if opts.quick else "")
+               + (" --write" if opts.write else ""))
     text = report(machine(), res, scale, start, kept, vrf, command)
     text += "\n" + dask_section(200_000 if opts.quick else 2_000_000, 3)
     print(text)
     if opts.write:
-        # The notes under NOTES_MARKER (analysis, history, expected scaling) are written by hand: keep them.
-        path = HERE / "RESULTS.md"
-        old = path.read_text() if path.exists() else ""
-        notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else NOTES_MARKER + "\n"
-        path.write_text(text + "\n" + notes)
+        write_results(text)
 
 
 if __name__ == "__main__":

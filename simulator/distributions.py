@@ -11,7 +11,7 @@ function smooth and bounded in the tails, and needs no special functions inside 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -26,6 +26,8 @@ class _Dist(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     lower: float | None = Field(None, description="optional truncation bound")
     upper: float | None = Field(None, description="optional truncation bound")
+    if TYPE_CHECKING:
+        dist: str  # each kind's tag (a Literal field of its own)
 
     @model_validator(mode="after")
     def _check_bounds(self):
@@ -117,8 +119,9 @@ class Normal(_Dist):
         return self
 
     def location_scale(self) -> tuple[float, float]:
-        if self.p5 is not None:
+        if self.p5 is not None and self.p95 is not None:  # _one_form: both percentiles, or mean and sd
             return (self.p5 + self.p95) / 2, (self.p95 - self.p5) / (2 * Z_90)
+        assert self.mean is not None and self.sd is not None
         return self.mean, self.sd
 
     def closed_form(self):
@@ -156,9 +159,10 @@ class Lognormal(_Dist):
         return self
 
     def location_scale(self) -> tuple[float, float]:
-        if self.p5 is not None:
+        if self.p5 is not None and self.p95 is not None:  # _one_form: both percentiles, or mu and sigma
             a, b = math.log(self.p5), math.log(self.p95)
             return (a + b) / 2, (b - a) / (2 * Z_90)
+        assert self.mu is not None and self.sigma is not None
         return self.mu, self.sigma
 
     def closed_form(self):
@@ -354,7 +358,7 @@ Distribution = Annotated[
 
 
 # The largest magnitude of any parameter. No amount ($B) or rate of the model comes near it, and larger ones
-# (min_cash = 1e308) overflowed the summaries' sums of squares into infinities and NaN (issue 35).
+# (min_cash = 1e308) overflow the summaries' sums of squares into infinities and NaN.
 LARGEST = 1e9
 
 

@@ -175,7 +175,8 @@ FAN_TEXT = {
 }
 
 
-def fan_chart(plt, by_step: pd.DataFrame, var: str, cfg, spy: int, n_traced: int, path: Location) -> tuple[Figure, pd.DataFrame]:
+def fan_chart(plt, by_step: pd.DataFrame, var: str, cfg, spy: int, n_traced: int,
+              path: Location) -> tuple[Figure, pd.DataFrame]:
     step_name = {1: "year", 4: "quarter", 12: "month"}.get(spy, "step")
     title, unit, what = (s.format(step=step_name, spy=spy) for s in FAN_TEXT[var])
     data = by_step[by_step["variable"] == var].sort_values("step")[["step", "date", "q05", "q25", "q50", "q75", "q95"]]
@@ -377,7 +378,8 @@ def _png_uri(path: Location) -> str:
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 900px; margin: 2em auto;
        color: #222; line-height: 1.45; padding: 0 1em; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.88em; margin: 0.6em 0; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -388,7 +390,8 @@ figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 """
 
 
-def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], notes: list[str], folder: Location) -> str:
+def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], notes: list[str],
+               folder: Location) -> str:
     # Every text here may come from a config, a manifest or a path that someone else wrote (a config name
     # such as "<img src=x onerror=...>"): each is escaped, numbers included, since a tampered manifest
     # may hold a string where a number belongs.

@@ -37,6 +37,12 @@ class Scenario:
     config: Config
     results: Results | None = None
 
+    def finished(self) -> Results:
+        """The results; an error before the scenario has run."""
+        if self.results is None:
+            raise RuntimeError(f"scenario {self.name!r} has not run")
+        return self.results
+
 
 def load_scenarios(folder: str | Path = PACKAGED_CONFIGS) -> list[Scenario]:
     """Every ``*.toml`` config in ``folder`` (sorted by file name), loaded and validated.
@@ -111,7 +117,7 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
         s.results = results
     table = combined_summary(scenarios)
     metadata = {"schema_version": SCHEMA_VERSION, "simulator_version": __version__, "seed": seed, "n_paths": n_paths,
-                "scenarios": {s.name: {"config_hash": s.results.metadata["config_hash"], "file": s.path.name}
+                "scenarios": {s.name: {"config_hash": s.finished().metadata["config_hash"], "file": s.path.name}
                               for s in scenarios}}
     write_parquet(target, table, metadata)
     return table
@@ -119,7 +125,7 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
 
 def combined_summary(scenarios: list[Scenario]) -> pd.DataFrame:
     """The run scenarios' summary tables stacked, with a first column ``scenario``."""
-    frames = [s.results.summary.assign(scenario=s.name) for s in scenarios]
+    frames = [s.finished().summary.assign(scenario=s.name) for s in scenarios]
     table = pd.concat(frames, ignore_index=True)
     table = table[["scenario", *frames[0].columns.drop("scenario")]]
     return table.astype({"scenario": "string"})
@@ -135,7 +141,7 @@ def comparison(scenarios: list[Scenario]) -> pd.DataFrame:
     label_end = str(ends.pop()) if len(ends) == 1 else "END"
     rows = {}
     for s in scenarios:
-        summary = s.results.summary.set_index("metric")
+        summary = s.finished().summary.set_index("metric")
         row = {}
         for pattern in COMPARISON_METRICS:
             metric = summary.loc[pattern.format(end=s.config.simulation.end_year)]

@@ -45,6 +45,10 @@ class Location:
     """A file or folder on some file system. ``str()`` gives it as the user wrote it, for messages;
     ``location / "name"`` is a file or folder in it."""
 
+    fs: fsspec.AbstractFileSystem
+    path: str  # the file system's own path
+    text: str
+
     def __init__(self, where: str | os.PathLike | Location):
         if isinstance(where, Location):
             self.fs, self.path, self.text = where.fs, where.path, where.text

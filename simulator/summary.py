@@ -309,7 +309,8 @@ def by_step_frame(config, spy: int, steps: np.ndarray) -> pa.Table:
     margin, see UNDEFINED_VAR)."""
     n_steps = steps.shape[1]
     dates = step_end_dates(config, spy, n_steps)
-    cols = {"step": [], "date": [], "variable": [], "mean": [], **{qname(q): [] for q in STEP_QUANTILES}, "paths": []}
+    cols: dict[str, list] = {"step": [], "date": [], "variable": [], "mean": [],
+                             **{qname(q): [] for q in STEP_QUANTILES}, "paths": []}
     for k in range(n_steps):
         for v, var in enumerate(kernel.STEP_VARS):
             x = steps[:, k, v]

@@ -14,7 +14,6 @@ from simulator import analysis
 from simulator.cli import main
 from simulator.config import validate
 
-
 from conftest import BASE_RAW, set_key
 
 # A config where supply_shock_size is drawn but can do nothing (no supply shock ever happens),

@@ -205,7 +205,8 @@ def tls(tmp_path_factory):
     in-process worker; nothing leaves this machine."""
     folder = tmp_path_factory.mktemp("tls")
     done = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                           "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"), "-subj", "/CN=localhost",
+                           "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"),
+                           "-subj", "/CN=localhost",
                            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"openssl cannot make a certificate here: {done.stderr.strip()[:200]}")

@@ -69,7 +69,8 @@ def mutate(raw: dict, path: tuple, how: str) -> None:
 def _resolvable(raw: dict, path: tuple) -> bool:
     node = raw
     for key in path:
-        if isinstance(node, dict) and key in node or isinstance(node, list) and isinstance(key, int) and key < len(node):
+        if (isinstance(node, dict) and key in node
+                or isinstance(node, list) and isinstance(key, int) and key < len(node)):
             node = node[key]
         else:
             return False
@@ -94,7 +95,8 @@ def finite_except_undefined_margins(folder: Path) -> None:
     allowed = summary["metric"].map(lambda m: m.rsplit("_", 1)[0] in undefined).to_numpy()
     margin = (by_year["variable"] == "gross_margin").to_numpy()
     for frame, ok in ((summary, allowed), (by_year, margin & (by_year["n_undefined"] > N_PATHS - 2).to_numpy()),
-                      (by_step, (by_step["variable"] == "gross_margin").to_numpy() & (by_step["paths"] < 2).to_numpy())):
+                      (by_step, (by_step["variable"] == "gross_margin").to_numpy()
+                       & (by_step["paths"] < 2).to_numpy())):
         values = frame.select_dtypes("float").to_numpy()
         assert np.isfinite(values[~ok]).all(), frame[~ok & ~np.isfinite(values).all(axis=1)].head()
     paths = pd.read_parquet(folder / "paths")

@@ -272,7 +272,8 @@ def _swap_parts(out, manifest):
 
 
 MANIFEST_EDITS = {
-    "edited n_paths": (_set("metadata", "n_paths", value=80_000), "n_paths (70000) differs from the manifest's (80000)"),
+    "edited n_paths": (_set("metadata", "n_paths", value=80_000),
+                       "n_paths (70000) differs from the manifest's (80000)"),
     "edited seed": (_set("metadata", "seed", value=4), "seed (3) differs from the manifest's (4)"),
     "no files": (_set("files", value={}), "does not list summary.parquet"),
     "a file outside the folder": (_escape, "not a file a run writes"),

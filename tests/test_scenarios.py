@@ -109,7 +109,8 @@ def test_runs_a_given_folder(tmp_path):
 
 @pytest.mark.parametrize("files, message", [
     ({"twin.toml": 'extends = "base.toml"\nname = "base"\n'}, "name = 'base'"),
-    ({"other_seed.toml": 'extends = "base.toml"\nname = "other"\n[simulation]\nseed = 5\n'}, "disagree on simulation.seed"),
+    ({"other_seed.toml": 'extends = "base.toml"\nname = "other"\n[simulation]\nseed = 5\n'},
+     "disagree on simulation.seed"),
     ({"broken.toml": 'extends = "base.toml"\n[funding]\nmin_cash = "lots"\n'}, "funding.min_cash"),
 ])
 def test_config_problems_are_one_line_errors(tmp_path, files, message):

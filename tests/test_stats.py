@@ -44,7 +44,8 @@ def test_quantile_interval_coverage(rng, q):
 
 
 def test_mean_interval_coverage(rng):
-    assert LOW <= coverage(lambda x: stats.mean(SortedSample(x)), math.exp(0.5), lambda r: r.lognormal(0, 1, 2000), rng) <= HIGH
+    assert LOW <= coverage(lambda x: stats.mean(SortedSample(x)), math.exp(0.5),
+                           lambda r: r.lognormal(0, 1, 2000), rng) <= HIGH
 
 
 def test_expected_shortfall_interval_coverage(rng):
