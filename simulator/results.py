@@ -215,10 +215,10 @@ def _check_manifest(where: Location, manifest: dict) -> None:
     if absent:
         raise ResultsError(f"{where}: metadata lacks {', '.join(absent)}")
     n_paths, kept = meta["n_paths"], meta["paths_kept"]
-    if not (_is_count(n_paths) and n_paths > 0 and _is_count(kept) and kept <= n_paths
-            and _is_count(meta["seed"]) and isinstance(meta["config_hash"], str) and isinstance(meta["config"], dict)):
+    if not (_is_count(n_paths) and n_paths > 0 and _is_count(kept) and kept <= n_paths and _is_count(meta["seed"])
+            and isinstance(meta["config_hash"], str) and isinstance(meta["config"], dict)):
         raise ResultsError(f"{where}: metadata n_paths, paths_kept, seed, config_hash or config has the wrong type")
-    parts = sorted(int(m.group(2)) for m in map(_FILE_NAME.fullmatch, files) if m.group(2))
+    parts = sorted(int(m.group(2)) for m in map(_FILE_NAME.fullmatch, files) if m is not None and m.group(2))
     if parts != list(range(part_count(kept))):
         raise ResultsError(f"{where}: lists parts {_ranges(parts)} of the per-path rows; a run that kept {kept:,} "
                            f"rows has parts 0..{part_count(kept) - 1}")
