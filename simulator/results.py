@@ -181,7 +181,8 @@ def read_manifest(folder: str | Location, verify: bool = True) -> dict:
     try:
         manifest = json.loads(where.read_text())
     except FileNotFoundError:
-        raise ResultsError(f"{folder}: no {MANIFEST}; the run did not finish (or this is not a results folder)") from None
+        raise ResultsError(f"{folder}: no {MANIFEST}; the run did not finish (or this is not a results folder)") \
+            from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ResultsError(f"{where}: not valid JSON ({e})") from None
     except OSError as e:  # a folder named manifest.json, an unreadable file
