@@ -21,6 +21,7 @@ from .analysis import sensitivity as sensitivity_table, solve as solve_parameter
 from .api import DEFAULT_PATHS, RunInterrupted, run as run_simulation
 from .config import DEFAULT_CONFIG, ConfigError, load_config
 from .config import validate as validate_config
+from .judgments import check as check_judgments, run_judgments
 from .engine import DEFAULT_CHUNK, InvariantError, small_pages
 from .replay import replay
 from .results import ResultsError, read_results
@@ -230,6 +231,7 @@ def validate(config, overrides, as_toml):
         simulator validate configs/base.toml --set funding.min_cash=15
     """
     cfg = load_config(config, overrides)
+    check_judgments(cfg)
     if as_toml:
         click.echo(cfg.to_toml(), nl=False)
         return
@@ -244,6 +246,12 @@ def validate(config, overrides, as_toml):
                        ("training.committed", cfg.training.committed), ("plan.revenue", cfg.plan.revenue),
                        ("plan.fcf", cfg.plan.fcf)]:
         click.echo(f"  {key:28} " + " ".join(f"{sched[str(y)]:8.4g}" for y in cfg.years))
+    if cfg.judgments:
+        click.echo("judgments (simulator sensitivity --judgments RUN tests them):")
+    for name, j in cfg.judgments.items():
+        sides = f"x{j.scale[0]:g} / x{j.scale[1]:g}" if j.scale else f"{j.low:g} / {j.high:g}"
+        pair = f"[{', '.join(j.pair)}]" if j.pair else ""
+        click.echo(f"  {name:28} {j.key + pair:44} {sides:16} {j.why}")
 
 
 @main.command()
@@ -333,8 +341,11 @@ def _paths_note(used: int, n_paths: int) -> str:
 @folder_argument
 @click.option("--top", "top", type=click.IntRange(min=1), default=None,
               help="Print only the K highest-ranked parameters [default: all; the file has all].")
+@click.option("--judgments", "judged", is_flag=True,
+              help="Test the config's [judgments] instead: re-run the run at each one's low and high alternative "
+                   "(same seed and paths) and write judgments.parquet with the paired changes.")
 @domain_errors
-def sensitivity_command(folder, top):
+def sensitivity_command(folder, top, judged):
     """Rank the drawn parameters by their effect on shortfall and FCF (tornado-chart numbers).
 
     For each drawn parameter: Spearman rank correlation with the last year's FCF and with the
@@ -346,6 +357,9 @@ def sensitivity_command(folder, top):
     Example:
         simulator sensitivity results/base --top 10
     """
+    if judged:
+        show_judgments(folder, top)
+        return
     results = read_results(folder)
     result = sensitivity_table(results, folder)
     end = result.end_year
@@ -370,6 +384,32 @@ def sensitivity_command(folder, top):
                f"probability in the parameter's bottom/top decile; swing = top - bottom")
     path = write_sensitivity(folder, result, meta)
     click.echo(f"wrote {path}")
+
+
+def show_judgments(folder, top):
+    """`sensitivity --judgments`: run and print the judgments table."""
+    def progress(k, n, alt):
+        click.echo(f"judgment {k // 2 + 1}/{n // 2}: {alt.name} ({alt.side})", err=True)
+
+    table, meta, path = run_judgments(folder, progress)
+    end = validate_config(meta["config"]).simulation.end_year
+    sf, fp = f"p_shortfall_by_{end}", f"p_fcf_positive_{end}"
+    click.echo(f"{meta['config_name']}: {meta['n_paths']:,} paths, seed {meta['seed']}; change from the run "
+               f"(P(shortfall by {end}) {table[sf + '_base'].iloc[0]:.4f}, P(FCF {end} > 0) "
+               f"{table[fp + '_base'].iloc[0]:.4f}, funding gap q95 {table['funding_gap_q95_base'].iloc[0]:.1f})")
+    width = max(len("judgment"), *(len(j) for j in table["judgment"]))
+    click.echo(f"{'rank':>4} {'judgment':{width}} {'side':5} {'setting':>9}  {'P(shortfall)':>18}  "
+               f"{'P(FCF > 0)':>18}  {'gap q95':>16}")
+    shown = table if top is None else table[table["rank"] <= top]
+    for r in shown.to_dict("records"):
+        setting = f"x{r['setting']:.3g}" if r["scaled"] else f"{r['setting']:.4g}"
+        click.echo(f"{r['rank']:4d} {r['judgment']:{width}} {r['side']:5} {setting:>9}  "
+                   f"{r[sf + '_change']:+8.4f} ± {r[sf + '_change_se']:.4f}  "
+                   f"{r[fp + '_change']:+8.4f} ± {r[fp + '_change_se']:.4f}  "
+                   f"{r['funding_gap_q95_change']:+7.1f} ± {r['funding_gap_q95_change_se']:5.1f}")
+    if len(shown) < len(table):
+        click.echo(f"... {table['rank'].max() - top} more in the file")
+    click.echo(f"\nchanges paired path by path (same seed and paths), ± one standard error; wrote {path}")
 
 
 @main.command("compare")

@@ -256,6 +256,33 @@ class Plan(_Section):
     compute_total: FiniteFloat = Field(600.0, gt=0, description="planned total compute spend over the horizon, $B")
 
 
+class Judgment(_Section):
+    """A fixed choice of the config tested like a drawn parameter (MODEL-v2 §D): ``key`` (dotted) at a ``low``
+    and a ``high`` alternative value, or, for a schedule or a drawn parameter, scaled by ``scale`` = [low,
+    high]; a correlation entry names its ``pair`` in ``key``'s matrix (``parameter_correlation`` or
+    ``shocks``). ``why`` says in a line why the config's choice is not a fact."""
+
+    key: str = Field(description="dotted key of the choice")
+    low: FiniteFloat | None = Field(None, description="low alternative value")
+    high: FiniteFloat | None = Field(None, description="high alternative value")
+    scale: tuple[FiniteFloat, FiniteFloat] | None = Field(None, description="[low, high] factors on a schedule "
+                                                                            "or a distribution")
+    pair: tuple[str, str] | None = Field(None, description="the two names of a correlation entry")
+    why: str = Field(min_length=1, description="one line: why this is a judgment")
+
+    @model_validator(mode="after")
+    def _alternatives(self):
+        values = self.low is not None and self.high is not None
+        if values == (self.scale is not None) or (self.low is None) != (self.high is None):
+            raise ValueError("give either low and high (values) or scale = [low, high] (factors)")
+        if self.scale is not None and not all(f > 0 for f in self.scale):
+            raise ValueError(f"scale = {list(self.scale)}: expected positive factors")
+        if (self.pair is not None) != (self.key in ("parameter_correlation", "shocks")):
+            raise ValueError("a correlation entry is key = \"parameter_correlation\" or \"shocks\" with a pair; "
+                             "pair belongs to those keys only")
+        return self
+
+
 class Config(_Section):
     name: str = Field("run", description="scenario name, used for the default output folder")
     description: str = ""
@@ -270,6 +297,7 @@ class Config(_Section):
     shocks: Correlation = Correlation()
     parameter_correlation: Correlation = Correlation()
     plan: Plan
+    judgments: dict[str, Judgment] = Field(default_factory=dict, description="fixed choices to test (§D)")
 
     @field_validator("name")
     @classmethod

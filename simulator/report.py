@@ -69,8 +69,9 @@ def _read_by_step(folder: Location, manifest_hash: str) -> pd.DataFrame:
     return frame
 
 
-def _read_sensitivity(folder: Location, manifest_hash: str) -> pd.DataFrame | None:
-    path = folder / "sensitivity.parquet"
+def _read_derived(folder: Location, name: str, manifest_hash: str) -> pd.DataFrame | None:
+    """``name`` (sensitivity.parquet, judgments.parquet) of this run; None where absent or another run's."""
+    path = folder / name
     if not path.exists():
         return None
     frame, meta = read_table(path)
@@ -340,31 +341,53 @@ def funding_gap_chart(plt, summary: pd.DataFrame, paths: pd.DataFrame | None, en
     return Figure(path.name, title, caption, path), data
 
 
-def tornado_chart(plt, sens: pd.DataFrame, summary: pd.DataFrame, end: int, path: Location
-                  ) -> tuple[Figure, pd.DataFrame]:
+def tornado_rows(sens: pd.DataFrame | None, judged: pd.DataFrame | None, end: int) -> pd.DataFrame:
+    """The tornado's bars: P(shortfall by ``end``) at each drawn parameter's bottom and top 10% (sensitivity) and
+    at each judgment's low and high alternative (judgments), the largest swings first."""
+    col = f"p_shortfall_by_{end}"
+    frames = []
+    if sens is not None:
+        frames.append(pd.DataFrame({"name": sens["parameter"].astype(str), "kind": "parameter",
+                                    "low": sens[f"{col}_bottom"], "high": sens[f"{col}_top"]}))
+    if judged is not None and not judged.empty:
+        sides = judged.pivot(index="judgment", columns="side", values=col)
+        frames.append(pd.DataFrame({"name": sides.index.astype(str), "kind": "judgment",
+                                    "low": sides["low"].to_numpy(), "high": sides["high"].to_numpy()}))
+    data = pd.concat(frames, ignore_index=True)
+    swing = (data["high"] - data["low"]).abs()
+    return data.iloc[np.argsort(-swing.to_numpy(), kind="stable")].head(TORNADO_TOP).reset_index(drop=True)
+
+
+def tornado_chart(plt, sens: pd.DataFrame | None, judged: pd.DataFrame | None, summary: pd.DataFrame, end: int,
+                  path: Location) -> tuple[Figure, pd.DataFrame]:
     col = f"p_shortfall_by_{end}"
     base = summary.set_index("metric").loc[col].value
-    data = sens.sort_values("rank").head(TORNADO_TOP)[["parameter", f"{col}_bottom", f"{col}_top",
-                                                        f"{col}_swing", f"{col}_swing_se"]]
-    data = data.reset_index(drop=True)
-    title = f"Tornado: P(shortfall by {end}) when a parameter is low or high"
+    data = tornado_rows(sens, judged, end)
+    title = f"Tornado: P(shortfall by {end}), parameters and judgments low or high"
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
     ax.set_title(title, fontsize=12)
     ypos = np.arange(len(data))[::-1]
-    bottom, top = data[f"{col}_bottom"].to_numpy(), data[f"{col}_top"].to_numpy()
-    ax.barh(ypos, bottom - base, left=base, color="#1f77b4", alpha=0.8, label="parameter in its bottom 10%")
-    ax.barh(ypos, top - base, left=base, color="#d62728", alpha=0.8, label="parameter in its top 10%")
+    judgment = (data["kind"] == "judgment").to_numpy()
+    for rows, hatch, what in ((~judgment, None, "parameter in its"), (judgment, "//", "judgment at its")):
+        if rows.any():
+            low, high = data["low"].to_numpy()[rows], data["high"].to_numpy()[rows]
+            ax.barh(ypos[rows], low - base, left=base, color="#1f77b4", alpha=0.8, hatch=hatch,
+                    label=f"{what} {'bottom 10%' if hatch is None else 'low alternative'}")
+            ax.barh(ypos[rows], high - base, left=base, color="#d62728", alpha=0.8, hatch=hatch,
+                    label=f"{what} {'top 10%' if hatch is None else 'high alternative'}")
     ax.axvline(base, color="black", lw=1, label=f"all paths: {base:.1%}")
     # A "$" in a name (from the config) would start matplotlib's mathtext: draw it as it is.
-    ax.set_yticks(ypos, [str(p).replace("$", r"\$") for p in data["parameter"]], fontsize=8)
+    labels = [("judgment: " if j else "") + str(p).replace("$", r"\$") for p, j in zip(data["name"], judgment)]
+    ax.set_yticks(ypos, labels, fontsize=8)
     _percent_axis(ax, "x")
     ax.set_xlabel(f"P(cash under the floor by the end of {end})")
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
     _save(plt, fig, path)
-    caption = (f"The {len(data)} drawn parameters with the largest effect on the probability of a shortfall by "
-               f"{end}: that probability among paths where the parameter is in its lowest (blue) and highest "
-               f"(red) 10%, from simulator sensitivity.")
+    caption = (f"The {len(data)} largest effects on the probability of a shortfall by {end}: among paths where a "
+               "drawn parameter is in its lowest (blue) and highest (red) 10% (simulator sensitivity), and, "
+               "hatched, when a judgment of the config takes its low and high alternative on the same paths "
+               "(simulator sensitivity --judgments).")
     return Figure(path.name, title, caption, path), data
 
 
@@ -478,10 +501,12 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
     end = cfg.simulation.end_year
     spy = int(meta["steps_per_year"])
     by_step = _read_by_step(folder, meta["config_hash"])
-    sens = _read_sensitivity(folder, meta["config_hash"])
+    sens = _read_derived(folder, "sensitivity.parquet", meta["config_hash"])
+    judged = _read_derived(folder, "judgments.parquet", meta["config_hash"])
+    ranked = sens is not None or judged is not None
     paths = _paths_columns(folder, meta, [f"fcf_{end}", "funding_gap"])
     charts = [f"fan_{var}.png" for var in FAN_VARIABLES] + ["fcf_histogram.png", "survival.png", "funding_gap.png"]
-    ours = _replaceable(out, [REPORT_FILE, *charts, *(["tornado.png"] if sens is not None else [])])
+    ours = _replaceable(out, [REPORT_FILE, *charts, *(["tornado.png"] if ranked else [])])
     try:
         out.mkdir()
     except OSError as err:
@@ -494,6 +519,9 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
     if sens is None:
         notes.append(f"No sensitivity.parquet in the run folder: run `simulator sensitivity {folder}` and then "
                      f"`simulator report {folder}` again for the tornado chart.")
+    if judged is None and cfg.judgments:
+        notes.append(f"No judgments.parquet in the run folder: run `simulator sensitivity --judgments {folder}` and "
+                     f"then `simulator report {folder}` again to see the config's judgments in the tornado chart.")
     plt = _plt()
     figures, series = [], {}
     for var in FAN_VARIABLES:
@@ -508,8 +536,8 @@ def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
     }.items():
         figures.append(fig)
         series[key] = data
-    if sens is not None:
-        fig, data = tornado_chart(plt, sens, results.summary, end, out / "tornado.png")
+    if ranked:
+        fig, data = tornado_chart(plt, sens, judged, results.summary, end, out / "tornado.png")
         figures.append(fig)
         series["tornado"] = data
     elif "tornado.png" in ours:
