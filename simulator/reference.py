@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 
-from .kernel import FORM_EXP, FORM_TABLE, N_GLOBAL, SEGMENT_WIDTH, ZIG_F, ZIG_X
+from .layout import FORM_EXP, FORM_TABLE, GLOBAL_PARAMS, N_GLOBAL, SEGMENT_PARAMS, SEGMENT_WIDTH
 from .model import ModelInputs
+from .rng import ZIG_F, ZIG_X
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -48,7 +49,7 @@ class Stream:
         return self.bits53() / 2.0**53
 
     def normal(self) -> float:
-        """Ziggurat (Marsaglia & Tsang), as ``kernel.next_normal``: layer, sign, position from one draw."""
+        """Ziggurat (Marsaglia & Tsang), as ``rng.next_normal``: layer, sign, position from one draw."""
         while True:
             self.state = (self.state + GOLDEN) & MASK
             bits = mix64(self.state)
@@ -130,10 +131,24 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     zc = lower_times(m.chol_param, rng.normals(n_drawn))
     theta = [parameter(m, k, zc[d]) if d >= 0 else float(m.tables[k][0])
              for k, d in enumerate(m.drawn_slot)]
-    (lam_comp, severity, gm0, mu_p, sig_p, lam_supply, supply_size, mu_u, sig_u, opex_base, opex_growth,
-     opex_ratio, r_cash, deferrable, beta, runway_floor, cut_factor, initial_cash, min_cash, lookahead,
-     a, b, c, multiple, cap, cooldown, credit_limit, phi) = theta[:N_GLOBAL]
-    segments = [theta[N_GLOBAL + SEGMENT_WIDTH * s: N_GLOBAL + SEGMENT_WIDTH * (s + 1)] for s in range(n_seg)]
+    p = dict(zip(GLOBAL_PARAMS, theta[:N_GLOBAL]))  # by their config keys
+    lam_comp, severity = p["competition.intensity"], p["competition.severity"]
+    gm0 = p["compute.gross_margin_0"]
+    lam_supply, supply_size = p["compute.supply_shock_intensity"], p["compute.supply_shock_size"]
+    mu_p, sig_p = p["compute.price_drift"], p["compute.price_sigma"]
+    mu_u, sig_u = p["compute.usage_drift"], p["compute.usage_sigma"]
+    opex_base, opex_growth, opex_ratio = p["costs.opex_base"], p["costs.opex_growth"], p["costs.opex_revenue_ratio"]
+    r_cash = p["costs.cash_interest"]
+    deferrable, beta = p["training.deferrable"], p["training.revenue_elasticity"]
+    runway_floor, cut_factor = p["training.runway_floor"], p["training.cut_factor"]
+    initial_cash, min_cash = p["funding.initial_cash"], p["funding.min_cash"]
+    lookahead, cooldown = p["funding.contingent.lookahead"], p["funding.contingent.cooldown"]
+    a, b = p["funding.contingent.intercept"], p["funding.contingent.revenue_slope"]
+    c = p["funding.contingent.market_slope"]
+    multiple, cap = p["funding.contingent.size_multiple"], p["funding.contingent.size_cap"]
+    credit_limit, phi = p["funding.credit.limit"], p["market.persistence"]
+    segments = [dict(zip(SEGMENT_PARAMS, theta[N_GLOBAL + SEGMENT_WIDTH * s: N_GLOBAL + SEGMENT_WIDTH * (s + 1)]))
+                for s in range(n_seg)]
     amounts = theta[N_GLOBAL + SEGMENT_WIDTH * n_seg:]
 
     events = []
@@ -142,7 +157,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         events.append({"time": when, "u": rng.draw(), "status": "pending", "paid": 0})
 
     dt = 1.0 / m.spy
-    run_rate = [seg[0] for seg in segments]
+    run_rate = [seg["run_rate"] for seg in segments]
     trailing_fcf = [-m.initial_burn * dt] * m.spy
     log_price = log_usage = market = 0.0
     cash, credit, credit_max = initial_cash, 0.0, 0.0
@@ -165,7 +180,9 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         supply_shocks, when_supply = poisson(rng.draw(), lam_supply * dt)
 
         revenue = 0.0
-        for s, (r0, g0, ginf, half_life, sigma, exposure) in enumerate(segments):
+        for s, seg in enumerate(segments):
+            g0, ginf, half_life = seg["growth_initial"], seg["growth_long_run"], seg["half_life"]
+            sigma, exposure = seg["sigma"], seg["competition_exposure"]
             if m.seg_launch[s] >= t1:
                 continue
             start = max(t0, m.seg_launch[s])
