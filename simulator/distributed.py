@@ -182,7 +182,7 @@ def simulate_task(config: Config, seed: int, lo: int, hi: int, n_keep: int, bins
             theta = np.empty((n, len(params)))
             annual = np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years))
             scalars = np.empty((n, len(kernel.SCALAR_VARS)))
-            engine.simulate_checked(inputs.kernel_args(), seed, lo, theta, annual, scalars, initial_cash)
+            engine.simulate_checked(inputs, seed, lo, theta, annual, scalars, initial_cash)
         else:
             theta, annual, scalars = engine.Unkept(inputs, initial_cash, n).run(seed, lo, hi)
         result = {"counts": event_counts(config, inputs.spy, annual, scalars)}

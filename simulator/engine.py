@@ -25,6 +25,7 @@ except ImportError:  # numpy 1.x
 
 from . import __version__, kernel
 from .config import Config
+from .layout import CHECK_EVERY
 from .model import ModelInputs, build_inputs, drawn_parameters
 from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, bin_edges, sorted_rows
 from .storage import first_line
@@ -258,7 +259,6 @@ def new_state(config: Config, n_paths: int, seed: int, keep_paths: str | int | N
                         np.empty((n_keep, len(kernel.SCALAR_VARS))), np.empty((len(variable_names(config)), n_values)))
 
 
-CHECK_EVERY = 1 << 16  # auto-stop decides only at multiples of this many paths
 
 
 def check_antithetic(config: Config, n_paths: int, streaming: bool) -> None:
@@ -303,7 +303,6 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
         initial_cash = _initial_cash(config, params)
         unkept = Unkept(inputs, initial_cash, min(chunk_size, n_paths - n_keep))
         pilot_end = min(n_paths, PILOT_PATHS)
-        args = inputs.kernel_args()
         names = variable_names(config)
         start_time = time.perf_counter()
         lo = state.next_id
@@ -314,7 +313,7 @@ def simulate(config: Config, n_paths: int, seed: int, *, chunk_size: int = DEFAU
             if lo < n_keep:  # kept rows: the kernel writes them in place
                 hi = min(hi, n_keep)
                 theta, annual, scalars = (a[lo:hi] for a in (state.theta, state.annual, state.scalars))
-                simulate_checked(args, seed, lo, theta, annual, scalars, initial_cash)
+                simulate_checked(inputs, seed, lo, theta, annual, scalars, initial_cash)
             else:
                 theta, annual, scalars = unkept.run(seed, lo, hi)
             for k, v in event_counts(config, inputs.spy, annual, scalars).items():
@@ -398,7 +397,7 @@ class Unkept:
 
     def __init__(self, inputs: ModelInputs, initial_cash, width: int):
         columns = [initial_cash] if isinstance(initial_cash, int) else []
-        self.args = inputs.keeping(columns).kernel_args()
+        self.args = inputs.keeping(columns)
         self.initial_cash = 0 if columns else initial_cash
         self.buffers = (np.empty((width, len(columns))), np.empty((width, len(kernel.ANNUAL_VARS), inputs.n_years)),
                         np.empty((width, len(kernel.SCALAR_VARS))))
@@ -415,10 +414,10 @@ class Unkept:
         return theta, annual, scalars
 
 
-def simulate_checked(args: tuple, seed: int, lo: int, theta, annual, scalars, initial_cash) -> None:
-    """The kernel (``args``: ``ModelInputs.kernel_args``) on paths ``lo ..`` into the given outputs, then
+def simulate_checked(args: ModelInputs, seed: int, lo: int, theta, annual, scalars, initial_cash) -> None:
+    """The kernel (``args``: its inputs) on paths ``lo ..`` into the given outputs, then
     ``check_invariants``."""
-    kernel.simulate_block(np.uint64(seed), lo, *args, theta, annual, scalars)
+    kernel.simulate_block(np.uint64(seed), lo, args, theta, annual, scalars)
     check_invariants(theta, annual, scalars, initial_cash, lo)
 
 
@@ -456,5 +455,5 @@ def trace_steps(config: Config, n_paths: int, seed: int, threads: int | None = N
     scalars = np.empty((n, len(kernel.SCALAR_VARS)))
     steps = np.empty((n, inputs.n_years * inputs.spy, len(kernel.STEP_VARS)))
     with thread_count(threads):
-        kernel.trace_block(np.uint64(seed), 0, *inputs.kernel_args(), theta, annual, scalars, steps)
+        kernel.trace_block(np.uint64(seed), 0, inputs, theta, annual, scalars, steps)
     return steps
