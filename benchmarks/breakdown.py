@@ -35,28 +35,29 @@ from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder
 
 N = 1 << 16
 
-# (line of simulate_tile where a phase starts, the phase); a phase ends where the next probe is read.
+# (line of simulate_tile where a phase starts, the phase); a phase ends where the next probe is read. The phases are
+# the tile's calls of its phase functions (inlined: a probe between two calls times the one before).
 PHASES = [
-    ("    # 1. Parameters", "parameters: normal scores, copula, closed forms and table lookups"),
-    ("    # 2. Scheduled raises:", "scheduled raises: closing times and draws"),
-    ("    # 3. Initial state", "per-path constants, initial state"),
-    ("        # Decisions at the start of the step", "step: plan ratio"),
-    ("        for c in range(n_ch + n_seg):\n            normals_lanes", "step: normals"),
-    ("        # The lanes with a competition shock (", "step: uniforms, Poisson counts, shocked lanes"),
-    ("        correlate_lanes(chol_shock, dense, eps, 0,", "step: correlated shocks"),
-    ("        # Revenue (§3)", "step: revenue of the segments"),
-    ("        # Compute price and usage", "step: supply shocks"),
-    ("        fixed_share = committed[y]", "step: price, costs and cash flow"),
-    ("        # Scheduled funding (§6)", "step: scheduled funding"),
-    ("        for i in range(m):  # contingent raise", "step: contingent raise"),
-    ("        for i in range(m):  # SIMD: credit line", "step: credit line, shortfall, next step's runway rule"),
+    ("    draw_parameters(inputs", "parameters: normal scores, copula, closed forms and table lookups"),
+    ("    draw_scheduled_raises(", "scheduled raises: closing times and draws"),
+    ("    start_segments(seg", "per-path constants, initial state"),
+    ("        ratio_to_plan(", "step: plan ratio"),
+    ("        n_shocked, n_supply = draw_shocks(", "step: normals, uniforms, Poisson counts, correlated shocks"),
+    ("        revenue(inputs", "step: revenue of the segments"),
+    ("        costs(inputs", "step: supply shocks, price, costs and cash flow"),
+    ("        scheduled_funding(", "step: scheduled funding"),
+    ("        contingent_funding(", "step: contingent raise"),
+    ("        credit_line(", "step: credit line, shortfall, next step's runway rule"),
     ("        j += 1\n", "step: year-end totals"),
-    ("    for i in range(m_out):\n        scalars[i, S_CASH_END]", "path outputs"),
+    ("    record_paths(", "path outputs"),
 ]
 # Appended to the probed copy: the cycle counter, and the probe that closes the running phase.
 PROBE_HELPERS = '''
 
+from llvmlite import ir
+from numba import types
 from numba.core import cgutils
+from numba.extending import intrinsic
 
 
 @intrinsic
@@ -68,7 +69,7 @@ def _cycles(typingctx):
     return types.int64(), codegen
 
 
-@njit(inline="always")
+@jit(inline="always")
 def _probe(cycles, running, starting, last):
     now = _cycles()
     cycles[running] += now - last
@@ -95,8 +96,8 @@ def probed_source(source: str) -> str:
         source = source.replace(anchor, f"{indent}_phase, _last = _probe(cycles, _phase, {k + 1}, _last)\n{anchor}")
     edits = [  # (text, replacement): the cycles argument, the first read and the last probe
         ("    m_out = theta_out.shape[0]\n", "    _phase, _last = 0, _cycles()\n    m_out = theta_out.shape[0]\n"),
-        ("        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n",
-         "        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n    _probe(cycles, _phase, 0, _last)\n"),
+        ("    record_paths(lane, theta, scalars, m_out)\n",
+         "    record_paths(lane, theta, scalars, m_out)\n    _probe(cycles, _phase, 0, _last)\n"),
         ("steps[lo:hi])", "steps[lo:hi], cycles)"),
         # simulate_tile's and trace_block's signatures (every occurrence is replaced)
         ("theta_out, annual, scalars, steps):\n", "theta_out, annual, scalars, steps, cycles):\n"),
@@ -107,13 +108,14 @@ def probed_source(source: str) -> str:
         if old not in source:
             raise SystemExit(f"{old!r} is no longer in kernel.py; update probed_source")
         source = source.replace(old, new)
-    return source.replace("cache=True", "cache=False") + PROBE_HELPERS
+    return source + PROBE_HELPERS  # compiled uncached: jit caches only the package's own files
 
 
 def load_module(tmp: Path, source: str):
+    """``source`` as a module of the ``simulator`` package (its relative imports resolve there)."""
     path = tmp / "probed_kernel.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    spec = importlib.util.spec_from_file_location(f"simulator.{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -121,16 +123,16 @@ def load_module(tmp: Path, source: str):
 
 def phase_rows(args, out) -> tuple[float, float, list[tuple[str, float]]]:
     """(plain kernel ns a path, probed kernel ns a path, [(phase, cycles a path)]) of the least disturbed run."""
-    plain = best_ns(lambda: kernel.simulate_block(np.uint64(1), 0, *args, *out))
+    plain = best_ns(lambda: kernel.simulate_block(np.uint64(1), 0, args, *out))
     with tempfile.TemporaryDirectory() as tmp:
         probed = load_module(Path(tmp), probed_source(Path(kernel.__file__).read_text()))
         cycles = np.zeros(len(PHASES) + 1, np.int64)
-        probed.simulate_block(np.uint64(1), 0, *args, *out, cycles)  # compile
+        probed.simulate_block(np.uint64(1), 0, args, *out, cycles)  # compile
         best = None
         for _ in range(9):
             cycles[:] = 0
             start = time.perf_counter()
-            probed.simulate_block(np.uint64(1), 0, *args, *out, cycles)
+            probed.simulate_block(np.uint64(1), 0, args, *out, cycles)
             seconds = time.perf_counter() - start
             if best is None or seconds < best[0]:
                 best = seconds, cycles.copy()
@@ -201,7 +203,7 @@ def main():
     inputs = build_inputs(cfg)
     streamed = engine.Unkept.of(cfg, inputs, N)  # the kernel as a streamed run calls it
     args, out = streamed.args, streamed.buffers
-    kernel.simulate_block(np.uint64(1), 0, *args, *out)  # compile
+    kernel.simulate_block(np.uint64(1), 0, args, *out)  # compile
     plain, probed, phases = phase_rows(args, out)
     draw, (_, shape, _), last = floor_kernel(), floor_shape(inputs), np.empty(N)
     draw(np.uint64(1), 10, *shape, last)

@@ -130,7 +130,6 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     # the invariant checks read), and as a run that keeps them (every drawn parameter).
     streamed = Unkept.of(cfg, inputs, n_kernel)
     buffers = (np.empty((n_kernel, n_drawn)), *streamed.buffers[1:])
-    args = inputs.kernel_args()
     draw = floor_kernel()
     out = np.empty(n_kernel)
     res = {"n_kernel": n_kernel, "n_numpy": n_numpy, **counts}
@@ -139,8 +138,8 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     simulate_numpy(inputs, 1000, 1)
     for threads in (numba.config.NUMBA_NUM_THREADS, 1):
         numba.set_num_threads(threads)
-        fns = {"kernel": lambda: kernel.simulate_block(np.uint64(1), 0, *streamed.args, *streamed.buffers),
-               "kernel_all": lambda: kernel.simulate_block(np.uint64(1), 0, *args, *buffers),
+        fns = {"kernel": lambda: kernel.simulate_block(np.uint64(1), 0, streamed.args, *streamed.buffers),
+               "kernel_all": lambda: kernel.simulate_block(np.uint64(1), 0, inputs, *buffers),
                "engine": lambda: simulate(cfg, n_kernel, 1, keep_paths="none"),
                "floor": lambda: draw(np.uint64(1), n_kernel, *shape, out)}
         if "numpy" not in res:  # once, in turns with the all-threads runs
