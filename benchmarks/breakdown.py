@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from simulator import engine, kernel, load_config  # noqa: E402
-from simulator.model import build_inputs  # noqa: E402
+from simulator.built_model import Model  # noqa: E402
 from simulator.samples import (  # noqa: E402
     GRID_CELLS,
     PILOT_PATHS,
@@ -37,34 +37,35 @@ from simulator.samples import (  # noqa: E402
     lookup_grids,
     sum_rows,
 )
-from simulator.summary import event_counts, needs_bin_sums, variable_names, variables  # noqa: E402
+from simulator.summary import event_counts, needs_bin_sums, variables  # noqa: E402
 
 from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder is on sys.path)
 
 N = 1 << 16
 
-# (line of simulate_tile where a phase starts, the phase); a phase ends where the next probe is read.
+# (line of simulate_tile where a phase starts, the phase); a phase ends where the next probe is read. The phases are
+# the tile's calls of its phase functions (inlined: a probe between two calls times the one before).
 PHASES = [
-    ("    # 1. Parameters", "parameters: normal scores, copula, closed forms and table lookups"),
-    ("    # 2. Scheduled raises:", "scheduled raises: closing times and draws"),
-    ("    # 3. Initial state", "per-path constants, initial state"),
-    ("        # Decisions at the start of the step", "step: plan ratio"),
-    ("        for c in range(n_ch + n_seg):\n            normals_lanes", "step: normals"),
-    ("        # The lanes with a competition shock (", "step: uniforms, Poisson counts, shocked lanes"),
-    ("        correlate_lanes(chol_shock, dense, eps, 0,", "step: correlated shocks"),
-    ("        # Revenue (§3)", "step: revenue of the segments"),
-    ("        # Compute price and usage", "step: supply shocks"),
-    ("        fixed_share = committed[y]", "step: price, costs and cash flow"),
-    ("        # Scheduled funding (§6)", "step: scheduled funding"),
-    ("        for i in range(m):  # contingent raise", "step: contingent raise"),
-    ("        for i in range(m):  # SIMD: credit line", "step: credit line, shortfall, next step's runway rule"),
+    ("    draw_parameters(inputs", "parameters: normal scores, copula, closed forms and table lookups"),
+    ("    draw_scheduled_raises(", "scheduled raises: closing times and draws"),
+    ("    start_segments(seg", "per-path constants, initial state"),
+    ("        ratio_to_plan(", "step: plan ratio"),
+    ("        n_shocked, n_supply = draw_shocks(", "step: normals, uniforms, Poisson counts, correlated shocks"),
+    ("        revenue(inputs", "step: revenue of the segments"),
+    ("        costs(inputs", "step: supply shocks, price, costs and cash flow"),
+    ("        scheduled_funding(", "step: scheduled funding"),
+    ("        contingent_funding(", "step: contingent raise"),
+    ("        credit_line(", "step: credit line, shortfall, next step's runway rule"),
     ("        j += 1\n", "step: year-end totals"),
-    ("    for i in range(m_out):\n        scalars[i, S_CASH_END]", "path outputs"),
+    ("    record_paths(", "path outputs"),
 ]
 # Appended to the probed copy: the cycle counter, and the probe that closes the running phase.
 PROBE_HELPERS = '''
 
+from llvmlite import ir
+from numba import types
 from numba.core import cgutils
+from numba.extending import intrinsic
 
 
 @intrinsic
@@ -76,7 +77,7 @@ def _cycles(typingctx):
     return types.int64(), codegen
 
 
-@njit(inline="always")
+@jit(inline="always")
 def _probe(cycles, running, starting, last):
     now = _cycles()
     cycles[running] += now - last
@@ -103,8 +104,8 @@ def probed_source(source: str) -> str:
         source = source.replace(anchor, f"{indent}_phase, _last = _probe(cycles, _phase, {k + 1}, _last)\n{anchor}")
     edits = [  # (text, replacement): the cycles argument, the first read and the last probe
         ("    m_out = theta_out.shape[0]\n", "    _phase, _last = 0, _cycles()\n    m_out = theta_out.shape[0]\n"),
-        ("        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n",
-         "        scalars[i, S_N_RAISES] = lane[L_N_RAISES, i]\n    _probe(cycles, _phase, 0, _last)\n"),
+        ("    record_paths(lane, theta, scalars, m_out)\n",
+         "    record_paths(lane, theta, scalars, m_out)\n    _probe(cycles, _phase, 0, _last)\n"),
         ("steps[lo:hi])", "steps[lo:hi], cycles)"),
         # simulate_tile's and trace_block's signatures (every occurrence is replaced)
         ("theta_out, annual, scalars, steps):\n", "theta_out, annual, scalars, steps, cycles):\n"),
@@ -115,13 +116,14 @@ def probed_source(source: str) -> str:
         if old not in source:
             raise SystemExit(f"{old!r} is no longer in kernel.py; update probed_source")
         source = source.replace(old, new)
-    return source.replace("cache=True", "cache=False") + PROBE_HELPERS
+    return source + PROBE_HELPERS  # compiled uncached: jit caches only the package's own files
 
 
 def load_module(tmp: Path, source: str):
+    """``source`` as a module of the ``simulator`` package (its relative imports resolve there)."""
     path = tmp / "probed_kernel.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    spec = importlib.util.spec_from_file_location(f"simulator.{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -129,16 +131,16 @@ def load_module(tmp: Path, source: str):
 
 def phase_rows(args, out) -> tuple[float, float, list[tuple[str, float]]]:
     """(plain kernel ns a path, probed kernel ns a path, [(phase, cycles a path)]) of the least disturbed run."""
-    plain = best_ns(lambda: kernel.simulate_block(np.uint64(1), 0, *args, *out))
+    plain = best_ns(lambda: kernel.simulate_block(np.uint64(1), 0, args, *out))
     with tempfile.TemporaryDirectory() as tmp:
         probed = load_module(Path(tmp), probed_source(Path(kernel.__file__).read_text()))
         cycles = np.zeros(len(PHASES) + 1, np.int64)
-        probed.simulate_block(np.uint64(1), 0, *args, *out, cycles)  # compile
+        probed.simulate_block(np.uint64(1), 0, args, *out, cycles)  # compile
         best = None
         for _ in range(9):
             cycles[:] = 0
             start = time.perf_counter()
-            probed.simulate_block(np.uint64(1), 0, *args, *out, cycles)
+            probed.simulate_block(np.uint64(1), 0, args, *out, cycles)
             seconds = time.perf_counter() - start
             if best is None or seconds < best[0]:
                 best = seconds, cycles.copy()
@@ -207,10 +209,11 @@ def tail_rows() -> list[tuple[str, float, float]]:
 def main():
     numba.set_num_threads(1)
     cfg = load_config()
-    inputs = build_inputs(cfg)
-    streamed = engine.Unkept.of(cfg, inputs, N)  # the kernel as a streamed run calls it
-    args, out = streamed.args, streamed.buffers
-    kernel.simulate_block(np.uint64(1), 0, *args, *out)  # compile
+    model = Model.of(cfg)
+    inputs = model.inputs
+    streamed = engine.Unkept(model, N)  # the kernel as a streamed run calls it
+    args, out = streamed.inputs, streamed.buffers
+    kernel.simulate_block(np.uint64(1), 0, args, *out)  # compile
     plain, probed, phases = phase_rows(args, out)
     draw, (_, shape, _), last = floor_kernel(), floor_shape(inputs), np.empty(N)
     draw(np.uint64(1), 10, *shape, last)
@@ -218,12 +221,12 @@ def main():
 
     theta, annual, scalars = out
     initial_cash = streamed.initial_cash
-    values = variables(cfg, annual, scalars)
-    names = variable_names(cfg)
+    values = variables(model, annual, scalars)
+    names = model.variables
     # The edges from a pilot as a run's (other paths than those binned): a pilot of only these paths would
     # make every value met twice a value that recurs, with a bin of its own.
-    pilot_run = engine.Unkept.of(cfg, inputs, N)
-    pilot = np.concatenate([variables(cfg, *pilot_run.run(2, lo, lo + N)[1:]) for lo in range(0, PILOT_PATHS, N)],
+    pilot_run = engine.Unkept(model, N)
+    pilot = np.concatenate([variables(model, *pilot_run.run(2, lo, lo + N)[1:]) for lo in range(0, PILOT_PATHS, N)],
                            axis=1)
     acc = Accumulator(names, *bin_edges(pilot), [needs_bin_sums(name) for name in names])
 
@@ -234,8 +237,8 @@ def main():
     bin_again()  # compile
     steps = [
         ("invariant checks", lambda: engine.check_invariants(theta, annual, scalars, initial_cash, 0)),
-        ("event counts", lambda: event_counts(cfg, inputs.spy, annual, scalars)),
-        ("summary variables", lambda: variables(cfg, annual, scalars)),
+        ("event counts", lambda: event_counts(model, annual, scalars)),
+        ("summary variables", lambda: variables(model, annual, scalars)),
         (f"histograms of {len(values)} variables", bin_again),
     ]
     all_threads = numba.config.NUMBA_NUM_THREADS

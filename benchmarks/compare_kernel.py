@@ -66,7 +66,8 @@ def runner(package, n: int):
     """(a function that runs ``package``'s kernel on paths 0 .. n - 1, its outputs)."""
     kernel = importlib.import_module(f"{package.__name__}.kernel")
     inputs = importlib.import_module(f"{package.__name__}.model").build_inputs(package.load_config())
-    args = inputs.kernel_args()
+    # Revisions before the kernel took one tuple of inputs took its fields one by one (``kernel_args``).
+    args = inputs.kernel_args() if hasattr(inputs, "kernel_args") else (inputs,)
     out = (np.empty((n, inputs.chol_param.shape[0])), np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years)),
            np.empty((n, len(kernel.SCALAR_VARS))))
     return (lambda: kernel.simulate_block(np.uint64(1), 0, *args, *out)), out
@@ -74,11 +75,11 @@ def runner(package, n: int):
 
 def streamed_runner(n: int):
     """A function that runs this checkout's kernel on paths 0 .. n - 1 as a run that keeps no rows does."""
+    from simulator.built_model import Model
     from simulator.engine import Unkept
 
-    cfg = simulator.load_config()
-    unkept = Unkept.of(cfg, build_inputs(cfg), n)
-    return lambda: simulator.kernel.simulate_block(np.uint64(1), 0, *unkept.args, *unkept.buffers)
+    unkept = Unkept(Model.of(simulator.load_config()), n)
+    return lambda: simulator.kernel.simulate_block(np.uint64(1), 0, unkept.inputs, *unkept.buffers)
 
 
 def compare(sha: str, rev: str, threads: int, paths: int, repeats: int,

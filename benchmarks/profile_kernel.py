@@ -45,12 +45,11 @@ def kernel_code() -> tuple[int, bytes, Callable[[], None]]:
     """(address of simulate_tile's machine code, the bytes from there to the end of its mapping, at most
     1 MiB; a function that runs the kernel once on N paths)."""
     inputs = build_inputs(load_config())
-    args = inputs.kernel_args()
     out = (np.empty((N, inputs.chol_param.shape[0])), np.empty((N, len(kernel.ANNUAL_VARS), inputs.n_years)),
            np.empty((N, len(kernel.SCALAR_VARS))))
 
     def run():
-        kernel.simulate_block(np.uint64(1), 0, *args, *out)
+        kernel.simulate_block(np.uint64(1), 0, inputs, *out)
 
     run()
     compiled = kernel.simulate_tile.overloads[kernel.simulate_tile.signatures[0]]

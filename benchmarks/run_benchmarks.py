@@ -118,20 +118,20 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     import numpy as np
 
     from simulator import kernel, load_config
+    from simulator.built_model import Model
     from simulator.engine import Unkept, simulate
-    from simulator.model import build_inputs
 
     from numpy_model import simulate_numpy
 
     cfg = load_config()
-    inputs = build_inputs(cfg)
+    model = Model.of(cfg)
+    inputs = model.inputs
     n_drawn, shape, counts = floor_shape(inputs)
 
     # The kernel as a run that keeps no rows calls it (of the drawn parameters only the initial cash, which
     # the invariant checks read), and as a run that keeps them (every drawn parameter).
-    streamed = Unkept.of(cfg, inputs, n_kernel)
+    streamed = Unkept(model, n_kernel)
     buffers = (np.empty((n_kernel, n_drawn)), *streamed.buffers[1:])
-    args = inputs.kernel_args()
     draw = floor_kernel()
     out = np.empty(n_kernel)
     res = {"n_kernel": n_kernel, "n_numpy": n_numpy, **counts}
@@ -140,8 +140,8 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
     simulate_numpy(inputs, 1000, 1)
     for threads in (numba.config.NUMBA_NUM_THREADS, 1):
         numba.set_num_threads(threads)
-        fns = {"kernel": lambda: kernel.simulate_block(np.uint64(1), 0, *streamed.args, *streamed.buffers),
-               "kernel_all": lambda: kernel.simulate_block(np.uint64(1), 0, *args, *buffers),
+        fns = {"kernel": lambda: kernel.simulate_block(np.uint64(1), 0, streamed.inputs, *streamed.buffers),
+               "kernel_all": lambda: kernel.simulate_block(np.uint64(1), 0, inputs, *buffers),
                "engine": lambda: simulate(cfg, n_kernel, 1, keep_paths="none"),
                "floor": lambda: draw(np.uint64(1), n_kernel, *shape, out)}
         if "numpy" not in res:  # once, in turns with the all-threads runs
@@ -154,11 +154,11 @@ def in_process(n_kernel: int, n_numpy: int, repeats: int) -> dict:
         if "numpy" in seconds:
             res["numpy"] = n_numpy / seconds["numpy"]
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    res.update(pilot_costs(cfg, inputs, n_kernel, repeats))
+    res.update(pilot_costs(model, n_kernel, repeats))
     return res
 
 
-def pilot_costs(cfg, inputs, n: int, repeats: int) -> dict:
+def pilot_costs(model, n: int, repeats: int) -> dict:
     """A streamed run's fixed cost, all threads: its histograms' edges and lookup grids, from the pilot (the
     summary variables of the first PILOT_PATHS paths, or of all ``n``), as the engine builds them; and binning
     paths after the pilot, per path. Medians of ``repeats``."""
@@ -166,13 +166,13 @@ def pilot_costs(cfg, inputs, n: int, repeats: int) -> dict:
 
     from simulator.engine import Unkept
     from simulator.samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, bin_edges
-    from simulator.summary import needs_bin_sums, variable_names, variables
+    from simulator.summary import needs_bin_sums, variables
 
-    names = variable_names(cfg)
+    names = model.variables
     with_sums = [needs_bin_sums(name) for name in names]
-    run = Unkept.of(cfg, inputs, BLOCK_PATHS)
+    run = Unkept(model, BLOCK_PATHS)
     size = min(n, PILOT_PATHS)
-    pilot = np.concatenate([variables(cfg, *run.run(1, lo, min(lo + BLOCK_PATHS, size))[1:])
+    pilot = np.concatenate([variables(model, *run.run(1, lo, min(lo + BLOCK_PATHS, size))[1:])
                             for lo in range(0, size, BLOCK_PATHS)], axis=1)
     fixed, binning = [], []
     for _ in range(repeats):

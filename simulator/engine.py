@@ -26,6 +26,7 @@ except ImportError:  # numpy 1.x
 from . import __version__, kernel
 from .config import Config
 from .built_model import Model
+from .layout import CHECK_EVERY
 from .model import ModelInputs
 from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, bin_edges, sorted_rows
 from .storage import first_line
@@ -260,7 +261,6 @@ def new_state(model: Model, n_paths: int, seed: int, keep_paths: str | int | Non
                         np.empty((n_keep, len(kernel.SCALAR_VARS))), np.empty((len(model.variables), n_values)))
 
 
-CHECK_EVERY = 1 << 16  # auto-stop decides only at multiples of this many paths
 
 
 def check_antithetic(config: Config, n_paths: int, streaming: bool) -> None:
@@ -428,7 +428,7 @@ class Unkept:
 
 def simulate_checked(inputs: ModelInputs, seed: int, lo: int, theta, annual, scalars, initial_cash) -> None:
     """The kernel on paths ``lo ..`` into the given outputs, then ``check_invariants``."""
-    kernel.simulate_block(np.uint64(seed), lo, *inputs.kernel_args(), theta, annual, scalars)
+    kernel.simulate_block(np.uint64(seed), lo, inputs, theta, annual, scalars)
     check_invariants(theta, annual, scalars, initial_cash, lo)
 
 
@@ -460,5 +460,5 @@ def trace_steps(model: Model, n_paths: int, seed: int, threads: int | None = Non
     scalars = np.empty((n, len(kernel.SCALAR_VARS)))
     steps = np.empty((n, model.n_steps, len(kernel.STEP_VARS)))
     with thread_count(threads):
-        kernel.trace_block(np.uint64(seed), 0, *inputs.kernel_args(), theta, annual, scalars, steps)
+        kernel.trace_block(np.uint64(seed), 0, inputs, theta, annual, scalars, steps)
     return steps

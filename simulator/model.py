@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 import numpy as np
 
-from . import kernel
+from . import layout
 from .config import Config, ConfigError
 from .distributions import Z_GRID
 
 
-@dataclass(frozen=True)
-class ModelInputs:
-    """Everything ``kernel.simulate_block`` needs besides the seed and the path range."""
+class ModelInputs(NamedTuple):
+    """Everything ``kernel.simulate_block`` needs besides the seed, the path range and the outputs: one argument,
+    a named tuple that numba types field by field (arrays, ints, floats, a bool), read by name in the kernel."""
 
     antithetic: bool          # path 2k+1 mirrors the random numbers of path 2k
     spy: int
     n_years: int
     tables: np.ndarray        # (n_params, Z_POINTS) quantile tables
-    form: np.ndarray          # (n_params,) int64: kernel.FORM_TABLE, FORM_AFFINE or FORM_EXP
+    form: np.ndarray          # (n_params,) int64: layout.FORM_TABLE, FORM_AFFINE or FORM_EXP
     loc_scale: np.ndarray     # (n_params, 2) the closed form's loc and scale (0 for a table)
     drawn_slot: np.ndarray    # (n_params,) index among drawn parameters, -1 if fixed
     z_min: float
@@ -44,21 +44,18 @@ class ModelInputs:
     chol_shock: np.ndarray    # (n_channels, n_channels)
     theta_params: np.ndarray  # (n_drawn,) int64: the parameter (kernel order) of each column of theta_out
 
-    def kernel_args(self) -> tuple:
-        return tuple(getattr(self, f.name) for f in fields(self))
-
     def keeping(self, columns: list[int]) -> ModelInputs:
         """These inputs with theta_out narrowed to the drawn parameters at ``columns``: for chunks whose rows
         are not kept, which need only what their checks read (all 25 drawn parameters of the default config
         cost the kernel ~25 ns a path to write)."""
-        return replace(self, theta_params=self.theta_params[np.asarray(columns, dtype=np.int64)])
+        return self._replace(theta_params=self.theta_params[np.asarray(columns, dtype=np.int64)])
 
 
 def parameter_order(config: Config) -> list[str]:
     """Dotted keys of every parameter in kernel order: globals, segments, scheduled raise amounts."""
-    order = list(kernel.GLOBAL_PARAMS)
+    order = list(layout.GLOBAL_PARAMS)
     for s in config.revenue:
-        order += [f"revenue.{s}.{f}" for f in kernel.SEGMENT_PARAMS]
+        order += [f"revenue.{s}.{f}" for f in layout.SEGMENT_PARAMS]
     order += [f"funding.scheduled.{e}.amount" for e in config.funding.scheduled]
     return order
 
@@ -104,7 +101,7 @@ def build_inputs(config: Config) -> ModelInputs:
     drawn = drawn_parameters(config)
     tables = np.stack([params[k].table() for k in order])
     closed = [params[k].closed_form() for k in order]
-    form = [kernel.FORM_TABLE if c is None else (kernel.FORM_EXP if c[0] else kernel.FORM_AFFINE) for c in closed]
+    form = [layout.FORM_TABLE if c is None else (layout.FORM_EXP if c[0] else layout.FORM_AFFINE) for c in closed]
     loc_scale = [(0.0, 0.0) if c is None else c[1:] for c in closed]
     drawn_slot = np.array([drawn.index(k) if k in drawn else -1 for k in order], dtype=np.int64)
 
@@ -121,7 +118,7 @@ def build_inputs(config: Config) -> ModelInputs:
     ev_start = [config.years_from_start(e.date or e.window[0]) for e in events]
     ev_end = [config.years_from_start(e.date or e.window[1]) for e in events]
     return ModelInputs(
-        antithetic=config.simulation.antithetic,
+        antithetic=bool(config.simulation.antithetic),
         spy=spy,
         n_years=len(years),
         tables=np.ascontiguousarray(tables),
@@ -147,8 +144,8 @@ def build_inputs(config: Config) -> ModelInputs:
         ev_gamma=np.array([e.revenue_condition for e in events], dtype=float),
         # Handled here, not bounded in the schema: a lane raises at most once a step, so a cap above the step count
         # is the step count (exactly), and the kernel's int64 takes it (2**64 failed in numba's typing).
-        max_raises=min(config.funding.contingent.max_raises, n_steps),
-        initial_burn=config.funding.initial_burn,
+        max_raises=int(min(config.funding.contingent.max_raises, n_steps)),
+        initial_burn=float(config.funding.initial_burn),
         chol_shock=chol_shock,
         theta_params=np.array([order.index(k) for k in drawn], dtype=np.int64),
     )

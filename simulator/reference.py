@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 
-from .kernel import FORM_EXP, FORM_TABLE, N_GLOBAL, SEGMENT_WIDTH, ZIG_F, ZIG_X
+from .layout import FORM_EXP, FORM_TABLE, GLOBAL_PARAMS, N_GLOBAL, SEGMENT_PARAMS, SEGMENT_WIDTH
 from .model import ModelInputs
+from .rng import ZIG_F, ZIG_X
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -48,7 +49,7 @@ class Stream:
         return self.bits53() / 2.0**53
 
     def normal(self) -> float:
-        """Ziggurat (Marsaglia & Tsang), as ``kernel.next_normal``: layer, sign, position from one draw."""
+        """Ziggurat (Marsaglia & Tsang), as ``rng.next_normal``: layer, sign, position from one draw."""
         while True:
             self.state = (self.state + GOLDEN) & MASK
             bits = mix64(self.state)
@@ -120,29 +121,105 @@ def exp_small(w: float) -> float:
     return math.exp(w)
 
 
+def step_revenue(m: ModelInputs, segments: list[dict], run_rate: list[float], eps: list[float], bridge: list[float],
+                 competition: int, when_comp: float, severity: float, t0: float, t1: float) -> float:
+    """The segments' revenue over the step t0 .. t1; ``run_rate`` is advanced to t1 in place."""
+    revenue = 0.0
+    for s, seg in enumerate(segments):
+        g0, ginf, half_life = seg["growth_initial"], seg["growth_long_run"], seg["half_life"]
+        sigma, exposure = seg["sigma"], seg["competition_exposure"]
+        if m.seg_launch[s] >= t1:
+            continue
+        start = max(t0, m.seg_launch[s])
+        tau = t1 - start
+        kappa = math.log(2) / half_life
+        growth = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
+        x0 = math.log(run_rate[s])
+        x1 = x0 + growth - sigma**2 / 2 * tau + sigma * math.sqrt(tau) * eps[s]
+        d = x1 - x0
+        # ln R along the step's chord, in step-fraction units; a shock cuts it from its time on.
+        jump = competition * exposure * math.log(1 - severity)
+        when = when_comp if competition else 1.0
+        along_chord = integral_exp(d, 0, when) + math.exp(jump) * integral_exp(d, when, 1)
+        curvature = kappa * (g0 - ginf) * math.exp(-kappa * (start + tau / 2))
+        bridge_average = sigma * math.sqrt(tau / 12) * bridge[s] + sigma**2 * tau / 24
+        revenue += tau * run_rate[s] * along_chord * (1 + curvature * tau**2 / 12) * exp_small(bridge_average)
+        run_rate[s] = math.exp(x1 + jump)
+    return revenue
+
+
+def scheduled_raises(m: ModelInputs, events: list[dict], amounts: list[float], ratio_end: float, t1: float,
+                     cash: float, raised_sched: float) -> tuple[float, float]:
+    """Scheduled raises that close by t1 and the tranches that fall due: (cash, raised_sched) after them."""
+    for e, ev in enumerate(events):
+        if ev["status"] == "pending" and ev["time"] < t1:
+            p = m.ev_prob[e] * (min(1.0, ratio_end ** m.ev_gamma[e]) if m.ev_gamma[e] > 0 else 1.0)
+            ev["status"] = "closed" if ev["u"] < p else "failed"
+        while ev["status"] == "closed" and ev["paid"] < m.ev_tranches[e] \
+                and ev["time"] + ev["paid"] * m.ev_period[e] < t1:
+            cash += amounts[e] / m.ev_tranches[e]
+            raised_sched += amounts[e] / m.ev_tranches[e]
+            ev["paid"] += 1
+    return cash, raised_sched
+
+
+def draw_parameters(m: ModelInputs, rng: Stream) -> list[float]:
+    """Every parameter in kernel order: drawn ones from correlated normal scores, fixed ones from their table."""
+    zc = lower_times(m.chol_param, rng.normals(m.chol_param.shape[0]))
+    return [parameter(m, k, zc[d]) if d >= 0 else float(m.tables[k][0]) for k, d in enumerate(m.drawn_slot)]
+
+
+def draw_events(m: ModelInputs, rng: Stream) -> list[dict]:
+    """Each scheduled raise's closing time within its window and its closing draw."""
+    events = []
+    for e in range(len(m.ev_start)):
+        when = m.ev_start[e] + rng.draw() * (m.ev_end[e] - m.ev_start[e])
+        events.append({"time": when, "u": rng.draw(), "status": "pending", "paid": 0})
+    return events
+
+
+def credit_line(cash: float, credit: float, min_cash: float, credit_limit: float) -> tuple[float, float]:
+    """(cash, credit) after the credit line is drawn below the cash floor or repaid above it."""
+    if cash < min_cash and credit < credit_limit:
+        draw = min(credit_limit - credit, min_cash - cash)
+        cash, credit = cash + draw, credit + draw
+    elif cash > min_cash and credit > 0:
+        repay = min(credit, cash - min_cash)
+        cash, credit = cash - repay, credit - repay
+    return cash, credit
+
+
 def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     """One path: drawn parameters, yearly totals, end-of-run figures and the per-step trace."""
     mirror = m.antithetic and path_id % 2 == 1
     rng = Stream(seed, path_id - 1 if mirror else path_id, mirror)
     n_seg = len(m.seg_launch)
-    n_drawn = m.chol_param.shape[0]
 
-    zc = lower_times(m.chol_param, rng.normals(n_drawn))
-    theta = [parameter(m, k, zc[d]) if d >= 0 else float(m.tables[k][0])
-             for k, d in enumerate(m.drawn_slot)]
-    (lam_comp, severity, gm0, mu_p, sig_p, lam_supply, supply_size, mu_u, sig_u, opex_base, opex_growth,
-     opex_ratio, r_cash, deferrable, beta, runway_floor, cut_factor, initial_cash, min_cash, lookahead,
-     a, b, c, multiple, cap, cooldown, credit_limit, phi) = theta[:N_GLOBAL]
-    segments = [theta[N_GLOBAL + SEGMENT_WIDTH * s: N_GLOBAL + SEGMENT_WIDTH * (s + 1)] for s in range(n_seg)]
+    theta = draw_parameters(m, rng)
+    p = dict(zip(GLOBAL_PARAMS, theta[:N_GLOBAL]))  # by their config keys
+    lam_comp, severity = p["competition.intensity"], p["competition.severity"]
+    gm0 = p["compute.gross_margin_0"]
+    lam_supply, supply_size = p["compute.supply_shock_intensity"], p["compute.supply_shock_size"]
+    mu_p, sig_p = p["compute.price_drift"], p["compute.price_sigma"]
+    mu_u, sig_u = p["compute.usage_drift"], p["compute.usage_sigma"]
+    opex_base, opex_growth, opex_ratio = p["costs.opex_base"], p["costs.opex_growth"], p["costs.opex_revenue_ratio"]
+    r_cash = p["costs.cash_interest"]
+    deferrable, beta = p["training.deferrable"], p["training.revenue_elasticity"]
+    runway_floor, cut_factor = p["training.runway_floor"], p["training.cut_factor"]
+    initial_cash, min_cash = p["funding.initial_cash"], p["funding.min_cash"]
+    lookahead, cooldown = p["funding.contingent.lookahead"], p["funding.contingent.cooldown"]
+    a, b = p["funding.contingent.intercept"], p["funding.contingent.revenue_slope"]
+    c = p["funding.contingent.market_slope"]
+    multiple, cap = p["funding.contingent.size_multiple"], p["funding.contingent.size_cap"]
+    credit_limit, phi = p["funding.credit.limit"], p["market.persistence"]
+    segments = [dict(zip(SEGMENT_PARAMS, theta[N_GLOBAL + SEGMENT_WIDTH * s: N_GLOBAL + SEGMENT_WIDTH * (s + 1)]))
+                for s in range(n_seg)]
     amounts = theta[N_GLOBAL + SEGMENT_WIDTH * n_seg:]
 
-    events = []
-    for e in range(len(m.ev_start)):
-        when = m.ev_start[e] + rng.draw() * (m.ev_end[e] - m.ev_start[e])
-        events.append({"time": when, "u": rng.draw(), "status": "pending", "paid": 0})
+    events = draw_events(m, rng)
 
     dt = 1.0 / m.spy
-    run_rate = [seg[0] for seg in segments]
+    run_rate = [seg["run_rate"] for seg in segments]
     trailing_fcf = [-m.initial_burn * dt] * m.spy
     log_price = log_usage = market = 0.0
     cash, credit, credit_max = initial_cash, 0.0, 0.0
@@ -164,25 +241,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         competition, when_comp = poisson(rng.draw(), lam_comp * dt)
         supply_shocks, when_supply = poisson(rng.draw(), lam_supply * dt)
 
-        revenue = 0.0
-        for s, (r0, g0, ginf, half_life, sigma, exposure) in enumerate(segments):
-            if m.seg_launch[s] >= t1:
-                continue
-            start = max(t0, m.seg_launch[s])
-            tau = t1 - start
-            kappa = math.log(2) / half_life
-            growth = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
-            x0 = math.log(run_rate[s])
-            x1 = x0 + growth - sigma**2 / 2 * tau + sigma * math.sqrt(tau) * eps[s]
-            d = x1 - x0
-            # ln R along the step's chord, in step-fraction units; a shock cuts it from its time on.
-            jump = competition * exposure * math.log(1 - severity)
-            when = when_comp if competition else 1.0
-            along_chord = integral_exp(d, 0, when) + math.exp(jump) * integral_exp(d, when, 1)
-            curvature = kappa * (g0 - ginf) * math.exp(-kappa * (start + tau / 2))
-            bridge_average = sigma * math.sqrt(tau / 12) * bridge[s] + sigma**2 * tau / 24
-            revenue += tau * run_rate[s] * along_chord * (1 + curvature * tau**2 / 12) * exp_small(bridge_average)
-            run_rate[s] = math.exp(x1 + jump)
+        revenue = step_revenue(m, segments, run_rate, eps, bridge, competition, when_comp, severity, t0, t1)
         live_rate_end = sum(r for r, when in zip(run_rate, m.seg_launch) if when < t1)
 
         lp0, lu0 = log_price, log_usage
@@ -209,15 +268,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         market = phi**dt * market + math.sqrt(1 - phi ** (2 * dt)) * eps[n_seg + 2]
         ratio_end = max(live_rate_end / m.plan_rate[k + 1], 1e-9)
 
-        for e, ev in enumerate(events):
-            if ev["status"] == "pending" and ev["time"] < t1:
-                p = m.ev_prob[e] * (min(1.0, ratio_end ** m.ev_gamma[e]) if m.ev_gamma[e] > 0 else 1.0)
-                ev["status"] = "closed" if ev["u"] < p else "failed"
-            while ev["status"] == "closed" and ev["paid"] < m.ev_tranches[e] \
-                    and ev["time"] + ev["paid"] * m.ev_period[e] < t1:
-                cash += amounts[e] / m.ev_tranches[e]
-                raised_sched += amounts[e] / m.ev_tranches[e]
-                ev["paid"] += 1
+        cash, raised_sched = scheduled_raises(m, events, amounts, ratio_end, t1, cash, raised_sched)
 
         burn_end = max(0.0, -sum(trailing_fcf))
         u = rng.draw()  # drawn every step, used or not
@@ -230,12 +281,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
                 n_raises += 1
                 last_raise = t1
 
-        if cash < min_cash and credit < credit_limit:
-            draw = min(credit_limit - credit, min_cash - cash)
-            cash, credit = cash + draw, credit + draw
-        elif cash > min_cash and credit > 0:
-            repay = min(credit, cash - min_cash)
-            cash, credit = cash - repay, credit - repay
+        cash, credit = credit_line(cash, credit, min_cash, credit_limit)
         credit_max = max(credit_max, credit)
 
         lowest = min(lowest, cash)

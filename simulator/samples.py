@@ -21,9 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from .kernel import bits_as_float, float_as_bits, prefetch
+from .intrinsics import bits_as_float, float_as_bits, prefetch
+from .jit import jit
+from .layout import BLOCK_PATHS
 
 # Path ids 0 .. PILOT_PATHS - 1 fix the bin edges, ~BINS bins a variable of 16 pilot values each. A quantile's
 # stated rank error is its bin's share of the run: ~1/BINS, but a bin's share varies with the few pilot values
@@ -33,7 +35,6 @@ from .kernel import bits_as_float, float_as_bits, prefetch
 # 9.5e-5 to 1.23e-4 with 2^15 bins of 4 (pilot 2^17), over the issue's 1e-4 (edges unmoved).
 PILOT_PATHS = 1 << 19
 BINS = 1 << 15          # bins per variable: ~3e-5 of the paths each
-BLOCK_PATHS = 1 << 16   # float sums are folded per block of path ids, in block order
 GRID_CELLS = 1 << 17    # cells of the lookup grid that finds a value's bin: ~4 per bin
 
 
@@ -167,7 +168,7 @@ def bin_edges(pilot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges, axes
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _cell_start_rows(exact, axes, top, out):
     """bin_edges' moves into ``out``, rows in parallel."""
     for v in prange(exact.shape[0]):
@@ -191,7 +192,7 @@ def _cell_start_rows(exact, axes, top, out):
                         break
 
 
-@njit(cache=True)
+@jit
 def _cell_start(axis, top, g):
     """The least float in a cell >= g > 0 of the grid: from the float ``grid_position`` puts near the cell's
     start, steps doubling over the floats in their order until they pass it, then a bisection (a bisection over
@@ -218,7 +219,7 @@ def _cell_start(axis, top, g):
     return _float_of_rank(hi)
 
 
-@njit(cache=True)
+@jit
 def _near_position(position, axis):
     """A float whose ``grid_position`` is about ``position``: grid_key inverted, rounding aside."""
     key = position / axis[3] + axis[2]
@@ -233,19 +234,19 @@ def _near_position(position, axis):
 _MAGNITUDE = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
-@njit(inline="always", cache=True)
+@jit(inline="always")
 def _float_rank(x):
     """An int64 in the order of the floats (x not NaN): their bits, with the magnitude's flipped below zero."""
     b = float_as_bits(x)
     return b if b >= 0 else b ^ _MAGNITUDE
 
 
-@njit(inline="always", cache=True)
+@jit(inline="always")
 def _float_of_rank(r):
     return bits_as_float(r if r >= 0 else r ^ _MAGNITUDE)
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _pilot_rows(ordered):
     """pilot_edges of sorted rows, rows in parallel: the edges padded with +inf, and each row's count. Two
     passes, so that no array is much larger than the edges (on the benchmark VM a page fault costs ~2-8 us)."""
@@ -262,14 +263,14 @@ def _pilot_rows(ordered):
     return edges, sizes
 
 
-@njit(inline="always", cache=True)
+@jit(inline="always")
 def _starts_run(ordered, i):
     """Whether ordered[i] (i >= 1) differs from the value before it (NaNs are one value)."""
     x, before = ordered[i], ordered[i - 1]
     return x != before and not (x != x and before != before)
 
 
-@njit(cache=True)
+@jit
 def _runs(ordered):
     """Distinct values of a sorted row, and how many of them are atoms (at least 1/BINS of the row)."""
     n = ordered.size
@@ -283,7 +284,7 @@ def _runs(ordered):
     return distinct, atoms
 
 
-@njit(cache=True)
+@jit
 def _row_edges(ordered, step, picked_max, out):
     """Edges of one sorted row into ``out``; returns how many. As np.unique would find them: every
     ``step``-th distinct value (the first of equals), each atom and the next float after it, in order
@@ -329,7 +330,7 @@ def sorted_rows(values: np.ndarray) -> np.ndarray:
 _NAN_RANK = np.iinfo(np.int64).max  # above +inf's rank
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _to_ranks(values, ranks):
     for r in prange(values.shape[0]):
         for i in range(values.shape[1]):
@@ -337,7 +338,7 @@ def _to_ranks(values, ranks):
             ranks[r, i] = _NAN_RANK if x != x else _float_rank(x)
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _from_ranks(ranks):
     """The floats of ``ranks``, in their memory."""
     out = ranks.view(np.float64)
@@ -495,14 +496,14 @@ def grid_axes(edges: np.ndarray) -> np.ndarray:
     return axes
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _fill_grids(edges, axes, grid):
     """lookup_grids' grids, variables in parallel."""
     for v in prange(edges.shape[0]):
         _fill_grid(edges[v], axes[v], grid[v])
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _search_axes(edges, exponents, axes):
     """grid_axes' work, variables in parallel."""
     for v in prange(edges.shape[0]):
@@ -534,7 +535,7 @@ _SCALE_EXPONENTS = np.arange(0, -61, -2)
 AXIS_STRIDE = 8
 
 
-@njit(inline="always", cache=True)
+@jit(inline="always")
 def grid_key(x, axis):
     """A monotone function of x: x - centre in units of ulp(c) where |x - centre| << c, and ~log2 of
     |x - centre| where it is >> c (``axis`` = centre, c, ...; NaN stays NaN). A grid uniform in it keeps
@@ -550,7 +551,7 @@ def grid_key(x, axis):
     return key if d == d else d
 
 
-@njit(inline="always", cache=True)
+@jit(inline="always")
 def grid_cell(x, axis, top):
     """The grid cell of x: 0 .. top, monotone in x (NaN: 0). ``axis`` = centre, c, origin, scale. A 32-bit
     integer, for SIMD without AVX-512 (see grid_key)."""
@@ -558,13 +559,13 @@ def grid_cell(x, axis, top):
     return np.int32(pos if pos < top else top) if pos > 0.0 else np.int32(0)
 
 
-@njit(inline="always", cache=True)
+@jit(inline="always")
 def grid_position(x, axis):
     """Where x lies on the grid, in cells: its cell is the integer part, clamped to 0 .. top."""
     return (grid_key(x, axis) - axis[2]) * axis[3]
 
 
-@njit(cache=True)
+@jit
 def _best_axis(finite, lo, hi, centre, exponents):
     """lookup_grids' axis for sorted finite edges, a grid spanning lo .. hi (edges beyond fall in its end
     cells) and a centre: the key's scale, inf or 2^k for k in ``exponents``, that leaves the fewest edges
@@ -591,7 +592,7 @@ def _best_axis(finite, lo, hi, centre, exponents):
     return best, crowded[t]
 
 
-@njit(cache=True)
+@jit
 def _fill_grid(e, axis, grid):
     """One row of :func:`lookup_grids`, with the very arithmetic ``find_bin`` uses, so that no rounding
     at a cell's border can put an edge and a value on different sides of it."""
@@ -614,13 +615,13 @@ def _fill_grid(e, axis, grid):
             grid[g] = (j << 1) | 1
 
 
-@njit(inline="always", cache=True)
+@jit(inline="always")
 def find_bin(e, axis, grid, x):
     """np.searchsorted(e, x, side="right"), read off the grid but in marked cells (see :func:`lookup_grids`)."""
     return bin_in_cell(e, grid[grid_cell(x, axis, grid.shape[0] - 1.0)], x)
 
 
-@njit(inline="always", cache=True)
+@jit(inline="always")
 def bin_in_cell(e, entry, x):
     """:func:`find_bin` of x from its cell's grid entry: the bin the entry gives, or in a marked cell, past the
     edges that follow and are <= x; NaN sorts last, as in numpy."""
@@ -643,7 +644,7 @@ GRID_AHEAD = 64
 COUNT_AHEAD = 32
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _bin_rows(values, edges, axes, grid, rows, counts, sums, sums_sq, totals, tail_min, tail_max):
     """Add each row of ``values`` (one variable) to its histogram: counts, per-bin sums into row ``rows[v]`` of
     ``sums`` and ``sums_sq`` where that is >= 0, the totals, and to ``tail_min`` and ``tail_max`` the end bins'
@@ -683,14 +684,14 @@ def _bin_rows(values, edges, axes, grid, rows, counts, sums, sums_sq, totals, ta
         totals[v, 0], totals[v, 1] = total, total_sq
 
 
-@njit(cache=True)
+@jit
 def top_bin(edges):
     """The bin of the finite values at or above the last finite edge (edges are sorted, with -inf first and
     NaN and +inf last); the bins above hold NaN only."""
     return np.searchsorted(edges, np.inf)
 
 
-@njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _fold_block(total, block):
     """total += block, then block = 0: one parallel pass (in numpy, two passes took ~2 ms a block)."""
     for v in prange(total.shape[0]):

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import kernel, stats
+from .jit import jit
 from .samples import SortedSample
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
@@ -127,7 +128,7 @@ def needs_bin_sums(name: str) -> bool:
     return name == "funding_gap" or name.startswith("fcf_")
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@jit(parallel=True)
 def _variable_rows(annual, scalars, out):
     """Fill ``out`` with :func:`variables`' rows, blocks of ``kernel.OUTPUT_BLOCK`` paths in parallel: each row is
     written while the block's outputs sit in L1 (writing all rows path by path took twice as long). Yearly rows
@@ -179,7 +180,7 @@ def event_counts(model, annual: np.ndarray, scalars: np.ndarray) -> dict[str, in
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@jit(parallel=True)
 def _event_flags(annual, scalars, spy, revenue_plan, compute_plan, out):
     """Per path, the events of :func:`event_counts` in its order: FCF positive in the last year, a first
     shortfall by the end of each year, revenue at least the plan's in the last year, total compute spend

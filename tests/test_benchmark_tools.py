@@ -31,7 +31,7 @@ def test_breakdown_finds_every_phase_of_the_kernel(breakdown):
 
 
 def test_breakdown_names_a_lost_anchor(breakdown):
-    source = Path(breakdown.kernel.__file__).read_text().replace("    # 2. Scheduled raises:", "    # 2. Raises:")
+    source = Path(breakdown.kernel.__file__).read_text().replace("    draw_scheduled_raises(", "    draw_raises(")
     with pytest.raises(SystemExit, match="scheduled raises"):
         breakdown.probed_source(source)
 

@@ -23,7 +23,7 @@ def kernel_paths(cfg, seed, first, n, columns=None):
     theta = np.empty((n, len(inputs.theta_params)))
     annual = np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years))
     scalars = np.empty((n, len(kernel.SCALAR_VARS)))
-    kernel.simulate_block(np.uint64(seed), first, *inputs.kernel_args(), theta, annual, scalars)
+    kernel.simulate_block(np.uint64(seed), first, inputs, theta, annual, scalars)
     return inputs, theta, annual, scalars
 
 
@@ -130,7 +130,7 @@ def test_a_narrowed_theta_holds_its_columns_and_changes_nothing_else(base_raw):
         assert np.array_equal(annual_n, annual) and np.array_equal(scalars_n, scalars)
     inputs = model.build_inputs(cfg)
     with pytest.raises(ValueError, match="one column per entry of theta_params"):
-        kernel.simulate_block(np.uint64(3), 0, *inputs.kernel_args(), np.empty((10, 2)), annual[:10], scalars[:10])
+        kernel.simulate_block(np.uint64(3), 0, inputs, np.empty((10, 2)), annual[:10], scalars[:10])
 
 
 def test_reference_stream_matches_numba_generator():

@@ -39,8 +39,8 @@ def test_trace_block_matches_reference_trace(base_raw, spy):
     outs = [(np.empty((n, inputs.chol_param.shape[0])), np.empty((n, len(kernel.ANNUAL_VARS), inputs.n_years)),
              np.empty((n, len(kernel.SCALAR_VARS)))) for _ in range(2)]
     steps = np.empty((n, T, len(kernel.STEP_VARS)))
-    kernel.simulate_block(np.uint64(7), first, *inputs.kernel_args(), *outs[0])
-    kernel.trace_block(np.uint64(7), first, *inputs.kernel_args(), *outs[1], steps)
+    kernel.simulate_block(np.uint64(7), first, inputs, *outs[0])
+    kernel.trace_block(np.uint64(7), first, inputs, *outs[1], steps)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
     dt_ = 1.0 / spy
