@@ -2,7 +2,9 @@
 
 The command line prints a ``SimulatorError`` as one line (exit status 1); any other exception is a bug
 and keeps its traceback. The subclasses that are also ``ValueError`` stay so for the Python API's callers.
-This module imports nothing of the package, so that every module can import it.
+The config's pydantic validators raise plain ``ValueError`` (pydantic's convention), which
+:func:`simulator.config.validate` reports as a ``ConfigError``. This module imports nothing of the package,
+so that every module can import it.
 """
 
 
