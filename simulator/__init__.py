@@ -10,6 +10,8 @@ __version__ = "0.4.0.dev3"
 
 from .api import run  # noqa: E402
 from .config import ConfigError, load_config  # noqa: E402
+from .errors import SimulatorError  # noqa: E402
 from .results import Results, ResultsError, read_results  # noqa: E402
 
-__all__ = ["ConfigError", "Results", "ResultsError", "load_config", "read_results", "run", "__version__"]
+__all__ = ["ConfigError", "Results", "ResultsError", "SimulatorError", "load_config", "read_results", "run",
+           "__version__"]

@@ -26,6 +26,7 @@ import pandas as pd
 from . import __version__
 from .api import run
 from .config import Config, ConfigError, load_config, validate
+from .errors import SettingsError
 from .model import drawn_parameters
 from .results import Results, ResultsError, write_parquet
 from .storage import Location
@@ -147,7 +148,7 @@ def sensitivity(results: Results, folder: str | Path = "run") -> Sensitivity:
     if missing:
         raise ResultsError(f"{folder}/paths: no column for drawn parameter {missing[0]}")
     if not params:
-        raise ValueError(f"{folder}: the config draws no parameter (every parameter is fixed); nothing to rank")
+        raise SettingsError(f"{folder}: the config draws no parameter (every parameter is fixed); nothing to rank")
     r_fcf = _centred_ranks(paths[f"fcf_{end}"].to_numpy())
     r_gap = _centred_ranks(paths["funding_gap"].to_numpy())
     outcomes = outcome_indicators(paths, config)
@@ -230,15 +231,15 @@ def compare(a: Results, b: Results, folder_a: str | Path = "A", folder_b: str | 
     """
     ma, mb = a.metadata, b.metadata
     if ma["seed"] != mb["seed"]:
-        raise ValueError(f"{folder_a} has seed {ma['seed']} and {folder_b} seed {mb['seed']}: "
-                         "a paired comparison needs the same seed (rerun one with --seed)")
+        raise SettingsError(f"{folder_a} has seed {ma['seed']} and {folder_b} seed {mb['seed']}: "
+                            "a paired comparison needs the same seed (rerun one with --seed)")
     if ma["n_paths"] != mb["n_paths"]:
-        raise ValueError(f"{folder_a} has {ma['n_paths']:,} paths and {folder_b} {mb['n_paths']:,}: "
-                         "a paired comparison needs the same path count")
+        raise SettingsError(f"{folder_a} has {ma['n_paths']:,} paths and {folder_b} {mb['n_paths']:,}: "
+                            "a paired comparison needs the same path count")
     cfg_a, cfg_b = run_config(a, folder_a), run_config(b, folder_b)
     if cfg_a.years != cfg_b.years:
-        raise ValueError(f"{folder_a} simulates {cfg_a.years[0]}..{cfg_a.years[-1]} and {folder_b} "
-                         f"{cfg_b.years[0]}..{cfg_b.years[-1]}: the runs must cover the same years")
+        raise SettingsError(f"{folder_a} simulates {cfg_a.years[0]}..{cfg_a.years[-1]} and {folder_b} "
+                            f"{cfg_b.years[0]}..{cfg_b.years[-1]}: the runs must cover the same years")
     pa_, _ = _paths_of(a, folder_a, need_all=True)
     pb_, _ = _paths_of(b, folder_b, need_all=True)
     notes = []
@@ -277,9 +278,9 @@ def write_table(path: str | Path, frame: pd.DataFrame, metadata: dict) -> Path:
     """Write a DataFrame as Parquet, atomically, with JSON ``metadata`` under the key ``simulator``."""
     path = Path(path)
     if path.is_dir():
-        raise ValueError(f"{path}: is a folder; give a file name such as {path / 'compare.parquet'}")
+        raise SettingsError(f"{path}: is a folder; give a file name such as {path / 'compare.parquet'}")
     if not path.parent.is_dir():
-        raise ValueError(f"{path}: folder {path.parent} does not exist")
+        raise SettingsError(f"{path}: folder {path.parent} does not exist")
     write_parquet(path, frame, metadata)
     return path
 
@@ -372,18 +373,18 @@ def prim(frame: pd.DataFrame, y: np.ndarray, *, alpha: float = 0.05, min_coverag
     the density least.
     """
     if not 0 < alpha < 0.5:
-        raise ValueError(f"alpha = {alpha}: expected a peeling share in (0, 0.5)")
+        raise SettingsError(f"alpha = {alpha}: expected a peeling share in (0, 0.5)")
     if not 0 < min_coverage <= 1:
-        raise ValueError(f"min_coverage = {min_coverage}: expected a share in (0, 1]")
+        raise SettingsError(f"min_coverage = {min_coverage}: expected a share in (0, 1]")
     if max_params < 1:
-        raise ValueError(f"max_params = {max_params}: expected at least 1")
+        raise SettingsError(f"max_params = {max_params}: expected at least 1")
     y = np.asarray(y, dtype=bool)
     if len(y) != len(frame):
         raise ValueError(f"{len(y)} outcomes for {len(frame)} rows")
     n_y = int(y.sum())
     if n_y == 0 or n_y == len(y):
-        raise ValueError(f"the outcome {'never' if n_y == 0 else 'always'} happens in these {len(y):,} paths; "
-                         "there is nothing to discover")
+        raise SettingsError(f"the outcome {'never' if n_y == 0 else 'always'} happens in these {len(y):,} paths; "
+                            "there is nothing to discover")
     columns = list(frame.columns)
     values = frame.to_numpy(dtype=float)
     lows = np.full(len(columns), -np.inf)
@@ -485,7 +486,7 @@ def outcome_of(name: str, paths: pd.DataFrame, config: Config) -> tuple[np.ndarr
         return paths["first_shortfall"].notna().to_numpy(), f"cash under min_cash by the end of {end}"
     if name == "fcf_negative":
         return (paths[f"fcf_{end}"] <= 0).to_numpy(), f"FCF in {end} <= 0"
-    raise ValueError(f"outcome {name!r}: expected one of {', '.join(OUTCOMES)}")
+    raise SettingsError(f"outcome {name!r}: expected one of {', '.join(OUTCOMES)}")
 
 
 def discover(results: Results, outcome: str, *, max_params: int = 3, min_coverage: float = 0.5,
@@ -501,9 +502,9 @@ def discover(results: Results, outcome: str, *, max_params: int = 3, min_coverag
     y, description = outcome_of(outcome, paths, config)
     params = drawn_parameters(config)
     if not params:
-        raise ValueError(f"{folder}: the config draws no parameter; there is nothing to discover")
+        raise SettingsError(f"{folder}: the config draws no parameter; there is nothing to discover")
     if len(paths) < 100:
-        raise ValueError(f"{folder}: {len(paths)} paths; PRIM needs at least 100")
+        raise SettingsError(f"{folder}: {len(paths)} paths; PRIM needs at least 100")
     fit_rows = (paths["path_id"].to_numpy() % 2) == 0
     frame = paths[params]
     result = prim(frame[fit_rows].reset_index(drop=True), y[fit_rows], alpha=alpha,
@@ -543,7 +544,7 @@ def parse_target(text: str) -> tuple[str, float]:
             raise ValueError
         return name.strip(), float(value)
     except ValueError:
-        raise ValueError(f"--target {text!r}: expected METRIC=VALUE, e.g. p_fcf_positive_2030=0.5") from None
+        raise SettingsError(f"--target {text!r}: expected METRIC=VALUE, e.g. p_fcf_positive_2030=0.5") from None
 
 
 def current_value(config: Config, key: str):
@@ -582,18 +583,18 @@ def solve(config_path: str | Path | None, metric: str, target: float, key: str, 
     value, dist = current_value(base, key)
     if low is None or high is None:
         if dist is not None:
-            raise ValueError(f"{key} is a distribution ({dist}) in this config; pass --low and --high "
-                             f"(it will be fixed at each value tried)")
+            raise SettingsError(f"{key} is a distribution ({dist}) in this config; pass --low and --high "
+                                f"(it will be fixed at each value tried)")
         if value == 0:
-            raise ValueError(f"{key} = 0 in this config, so the default bracket +-50% is empty; pass --low and --high")
+            raise SettingsError(f"{key} = 0 in this config, so the default bracket +-50% is empty; pass --low and --high")
         a, b = sorted((value * 0.5, value * 1.5))
         low = a if low is None else low
         high = b if high is None else high
     if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-        raise ValueError(f"bracket [{low:g}, {high:g}] for {key}: expected finite --low < --high")
+        raise SettingsError(f"bracket [{low:g}, {high:g}] for {key}: expected finite --low < --high")
     tol = (high - low) / 1000 if tol is None else tol
     if tol <= 0:
-        raise ValueError(f"--tol {tol:g}: expected a positive tolerance")
+        raise SettingsError(f"--tol {tol:g}: expected a positive tolerance")
     notes = _fixing_drops_correlation(base, key)
 
     history: list[tuple[float, float]] = []
@@ -606,8 +607,8 @@ def solve(config_path: str | Path | None, metric: str, target: float, key: str, 
             row = res.metric(metric)
         except KeyError:
             names = ", ".join(m for m in res.summary["metric"] if m.startswith("p_"))
-            raise ValueError(f"--target: no metric {metric!r} in the summary (`simulator show DIR --all` lists "
-                             f"them); its probabilities are: {names}") from None
+            raise SettingsError(f"--target: no metric {metric!r} in the summary (`simulator show DIR --all` lists "
+                                f"them); its probabilities are: {names}") from None
         history.append((x, float(row.value)))
         errors[x] = float(row.stderr)
         if on_evaluation:
@@ -616,8 +617,8 @@ def solve(config_path: str | Path | None, metric: str, target: float, key: str, 
 
     f_low, f_high = evaluate(low), evaluate(high)
     if not min(f_low, f_high) <= target <= max(f_low, f_high):
-        raise ValueError(f"{metric} is {f_low:.6g} at {key}={low:g} and {f_high:.6g} at {key}={high:g}; "
-                         f"the target {target:g} is not between them: widen --low/--high")
+        raise SettingsError(f"{metric} is {f_low:.6g} at {key}={low:g} and {f_high:.6g} at {key}={high:g}; "
+                            f"the target {target:g} is not between them: widen --low/--high")
     lo, hi = (low, f_low), (high, f_high)
     while hi[0] - lo[0] > tol and len(history) < max_evaluations and lo[1] != target and hi[1] != target:
         mid = 0.5 * (lo[0] + hi[0])

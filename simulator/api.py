@@ -24,6 +24,8 @@ import pyarrow as pa
 from .config import Config
 from .engine import (DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, Simulation, check_antithetic, check_settings,
                      check_threads, new_state, simulate, small_pages, trace_steps)
+from .errors import SettingsError
+from .keep import KeepPaths
 from .kernel import ANNUAL_VARS, SCALAR_VARS
 from .built_model import Model
 from .results import (RESUME_DIR, Results, ResultsError, check_files, part_count, part_name, read_paths,
@@ -38,11 +40,6 @@ DEFAULT_PATHS = 100_000
 
 class RunInterrupted(ResultsError):
     """The run stopped on request; its progress is saved and ``--resume`` continues it."""
-
-
-def keep_option(kept: int, n_paths: int) -> str:
-    """The --keep-paths value that keeps ``kept`` of ``n_paths`` rows."""
-    return "all" if kept == n_paths else "none" if kept == 0 else f"sample:{kept}"
 
 
 def largest_se(counts: dict[str, int], n: int) -> float:
@@ -74,7 +71,7 @@ def check_room(out: Location | None, model: Model, rows: int) -> None:
 
 
 def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
-        threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: str | int | None = None,
+        threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: KeepPaths | str | int | None = None,
         target_se: float | None = None, force: bool = False, resume: bool = False,
         should_stop: Callable[[], bool] | None = None,
         progress: Callable[[int], None] | None = None, command: str | None = None,
@@ -104,8 +101,9 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
     should_stop : callable, optional
         Asked after each chunk; when it returns True the run saves its progress in ``out`` and
         raises ``RunInterrupted``.
-    keep_paths : str, optional
-        Per-path rows to keep: ``"all"``, ``"none"`` or ``"sample:N"`` (the first N path ids);
+    keep_paths : KeepPaths or str, optional
+        Per-path rows to keep: ``"all"``, ``"none"`` or ``"sample:N"`` (the first N path ids), or a
+        :class:`simulator.keep.KeepPaths`;
         default all up to a million paths, else a sample of 100,000. Probabilities are exact either
         way; without every row, quantiles come from histograms with a stated rank error.
     workers, scheduler : optional
@@ -154,7 +152,7 @@ class PreparedRun:
 
 
 def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
-            threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: str | int | None = None,
+            threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: KeepPaths | str | int | None = None,
             target_se: float | None = None, force: bool = False, resume: bool = False,
             should_stop: Callable[[], bool] | None = None, progress: Callable[[int], None] | None = None,
             command: str | None = None) -> PreparedRun:
@@ -164,11 +162,12 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
     seed = config.simulation.seed if seed is None else seed
     # Every setting is checked before the output folder is touched: a rejected command leaves nothing behind.
     if chunk_size < 1:
-        raise ValueError(f"--chunk-size {chunk_size}: expected a positive number of paths")
+        raise SettingsError(f"--chunk-size {chunk_size}: expected a positive number of paths")
     if (resume or should_stop) and out is None:
-        raise ValueError("resuming or stopping a run needs an output folder to keep its progress in")
+        raise SettingsError("resuming or stopping a run needs an output folder to keep its progress in")
     if target_se is not None and not target_se > 0:
-        raise ValueError(f"--target-se {target_se}: expected a positive standard error")
+        raise SettingsError(f"--target-se {target_se}: expected a positive standard error")
+    keep_paths = KeepPaths.parse(keep_paths)
     n_keep = check_settings(n_paths, seed, keep_paths)
     check_threads(threads)
     check_antithetic(config, n_paths, n_keep < n_paths)
@@ -235,7 +234,7 @@ def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Re
             raise ResultsError(f"{r.out / RESUME_DIR}: interrupted after {stop.state.next_id:,} of {r.n_paths:,} "
                                f"paths, and the progress could not be saved ({first_line(e)})") from None
         again = (f"{r.command or 'simulator run CONFIG'} --seed {r.seed} --paths {r.n_paths} "
-                 f"--keep-paths {keep_option(stop.state.identity['kept'], r.n_paths)}"
+                 f"--keep-paths {KeepPaths.option(stop.state.identity['kept'], r.n_paths)}"
                  + (f" --target-se {r.target_se}" if r.target_se is not None else ""))
         raise RunInterrupted(f"interrupted after {stop.state.next_id:,} of {r.n_paths:,} paths; progress saved in "
                              f"{r.out / RESUME_DIR}; continue with: {again} --out {r.out} --resume") from None
@@ -252,14 +251,14 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         **run_identity(config, seed),
         "n_paths": n_paths,
         "paths_kept": n_kept,
-        "keep_paths": keep_option(n_kept, n_paths),
+        "keep_paths": KeepPaths.option(n_kept, n_paths),
         "precision": {"target_se": run.target_se, "max_paths": max_paths if run.target_se is not None else None,
                       "largest_probability_se": largest_se(sim.counts, n_paths)},
         "quantiles": "exact order statistics" if sim.exact else "streamed histograms",
         "quantile_rank_error_max": max_rank_error(sim.samples),
         "by_step_paths": min(n_paths, TRACE_PATHS),
         "reproduce": f"{run.command or 'simulator run CONFIG.json'} --seed {seed} --paths {n_paths} "
-                     f"--keep-paths {keep_option(n_kept, n_paths)}",
+                     f"--keep-paths {KeepPaths.option(n_kept, n_paths)}",
         # Everything under "runtime" describes how the run was executed, never what it computed.
         "runtime": {
             "threads": run.threads or numba.get_num_threads(),

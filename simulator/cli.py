@@ -19,12 +19,14 @@ from .analysis import OUTCOMES, comparison_metadata, parse_target, write_sensiti
 from .analysis import compare as compare_runs, discover as discover_box
 from .analysis import sensitivity as sensitivity_table, solve as solve_parameter
 from .api import DEFAULT_PATHS, RunInterrupted, run as run_simulation
-from .config import DEFAULT_CONFIG, ConfigError, load_config
+from .config import DEFAULT_CONFIG, load_config
 from .config import validate as validate_config
+from .engine import DEFAULT_CHUNK, small_pages
+from .errors import SettingsError, SimulatorError
 from .judgments import check as check_judgments, run_judgments
-from .engine import DEFAULT_CHUNK, InvariantError, small_pages
+from .keep import KeepPaths
 from .replay import replay
-from .results import ResultsError, read_results
+from .results import read_results
 from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios
 from .summary import format_number, format_probability, headline_metrics
 
@@ -32,7 +34,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def domain_errors(func):
-    """Turn the library's user-facing errors into one line on stderr and exit code 1."""
+    """Turn the library's user-facing errors (:class:`simulator.errors.SimulatorError`) into one line on stderr
+    and exit code 1. Any other exception is a bug: it keeps its traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -41,7 +44,7 @@ def domain_errors(func):
         except RunInterrupted as e:
             click.echo(str(e), err=True)
             sys.exit(130)
-        except (ConfigError, ResultsError, ValueError, InvariantError) as e:
+        except SimulatorError as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
             click.echo("interrupted; no results were written", err=True)
@@ -87,6 +90,48 @@ set_option = click.option("--set", "overrides", metavar="KEY=VALUE", multiple=Tr
                           help="Override a config value by its dotted key, e.g. funding.min_cash=15 (repeatable).")
 
 
+# The options several commands share: the same mistake (-n 0, --seed -1, --threads 0) is the same usage
+# error, exit status 2, in every command.
+SEED = click.IntRange(0, 2**63 - 1)
+
+
+def paths_option(help: str = "Number of Monte Carlo paths."):
+    return click.option("-n", "--paths", "n_paths", type=click.IntRange(min=1), default=DEFAULT_PATHS,
+                        show_default=True, help=help)
+
+
+def seed_option(help: str = "Master seed [default: the config's simulation.seed]."):
+    return click.option("--seed", type=SEED, default=None, help=help)
+
+
+def out_option(help: str, default: str | None = None):
+    """``-o/--out``: a folder or URL that outlives the command (see :func:`lasting_location`)."""
+    return click.option("-o", "--out", metavar="DIR|URL", default=default, show_default=default is not None,
+                        callback=lasting_location, help=help)
+
+
+# Above the machine's core count is the run's own one-line error (exit status 1), whatever the command.
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="Threads for the kernel [default: all cores]. Never changes the results.")
+
+
+def quiet_option(help: str = "No progress bar."):
+    return click.option("-q", "--quiet", is_flag=True, help=help)
+
+
+class KeepPathsType(click.ParamType):
+    """``--keep-paths``, parsed into a :class:`simulator.keep.KeepPaths` where it enters; a bad value is a usage
+    error that names the option."""
+
+    name = "keep_paths"
+
+    def convert(self, value, param, ctx):
+        try:
+            return KeepPaths.parse(value)
+        except SettingsError:
+            self.fail(f"{value!r}: expected all, none or sample:N", param, ctx)
+
+
 workers_option = click.option("--workers", type=click.IntRange(min=1), default=None,
                                 help="Run on a new local Dask cluster of this many worker processes (needs the "
                                      "dask extra). Never changes the results.")
@@ -108,7 +153,7 @@ def _connect_scheduler(ctx, param, address):
 
     try:
         client = distributed.open_client(distributed.Scheduler(address, security))
-    except ValueError as e:
+    except SimulatorError as e:
         raise click.ClickException(str(e)) from None
     ctx.call_on_close(client.close)
     return client
@@ -141,19 +186,16 @@ def main():
 
 @main.command()
 @config_argument
-@click.option("-n", "--paths", "n_paths", type=int, default=DEFAULT_PATHS, show_default=True,
-              help="Number of Monte Carlo paths.")
-@click.option("--seed", type=int, default=None, help="Master seed [default: the config's simulation.seed].")
-@click.option("-o", "--out", metavar="DIR|URL", default=None, callback=lasting_location,
-              help="Output folder, or a URL of a file system fsspec knows, e.g. s3://bucket/run "
-                   "[default: results/<config name>].")
-@click.option("--threads", type=int, default=None,
-              help="Threads for the kernel [default: all cores]. Never changes the results.")
-@click.option("--chunk-size", type=int, default=DEFAULT_CHUNK, show_default=True,
+@paths_option()
+@seed_option()
+@out_option("Output folder, or a URL of a file system fsspec knows, e.g. s3://bucket/run "
+            "[default: results/<config name>].")
+@threads_option
+@click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK, show_default=True,
               help="Paths simulated per kernel call. Never changes the results.")
 @click.option("--steps-per-year", type=click.Choice(["1", "4", "12"]), default=None,
               help="Time steps per year [default: the config's simulation.steps_per_year].")
-@click.option("--keep-paths", metavar="all|none|sample:N", default=None,
+@click.option("--keep-paths", type=KeepPathsType(), metavar="all|none|sample:N", default=None,
               help="Per-path rows to write to the paths/ dataset [default: all up to 1,000,000 paths, "
                    "else sample:100000, the first path ids]. Probabilities stay exact; without every "
                    "row, quantiles carry a rank error (recorded in the metadata).")
@@ -162,7 +204,7 @@ def main():
 @click.option("--target-se", type=float, default=None,
               help="Stop when every probability's standard error is at most this (checked every 65,536 "
                    "paths); --max-paths is then the limit and --paths is not used.")
-@click.option("--max-paths", type=int, default=10_000_000, show_default=True,
+@click.option("--max-paths", type=click.IntRange(min=1), default=10_000_000, show_default=True,
               help="Most paths a --target-se run may use.")
 @click.option("--antithetic", is_flag=True,
               help="Antithetic variates: path 2k+1 mirrors path 2k's random numbers; standard errors "
@@ -171,7 +213,7 @@ def main():
               help="Continue the interrupted run in --out (same config, seed, paths and --keep-paths).")
 @workers_option
 @scheduler_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option()
 @click.option("--report", "make_report", is_flag=True,
               help="Also write report.html and its charts into the output folder (see `simulator report`).")
 @domain_errors
@@ -287,16 +329,13 @@ def format_headline(results, cfg, metrics=None) -> str:
 
 @main.command("scenarios")
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("-n", "--paths", "n_paths", type=click.IntRange(min=1), default=DEFAULT_PATHS, show_default=True,
-              help="Number of Monte Carlo paths of every scenario.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
-              help="One master seed for every scenario [default: the configs' common simulation.seed].")
-@click.option("-o", "--out", metavar="DIR|URL", default=str(DEFAULT_OUT), show_default=True, callback=lasting_location,
-              help="Output folder (or URL): a run folder per scenario and scenarios.parquet.")
+@paths_option("Number of Monte Carlo paths of every scenario.")
+@seed_option("One master seed for every scenario [default: the configs' common simulation.seed].")
+@out_option("Output folder (or URL): a run folder per scenario and scenarios.parquet.", default=str(DEFAULT_OUT))
 @click.option("--force", is_flag=True, help="Replace the results in existing output folders.")
 @workers_option
 @scheduler_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@quiet_option()
 @domain_errors
 def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, quiet):
     """Run every config in a folder with the same seed and compare their headline figures.
@@ -509,14 +548,12 @@ def discover_command(folder, outcome, max_params, min_coverage, alpha):
               help="Low end of the search bracket [default: 50% of the config's value].")
 @click.option("--high", type=float, default=None,
               help="High end of the search bracket [default: 150% of the config's value].")
-@click.option("-n", "--paths", "n_paths", type=click.IntRange(min=1), default=DEFAULT_PATHS, show_default=True,
-              help="Paths per evaluation (the same paths at every evaluation).")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
-              help="Master seed of every evaluation [default: the config's simulation.seed].")
+@paths_option("Paths per evaluation (the same paths at every evaluation).")
+@seed_option("Master seed of every evaluation [default: the config's simulation.seed].")
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop when the bracket is narrower than this [default: 1/1000 of the initial bracket].")
 @set_option
-@click.option("-q", "--quiet", is_flag=True, help="Do not print each evaluation.")
+@quiet_option("Do not print each evaluation.")
 @domain_errors
 def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides, quiet):
     """Find the value of a config parameter at which a summary metric hits a target.
@@ -590,8 +627,7 @@ def replay_command(folder, path_id, csv_file):
 
 @main.command("report")
 @folder_argument
-@click.option("-o", "--out", metavar="DIR|URL", default=None, callback=lasting_location,
-              help="Folder (or URL) for report.html and the PNG charts [default: FOLDER].")
+@out_option("Folder (or URL) for report.html and the PNG charts [default: FOLDER].")
 @domain_errors
 def report_command(folder, out):
     """Write the charts of a finished run and one self-contained report.html page.

@@ -22,12 +22,13 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .distributions import Fraction, NonNegative, Positive, Real, param
+from .errors import SimulatorError
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = PACKAGED_CONFIGS / "base.toml"
 
 
-class ConfigError(ValueError):
+class ConfigError(SimulatorError, ValueError):
     """A configuration problem, phrased for the user (key, value, what was expected)."""
 
 

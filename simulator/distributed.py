@@ -46,6 +46,8 @@ from . import engine, kernel
 from .config import Config
 from .built_model import Model
 from .engine import RunState, Simulation
+from .errors import SettingsError
+from .keep import KeepPaths
 from .results import run_identity, staged_part_name, write_parquet
 from .samples import BLOCK_PATHS, block_histograms
 from .storage import Location, first_line
@@ -59,8 +61,8 @@ def _import_distributed():
     try:
         import distributed
     except ImportError:
-        raise ValueError("running on a Dask cluster needs the dask extra: pip install 'ai-lab-risk-simulator[dask]' "
-                         "(or pip install 'dask[distributed]')") from None
+        raise SettingsError("running on a Dask cluster needs the dask extra: pip install 'ai-lab-risk-simulator[dask]' "
+                            "(or pip install 'dask[distributed]')") from None
     return distributed
 
 
@@ -90,25 +92,25 @@ def load_security(path: str | Path) -> dict:
     try:
         settings = yaml.safe_load(path.read_text())
     except OSError as e:
-        raise ValueError(f"--scheduler-security {path}: cannot read it ({first_line(e)})") from None
+        raise SettingsError(f"--scheduler-security {path}: cannot read it ({first_line(e)})") from None
     except yaml.YAMLError as e:
-        raise ValueError(f"--scheduler-security {path}: not valid YAML or JSON ({first_line(e)})") from None
+        raise SettingsError(f"--scheduler-security {path}: not valid YAML or JSON ({first_line(e)})") from None
     if not isinstance(settings, dict):
-        raise ValueError(f"--scheduler-security {path}: holds {type(settings).__name__} {settings!r:.40}, expected "
-                         f"a mapping of distributed.Security settings ({', '.join(CLIENT_SECURITY)})")
+        raise SettingsError(f"--scheduler-security {path}: holds {type(settings).__name__} {settings!r:.40}, expected "
+                            f"a mapping of distributed.Security settings ({', '.join(CLIENT_SECURITY)})")
     for key, value in settings.items():
         if key not in CLIENT_SECURITY:
-            raise ValueError(f"--scheduler-security {path}: {key}: unknown key (expected one of: "
-                             f"{', '.join(CLIENT_SECURITY)})")
+            raise SettingsError(f"--scheduler-security {path}: {key}: unknown key (expected one of: "
+                                f"{', '.join(CLIENT_SECURITY)})")
         if key == "require_encryption" and not isinstance(value, bool):
-            raise ValueError(f"--scheduler-security {path}: require_encryption = {value!r}: expected true or false")
+            raise SettingsError(f"--scheduler-security {path}: require_encryption = {value!r}: expected true or false")
         if key != "require_encryption" and not isinstance(value, str):
-            raise ValueError(f"--scheduler-security {path}: {key} = {value!r}: expected a string")
+            raise SettingsError(f"--scheduler-security {path}: {key} = {value!r}: expected a string")
         # A certificate or key may be given as a file name or as its PEM text (as distributed.Security takes it).
         if key in SECURITY_FILES and "-----BEGIN" not in value:
             file = (path.parent / value).expanduser()
             if not file.is_file():
-                raise ValueError(f"--scheduler-security {path}: {key} = {value!r}: no such file {file}")
+                raise SettingsError(f"--scheduler-security {path}: {key} = {value!r}: no such file {file}")
             settings[key] = str(file)
     return settings
 
@@ -125,8 +127,8 @@ def open_client(scheduler: str | Scheduler, timeout: float = CONNECT_TIMEOUT):
         return distributed.Client(scheduler.address, timeout=timeout, security=security)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
         # Dask says "Timed out trying to connect ...", or why the address or TLS settings do not work.
-        raise ValueError(f"--scheduler {scheduler.address}: cannot connect to the Dask scheduler "
-                         f"({first_line(e)})") from None
+        raise SettingsError(f"--scheduler {scheduler.address}: cannot connect to the Dask scheduler "
+                            f"({first_line(e)})") from None
 
 
 @contextlib.contextmanager
@@ -136,7 +138,7 @@ def connect(workers: int | None = None, scheduler=None, threads: int | None = No
     (closed on exit)."""
     distributed = _import_distributed()
     if scheduler is not None and workers is not None:
-        raise ValueError("give either --workers (a local cluster) or --scheduler (an existing one), not both")
+        raise SettingsError("give either --workers (a local cluster) or --scheduler (an existing one), not both")
     if isinstance(scheduler, distributed.Client):
         yield scheduler
     elif scheduler is not None:
@@ -144,7 +146,7 @@ def connect(workers: int | None = None, scheduler=None, threads: int | None = No
             yield client
     else:
         if workers is None or workers < 1:
-            raise ValueError(f"workers = {workers}: expected a positive number of worker processes")
+            raise SettingsError(f"workers = {workers}: expected a positive number of worker processes")
         # One task at a time per process; numba's threads (set per task) share out the cores.
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                       dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
@@ -213,8 +215,8 @@ def check_reachable(client, out: Location) -> None:
         probe.remove()
     blind = sorted(worker for worker, ok in seen.items() if ok is not True)
     if blind:
-        raise ValueError(f"{out}: the Dask workers {', '.join(blind)} cannot reach it; the output must be a folder "
-                         "every worker shares, or an object-store URL")
+        raise SettingsError(f"{out}: the Dask workers {', '.join(blind)} cannot reach it; the output must be a folder "
+                            "every worker shares, or an object-store URL")
 
 
 class Job:
@@ -224,7 +226,7 @@ class Job:
     their parts (None: rows come back to the driver)."""
 
     def __init__(self, client, config: Config | Model, n_paths: int, seed: int, *, out: Location | None = None,
-                 threads: int | None = None, keep_paths: str | int | None = None,
+                 threads: int | None = None, keep_paths: KeepPaths | str | int | None = None,
                  progress: Callable[[int], None] | None = None, state: RunState | None = None,
                  should_stop: Callable[[], bool] | None = None,
                  precise_enough: Callable[[dict[str, int], int], bool] | None = None):
@@ -232,7 +234,7 @@ class Job:
         self.merged = engine.Merge(model, n_paths, seed, keep_paths, state, progress, should_stop, precise_enough)
         self.state, self.streaming, self.model = self.merged.state, self.merged.streaming, model
         if model.config.simulation.antithetic and self.state.next_id % 2:
-            raise ValueError("cannot resume an antithetic run in the middle of a pair")
+            raise SettingsError("cannot resume an antithetic run in the middle of a pair")
         self.client, self.seed, self.threads = client, seed, threads
         self.n_keep = self.state.identity["kept"]
         self.pilot_end = self.merged.pilot_end

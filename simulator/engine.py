@@ -26,18 +26,19 @@ except ImportError:  # numpy 1.x
 from . import __version__, kernel
 from .config import Config
 from .built_model import Model
+from .errors import SettingsError, SimulatorError
+from .keep import KeepPaths
 from .layout import CHECK_EVERY
 from .model import ModelInputs
+from .results import ResultsError
 from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, bin_edges, sorted_rows
 from .storage import first_line
 from .summary import event_counts, needs_bin_sums, variables
 
 DEFAULT_CHUNK = 1 << 16
-KEEP_ALL_UP_TO = 1_000_000
-DEFAULT_SAMPLE = 100_000
 
 
-class InvariantError(RuntimeError):
+class InvariantError(SimulatorError, RuntimeError):
     """A path broke an accounting identity: a bug, reported with the path id to replay."""
 
 
@@ -141,14 +142,14 @@ class RunState:
             fresh.next_id, fresh.counts = int(meta["next_id"]), dict(meta["counts"])
             fresh.parts = {int(index): entry for index, entry in parts.items()}
         except KeyError as e:
-            raise ValueError(f"{folder}: progress saved by another version of the simulator (no {e}){again}") \
+            raise ResultsError(f"{folder}: progress saved by another version of the simulator (no {e}){again}") \
                 from None
         except (OSError, ValueError, TypeError, AttributeError) as e:
-            raise ValueError(f"{unusable} ({first_line(e)}){again}") from None
+            raise ResultsError(f"{unusable} ({first_line(e)}){again}") from None
         if meta["identity"] != fresh.identity:
             diff = [k for k in fresh.identity if meta["identity"].get(k) != fresh.identity[k]]
-            raise ValueError(f"{folder}: the saved run differs in {', '.join(diff)}; "
-                             "resume with the same config, seed, path count, --keep-paths and simulator version")
+            raise ResultsError(f"{folder}: the saved run differs in {', '.join(diff)}; "
+                               "resume with the same config, seed, path count, --keep-paths and simulator version")
         rows = fresh.held(min(fresh.next_id, len(fresh.scalars)))
         for name in ("theta", "annual", "scalars"):
             getattr(fresh, name)[:len(rows)][rows] = arrays[name]
@@ -183,27 +184,9 @@ def _unsealed(text: str) -> dict:
     return meta
 
 
-def resolve_keep(keep: str | int | None, n_paths: int) -> int:
-    """Number of per-path rows to keep: ``"all"``, ``"none"``, ``"sample:N"`` (the first N path ids)
-    or ``None`` (all up to a million paths, else a sample of 100,000)."""
-    if keep is None:
-        return n_paths if n_paths <= KEEP_ALL_UP_TO else DEFAULT_SAMPLE
-    if isinstance(keep, int):
-        count = keep
-    elif keep == "all":
-        return n_paths
-    elif keep == "none":
-        return 0
-    elif isinstance(keep, str) and keep.startswith("sample:") and keep[7:].isdigit():
-        count = int(keep[7:])
-    else:
-        raise ValueError(f"keep_paths = {keep!r}: expected all, none or sample:N")
-    return min(count, n_paths)
-
-
 def check_threads(threads: int | None) -> None:
     if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(f"threads = {threads}: expected 1..{numba.config.NUMBA_NUM_THREADS} on this machine")
+        raise SettingsError(f"threads = {threads}: expected 1..{numba.config.NUMBA_NUM_THREADS} on this machine")
 
 
 @contextlib.contextmanager
@@ -240,16 +223,17 @@ def small_pages():
         _set_madvise_hugepage(before)
 
 
-def check_settings(n_paths: int, seed: int, keep_paths: str | int | None) -> int:
-    """The number of rows a run keeps, once its path count, seed and ``keep_paths`` are checked."""
+def check_settings(n_paths: int, seed: int, keep_paths: KeepPaths | str | int | None) -> int:
+    """The number of rows a run keeps, once its path count, seed and ``keep_paths`` (see :class:`KeepPaths`)
+    are checked."""
     if n_paths < 1:
-        raise ValueError(f"n_paths = {n_paths}: expected a positive number of paths")
+        raise SettingsError(f"n_paths = {n_paths}: expected a positive number of paths")
     if not 0 <= seed < 2**63:
-        raise ValueError(f"seed = {seed}: expected an integer in [0, 2**63)")
-    return resolve_keep(keep_paths, n_paths)
+        raise SettingsError(f"seed = {seed}: expected an integer in [0, 2**63)")
+    return KeepPaths.parse(keep_paths).rows(n_paths)
 
 
-def new_state(model: Model, n_paths: int, seed: int, keep_paths: str | int | None) -> RunState:
+def new_state(model: Model, n_paths: int, seed: int, keep_paths: KeepPaths | str | int | None) -> RunState:
     n_keep = check_settings(n_paths, seed, keep_paths)
     n_values = n_paths if n_keep == n_paths else 0
     # The version too: another version's kernel may give other numbers for the same paths.
@@ -268,14 +252,14 @@ def check_antithetic(config: Config, n_paths: int, streaming: bool) -> None:
     if not config.simulation.antithetic:
         return
     if n_paths % 2:
-        raise ValueError(f"n_paths = {n_paths}: an antithetic run needs an even number of paths")
+        raise SettingsError(f"n_paths = {n_paths}: an antithetic run needs an even number of paths")
     if streaming:
-        raise ValueError("an antithetic run keeps every path's row (--keep-paths all): its standard errors "
-                         "come from the pairs")
+        raise SettingsError("an antithetic run keeps every path's row (--keep-paths all): its standard errors "
+                            "come from the pairs")
 
 
 def simulate(config: Config | Model, n_paths: int, seed: int, *, chunk_size: int = DEFAULT_CHUNK,
-             threads: int | None = None, keep_paths: str | int | None = None,
+             threads: int | None = None, keep_paths: KeepPaths | str | int | None = None,
              progress: Callable[[int], None] | None = None, state: RunState | None = None,
              should_stop: Callable[[], bool] | None = None,
              precise_enough: Callable[[dict[str, int], int], bool] | None = None) -> Simulation:
@@ -296,7 +280,7 @@ def simulate(config: Config | Model, n_paths: int, seed: int, *, chunk_size: int
     the chunk size, and the result equals a run of exactly ``n`` paths with the same keep_paths.
     """
     if chunk_size < 1:
-        raise ValueError(f"chunk_size = {chunk_size}: expected a positive number of paths")
+        raise SettingsError(f"chunk_size = {chunk_size}: expected a positive number of paths")
     model = Model.of(config)
     with thread_count(threads), small_pages():
         merge = Merge(model, n_paths, seed, keep_paths, state, progress, should_stop, precise_enough)

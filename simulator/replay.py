@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from . import __version__, reference
 from .config import validate
+from .errors import SettingsError
 from .model import build_inputs, drawn_parameters
 from .results import MANIFEST, METADATA_KEY, ResultsError, part_name, read_manifest, read_table
 from .samples import BLOCK_PATHS
@@ -40,7 +41,7 @@ def replay(folder: str | Path, path_id: int) -> Replay:
     manifest = read_manifest(folder)  # every file against its checksum
     meta = manifest["metadata"]
     if not 0 <= path_id < meta["n_paths"]:
-        raise ValueError(f"--path {path_id}: the run has path ids 0..{meta['n_paths'] - 1}")
+        raise SettingsError(f"--path {path_id}: the run has path ids 0..{meta['n_paths'] - 1}")
     config = validate(meta["config"], source=f"{folder}/manifest.json")
     # The manifest itself has no checksum: its config and seed are checked against what the run's files say.
     if config.digest() != meta.get("config_hash"):

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__
+from .errors import SimulatorError
 from .samples import BLOCK_PATHS
 from .storage import Location, first_line
 
@@ -50,7 +51,7 @@ IDENTITY = ("schema_version", "simulator_version", "seed", "steps_per_year", "co
 REQUIRED_METADATA = (*IDENTITY, "n_paths")
 
 
-class ResultsError(ValueError):
+class ResultsError(SimulatorError, ValueError):
     """A results folder that is missing, incomplete or not written by this simulator."""
 
 

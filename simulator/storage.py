@@ -21,18 +21,20 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from .errors import SettingsError
+
 
 def _filesystem(text: str):
     protocol, _ = fsspec.core.split_protocol(text)
     if protocol == "data":
-        raise ValueError(f"{text[:40]}: a data: URL holds the bytes of one file, not a folder of results")
+        raise SettingsError(f"{text[:40]}: a data: URL holds the bytes of one file, not a folder of results")
     if protocol is not None and protocol not in fsspec.available_protocols():
-        raise ValueError(f"{text}: unknown protocol {protocol!r}; expected a local path or a URL of a file "
-                         "system fsspec knows, such as file://, s3://, gs:// or memory://")
+        raise SettingsError(f"{text}: unknown protocol {protocol!r}; expected a local path or a URL of a file "
+                            "system fsspec knows, such as file://, s3://, gs:// or memory://")
     try:
         return fsspec.core.url_to_fs(text)
     except Exception as e:  # a missing package (ImportError) or a failed connection: each backend its own way
-        raise ValueError(f"{text}: cannot use this location ({first_line(e)})") from None
+        raise SettingsError(f"{text}: cannot use this location ({first_line(e)})") from None
 
 
 def first_line(error: BaseException) -> str:

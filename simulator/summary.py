@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from . import kernel, stats
 from .jit import jit
+from .errors import SettingsError
 from .samples import SortedSample
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
@@ -247,9 +248,9 @@ def check_paths(config, n_paths: int) -> None:
     """Refuse a run too small for standard errors (a run of one path, or one antithetic pair, had NaN in them)."""
     pairs = config.simulation.antithetic
     if n_paths < MIN_PATHS * (2 if pairs else 1):
-        raise ValueError(f"n_paths = {n_paths}: expected at least {MIN_PATHS * (2 if pairs else 1)} paths"
-                         + (f" ({MIN_PATHS} antithetic pairs)" if pairs else "")
-                         + " for the summaries' standard errors")
+        raise SettingsError(f"n_paths = {n_paths}: expected at least {MIN_PATHS * (2 if pairs else 1)} paths"
+                            + (f" ({MIN_PATHS} antithetic pairs)" if pairs else "")
+                            + " for the summaries' standard errors")
 
 
 def check_finite(table: str, frame, undefined, label: str) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import traceback
 
 import click
 import pandas as pd
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 import simulator
 from simulator.cli import main
+from simulator.errors import SettingsError
 from simulator.results import IDENTITY, ResultsError, read_results
 
 
@@ -124,6 +126,60 @@ def test_usage_errors_exit_2():
     assert runner.invoke(main, ["run", "--steps-per-year", "3"]).exit_code == 2
     assert runner.invoke(main, ["run", "--paths", "many"]).exit_code == 2
     assert runner.invoke(main, ["frobnicate"]).exit_code == 2
+
+
+# The arguments each command needs besides the option tried.
+COMMAND_ARGS = {"run": ["run", "-q"], "scenarios": ["scenarios", "-q"],
+                "solve": ["solve", "--target", "p_fcf_positive_2030=0.5", "--vary", "funding.min_cash", "-q"]}
+
+
+@pytest.mark.parametrize("command, option, value, named", [
+    *((command, "-n", "0", "'-n' / '--paths': 0 is not in the range x>=1") for command in COMMAND_ARGS),
+    *((command, "--seed", "-1", "'--seed': -1 is not in the range 0<=x<=") for command in COMMAND_ARGS),
+    ("run", "--threads", "0", "'--threads': 0 is not in the range x>=1"),
+    ("run", "--chunk-size", "0", "'--chunk-size': 0 is not in the range x>=1"),
+    ("run", "--max-paths", "0", "'--max-paths': 0 is not in the range x>=1"),
+    ("run", "--keep-paths", "most", "'--keep-paths': 'most': expected all, none or sample:N"),
+    ("run", "--keep-paths", "sample:-5", "'--keep-paths': 'sample:-5': expected all, none or sample:N"),
+])
+def test_bad_option_values_are_usage_errors(command, option, value, named, tmp_path):
+    """The same bad value is the same usage error in every command that takes the option (these exited 1 with
+    the run's own message before): exit status 2, click's usage line and one error line naming the option;
+    nothing is written."""
+    out = tmp_path / "out"
+    args = [*COMMAND_ARGS[command], option, value, *(["--out", str(out)] if command != "solve" else [])]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith(f"Usage: main {command} [OPTIONS]"), result.output
+    assert [line for line in lines if line.startswith("Error:")] == [lines[-1]]
+    assert lines[-1].startswith(f"Error: Invalid value for {named}"), result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(monkeypatch, tmp_path):
+    """The command line turns only the simulator's own errors (SimulatorError) into one line: a plain
+    ValueError from deep in a run is a bug, and must show where it happened."""
+    def bug(*args, **kwargs):
+        raise ValueError("a bug, not a bad input")
+
+    monkeypatch.setattr(simulator.api, "check_room", bug)
+    args = ["run", "-n", "100", "-q", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, ValueError) and not isinstance(result.exception, SettingsError)
+    assert "Error:" not in result.output
+    assert "in bug" in "".join(traceback.format_exception(*result.exc_info))
+
+    def refusal(*args, **kwargs):
+        raise SettingsError("a setting the user can change")
+
+    monkeypatch.setattr(simulator.api, "check_room", refusal)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output.strip().splitlines() == ["Error: a setting the user can change"]
+    assert not (tmp_path / "out").exists()
 
 
 def test_parquet_round_trip_with_metadata(finished_run):

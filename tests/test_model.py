@@ -14,7 +14,7 @@ from scipy import integrate
 from simulator import kernel, reference
 from simulator.api import run
 from simulator.cli import main
-from simulator.config import Config, Funding, ScheduledRaise, Segment, Training, validate
+from simulator.config import Config, Funding, Judgment, ScheduledRaise, Segment, Training, validate
 from simulator.built_model import Model
 from simulator.engine import InvariantError, simulate, trace_steps
 from simulator.model import build_inputs, parameter_order
@@ -160,8 +160,8 @@ def test_configs_differing_in_funding_share_the_paths_random_numbers(base_raw):
 
 def without_optional_keys(raw: dict, model) -> dict:
     """``raw`` (a resolved config's table for the schema ``model``) without every key whose field has a default.
-    Tables of named entries (segments, raises) are kept and stripped entry by entry; a raise keeps its date or
-    window (one of the two is required)."""
+    Tables of named entries (segments, raises, judgments) are kept and stripped entry by entry; a raise keeps its
+    date or window, a judgment its alternatives (one of each group is required)."""
     out = {}
     for key, value in raw.items():
         field = model.model_fields[key]
@@ -170,7 +170,8 @@ def without_optional_keys(raw: dict, model) -> dict:
         entries = isinstance(value, dict) and args and isinstance(args[-1], type) and issubclass(args[-1], BaseModel)
         if entries:  # named entries: each stripped
             out[key] = {name: without_optional_keys(entry, args[-1]) for name, entry in value.items()}
-        elif not field.is_required() and not (model is ScheduledRaise and key in ("date", "window")):
+        elif not field.is_required() and not (model is ScheduledRaise and key in ("date", "window")) \
+                and not (model is Judgment and key in ("low", "high", "scale", "pair")):
             continue
         elif isinstance(value, dict) and isinstance(ann, type) and issubclass(ann, BaseModel):
             out[key] = without_optional_keys(value, ann)

@@ -8,7 +8,9 @@ import pytest
 from simulator import stats
 from simulator.api import run
 from simulator.config import load_config
-from simulator.engine import resolve_keep, simulate
+from simulator.engine import simulate
+from simulator.errors import SettingsError
+from simulator.keep import KeepPaths
 from simulator.samples import BINS, PILOT_PATHS, SortedSample
 from simulator.summary import QUANTILES, summary_frame
 
@@ -101,14 +103,23 @@ def test_a_kept_sample_is_the_first_rows_of_the_full_run():
 
 @pytest.mark.parametrize("keep, n, expected", [
     (None, 10, 10), (None, 2_000_000, 100_000), ("all", 5, 5), ("none", 5, 0), ("sample:3", 5, 3),
-    ("sample:30", 5, 5)])
-def test_resolve_keep(keep, n, expected):
-    assert resolve_keep(keep, n) == expected
+    ("sample:30", 5, 5), (3, 5, 3), (KeepPaths(7), 5, 5)])
+def test_keep_paths_rows(keep, n, expected):
+    assert KeepPaths.parse(keep).rows(n) == expected
 
 
-def test_bad_keep_value():
-    with pytest.raises(ValueError, match="all, none or sample:N"):
-        resolve_keep("some", 10)
+@pytest.mark.parametrize("kept, n, option", [(5, 5, "all"), (0, 5, "none"), (3, 5, "sample:3")])
+def test_keep_paths_option_keeps_the_same_rows(kept, n, option):
+    assert KeepPaths.option(kept, n) == option
+    assert KeepPaths.parse(option).rows(n) == kept
+
+
+@pytest.mark.parametrize("value", ["some", "sample:", "sample:-1", "sample:1.5", " all", -1, 2.0])
+def test_bad_keep_value(value):
+    with pytest.raises(SettingsError, match="all, none or sample:N"):
+        KeepPaths.parse(value)
+    with pytest.raises(ValueError, match="all, none or sample:N"):  # the Python API's callers catch ValueError
+        KeepPaths.parse(value)
 
 
 def test_find_bin_agrees_with_searchsorted(rng):
