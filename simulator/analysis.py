@@ -29,8 +29,8 @@ from .config import Config, ConfigError, load_config, validate
 from .errors import SettingsError
 from .model import drawn_parameters
 from .results import Results, ResultsError, write_parquet
-from .storage import Location
 from .stats import Z95
+from .storage import Location
 
 SENSITIVITY_FILE = "sensitivity.parquet"
 MIN_Z = 3.0  # PRIM keeps a restriction only if the paths it excludes are this many stderrs less affected
@@ -586,7 +586,8 @@ def solve(config_path: str | Path | None, metric: str, target: float, key: str, 
             raise SettingsError(f"{key} is a distribution ({dist}) in this config; pass --low and --high "
                                 f"(it will be fixed at each value tried)")
         if value == 0:
-            raise SettingsError(f"{key} = 0 in this config, so the default bracket +-50% is empty; pass --low and --high")
+            raise SettingsError(f"{key} = 0 in this config, so the default bracket +-50% is empty; "
+                                "pass --low and --high")
         a, b = sorted((value * 0.5, value * 1.5))
         low = a if low is None else low
         high = b if high is None else high

@@ -21,15 +21,38 @@ import numba
 import pandas as pd
 import pyarrow as pa
 
+from .built_model import Model
 from .config import Config
-from .engine import (DEFAULT_CHUNK, TRACE_PATHS, Interrupted, RunState, Simulation, check_antithetic, check_settings,
-                     check_threads, new_state, simulate, small_pages, trace_steps)
+from .engine import (
+    DEFAULT_CHUNK,
+    TRACE_PATHS,
+    Interrupted,
+    RunState,
+    Simulation,
+    check_antithetic,
+    check_settings,
+    check_threads,
+    new_state,
+    simulate,
+    small_pages,
+    trace_steps,
+)
 from .errors import SettingsError
 from .keep import KeepPaths
 from .kernel import ANNUAL_VARS, SCALAR_VARS
-from .built_model import Model
-from .results import (RESUME_DIR, Results, ResultsError, check_files, part_count, part_name, read_paths,
-                      run_identity, staged_part_name, write_parquet, write_results)
+from .results import (
+    RESUME_DIR,
+    Results,
+    ResultsError,
+    check_files,
+    part_count,
+    part_name,
+    read_paths,
+    run_identity,
+    staged_part_name,
+    write_parquet,
+    write_results,
+)
 from .run_folder import FolderLock, prepare_folder, remove_unfinished
 from .samples import BLOCK_PATHS
 from .storage import Location, first_line
@@ -152,7 +175,8 @@ class PreparedRun:
 
 
 def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
-            threads: int | None = None, chunk_size: int = DEFAULT_CHUNK, keep_paths: KeepPaths | str | int | None = None,
+            threads: int | None = None, chunk_size: int = DEFAULT_CHUNK,
+            keep_paths: KeepPaths | str | int | None = None,
             target_se: float | None = None, force: bool = False, resume: bool = False,
             should_stop: Callable[[], bool] | None = None, progress: Callable[[int], None] | None = None,
             command: str | None = None) -> PreparedRun:

@@ -7,16 +7,23 @@ from numba import prange
 
 from .jit import jit
 from .layout import (
-    A_FCF, A_REV, OUTPUT_BLOCK, OUTPUT_LIMIT, S_CASH_END, S_CREDIT_END, S_RAISED_CONTINGENT, S_RAISED_SCHEDULED,
+    A_FCF,
+    A_REV,
+    OUTPUT_BLOCK,
+    OUTPUT_LIMIT,
+    S_CASH_END,
+    S_CREDIT_END,
+    S_RAISED_CONTINGENT,
+    S_RAISED_SCHEDULED,
 )
 
 
 @jit(parallel=True)
 def first_broken_path(theta, annual, scalars, cash_col, cash_value):
     """(row, what, residual) of the first path that breaks an invariant, or (-1, 0, 0.0): ``what`` is 1, 2
-    or 3 for a value in ``theta``, ``annual`` or ``scalars`` that is NaN or of magnitude OUTPUT_LIMIT or more, 4 for the cash identity (cash at
-    the end = initial cash + sum of FCF + funding raised + credit outstanding, to 1e-9 of the flows'
-    scale). The initial cash is ``theta[:, cash_col]``, or ``cash_value`` where ``cash_col`` < 0.
+    or 3 for a value in ``theta``, ``annual`` or ``scalars`` that is NaN or of magnitude OUTPUT_LIMIT or more, 4
+    for the cash identity (cash at the end = initial cash + sum of FCF + funding raised + credit outstanding, to
+    1e-9 of the flows' scale). The initial cash is ``theta[:, cash_col]``, or ``cash_value`` where ``cash_col`` < 0.
     Blocks of OUTPUT_BLOCK paths are tested in parallel, each as a whole in loops that compile to SIMD
     (path by path, the checks took as long as a twentieth of the kernel); a block that fails is then
     searched path by path."""

@@ -16,14 +16,18 @@ import pandas as pd
 
 from . import __version__
 from .analysis import OUTCOMES, comparison_metadata, parse_target, write_sensitivity, write_table
-from .analysis import compare as compare_runs, discover as discover_box
-from .analysis import sensitivity as sensitivity_table, solve as solve_parameter
-from .api import DEFAULT_PATHS, RunInterrupted, run as run_simulation
+from .analysis import compare as compare_runs
+from .analysis import discover as discover_box
+from .analysis import sensitivity as sensitivity_table
+from .analysis import solve as solve_parameter
+from .api import DEFAULT_PATHS, RunInterrupted
+from .api import run as run_simulation
 from .config import DEFAULT_CONFIG, load_config
 from .config import validate as validate_config
 from .engine import DEFAULT_CHUNK, small_pages
 from .errors import SettingsError, SimulatorError
-from .judgments import check as check_judgments, run_judgments
+from .judgments import check as check_judgments
+from .judgments import run_judgments
 from .keep import KeepPaths
 from .replay import replay
 from .results import read_results
@@ -414,8 +418,9 @@ def sensitivity_command(folder, top, judged):
                f"{'swing':>8} {'± se':>7}  {'bottom':>7} {'top':>7} {'swing':>8}")
     for row in table.head(top).itertuples(index=False):
         r = row._asdict()
-        click.echo(f"{r['rank']:4d} {r['parameter']:{width}}  {r[f'rho_fcf_{end}']:+9.3f} {r['rho_funding_gap']:+9.3f}  "
-                   f"{r[sf + '_bottom']:7.4f} {r[sf + '_top']:7.4f} {r[sf + '_swing']:+8.4f} {r[sf + '_swing_se']:7.4f}  "
+        click.echo(f"{r['rank']:4d} {r['parameter']:{width}}  {r[f'rho_fcf_{end}']:+9.3f} "
+                   f"{r['rho_funding_gap']:+9.3f}  {r[sf + '_bottom']:7.4f} {r[sf + '_top']:7.4f} "
+                   f"{r[sf + '_swing']:+8.4f} {r[sf + '_swing_se']:7.4f}  "
                    f"{r[fp + '_bottom']:7.4f} {r[fp + '_top']:7.4f} {r[fp + '_swing']:+8.4f}")
     if top is not None and top < len(table):
         click.echo(f"... {len(table) - top} more in the file")

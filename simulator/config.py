@@ -605,8 +605,9 @@ def _describe(e: ValidationError) -> str:
     loc = [str(p) for p in err["loc"]]
     # Drop the union-member tags pydantic inserts (e.g. "normal", "function-after[...]").
     kinds = {"fixed", "normal", "lognormal", "uniform", "triangular", "pert", "beta"}
-    loc = [p for i, p in enumerate(loc) if not (p.startswith("function-") or (p in kinds and i > 0
-                                                                              and loc[i - 1] not in ("revenue", "scheduled")))]
+    named = ("revenue", "scheduled", "judgments")  # tables whose entries may bear any name, a kind's too
+    loc = [p for i, p in enumerate(loc)
+           if not (p.startswith("function-") or (p in kinds and i > 0 and loc[i - 1] not in named))]
     key = ".".join(loc)
     value = err.get("input")
     msg = err["msg"].removeprefix("Value error, ")

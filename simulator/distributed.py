@@ -43,8 +43,8 @@ from typing import Callable
 import numpy as np
 
 from . import engine, kernel
-from .config import Config
 from .built_model import Model
+from .config import Config
 from .engine import RunState, Simulation
 from .errors import SettingsError
 from .keep import KeepPaths

@@ -8,8 +8,8 @@ import numpy as np
 from .fastmath import exp_lanes, fmax, fmin
 from .intrinsics import fma
 from .jit import jit
-from .layout import FORM_EXP
 from .lanes import list_lanes
+from .layout import FORM_EXP
 from .rng import lane_uniform
 
 

@@ -24,8 +24,8 @@ except ImportError:  # numpy 1.x
     from numpy.core.multiarray import _set_madvise_hugepage
 
 from . import __version__, kernel
-from .config import Config
 from .built_model import Model
+from .config import Config
 from .errors import SettingsError, SimulatorError
 from .keep import KeepPaths
 from .layout import CHECK_EVERY
@@ -120,7 +120,8 @@ class RunState:
         (folder / arrays_file).write_bytes(data)
         meta = {"identity": self.identity, "next_id": self.next_id, "counts": self.counts,
                 "names": self.acc.names if self.acc is not None else None,
-                "parts": {str(index): entry for index, entry in self.parts.items()}, "arrays": arrays_file, "arrays_sha256": hashlib.sha256(data).hexdigest()}
+                "parts": {str(index): entry for index, entry in self.parts.items()},
+                "arrays": arrays_file, "arrays_sha256": hashlib.sha256(data).hexdigest()}
         (folder / STATE_FILE).write_text(_sealed(meta))
         for name in before:  # the arrays of an earlier save
             if name != arrays_file and name.endswith(".npz"):
@@ -417,9 +418,9 @@ def simulate_checked(inputs: ModelInputs, seed: int, lo: int, theta, annual, sca
 
 
 def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> None:
-    """No NaN, infinity or value beyond kernel.OUTPUT_LIMIT in any output, and per path: cash at the end = initial cash + sum of FCF
-    + funding raised + credit outstanding (to rounding). ``initial_cash``: its column in ``theta``, or its
-    fixed value."""
+    """No NaN, infinity or value beyond kernel.OUTPUT_LIMIT in any output, and per path: cash at the end = initial
+    cash + sum of FCF + funding raised + credit outstanding (to rounding). ``initial_cash``: its column in
+    ``theta``, or its fixed value."""
     drawn = isinstance(initial_cash, int)
     i, what, residual = kernel.first_broken_path(theta, annual, scalars, initial_cash if drawn else -1,
                                                  0.0 if drawn else float(initial_cash))

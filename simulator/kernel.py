@@ -23,15 +23,36 @@ from numba import prange
 from .checks import broken_invariant, cash_identity, first_broken_path  # noqa: F401  (re-exported)
 from .draws import closed_form_lanes, correlate_lanes, interp_lanes, poisson_count, poisson_lanes  # noqa: F401
 from .fastmath import (  # noqa: F401
-    RAMP_RANGE, SMALL_RANGE, exp_lanes, exp_small, exp_taylor, fmax, fmin, horner, log1p_lanes, log_lanes, ramp_lanes,
+    RAMP_RANGE,
+    SMALL_RANGE,
+    exp_lanes,
+    exp_small,
+    exp_taylor,
+    fmax,
+    fmin,
+    horner,
+    log1p_lanes,
+    log_lanes,
+    ramp_lanes,
 )
 from .intrinsics import bits_as_float, float_as_bits, fma, opaque, prefetch  # noqa: F401
 from .jit import jit
 from .lanes import list_lanes, whole_vectors
 from .layout import *  # noqa: F403  (the kernel reads the layout's indices; its callers read them here)
 from .rng import (  # noqa: F401
-    GOLDEN, ZIG_F, ZIG_R, ZIG_X, lane_uniform, mix64, next_normal, next_uniform, normal_rejected, normals_lanes,
-    path_key, uniforms_lanes, ziggurat_parts,
+    GOLDEN,
+    ZIG_F,
+    ZIG_R,
+    ZIG_X,
+    lane_uniform,
+    mix64,
+    next_normal,
+    next_uniform,
+    normal_rejected,
+    normals_lanes,
+    path_key,
+    uniforms_lanes,
+    ziggurat_parts,
 )
 
 

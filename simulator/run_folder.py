@@ -25,8 +25,19 @@ from contextlib import suppress
 import pyarrow.parquet as pq
 
 from .report_files import report_files_of
-from .results import (CONFIG_FILE, DERIVED_TABLES, MANIFEST, METADATA_KEY, PATHS_DIR, RESUME_DIR, STAGING_DIR,
-                      STEP_TABLE, TABLES, ResultsError, staged_part_name)
+from .results import (
+    CONFIG_FILE,
+    DERIVED_TABLES,
+    MANIFEST,
+    METADATA_KEY,
+    PATHS_DIR,
+    RESUME_DIR,
+    STAGING_DIR,
+    STEP_TABLE,
+    TABLES,
+    ResultsError,
+    staged_part_name,
+)
 from .storage import Location, first_line
 
 LOCK_FILE = ".lock"

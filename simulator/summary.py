@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 
 from . import kernel, stats
-from .jit import jit
 from .errors import SettingsError
+from .jit import jit
 from .samples import SortedSample
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)

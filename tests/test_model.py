@@ -13,9 +13,9 @@ from scipy import integrate
 
 from simulator import kernel, reference
 from simulator.api import run
+from simulator.built_model import Model
 from simulator.cli import main
 from simulator.config import Config, Funding, Judgment, ScheduledRaise, Segment, Training, validate
-from simulator.built_model import Model
 from simulator.engine import InvariantError, simulate, trace_steps
 from simulator.model import build_inputs, parameter_order
 from simulator.samples import SortedSample

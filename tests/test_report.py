@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from simulator import kernel, model, reference
 from simulator import report as report_module
 from simulator.api import run
+from simulator.built_model import Model
 from simulator.cli import main
 from simulator.config import load_config, validate
-from simulator.built_model import Model
 from simulator.engine import TRACE_PATHS, trace_steps
 from simulator.report_files import REPORT_CHARTS, REPORT_FILE, report_files_of
 from simulator.summary import headline_metrics
