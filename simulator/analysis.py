@@ -157,7 +157,7 @@ def sensitivity(results: Results, folder: str | Path = "run") -> Sensitivity:
         x = paths[key].to_numpy()
         lo, hi = np.quantile(x, [0.1, 0.9])
         bottom, top = x <= lo, x >= hi
-        row = {"parameter": key}
+        row: dict[str, float | int | str] = {"parameter": key}
         rx = _centred_ranks(x)
         row[f"rho_fcf_{end}"], row[f"rho_fcf_{end}_se"] = _rank_correlation(rx, r_fcf)
         row["rho_funding_gap"], row["rho_funding_gap_se"] = _rank_correlation(rx, r_gap)
@@ -453,18 +453,18 @@ def prim(frame: pd.DataFrame, y: np.ndarray, *, alpha: float = 0.05, min_coverag
         sides = [(k, side) for k, (lo, hi) in bounds.items()
                  for side, edge in (("low", lo), ("high", hi)) if math.isfinite(edge)]
         z = {ks: effect(bounds, relax(bounds, *ks))[1] for ks in sides}
-        weakest = min(z, key=z.get)
+        weakest = min(z, key=z.__getitem__)
         if z[weakest] < MIN_Z:
             bounds = relax(bounds, *weakest)  # the paths it excludes are not significantly less affected
         elif len(bounds) > max_params:
             loss = {k: effect(bounds, relax(bounds, k, None))[0] for k in bounds}
-            bounds = relax(bounds, min(loss, key=loss.get), None)
+            bounds = relax(bounds, min(loss, key=loss.__getitem__), None)
         else:
             break
     # Keep the restrictions in the order of their importance (largest density loss when removed first).
     if len(bounds) > 1:
         loss = {k: effect(bounds, relax(bounds, k, None))[0] for k in bounds}
-        bounds = {k: bounds[k] for k in sorted(bounds, key=loss.get, reverse=True)}
+        bounds = {k: bounds[k] for k in sorted(bounds, key=loss.__getitem__, reverse=True)}
     return PrimResult(Box(bounds), peeled, trajectory)
 
 

@@ -165,6 +165,7 @@ class PreparedRun:
     lock: FolderLock | None = None  # held on ``out`` until the run has ended
 
     def precise_enough(self, counts: dict[str, int], n: int) -> bool:
+        assert self.target_se is not None  # options() hands this to the engines only with a target
         return largest_se(counts, n) <= self.target_se
 
     def options(self) -> dict:
@@ -174,7 +175,8 @@ class PreparedRun:
                 "precise_enough": self.precise_enough if self.target_se is not None else None}
 
 
-def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, out: str | Path | None = None, *,
+def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None,
+            out: str | Path | Location | None = None, *,
             threads: int | None = None, chunk_size: int = DEFAULT_CHUNK,
             keep_paths: KeepPaths | str | int | None = None,
             target_se: float | None = None, force: bool = False, resume: bool = False,
@@ -197,15 +199,17 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
     check_antithetic(config, n_paths, n_keep < n_paths)
     model = Model.of(config)
     check_room(None if out is None else Location(out), model, n_keep)
+    folder: Location | None = None
     lock = None
     if out is not None:
-        out, lock = prepare_folder(out, force, resume)
+        folder, lock = prepare_folder(out, force, resume)
     try:
         state = new_state(model, n_paths, seed, keep_paths)
         if resume:
-            state = RunState.load(out / RESUME_DIR, state)
+            assert folder is not None  # a resume without an output folder was refused above
+            state = RunState.load(folder / RESUME_DIR, state)
             # Parts written before the interruption are kept: they must still be there, unchanged.
-            check_files(out, {staged_part_name(i): entry for i, entry in state.parts.items()},
+            check_files(folder, {staged_part_name(i): entry for i, entry in state.parts.items()},
                         source="the saved progress")
     except BaseException:
         if lock is not None:
@@ -213,7 +217,7 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
         raise
     if resume and progress is not None:
         progress(state.next_id)
-    return PreparedRun(model, n_paths, seed, out, state, threads, chunk_size, target_se, should_stop, progress,
+    return PreparedRun(model, n_paths, seed, folder, state, threads, chunk_size, target_se, should_stop, progress,
                        command, started, lock)
 
 
@@ -252,6 +256,7 @@ def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Re
         return [_finish(r, sim, cluster) for r, sim in zip(runs, sims)]
     except Interrupted as stop:
         r = next(r for r in runs if r.state is stop.state)
+        assert r.out is not None  # only a run with an output folder can be stopped (prepare checks)
         try:
             stop.state.save(r.out / RESUME_DIR)
         except OSError as e:

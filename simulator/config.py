@@ -15,13 +15,14 @@ import math
 import re
 import stat
 import tomllib
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .distributions import Fraction, NonNegative, Positive, Real, param
+from .distributions import Distribution, Fraction, NonNegative, Positive, Real, param
 from .errors import SimulatorError
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
@@ -67,6 +68,14 @@ NAME_RULE = "letters, digits, '_', '-' and '.' (not first), at most 100 characte
 MAX_EVENTS = 365.0  # shocks a year (competition, supply): see Competition.intensity
 EVENTS_WHY = "at most one a day on average: the model draws a step's shocks as one Poisson count"
 
+# Parameter types with bounds of their own, named: a call is no annotation to a type checker. Built at run time
+# by param(), they are Any to it, as Real and the other parameter types of simulator.distributions are.
+EventRate: Any = param(0.0, MAX_EVENTS, why=EVENTS_WHY)  # shocks a year: see Competition.intensity
+BelowOne: Any = param(0.0, 1.0, hi_open=True)            # [0, 1)
+Margin: Any = param(-math.inf, 1.0, hi_open=True)        # (-inf, 1)
+JumpSize: Any = param(-1.0, lo_open=True)                # (-1, inf): a relative jump
+CutFactor: Any = param(0.0, 1.0, lo_open=True)           # (0, 1]
+
 
 def _date_to_years(d: dt.date, start_year: int) -> float:
     """Time in years from 1 January of ``start_year`` to ``d``."""
@@ -108,8 +117,8 @@ class Segment(_Section):
 class Competition(_Section):
     # Bounded (not left to the kernel): each step's count is drawn by inversion, exact only far below ~700 events
     # a step (exp(-mean) underflows there and the count stops at 1000); 1e9 a year gave overflowing outputs.
-    intensity: param(0.0, MAX_EVENTS, why=EVENTS_WHY) = Field(description="lambda_comp, expected shocks per year")
-    severity: param(0.0, 1.0, hi_open=True) = Field(description="H, fraction of run-rate lost in a shock")
+    intensity: EventRate = Field(description="lambda_comp, expected shocks per year")
+    severity: BelowOne = Field(description="H, fraction of run-rate lost in a shock")
 
 
 class PriceShock(_Section):
@@ -120,12 +129,12 @@ class PriceShock(_Section):
 
 
 class Compute(_Section):
-    gross_margin_0: param(-math.inf, 1.0, hi_open=True) = Field(description="gross margin at the start")
+    gross_margin_0: Margin = Field(description="gross margin at the start")
     price_drift: Real = Field(description="mu_P, log drift per year of the compute price index")
     price_sigma: NonNegative = Field(description="sigma_P")
-    supply_shock_intensity: param(0.0, MAX_EVENTS, why=EVENTS_WHY) = Field(  # bounded: see Competition.intensity
+    supply_shock_intensity: EventRate = Field(  # bounded: see Competition.intensity
         description="lambda_P, supply shocks per year")
-    supply_shock_size: param(-1.0, lo_open=True) = Field(description="S, relative price jump in a supply shock")
+    supply_shock_size: JumpSize = Field(description="S, relative price jump in a supply shock")
     usage_drift: Real = Field(description="mu_U, log drift per year of compute used per $ of revenue")
     usage_sigma: NonNegative = Field(description="sigma_U")
     gpu_hour_price: FiniteFloat = Field(2.35, gt=0, description="$ per H100-hour at the start (reports only)")
@@ -149,7 +158,7 @@ class Training(_Section):
                                  description="share of the committed part that can in practice be deferred")
     revenue_elasticity: Real = Field(description="beta, elasticity of flexible compute to revenue vs plan")
     runway_floor: NonNegative = Field(description="years of runway under which flexible compute is cut")
-    cut_factor: param(0.0, 1.0, lo_open=True) = Field(description="multiplier on flexible compute when cut")
+    cut_factor: CutFactor = Field(description="multiplier on flexible compute when cut")
 
 
 class ScheduledRaise(_Section):
@@ -197,7 +206,7 @@ class Funding(_Section):
 
 
 class Market(_Section):
-    persistence: param(0.0, 1.0, hi_open=True) = Field(description="phi, yearly autocorrelation of market appetite")
+    persistence: BelowOne = Field(description="phi, yearly autocorrelation of market appetite")
 
 
 class Correlation(_Section):
@@ -225,7 +234,7 @@ class Correlation(_Section):
             raise ValueError(f"matrix is not positive definite ({_worst_entries(m, self.names)})")
         return self
 
-    def full(self, all_names: list[str], ignored: set[str] = frozenset()) -> np.ndarray:
+    def full(self, all_names: list[str], ignored: AbstractSet[str] = frozenset()) -> np.ndarray:
         """The matrix over ``all_names``, with the unnamed ones independent. Names in ``ignored``
         (parameters fixed by a scenario or ``--set``: nothing to correlate) are dropped."""
         unknown = [x for x in self.names if x not in all_names and x not in ignored]
@@ -352,7 +361,7 @@ class Config(_Section):
     def years_from_start(self, d: dt.date) -> float:
         return _date_to_years(d, self.simulation.start_year)
 
-    def parameters(self) -> dict[str, object]:
+    def parameters(self) -> dict[str, Distribution]:
         """Every distribution-valued setting, by its dotted key."""
         out = {}
 

@@ -38,7 +38,7 @@ from collections import deque
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -55,6 +55,9 @@ from .summary import event_counts, paths_table, variables
 
 RETRIES = 2          # a failed task is run again (same block, same result)
 TASKS_PER_THREAD = 4  # blocks in flight per worker thread: keeps workers busy while the driver merges
+
+# The histograms' edges, axes and with_sums that a block's partials are binned with (samples.block_histograms).
+Bins = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _import_distributed():
@@ -158,7 +161,8 @@ def local_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def simulate_task(model: Model, seed: int, lo: int, hi: int, n_keep: int, bins, threads, out: Location | None):
+def simulate_task(model: Model, seed: int, lo: int, hi: int, n_keep: int, bins: Bins | None, threads,
+                  out: Location | None):
     """One block of paths ``lo .. hi - 1`` on a worker: kernel, invariant check, event counts; the kept rows,
     written to ``out`` as the block's part when given (else returned); the summary values, or with ``bins``
     (the accumulator's edges, axes and with_sums: ``samples.block_histograms``) the block's histogram partials."""
@@ -171,9 +175,10 @@ def simulate_task(model: Model, seed: int, lo: int, hi: int, n_keep: int, bins, 
             engine.simulate_checked(model.inputs, seed, lo, theta, annual, scalars, model.initial_cash)
         else:
             theta, annual, scalars = engine.Unkept(model, n).run(seed, lo, hi)
-        result = {"counts": event_counts(model, annual, scalars)}
+        result: dict[str, object] = {"counts": event_counts(model, annual, scalars)}
         if lo < n_keep:
-            rows = tuple(a[:min(hi, n_keep) - lo] for a in (theta, annual, scalars))
+            n_rows = min(hi, n_keep) - lo
+            rows = (theta[:n_rows], annual[:n_rows], scalars[:n_rows])
             if out is None:
                 result["rows"] = tuple(a.copy() for a in rows)
             else:
@@ -246,8 +251,8 @@ class Job:
             check_reachable(client, self.out)
         self.todo = deque(blocks(self.state.next_id, n_paths))
         self.pending: deque = deque()  # (lo, hi, future) in block order
-        self.bins = None  # the histograms' edges, axes and with_sums, once the pilot has fixed them
-        self.shared: dict[str, object] = {}  # model and bins, scattered to the workers
+        self.bins: Bins | None = None  # the histograms' edges, axes and with_sums, once the pilot has fixed them
+        self.shared: dict[str, Any] = {}  # model and bins, scattered to the workers (Dask futures)
         self.resubmitted: dict[int, int] = {}  # block start: times its task was lost and submitted again
         self.started = time.perf_counter()
 
@@ -280,7 +285,9 @@ class Job:
     def _submit(self, lo: int, hi: int):
         binned = self._binned(lo)
         if binned and self.bins is None:
-            self.bins = (self.state.acc.edges, self.state.acc.grid[0], self.state.acc.with_sums)
+            acc = self.state.acc
+            assert acc is not None  # submit() holds binned blocks back until the pilot has made the histograms
+            self.bins = (acc.edges, acc.grid[0], acc.with_sums)
         aligned = lo % BLOCK_PATHS == 0
         # The key names the run and the block: the dashboard shows each run's progress.
         return self.client.submit(simulate_task, self._scattered("model", self.model), self.seed, lo, hi,

@@ -18,10 +18,11 @@ from typing import Callable
 import numba
 import numpy as np
 
+# A private function of numpy's, which its type stubs do not declare.
 try:
-    from numpy._core.multiarray import _set_madvise_hugepage
+    from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
 except ImportError:  # numpy 1.x
-    from numpy.core.multiarray import _set_madvise_hugepage
+    from numpy.core.multiarray import _set_madvise_hugepage  # type: ignore[no-redef]
 
 from . import __version__, kernel
 from .built_model import Model
@@ -186,8 +187,9 @@ def _unsealed(text: str) -> dict:
 
 
 def check_threads(threads: int | None) -> None:
-    if threads is not None and not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
-        raise SettingsError(f"threads = {threads}: expected 1..{numba.config.NUMBA_NUM_THREADS} on this machine")
+    available: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # numba sets it at run time
+    if threads is not None and not 1 <= threads <= available:
+        raise SettingsError(f"threads = {threads}: expected 1..{available} on this machine")
 
 
 @contextlib.contextmanager
@@ -331,8 +333,10 @@ class Merge:
         for k, v in counts.items():
             state.counts[k] = state.counts.get(k, 0) + v
         if hist is not None:
+            assert state.acc is not None  # partials come only for blocks past the pilot, which made the histograms
             state.acc.merge_block(lo, hi - lo, hist)
         else:
+            assert values is not None  # a run of paths brings its values or its partials
             collect(state, values, lo, hi, self.pilot_end, self.streaming, self.model.variables)
         state.next_id = hi
         if self.progress is not None:
@@ -348,6 +352,7 @@ class Merge:
         n_kept = min(self.n_keep, n_paths)
         state.theta, state.annual, state.scalars = state.theta[:n_kept], state.annual[:n_kept], state.scalars[:n_kept]
         if self.streaming:
+            assert state.acc is not None  # every path is merged: the pilot's, which made the histograms, too
             samples = state.acc.finish()
         else:
             paired = self.model.config.simulation.antithetic

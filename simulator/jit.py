@@ -52,7 +52,8 @@ def jit(fn=None, **options):
 
 def cache_folder(py_file: str | Path) -> Path:
     """Where the compiled functions of module ``py_file`` (a file of this package) are cached."""
-    root = Path(config.CACHE_DIR) if config.CACHE_DIR else PACKAGE / "__pycache__"
+    # numba.core.config sets its settings at run time (from the environment): a type checker sees none of them.
+    root = Path(config.CACHE_DIR) if config.CACHE_DIR else PACKAGE / "__pycache__"  # type: ignore[attr-defined]
     return root / f"numba-{PACKAGE.name}-{_module_key(Path(py_file).stem)}"
 
 
@@ -77,7 +78,7 @@ def cache_key(package: Path, module: str) -> str:
 def numba_settings() -> tuple:
     """The numba settings a cached function's code depends on beyond its source: a bounds-checked build must not
     share a cache with the unchecked one (numba's own index does not tell them apart)."""
-    return (numba.__version__, config.BOUNDSCHECK, config.OPT, config.DEBUGINFO_DEFAULT)
+    return (numba.__version__, config.BOUNDSCHECK, config.OPT, config.DEBUGINFO_DEFAULT)  # type: ignore[attr-defined]
 
 
 def dependencies(package: Path, module: str) -> set[str]:

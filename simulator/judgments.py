@@ -48,6 +48,7 @@ def alternatives(config: Config) -> list[Alternative]:
     for name, judgment in config.judgments.items():
         settings = judgment.scale or (judgment.low, judgment.high)
         for side, setting in zip(SIDES, settings):
+            assert setting is not None  # Judgment's validator: low and high are both given where scale is not
             raw = config.resolved()
             _apply(raw, config, name, judgment, float(setting))
             try:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import NamedTuple
 
 import numpy as np
 
 from . import layout
-from .config import Config, ConfigError
+from .config import Config, ConfigError, ScheduledRaise
 from .distributions import Z_GRID
 
 
@@ -115,8 +116,9 @@ def build_inputs(config: Config) -> ModelInputs:
     years = [str(y) for y in config.years]
     n_steps = len(years) * spy
     events = list(config.funding.scheduled.values())
-    ev_start = [config.years_from_start(e.date or e.window[0]) for e in events]
-    ev_end = [config.years_from_start(e.date or e.window[1]) for e in events]
+    windows = [_closing_window(e) for e in events]
+    ev_start = [config.years_from_start(w[0]) for w in windows]
+    ev_end = [config.years_from_start(w[1]) for w in windows]
     return ModelInputs(
         antithetic=bool(config.simulation.antithetic),
         spy=spy,
@@ -149,6 +151,14 @@ def build_inputs(config: Config) -> ModelInputs:
         chol_shock=chol_shock,
         theta_params=np.array([order.index(k) for k in drawn], dtype=np.int64),
     )
+
+
+def _closing_window(event: ScheduledRaise) -> tuple[dt.date, dt.date]:
+    """The first and last date a scheduled raise can close: its date twice, or its window."""
+    if event.date is not None:
+        return event.date, event.date
+    assert event.window is not None  # ScheduledRaise's validator requires exactly one of date and window
+    return event.window
 
 
 def _cholesky(matrix: np.ndarray, where: str) -> np.ndarray:

@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -103,7 +104,7 @@ def part_count(n_kept: int) -> int:
     return max(1, -(-n_kept // BLOCK_PATHS))
 
 
-def write_parquet(path: str | Location, table: pa.Table | pd.DataFrame, metadata: dict) -> dict:
+def write_parquet(path: str | Path | Location, table: pa.Table | pd.DataFrame, metadata: dict) -> dict:
     """Write ``table`` to ``path`` (whole or not at all), with ``metadata`` as JSON under the key ``simulator``;
     returns its manifest entry (rows, SHA-256). Every Parquet file of the project is written here."""
     if isinstance(table, pd.DataFrame):

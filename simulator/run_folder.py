@@ -21,6 +21,7 @@ import os
 import re
 import socket
 from contextlib import suppress
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -166,7 +167,7 @@ def foreign_files(folder: Location) -> list[str]:
     return [name for name in _entries(folder) if name not in owned and not _is_ours_by_name(name)]
 
 
-def prepare_folder(out: str | Location, force: bool, resume: bool = False) -> tuple[Location, FolderLock]:
+def prepare_folder(out: str | Path | Location, force: bool, resume: bool = False) -> tuple[Location, FolderLock]:
     """Lock ``out`` and make it ready for a run: an existing run there is replaced only with ``force`` (its own
     files, nothing else), or continued with ``resume`` (its staged parts stay). Returns the folder and its
     lock, which the caller releases when the run has ended."""

@@ -17,6 +17,7 @@ Both answer the same questions, so the summary code (``stats``, ``summary``) ser
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -360,7 +361,7 @@ class Accumulator:
     is the same for any chunking of the paths (and for blocks computed elsewhere, in block order).
     """
 
-    def __init__(self, names: list[str], edges: np.ndarray, axes: np.ndarray, with_sums):
+    def __init__(self, names: Sequence[str], edges: np.ndarray, axes: np.ndarray, with_sums):
         self.names = names
         self.edges = edges
         self.with_sums = np.array(with_sums, dtype=bool)
@@ -432,9 +433,9 @@ class Accumulator:
         self._fold()
         samples = {}
         for v, (name, r) in enumerate(zip(self.names, self.rows)):
-            in_bins = (self.sums[r], self.sums_sq[r]) if r >= 0 else (None, None)
-            samples[name] = HistogramSample(self.edges[v], self.counts[v], *in_bins, *self.totals[v],
-                                            self.tail_min[v], self.tail_max[v])
+            bin_sums, bin_sums_sq = (self.sums[r], self.sums_sq[r]) if r >= 0 else (None, None)
+            samples[name] = HistogramSample(self.edges[v], self.counts[v], bin_sums, bin_sums_sq, self.totals[v, 0],
+                                            self.totals[v, 1], self.tail_min[v], self.tail_max[v])
         return samples
 
 
