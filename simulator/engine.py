@@ -27,7 +27,7 @@ except ImportError:  # numpy 1.x
 from . import __version__, kernel
 from .built_model import Model
 from .config import Config
-from .errors import SettingsError, SimulatorError
+from .errors import InvariantError, SettingsError
 from .keep import KeepPaths
 from .layout import CHECK_EVERY
 from .model import ModelInputs
@@ -37,10 +37,6 @@ from .storage import first_line
 from .summary import event_counts, needs_bin_sums, variables
 
 DEFAULT_CHUNK = 1 << 16
-
-
-class InvariantError(SimulatorError, RuntimeError):
-    """A path broke an accounting identity: a bug, reported with the path id to replay."""
 
 
 class Interrupted(Exception):

@@ -12,6 +12,11 @@ class SimulatorError(Exception):
     """A problem of the user's input, settings or files, with a message that says what to change."""
 
 
+class InvariantError(SimulatorError, RuntimeError):
+    """A path or a table broke an accounting identity or holds a NaN it may not: a bug, reported with what to
+    replay."""
+
+
 class SettingsError(SimulatorError, ValueError):
     """A bad setting of a run or command: a path count, seed, thread count, --keep-paths, a location, a
     bracket or target of ``solve``, a cluster's settings."""

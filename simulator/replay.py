@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 from . import __version__, reference
 from .config import validate
 from .errors import SettingsError
+from .layout import BLOCK_PATHS
 from .model import build_inputs, drawn_parameters
 from .results import MANIFEST, METADATA_KEY, ResultsError, part_name, read_manifest, read_table
-from .samples import BLOCK_PATHS
 from .storage import Location
 
 

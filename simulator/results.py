@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .errors import SimulatorError
-from .samples import BLOCK_PATHS
+from .layout import BLOCK_PATHS
 from .storage import Location, first_line
 
 SCHEMA_VERSION = 2  # 2: per-path rows in the paths/ dataset; runtime in the manifest only

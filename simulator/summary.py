@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import kernel, stats
-from .errors import SettingsError
+from .errors import InvariantError, SettingsError
 from .jit import jit
 from .samples import SortedSample
 
@@ -257,7 +257,6 @@ def check_finite(table: str, frame, undefined, label: str) -> None:
     """Refuse a NaN or infinity anywhere in ``frame``'s float columns, but in its rows where ``undefined``
     (a gross margin defined on too few paths: see UNDEFINED_VAR): a bug, or a case the summaries do not define,
     is never written as a number."""
-    from .engine import InvariantError  # engine imports this module
 
     for column in frame.columns:
         values = frame[column].to_numpy()
