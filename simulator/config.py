@@ -91,6 +91,8 @@ class Simulation(_Section):
     steps_per_year: Literal[1, 4, 12] = 4
     seed: int = Field(20260101, ge=0, lt=2**63, description="default seed when --seed is not given")
     antithetic: bool = Field(False, description="pair path 2k+1 with path 2k's mirrored random numbers")
+    as_of: Date | None = Field(None, description="the config uses only what was published by this date "
+                                                 "(its sources' dates; default: 1 January of start_year)")
 
     @model_validator(mode="after")
     def _years(self):
