@@ -32,8 +32,12 @@ from simulator.kernel import (
     P_COMP_SEVERITY,
     P_COOLDOWN,
     P_CREDIT_LIMIT,
+    P_CREDIT_RATE,
     P_CUT_FACTOR,
     P_DEFERRABLE,
+    P_DISTRESS_FACTOR,
+    P_DISTRESS_LIMIT,
+    P_DISTRESS_SIZE,
     P_ELASTICITY,
     P_GM0,
     P_INITIAL_CASH,
@@ -65,6 +69,7 @@ from simulator.kernel import (
     S_RAISED_CONTINGENT,
     S_RAISED_SCHEDULED,
     SCALAR_VARS,
+    SEG_CEILING,
     SEG_HALF_LIFE,
     SEG_RUN_RATE,
     SEGMENT_WIDTH,
@@ -163,6 +168,7 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
     lowest = np.full(n, 1e300)
     gap = np.zeros(n)
     first_sf = np.full(n, -1.0)
+    survival = np.zeros(n, dtype=bool)
     c0 = 1.0 - par[P_GM0]
     mean_comp = par[P_COMP_INTENSITY] * dt
     mean_supply = par[P_SUPPLY_INTENSITY] * dt
@@ -194,7 +200,7 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
                 run_rate0 += rate[s]
         np.negative(ring_sum, out=burn)
         np.maximum(burn, 0.0, out=burn)
-        cut = np.where((burn > 0.0) & (cash < par[P_RUNWAY_FLOOR] * burn), par[P_CUT_FACTOR], 1.0)
+        cut = np.where(((burn > 0.0) & (cash < par[P_RUNWAY_FLOOR] * burn)) | survival, par[P_CUT_FACTOR], 1.0)
         ratio0 = np.maximum(run_rate0 / m.plan_rate[k], 1e-9)
 
         # Shocks of the step: channel increments, the segments' bridge averages, event counts and times.
@@ -213,11 +219,17 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
         for s in range(n_seg):
             if m.seg_launch[s] >= t1:
                 continue
-            r0, g0, ginf, _, sig, exposure = seg[s]
+            r0, g0, ginf, _, sig, exposure, ceiling = seg[s]
             kap = kappa[s]
             start = max(t0, m.seg_launch[s])
             tau = t1 - start
             drift = ginf * tau + (g0 - ginf) * (np.exp(-kap * start) - np.exp(-kap * t1)) / kap
+            curvature = kap * (g0 - ginf) * np.exp(-kap * (start + 0.5 * tau))
+            if m.seg_capped[s]:  # logistic growth toward the ceiling while growth is positive (MODEL-v2 §B)
+                rho = rate[s] / ceiling
+                positive = drift > 0.0
+                curvature = np.where(positive, (1.0 - rho) * (curvature + (drift / tau) ** 2 * rho), curvature)
+                drift = np.where(positive, drift - np.log1p(rho * np.expm1(drift)), drift)
             x0 = log_r[s]
             x1 = x0 + drift - 0.5 * sig * sig * tau
             x1 += sig * math.sqrt(tau) * epsc[s]
@@ -229,7 +241,6 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
                 jump = n_comp[comp] * _at(exposure, comp) * _at(jump_comp, comp)
                 ramp[comp] = _ramp_integral(dc, 0.0, wc) + np.exp(jump) * _ramp_integral(dc, wc, 1.0)
                 x1[comp] += jump
-            curvature = kap * (g0 - ginf) * np.exp(-kap * (start + 0.5 * tau))
             wiggle = sig * math.sqrt(tau / 12.0) * bridge[s] + sig * sig * tau / 24.0
             # tau e^{x0} ramp (1 + curvature tau^2 / 12) e^{wiggle}
             wiggle += x0
@@ -275,7 +286,7 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
         flexible = (1.0 - fixed) * price_mid * ratio0 ** par[P_ELASTICITY] * cut
         training = dt * m.tc_plan[y] * (fixed + flexible)
         np.maximum(cash, 0.0, out=tmp)
-        interest = par[P_CASH_INTEREST] * tmp * dt
+        interest = par[P_CASH_INTEREST] * tmp * dt - par[P_CREDIT_RATE] * credit * dt  # credit drawn at the start
 
         # Cash flow.
         fcf = rev - m.share[y] * rev - cogs - opex - training + interest
@@ -311,7 +322,7 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
                 raised_sched[idx] += pay
                 ev_paid[e, idx] += 1
 
-        # Contingent raise: a yearly success probability spread over the step.
+        # Contingent raise: a yearly success intensity; distress terms under the floor, none under -distress_limit.
         if m.max_raises > 0:
             np.negative(ring_sum, out=burn)
             np.maximum(burn, 0.0, out=burn)
@@ -321,11 +332,15 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
             if idx.size:
                 logit = _at(par[P_RAISE_A], idx) + _at(par[P_RAISE_B], idx) * np.log(ratio1[idx]) \
                     + _at(par[P_RAISE_C], idx) * market[idx]
-                p_year = 1.0 / (1.0 + np.exp(-logit))
-                p_step = 1.0 - (1.0 - p_year) ** dt
-                won = rng.random(idx.size) < p_step
+                intensity = 1.0 / (1.0 + np.exp(-logit))
+                distress = cash[idx] < _at(min_cash, idx)
+                intensity = np.where(distress, intensity * _at(par[P_DISTRESS_FACTOR], idx), intensity)
+                intensity = np.where(cash[idx] < -_at(par[P_DISTRESS_LIMIT], idx), 0.0, intensity)
+                size_factor = np.where(distress, _at(par[P_DISTRESS_SIZE], idx), 1.0)
+                won = rng.random(idx.size) < -np.expm1(-intensity * dt)
                 idx = idx[won]
                 size = np.minimum(_at(par[P_RAISE_MULTIPLE], idx) * run_rate1[idx], _at(par[P_RAISE_CAP], idx))
+                size = size * size_factor[won]
                 cash[idx] += size
                 raised_cont[idx] += size
                 n_raises[idx] += 1
@@ -348,6 +363,10 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
         np.subtract(min_cash, cash, out=tmp)
         np.maximum(gap, tmp, out=tmp)
         np.copyto(gap, tmp, where=short)
+        # Survival mode: on at a step end in shortfall, off at the first with cash >= min_cash + lookahead x burn.
+        np.negative(ring_sum, out=burn)
+        np.maximum(burn, 0.0, out=burn)
+        survival = short | (survival & (cash < min_cash + par[P_LOOKAHEAD] * burn))
 
         acc[A_REV, y] += rev
         acc[A_COGS, y] += cogs

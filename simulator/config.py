@@ -114,6 +114,21 @@ class Segment(_Section):
     # the file would; the bare 0.0 was no parameter, and a run without the key failed (issue 35).
     competition_exposure: Fraction = Field(0.0, validate_default=True,
                                            description="e_s: share of a competition shock this segment takes")
+    ceiling: Positive | None = Field(None, description="the segment's market, $B/yr of run-rate: growth is "
+                                                       "logistic toward it (MODEL-v2 §B); none: no ceiling")
+
+    @model_validator(mode="after")
+    def _ceiling_above_start(self):
+        """A ceiling at or below the starting run-rate would make the segment shrink from its launch on: refused.
+        Fixed values are compared as they are; a drawn one by its median (a path may still draw a ceiling under
+        its run-rate: the ceiling is soft and such a path declines toward it)."""
+        if self.ceiling is None:
+            return self
+        ceiling, start = self.ceiling.quantile(0.5), self.run_rate.quantile(0.5)
+        if ceiling <= start:
+            shown = f"{ceiling:g}" if self.ceiling.dist == "fixed" else f"a {self.ceiling.dist} with median {ceiling:g}"
+            raise ValueError(f"ceiling = {shown}: expected a ceiling above the starting run_rate ({start:g})")
+        return self
 
 
 class Competition(_Section):
@@ -190,10 +205,17 @@ class Contingent(_Section):
     size_cap: NonNegative = Field(description="largest raise, $B")
     max_raises: int = Field(ge=0, description="at most this many contingent raises")
     cooldown: NonNegative = Field(description="years between two raises")
+    # MODEL-v2 §C: a raise attempted under the floor (cash after the step's scheduled funding, before the credit line).
+    distress_factor: NonNegative = Field(0.5, validate_default=True,
+                                         description="success intensity x this when cash < min_cash")
+    distress_size: NonNegative = Field(0.5, validate_default=True, description="raise size x this when cash < min_cash")
+    distress_limit: Real = Field(0.0, validate_default=True,
+                                 description="no contingent raise closes while cash < -distress_limit, $B")
 
 
 class Credit(_Section):
     limit: NonNegative = Field(description="revolving credit line, $B")
+    rate: NonNegative = Field(0.07, validate_default=True, description="interest per year on the drawn amount")
 
 
 class Funding(_Section):

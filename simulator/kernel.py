@@ -134,7 +134,7 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
         for j in range(inputs.theta_params.shape[0]):
             theta_out[i, j] = theta[inputs.theta_params[j], i]
     draw_scheduled_raises(inputs, states, signs, ev_time, ev_u, ev_state, ev_paid, m)
-    start_segments(seg, theta, dt, m)
+    start_segments(inputs, seg, theta, dt, m)
     start_lanes(lane, ring, theta, inputs.initial_burn, dt, m)
 
     y = 0
@@ -147,6 +147,7 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
                                           cols, m)
         revenue(inputs, seg, lane, eps, listed, shocked, n_shocked, t0, t1, dt, m)
         costs(inputs, lane, theta, eps, ring, supplied, n_supply, k, y, j, dt, m)
+        credit_interest(lane, theta, ring, j, dt, m)
         if tracing:  # a loop of its own: a branch inside the costs' loop costs every lane
             for i in range(m_out):
                 rev = lane[L_REV, i]
@@ -220,7 +221,7 @@ def draw_scheduled_raises(inputs, states, signs, ev_time, ev_u, ev_state, ev_pai
 
 
 @jit(inline="always")
-def start_segments(seg, theta, dt, m):
+def start_segments(inputs, seg, theta, dt, m):
     """Each segment's per-path constants and its initial run rate (SIMD loops)."""
     sqdt = math.sqrt(dt)
     for s in range(seg.shape[0]):
@@ -244,6 +245,9 @@ def start_segments(seg, theta, dt, m):
             seg[s, SG_BRIDGE_MEAN, i] = sig * sig * dt / 24.0
             seg[s, SG_CURV, i] = dt * (kappa * amp * dt * dt / 12.0 * exp_lanes(-kappa * 0.5 * dt))
             seg[s, SG_EXPOSURE, i] = theta[base + SEG_EXPOSURE, i]
+            seg[s, SG_ITO, i] = 0.5 * sig * sig * dt
+            ceiling = theta[base + SEG_CEILING, i]
+            seg[s, SG_INV_CEILING, i] = 1.0 / ceiling if inputs.seg_capped[s] & (ceiling > 0.0) else 0.0
 
 
 @jit(inline="always")
@@ -303,6 +307,7 @@ def start_lanes(lane, ring, theta, initial_burn, dt, m):
         lane[L_Y_FCF, i] = 0.0
         lane[L_Y_COMPUTE, i] = 0.0
         lane[L_SUPPLY_LIFT, i] = 1.0
+        lane[L_SURVIVAL, i] = 0.0
         start_step(lane, theta, i)
 
 
@@ -364,7 +369,41 @@ def revenue(inputs, seg, lane, eps, listed, shocked, n_shocked, t0, t1, dt, m):
                 seg[s, SG_DECAY, i] *= seg[s, SG_DECAY_STEP, i]
             continue
         n_steep = n_wide = 0
-        if seg_launch[s] > t0:  # the segment launches in this step: a partial step from its launch to t1
+        capped = inputs.seg_capped[s]
+        if seg_launch[s] > t0 and capped:  # a capped segment's launch step: as below, growth logistic
+            start = seg_launch[s]
+            tau = t1 - start
+            sq_tau, sq_tau12 = math.sqrt(tau), math.sqrt(tau / 12.0)
+            for i in range(m):  # SIMD, once a path
+                seg[s, SG_DECAY, i] *= seg[s, SG_DECAY_STEP, i]
+                kappa, sig, amp = seg[s, SG_KAPPA, i], seg[s, SG_SIGMA, i], seg[s, SG_AMP, i]
+                decay = exp_lanes(-kappa * start) - exp_lanes(-kappa * t1)
+                growth = seg[s, SG_GINF, i] * tau + amp * decay / kappa
+                curvature = kappa * amp * exp_lanes(-kappa * (start + 0.5 * tau))
+                growth, curvature = logistic_step(growth, curvature, seg[s, SG_RATE, i] * seg[s, SG_INV_CEILING, i],
+                                                  tau, 1.0)
+                d = growth - 0.5 * sig * sig * tau + sig * sq_tau * eps[s, i]
+                n_steep += abs(d) >= RAMP_RANGE
+                weight = tau * (1.0 + curvature * tau * tau / 12.0) * exp_small(
+                    sig * sq_tau12 * eps[n_ch + s, i] + sig * sig * tau / 24.0)
+                segment_step(seg, lane, s, i, d, ramp_lanes(d), weight)
+        elif capped:
+            for i in range(m):  # SIMD: the step as if no competition shock, growth logistic (MODEL-v2 §B)
+                e0 = seg[s, SG_DECAY, i]
+                seg[s, SG_DECAY, i] = e0 * seg[s, SG_DECAY_STEP, i]
+                growth = fma(seg[s, SG_AMP_STEP, i], e0, seg[s, SG_GINF, i] * dt)
+                # SG_CURV e0 is -g' at the step's middle times dt^3 / 12 (curve_lift)
+                growth, lift = logistic_step(growth, seg[s, SG_CURV, i] * e0,
+                                             seg[s, SG_RATE, i] * seg[s, SG_INV_CEILING, i], dt, dt * dt * dt / 12.0)
+                d = fma(seg[s, SG_VOL, i], eps[s, i], growth - seg[s, SG_ITO, i])
+                n_steep += abs(d) >= RAMP_RANGE
+                w = bridge_exponent(seg, s, i, eps[n_ch + s, i])
+                wide = abs(w) >= SMALL_RANGE
+                n_wide += wide
+                lane[L_WIDE, i] = 1.0 if wide else 0.0
+                lane[L_CURVE, i] = dt + lift
+                segment_step(seg, lane, s, i, d, ramp_lanes(d), lane[L_CURVE, i] * exp_taylor(w))
+        elif seg_launch[s] > t0:  # the segment launches in this step: a partial step from its launch to t1
             start = seg_launch[s]
             tau = t1 - start
             sq_tau, sq_tau12 = math.sqrt(tau), math.sqrt(tau / 12.0)
@@ -522,7 +561,9 @@ def scheduled_funding(inputs, lane, theta, ev_time, ev_u, ev_state, ev_paid, t0,
 
 @jit(inline="always")
 def contingent_funding(inputs, lane, theta, listed, t1, dt, m):
-    """The contingent raise (§6) of the lanes that may raise and whose draw succeeds."""
+    """The contingent raise (§6) of the lanes that may raise and whose draw succeeds: success intensity
+    logistic(a + b ln ratio + c M) a year, 1 - exp(-intensity dt) a step; distress terms under the floor
+    (MODEL-v2 §C)."""
     max_raises = inputs.max_raises
     for i in range(m):  # may this lane raise?
         burn1 = fmax(0.0, -lane[L_RING_SUM, i])
@@ -539,14 +580,22 @@ def contingent_funding(inputs, lane, theta, listed, t1, dt, m):
         lane[L_DUE_LOG, listed_k] = lane[L_LOG_RATIO, i]
         lane[L_DUE_BASE, listed_k] = theta[P_RAISE_A, i] + theta[P_RAISE_C, i] * lane[L_MARKET, i]
         lane[L_DUE_SLOPE, listed_k] = theta[P_RAISE_B, i]
+        # Distress (MODEL-v2 §C): cash here is after the step's scheduled funding, before the credit line. Under
+        # the floor the intensity and the size are cut; under -distress_limit no raise closes (intensity 0).
+        cash = lane[L_CASH, i]
+        distress = cash < theta[P_MIN_CASH, i]
+        barred = cash < -theta[P_DISTRESS_LIMIT, i]
+        lane[L_P_RAISE, listed_k] = 0.0 if barred else (theta[P_DISTRESS_FACTOR, i] if distress else 1.0)
+        lane[L_DUE_SIZE, listed_k] = theta[P_DISTRESS_SIZE, i] if distress else 1.0
     for listed_k in range(n_vec):
         logit = lane[L_DUE_BASE, listed_k] + lane[L_DUE_SLOPE, listed_k] * lane[L_DUE_LOG, listed_k]
-        p_year = 1.0 / (1.0 + exp_lanes(-logit))
-        lane[L_P_RAISE, listed_k] = 1.0 - exp_lanes(dt * log_lanes(1.0 - p_year))  # 1 - (1 - p_year)^dt
+        intensity = lane[L_P_RAISE, listed_k] / (1.0 + exp_lanes(-logit))  # a yearly intensity
+        lane[L_P_RAISE, listed_k] = 1.0 - exp_lanes(-intensity * dt)
     for listed_k in range(n_due):  # without a branch: one on the draw mispredicted
         i = listed[listed_k]
         closes = lane[L_U_RAISE, i] < lane[L_P_RAISE, listed_k]
-        size = fmin(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i]) if closes else 0.0
+        size = (fmin(theta[P_RAISE_MULTIPLE, i] * lane[L_RUN_RATE1, i], theta[P_RAISE_CAP, i])
+                * lane[L_DUE_SIZE, listed_k]) if closes else 0.0
         lane[L_CASH, i] += size
         lane[L_RAISED_CONT, i] += size
         lane[L_N_RAISES, i] += 1.0 if closes else 0.0
@@ -574,7 +623,24 @@ def credit_line(lane, theta, k, m):
         lane[L_LOWEST, i] = fmin(lane[L_LOWEST, i], cash)
         short = cash < min_cash  # the funding gap, the largest shortfall, follows from the lowest cash at the end
         lane[L_FIRST_SF, i] = k if short & (lane[L_FIRST_SF, i] < 0.0) else lane[L_FIRST_SF, i]
+        # Survival mode (MODEL-v2 §C): on at a step end in shortfall, off at the first step end with cash at
+        # min_cash + lookahead x the trailing year's burn or more; in between it stays as it was.
+        burn = fmax(0.0, -lane[L_RING_SUM, i])
+        recovered = cash >= fma(theta[P_LOOKAHEAD, i], burn, min_cash)
+        lane[L_SURVIVAL, i] = 1.0 if short else (0.0 if recovered else lane[L_SURVIVAL, i])
         start_step(lane, theta, i)  # for the next step: here, its inputs are at hand
+
+
+@jit(inline="always")
+def credit_interest(lane, theta, ring, j, dt, m):
+    """Interest on the credit line's drawn amount over the step (MODEL-v2 §C), at the rate a year on what is
+    drawn at the step's start: part of the step's free cash flow (row j of ``ring``), like the interest on cash."""
+    for i in range(m):  # SIMD
+        interest = theta[P_CREDIT_RATE, i] * lane[L_CREDIT, i] * dt
+        lane[L_CASH, i] -= interest
+        ring[j, i] -= interest
+        lane[L_RING_SUM, i] -= interest
+        lane[L_Y_FCF, i] -= interest
 
 
 @jit(inline="always")
@@ -612,13 +678,28 @@ def record_paths(lane, theta, scalars, m_out):
 
 @jit(inline="always")
 def start_step(lane, theta, i):
-    """Lane i's decision at the start of a step, from its cash and trailing burn then: the runway rule's cut of
-    flexible training. And the step's revenue sums set to 0."""
+    """Lane i's decision at the start of a step, from its cash and trailing burn then: the cut of flexible
+    training, while the runway rule holds or in survival mode (once, not both multiplied). And the step's revenue
+    sums set to 0."""
     burn = fmax(0.0, -lane[L_RING_SUM, i])
     runway_short = (burn > 0.0) & (lane[L_CASH, i] < theta[P_RUNWAY_FLOOR, i] * burn)
-    lane[L_CUT, i] = theta[P_CUT_FACTOR, i] if runway_short else 1.0
+    lane[L_CUT, i] = theta[P_CUT_FACTOR, i] if runway_short | (lane[L_SURVIVAL, i] > 0.0) else 1.0
     lane[L_REV, i] = 0.0
     lane[L_RUN_RATE1, i] = 0.0
+
+
+@jit(inline="always")
+def logistic_step(growth, curvature, rho, tau, scale):
+    """(log growth, curvature) of a capped segment's step (MODEL-v2 §B), from those of its growth curve alone
+    (``growth`` = G, the integral of g over the step of length tau; ``curvature`` = -g' at its middle, times
+    ``scale``) and rho = R(t0) / ceiling. Where G > 0, dR/dt = g R (1 - R / ceiling) is integrated exactly over
+    the step: ln R1 - ln R0 = G - ln(1 + rho (e^G - 1)); the curvature of ln R is (1 - rho) (-g' + (G / tau)^2 rho),
+    rho from the step's start (times ``scale``). Where G <= 0 growth is as without a ceiling."""
+    positive = growth > 0.0
+    logistic = growth - log1p_lanes(rho * (exp_lanes(growth) - 1.0))
+    rate = growth / tau
+    lifted = (1.0 - rho) * fma(rate * rate * scale, rho, curvature)
+    return (logistic if positive else growth), (lifted if positive else curvature)
 
 
 @jit(inline="always")

@@ -17,16 +17,22 @@ GLOBAL_PARAMS = (
     "funding.contingent.lookahead", "funding.contingent.intercept", "funding.contingent.revenue_slope",
     "funding.contingent.market_slope", "funding.contingent.size_multiple", "funding.contingent.size_cap",
     "funding.contingent.cooldown", "funding.credit.limit", "market.persistence",
+    "funding.contingent.distress_factor", "funding.contingent.distress_size", "funding.contingent.distress_limit",
+    "funding.credit.rate",
 )
 (P_COMP_INTENSITY, P_COMP_SEVERITY, P_GM0, P_PRICE_DRIFT, P_PRICE_SIGMA, P_SUPPLY_INTENSITY,
  P_SUPPLY_SIZE, P_USAGE_DRIFT, P_USAGE_SIGMA, P_OPEX_BASE, P_OPEX_GROWTH, P_OPEX_RATIO,
  P_CASH_INTEREST, P_DEFERRABLE, P_ELASTICITY, P_RUNWAY_FLOOR, P_CUT_FACTOR, P_INITIAL_CASH,
  P_MIN_CASH, P_LOOKAHEAD, P_RAISE_A, P_RAISE_B, P_RAISE_C, P_RAISE_MULTIPLE, P_RAISE_CAP,
- P_COOLDOWN, P_CREDIT_LIMIT, P_MARKET_PHI) = range(len(GLOBAL_PARAMS))
+ P_COOLDOWN, P_CREDIT_LIMIT, P_MARKET_PHI,
+ P_DISTRESS_FACTOR, P_DISTRESS_SIZE, P_DISTRESS_LIMIT, P_CREDIT_RATE) = range(len(GLOBAL_PARAMS))
 N_GLOBAL = len(GLOBAL_PARAMS)
 # Per revenue segment, starting at N_GLOBAL + SEGMENT_WIDTH * s.
-SEGMENT_PARAMS = ("run_rate", "growth_initial", "growth_long_run", "half_life", "sigma", "competition_exposure")
-SEG_RUN_RATE, SEG_G0, SEG_GINF, SEG_HALF_LIFE, SEG_SIGMA, SEG_EXPOSURE = range(len(SEGMENT_PARAMS))
+# A segment without a ceiling has a placeholder ceiling of 0, which the kernel does not read
+# (``ModelInputs.seg_capped``).
+SEGMENT_PARAMS = ("run_rate", "growth_initial", "growth_long_run", "half_life", "sigma", "competition_exposure",
+                  "ceiling")
+SEG_RUN_RATE, SEG_G0, SEG_GINF, SEG_HALF_LIFE, SEG_SIGMA, SEG_EXPOSURE, SEG_CEILING = range(len(SEGMENT_PARAMS))
 SEGMENT_WIDTH = len(SEGMENT_PARAMS)
 # After the segments: one amount per scheduled raise.
 
@@ -67,9 +73,9 @@ ROW = LANES + 8
 
 # Per-segment constants and state, seg[segment, SG_*, lane].
 SEG_ROWS = ("rate", "decay", "decay_step", "kappa", "amp", "ginf", "sigma", "drift", "amp_step", "vol", "bridge_sd",
-            "bridge_mean", "curv", "exposure")
+            "bridge_mean", "curv", "exposure", "inv_ceiling", "ito")
 (SG_RATE, SG_DECAY, SG_DECAY_STEP, SG_KAPPA, SG_AMP, SG_GINF, SG_SIGMA, SG_DRIFT,
- SG_AMP_STEP, SG_VOL, SG_BRIDGE_SD, SG_BRIDGE_MEAN, SG_CURV, SG_EXPOSURE) = range(len(SEG_ROWS))
+ SG_AMP_STEP, SG_VOL, SG_BRIDGE_SD, SG_BRIDGE_MEAN, SG_CURV, SG_EXPOSURE, SG_INV_CEILING, SG_ITO) = range(len(SEG_ROWS))
 SEG_SCRATCH = len(SEG_ROWS)
 # Per-lane constants, state and the step's intermediate values, lane[L_*, lane].
 LANE_ROWS = (
@@ -81,6 +87,7 @@ LANE_ROWS = (
     "log_ratio", "rev", "run_rate1", "weight", "d", "contrib", "r1", "supply_lift",
     "y_rev", "y_cogs", "y_fcf", "y_compute", "due", "cogs", "curve", "wide", "due_log", "due_base", "due_slope",
     "p_raise", "scratch", "shock_d", "shock_when", "shock_jump", "shock_ramp", "shock_growth",
+    "survival", "due_size",
 )
 (L_MEAN_COMP, L_NONE_COMP, L_JUMP_COMP, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_JUMP_SUPPLY, L_PHI_DT, L_MARKET_VOL,
  L_DRIFT_P, L_VOL_P, L_DRIFT_U, L_VOL_U, L_OPEX_STEP, L_KEEP, L_C0, L_CASH, L_CREDIT, L_CREDIT_MAX,
@@ -88,7 +95,8 @@ LANE_ROWS = (
  L_MARKET, L_OPEX_FIXED, L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY,
  L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO, L_REV, L_RUN_RATE1, L_WEIGHT, L_D, L_CONTRIB, L_R1, L_SUPPLY_LIFT,
  L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE,
- L_P_RAISE, L_SCRATCH, L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH) = range(len(LANE_ROWS))
+ L_P_RAISE, L_SCRATCH, L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH,
+ L_SURVIVAL, L_DUE_SIZE) = range(len(LANE_ROWS))
 LANE_SCRATCH = len(LANE_ROWS)
 assert all(globals()[f"L_{name.upper()}"] == k for k, name in enumerate(LANE_ROWS))  # names and rows agree
 assert all(globals()[f"SG_{name.upper()}"] == k for k, name in enumerate(SEG_ROWS))

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import layout
 from .config import Config, ConfigError, ScheduledRaise
-from .distributions import Z_GRID
+from .distributions import Z_GRID, Fixed
 
 
 class ModelInputs(NamedTuple):
@@ -44,6 +44,7 @@ class ModelInputs(NamedTuple):
     initial_burn: float
     chol_shock: np.ndarray    # (n_channels, n_channels)
     theta_params: np.ndarray  # (n_drawn,) int64: the parameter (kernel order) of each column of theta_out
+    seg_capped: np.ndarray    # (n_seg,) bool: the segment has a ceiling (MODEL-v2 §B)
 
     def keeping(self, columns: list[int]) -> ModelInputs:
         """These inputs with theta_out narrowed to the drawn parameters at ``columns``: for chunks whose rows
@@ -64,7 +65,17 @@ def parameter_order(config: Config) -> list[str]:
 def drawn_parameters(config: Config) -> list[str]:
     """The parameters that vary between paths, in kernel order (the columns of theta_out)."""
     params = config.parameters()
-    return [k for k in parameter_order(config) if params[k].dist != "fixed"]
+    return [k for k in parameter_order(config) if k in params and params[k].dist != "fixed"]
+
+
+def kernel_parameters(config: Config) -> dict[str, object]:
+    """``config.parameters()`` and, for each segment without a ceiling, a placeholder ceiling of 0 (the kernel's
+    layout has a ceiling for every segment; ``ModelInputs.seg_capped`` says which it reads)."""
+    params = dict(config.parameters())
+    for s, segment in config.revenue.items():
+        if segment.ceiling is None:
+            params[f"revenue.{s}.ceiling"] = Fixed(value=0.0)
+    return params
 
 
 def plan_run_rate(config: Config, times: np.ndarray) -> np.ndarray:
@@ -95,7 +106,7 @@ def price_level(config: Config, n_steps: int, spy: int) -> np.ndarray:
 
 
 def build_inputs(config: Config) -> ModelInputs:
-    params = config.parameters()
+    params = kernel_parameters(config)
     order = parameter_order(config)
     if set(order) != set(params):
         raise AssertionError(f"kernel layout and config schema disagree: {sorted(set(order) ^ set(params))}")
@@ -150,6 +161,7 @@ def build_inputs(config: Config) -> ModelInputs:
         initial_burn=float(config.funding.initial_burn),
         chol_shock=chol_shock,
         theta_params=np.array([order.index(k) for k in drawn], dtype=np.int64),
+        seg_capped=np.array([s.ceiling is not None for s in config.revenue.values()], dtype=np.bool_),
     )
 
 

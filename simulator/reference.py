@@ -134,6 +134,13 @@ def step_revenue(m: ModelInputs, segments: list[dict], run_rate: list[float], ep
         tau = t1 - start
         kappa = math.log(2) / half_life
         growth = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
+        curvature = kappa * (g0 - ginf) * math.exp(-kappa * (start + tau / 2))  # -g' at the step's middle
+        if m.seg_capped[s] and growth > 0:
+            # MODEL-v2 §B: dR/dt = g R (1 - R / ceiling) while growth is positive, solved exactly over the step
+            # with G = the integral of g; the curvature of ln R from rho = R / ceiling at the step's start.
+            rho = run_rate[s] / seg["ceiling"]
+            curvature = (1 - rho) * (curvature + (growth / tau) ** 2 * rho)
+            growth = growth - math.log1p(rho * math.expm1(growth))
         x0 = math.log(run_rate[s])
         x1 = x0 + growth - sigma**2 / 2 * tau + sigma * math.sqrt(tau) * eps[s]
         d = x1 - x0
@@ -141,7 +148,6 @@ def step_revenue(m: ModelInputs, segments: list[dict], run_rate: list[float], ep
         jump = competition * exposure * math.log(1 - severity)
         when = when_comp if competition else 1.0
         along_chord = integral_exp(d, 0, when) + math.exp(jump) * integral_exp(d, when, 1)
-        curvature = kappa * (g0 - ginf) * math.exp(-kappa * (start + tau / 2))
         bridge_average = sigma * math.sqrt(tau / 12) * bridge[s] + sigma**2 * tau / 24
         revenue += tau * run_rate[s] * along_chord * (1 + curvature * tau**2 / 12) * exp_small(bridge_average)
         run_rate[s] = math.exp(x1 + jump)
@@ -212,6 +218,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     c = p["funding.contingent.market_slope"]
     multiple, cap = p["funding.contingent.size_multiple"], p["funding.contingent.size_cap"]
     credit_limit, phi = p["funding.credit.limit"], p["market.persistence"]
+    distress_factor, distress_size = p["funding.contingent.distress_factor"], p["funding.contingent.distress_size"]
+    distress_limit, credit_rate = p["funding.contingent.distress_limit"], p["funding.credit.rate"]
     segments = [dict(zip(SEGMENT_PARAMS, theta[N_GLOBAL + SEGMENT_WIDTH * s: N_GLOBAL + SEGMENT_WIDTH * (s + 1)]))
                 for s in range(n_seg)]
     amounts = theta[N_GLOBAL + SEGMENT_WIDTH * n_seg:]
@@ -225,6 +233,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     cash, credit, credit_max = initial_cash, 0.0, 0.0
     raised_sched = raised_cont = 0.0
     n_raises, last_raise = 0, -1e300
+    survival = False
     lowest, gap, first_sf = math.inf, 0.0, None
     years = {v: [0.0] * m.n_years for v in ("revenue", "cogs", "fcf", "cash", "compute_spend")}
     trace = []
@@ -232,7 +241,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     for k in range(m.n_years * m.spy):
         y, t0, t1 = k // m.spy, k * dt, k * dt + dt
         burn = max(0.0, -sum(trailing_fcf))
-        cut = cut_factor if burn > 0 and cash < runway_floor * burn else 1.0
+        # The runway rule or survival mode (MODEL-v2 §C), not both multiplied.
+        cut = cut_factor if (burn > 0 and cash < runway_floor * burn) or survival else 1.0
         live_rate = sum(r for r, when in zip(run_rate, m.seg_launch) if when <= t0)
         ratio_start = max(live_rate / m.plan_rate[k], 1e-9)
 
@@ -262,7 +272,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         fixed = m.committed[y] * (1 - deferrable)
         training = dt * m.tc_plan[y] * (fixed + (1 - fixed) * price * ratio_start**beta * cut)
         interest = r_cash * max(cash, 0.0) * dt
-        fcf = revenue - m.share[y] * revenue - cogs - opex - training + interest
+        credit_interest = credit_rate * credit * dt  # on the credit drawn at the step's start (MODEL-v2 §C)
+        fcf = revenue - m.share[y] * revenue - cogs - opex - training + interest - credit_interest
         cash += fcf
         trailing_fcf = trailing_fcf[1:] + [fcf]
         market = phi**dt * market + math.sqrt(1 - phi ** (2 * dt)) * eps[n_seg + 2]
@@ -271,13 +282,22 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         cash, raised_sched = scheduled_raises(m, events, amounts, ratio_end, t1, cash, raised_sched)
 
         burn_end = max(0.0, -sum(trailing_fcf))
+        cash_at_raise, raised_now = cash, 0.0  # the cash a contingent raise is decided on (before the credit line)
         u = rng.draw()  # drawn every step, used or not
         if n_raises < m.max_raises and t1 - last_raise >= cooldown - 1e-9 and cash < min_cash + lookahead * burn_end:
-            p_year = 1 / (1 + math.exp(-(a + b * math.log(ratio_end) + c * market)))
-            if u < 1 - (1 - p_year) ** dt:
-                size = min(multiple * live_rate_end, cap)
+            # A yearly intensity (MODEL-v2 §C); under the floor on distress terms, none under -distress_limit.
+            intensity = 1 / (1 + math.exp(-(a + b * math.log(ratio_end) + c * market)))
+            size_factor = 1.0
+            if cash < min_cash:
+                intensity *= distress_factor
+                size_factor = distress_size
+            if cash < -distress_limit:
+                intensity = 0.0
+            if u < 1 - math.exp(-intensity * dt):
+                size = min(multiple * live_rate_end, cap) * size_factor
                 cash += size
                 raised_cont += size
+                raised_now = size
                 n_raises += 1
                 last_raise = t1
 
@@ -288,6 +308,11 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         if cash < min_cash:
             first_sf = k if first_sf is None else first_sf
             gap = max(gap, min_cash - cash)
+        # Survival mode: on at a step end in shortfall, off at the first with cash >= min_cash + lookahead x burn.
+        if cash < min_cash:
+            survival = True
+        elif cash >= min_cash + lookahead * max(0.0, -sum(trailing_fcf)):
+            survival = False
         years["revenue"][y] += revenue
         years["cogs"][y] += cogs
         years["fcf"][y] += fcf
@@ -296,6 +321,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         trace.append(dict(step=k, t_end=t1, revenue=revenue, run_rate=live_rate_end, cogs=cogs, opex=opex,
                           training=training, interest=interest, fcf=fcf, price=math.exp(log_price),
                           usage=math.exp(log_usage), market=market, cut=cut, cash=cash, credit=credit,
+                          credit_interest=credit_interest, survival=survival, cash_at_raise=cash_at_raise,
+                          raised_contingent=raised_now,
                           competition=competition, supply_shocks=supply_shocks))
 
     return dict(

@@ -29,6 +29,7 @@ def kernel_paths(cfg, seed, first, n, columns=None):
 
 SCENARIOS = {
     "base": [],
+    "base_uncapped": [],
     # A high floor exercises contingent raises, the credit line, shortfalls and the runway cut.
     "stressed": [("funding", "min_cash", 70.0), ("training", "runway_floor", 3.0)],
     "eventful": [("competition", "intensity", 3.0), ("compute", "supply_shock_intensity", 2.0),
@@ -42,11 +43,25 @@ SCENARIOS = {
     "volatile": [("revenue.ads", "sigma", 1.5)],
     # Ads launch exactly at a step's boundary (t = 1): the kernel sums the plan ratio afresh there.
     "boundary": [("revenue.ads", "launch", dt.date(2027, 1, 1))],
+    # MODEL-v2 §B: ceilings close to the start at yearly steps, so paths pass them (rho > 1) and growth turns.
+    "tight_ceilings": [("simulation", "steps_per_year", 1), ("revenue.consumer", "ceiling", 16.0),
+                       ("revenue.enterprise", "ceiling", 8.0), ("revenue.ads", "ceiling", 0.5)],
+    # A ceiling on a segment launching mid-step (ads, 9 February) at monthly steps.
+    "monthly_ceilings": [("simulation", "steps_per_year", 12), ("revenue.ads", "ceiling", 2.0)],
+    # MODEL-v2 §C: raises under the floor on distress terms, none below +20 (distress_limit -20), a large
+    # credit line with dear interest, survival mode on and off.
+    "distress": [("funding", "min_cash", 40.0), ("funding.contingent", "distress_limit", -20.0),
+                 ("funding.contingent", "distress_factor", 0.3), ("funding.credit", "limit", 30.0),
+                 ("funding.credit", "rate", 0.2), ("training", "runway_floor", 0.0)],
 }
 
 
 def configure(base_raw, name):
     """The validated config of scenario ``name``: its changes (a dotted section, a key, a value) on the base."""
+    if name == "base_uncapped":  # v1's revenue: no segment has a ceiling
+        for seg in base_raw["revenue"].values():
+            seg.pop("ceiling", None)
+        base_raw["judgments"] = {k: v for k, v in base_raw["judgments"].items() if "ceiling" not in v["key"]}
     for section, key, value in SCENARIOS[name]:
         table = base_raw
         for part in section.split("."):

@@ -1,6 +1,7 @@
 """Analytic checks of the model: hand calculations, lognormal moments, accounting identities,
 and agreement across steps per year."""
 
+import copy
 import datetime as dt
 import math
 
@@ -22,6 +23,8 @@ from simulator.samples import SortedSample
 from simulator.summary import QUANTILES, by_step_frame, by_year_frame, qname, summary_frame, yearly
 
 from conftest import quiet_world
+
+copy_raw = copy.deepcopy
 
 
 def one_segment_world(raw, *, g0, ginf, half_life=2.0):
@@ -113,8 +116,25 @@ def test_steps_per_year_agree_on_annual_revenue(base_raw):
 
     For the mean of log revenue and the 5/50/95% quantiles of each year, the difference between
     two step sizes must stay under 4 combined standard errors (paths are independent between
-    runs because the streams are consumed differently).
+    runs because the streams are consumed differently). Without the ceilings (v1's revenue) this holds for
+    every pair. With base's ceilings, 1 step a year is allowed a discretisation error of 0.02 in log revenue
+    on top: the logistic drag is taken from the step's starting run-rate, so a year's shocks do not feed back
+    into it within the year (measured: the 5% quantile of 2029 ~0.016 lower, the 95% ~0.01 higher, than at
+    4 or 12 steps; the mean and median agree).
     """
+    for seg in base_raw["revenue"].values():
+        seg.pop("ceiling", None)
+    base_raw["judgments"] = {}
+    check_steps_agree(base_raw, allowance_annual=0.0)
+
+
+@pytest.mark.slow
+def test_steps_per_year_agree_on_capped_annual_revenue(base_raw):
+    """As above with base's ceilings; see there for the allowance at 1 step a year."""
+    check_steps_agree(base_raw, allowance_annual=0.02)
+
+
+def check_steps_agree(base_raw, allowance_annual):
     n = 60_000
     samples = {}
     for spy in (1, 4, 12):
@@ -124,13 +144,14 @@ def test_steps_per_year_agree_on_annual_revenue(base_raw):
         for a, b in [(1, 4), (4, 12), (1, 12)]:
             la, lb = np.log(samples[a][:, i]), np.log(samples[b][:, i])
             se = math.sqrt(la.var() / n + lb.var() / n)
-            assert abs(la.mean() - lb.mean()) < 4 * se, (i, a, b)
+            allowance = allowance_annual if a == 1 else 0.0
+            assert abs(la.mean() - lb.mean()) < 4 * se + allowance, (i, a, b)
             for q in (0.05, 0.5, 0.95):
                 # Quantile SE ~ sqrt(q(1-q)/n) / density, the density estimated from the pooled sample.
                 qa, qb = np.quantile(la, q), np.quantile(lb, q)
                 lo, hi = np.quantile(la, [q - 0.01, q + 0.01])
                 se_q = math.sqrt(q * (1 - q) / n) * (hi - lo) / 0.02
-                assert abs(qa - qb) < 4 * math.sqrt(2) * se_q, (i, a, b, q)
+                assert abs(qa - qb) < 4 * math.sqrt(2) * se_q + allowance, (i, a, b, q)
 
 
 def test_dated_price_shock_raises_costs_from_its_date(base_raw):
@@ -296,3 +317,192 @@ def test_contingent_raises_beyond_the_step_count_are_the_step_count(base_raw):
     for other in results[1:]:
         assert np.array_equal(other.scalars, results[0].scalars)
     assert results[0].scalars[:, kernel.S_N_RAISES].max() > 3
+
+
+# ---------------------------------------------------------------- MODEL-v2 §B: revenue ceilings
+@pytest.mark.parametrize("spy", [1, 4, 12])
+def test_ceiling_caps_deterministic_growth_as_the_logistic_says(base_raw, spy):
+    """dR/dt = g(t) R (1 - R / C): R(t) = C / (1 + (C / R0 - 1) e^{-S(t)}), S the integral of g. The kernel
+    integrates it exactly at the steps' ends; each year's revenue is the run-rate's integral to the step's
+    curvature correction (~1e-3 at yearly steps, far less at monthly ones)."""
+    raw = one_segment_world(base_raw, g0=0.9, ginf=0.1, half_life=1.5)
+    raw["revenue"]["core"]["ceiling"] = 60.0
+    raw["simulation"]["steps_per_year"] = spy
+    cfg = validate(raw)
+    kappa, ceiling = math.log(2) / 1.5, 60.0
+
+    def run_rate(t):
+        growth = 0.1 * t + 0.8 * (1 - math.exp(-kappa * t)) / kappa
+        return ceiling / (1 + (ceiling / 10 - 1) * math.exp(-growth))
+
+    trace = reference.simulate_path(build_inputs(cfg), 1, 0)["trace"]
+    np.testing.assert_allclose([s["run_rate"] for s in trace], [run_rate(s["t_end"]) for s in trace], rtol=1e-12)
+    revenue = yearly(simulate(cfg, 1, seed=1).annual)["revenue"][0]
+    for i in range(len(cfg.years)):
+        expected = integrate.quad(run_rate, i, i + 1, epsabs=0, epsrel=1e-12)[0]
+        assert revenue[i] == pytest.approx(expected, rel={1: 3e-3, 4: 2e-4, 12: 3e-5}[spy])
+    assert run_rate(5.0) < ceiling and revenue[-1] < ceiling  # capped: without it the 2030 run-rate is ~75
+
+
+def test_ceiling_leaves_shrinking_segments_alone_and_pulls_overshoots_back(base_raw):
+    """Growth at or below 0 is untouched by a ceiling; a run-rate above its ceiling (the ceiling is soft)
+    with positive growth declines toward it."""
+    raw = one_segment_world(base_raw, g0=-0.2, ginf=-0.2)
+    plain = yearly(simulate(validate(raw), 1, seed=1).annual)["revenue"]
+    raw["revenue"]["core"]["ceiling"] = 12.0
+    capped = yearly(simulate(validate(raw), 1, seed=1).annual)["revenue"]
+    assert np.array_equal(plain, capped)
+    raw = one_segment_world(base_raw, g0=0.3, ginf=0.3)
+    raw["revenue"]["core"]["ceiling"] = {"dist": "uniform", "low": 6.0, "high": 15.0}  # some paths start above
+    cfg = validate(raw)
+    inputs = build_inputs(cfg)
+    for path in range(40):
+        result = reference.simulate_path(inputs, 3, path)
+        cap = result["theta"][0]
+        rates = [10.0] + [s["run_rate"] for s in result["trace"]]
+        if cap < 10.0:  # above its ceiling: falls toward it, never below
+            assert all(cap < b < a for a, b in zip(rates, rates[1:]))
+        else:
+            assert all(a < b < cap for a, b in zip(rates, rates[1:]))
+
+
+def test_segments_without_a_ceiling_have_v1_revenue(base_raw):
+    """A segment without a ceiling runs v1's revenue code: the same revenue bit for bit as before the ceilings,
+    here as a config whose other segments have one (each segment's revenue depends on its own parameters)."""
+    for seg in base_raw["revenue"].values():
+        seg.pop("ceiling", None)
+    base_raw["judgments"] = {}
+    base_raw["revenue"] = {"consumer": base_raw["revenue"]["consumer"]}
+    base_raw["shocks"] = {}
+    base_raw["parameter_correlation"] = {}
+    plain = simulate(validate(base_raw), 2000, seed=5).annual[:, kernel.A_REV]
+    base_raw["revenue"]["consumer"]["ceiling"] = 1e9  # a ceiling that changes growth by a few 1e-8 at most
+    capped = simulate(validate(base_raw), 2000, seed=5).annual[:, kernel.A_REV]
+    assert not np.array_equal(plain, capped)
+    np.testing.assert_allclose(plain, capped, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- MODEL-v2 §C: funding that can fail
+def always_raising_world(raw, *, initial_cash, distress_limit, distress_factor=0.5, spy=4):
+    """Cash far under the floor on every path, a raise tried every step (no cooldown, no cap on the count) with
+    intensity 1 a year on normal terms (logit 50), each raise a token 0.01 so cash never recovers."""
+    quiet_world(raw)
+    raw["simulation"]["steps_per_year"] = spy
+    raw["funding"]["initial_cash"] = initial_cash
+    raw["funding"]["scheduled"] = {}
+    raw["funding"]["credit"]["limit"] = 0.0
+    raw["funding"]["contingent"].update(intercept=50.0, revenue_slope=0.0, market_slope=0.0, size_multiple=1.0,
+                                        size_cap=0.01, max_raises=1000, cooldown=0.0, lookahead=1.0,
+                                        distress_limit=distress_limit, distress_factor=distress_factor,
+                                        distress_size=0.5)
+    return validate(raw)
+
+
+def test_no_raise_closes_below_minus_the_distress_limit(base_raw):
+    cfg = always_raising_world(copy_raw(base_raw), initial_cash=-50.0, distress_limit=0.0)
+    sim = simulate(cfg, 4000, seed=8)
+    assert (sim.scalars[:, kernel.S_N_RAISES] == 0).all()
+    cfg = always_raising_world(copy_raw(base_raw), initial_cash=-50.0, distress_limit=1e6)
+    sim = simulate(cfg, 4000, seed=8)
+    assert (sim.scalars[:, kernel.S_N_RAISES] > 0).mean() > 0.9
+
+
+@pytest.mark.parametrize("factor", [0.25, 1.0])
+def test_distress_cuts_the_intensity_and_the_size(base_raw, factor):
+    """Under the floor every step: raises are Bernoulli(1 - e^{-factor dt}) a step, each of distress_size x 0.01."""
+    cfg = always_raising_world(copy_raw(base_raw), initial_cash=5.0, distress_limit=1e6, distress_factor=factor)
+    n = 20_000
+    scalars = simulate(cfg, n, seed=9).scalars
+    count = scalars[:, kernel.S_N_RAISES]
+    np.testing.assert_allclose(scalars[:, kernel.S_RAISED_CONTINGENT], 0.005 * count, rtol=1e-12)
+    steps, p = 20, 1 - math.exp(-factor / 4)
+    assert abs(count.mean() - steps * p) < 4 * math.sqrt(steps * p * (1 - p) / n)
+
+
+def test_credit_interest_reduces_cash_by_rate_times_drawn_times_dt(base_raw):
+    """A line drawn to its limit from the first step on: each year's FCF is lower by rate x drawn x dt a step,
+    on the amount drawn at the step's start (nothing in the first step); the cash identity still holds."""
+    raw = quiet_world(base_raw)
+    raw["funding"].update(initial_cash=-20.0, scheduled={})
+    raw["funding"]["contingent"]["max_raises"] = 0
+    raw["funding"]["credit"]["limit"] = 6.0
+    fcf = {}
+    for rate in (0.0, 0.07):
+        raw["funding"]["credit"]["rate"] = rate
+        sim = simulate(validate(raw), 2, seed=1)
+        fcf[rate] = yearly(sim.annual)["fcf"][0]
+        assert (sim.scalars[:, kernel.S_CREDIT_END] == 6.0).all()
+    drawn_steps = np.array([3] + [4] * 4)  # steps a year that start with the line drawn
+    np.testing.assert_allclose(fcf[0.0] - fcf[0.07], 0.07 * 6.0 * 0.25 * drawn_steps, rtol=1e-9)
+
+
+def test_survival_mode_switches_on_in_shortfall_and_off_with_a_year_of_runway(base_raw):
+    """On at every step end in shortfall, off at the first step end with cash >= min_cash + lookahead x burn,
+    unchanged in between; flexible training is cut in the step after a step end in survival mode."""
+    base_raw["funding"]["min_cash"] = 45.0  # in shortfall at the start, out of it when the 2026 round pays
+    base_raw["funding"]["contingent"]["lookahead"] = 0.25
+    base_raw["training"]["runway_floor"] = 0.0  # v1's runway rule off: every cut is survival mode's
+    cfg = validate(base_raw)
+    inputs = build_inputs(cfg)
+    lookahead, min_cash, cut_factor = 0.25, 45.0, cfg.training.cut_factor.value
+    seen = set()
+    for path in range(60):
+        trace = reference.simulate_path(inputs, 4, path)["trace"]
+        fcfs = [-cfg.funding.initial_burn / 4] * 4
+        on = False
+        for k, step in enumerate(trace):
+            assert step["cut"] == (cut_factor if on else 1.0)
+            fcfs = fcfs[1:] + [step["fcf"]]
+            burn = max(0.0, -sum(fcfs))
+            was = on
+            on = step["cash"] < min_cash or (on and step["cash"] < min_cash + lookahead * burn)
+            assert step["survival"] == on, (path, k)
+            seen.add((was, on))
+    assert {(False, True), (True, False), (True, True)} <= seen
+
+
+def test_default_run_closes_no_raise_at_negative_cash(base_raw):
+    """The v1 review's path 52 (60 raised at cash -98.5) and every path of a default run that both raised and
+    went below 0: replayed with the reference, no contingent raise closes while cash is below 0."""
+    cfg = validate(base_raw)
+    sim = simulate(cfg, 20_000, seed=cfg.simulation.seed)
+    suspects = np.flatnonzero((sim.scalars[:, kernel.S_N_RAISES] > 0) & (sim.scalars[:, kernel.S_LOWEST_CASH] < 0))
+    inputs = build_inputs(cfg)
+    checked = 0
+    for path in sorted({52, *suspects[:150].tolist()}):
+        for step in reference.simulate_path(inputs, cfg.simulation.seed, int(path))["trace"]:
+            if step["raised_contingent"] > 0:
+                assert step["cash_at_raise"] >= 0.0, (path, step)
+                checked += 1
+    assert checked > 0
+
+
+@pytest.mark.slow
+def test_steps_per_year_agree_on_shortfall_and_raises(base_raw):
+    """4 and 12 steps a year: P(shortfall by 2030) and the mean raise count agree within Monte Carlo error
+    (4 combined standard errors; runs are independent), with shortfall read at the years' ends. What this tests
+    is the conversion of the yearly intensity (and of the market factor's persistence) to a step: the rules
+    that read the state at a step's end, and so act later at longer steps, are set aside. One raise of a fixed
+    30 is tried at every step (a trigger that always holds, no distress terms), and flexible training is not
+    cut; revenue, costs, the market factor and the scheduled raises are base's.
+
+    At 1 step a year the same config gives P(shortfall) ~0.16 against ~0.135 and a raise count ~0.83 against
+    ~0.87 (40,000 paths): step-end rules lag by a year there. Most of the shortfall gap is v1's (interest on
+    the step's starting cash, the plan ratio at the step's start; 0.27 vs 0.24 without any contingent raise);
+    the raise count's is the intensity read at the step's end while revenue falls behind a plan that grows
+    faster, and the Riemann sum of a random intensity over a year (0.944 vs 0.951 with revenue_slope 0)."""
+    base_raw["training"].update(runway_floor=0.0, cut_factor=1.0)
+    base_raw["funding"]["contingent"].update(lookahead=100.0, max_raises=1, cooldown=0.0, size_multiple=100.0,
+                                             size_cap=30.0, distress_factor=1.0, distress_size=1.0,
+                                             distress_limit=1e6)
+    n = 40_000
+    out = {}
+    for spy in (4, 12):
+        base_raw["simulation"]["steps_per_year"] = spy
+        sim = simulate(validate(base_raw), n, seed=300 + spy)
+        short = (sim.annual[:, kernel.A_CASH] < base_raw["funding"]["min_cash"]).any(axis=1)
+        out[spy] = (short, sim.scalars[:, kernel.S_N_RAISES])
+    for k in range(2):
+        xa, xb = out[4][k].astype(float), out[12][k].astype(float)
+        se = math.sqrt(xa.var() / n + xb.var() / n)
+        assert abs(xa.mean() - xb.mean()) < 4 * se, (k, xa.mean(), xb.mean())

@@ -87,9 +87,12 @@ def funded(raw):
 
 
 def raising(raw):
-    """Quiet, plus contingent raises that succeed with probability exactly 1 (logit 40: p_year == 1.0)."""
+    """Quiet, plus contingent raises that succeed with probability 1 to rounding: tried only under the floor
+    (lookahead 0), where the distress factor makes the intensity 1000 a year (logit 40: 1000 x 1.0; a step's
+    chance 1 - e^-250 == 1.0), at full size and at any cash."""
     raw["funding"]["contingent"].update(max_raises=2, intercept=40.0, revenue_slope=0.0, market_slope=0.0,
-                                        size_multiple=0.3, cooldown=0.75)
+                                        size_multiple=0.3, cooldown=0.75, lookahead=0.0, distress_factor=1000.0,
+                                        distress_size=1.0, distress_limit=1e6)
     raw["funding"]["min_cash"] = 30.0
 
 
