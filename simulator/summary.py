@@ -393,7 +393,7 @@ def paths_table(model, theta: np.ndarray, annual: np.ndarray, scalars: np.ndarra
     for j, y in enumerate(years):  # 1 - (COGS + idle - resale) / revenue; NaN without revenue, as the gross margin
         rev = annual[:, kernel.A_REV, j]
         spent = annual[:, kernel.A_COGS, j] + annual[:, kernel.A_IDLE, j] - annual[:, kernel.A_RESALE, j]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(all="ignore"):
             cols[f"compute_margin_{y}"] = np.where(rev > 0, 1.0 - spent / np.where(rev > 0, rev, 1.0), np.nan)
     cols["committed_after_end"] = np.full(len(scalars), committed_after_end(config))
     return pa.table(cols)
