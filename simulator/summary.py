@@ -15,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 
 from . import kernel, stats
-from .model import committed_after_end
 from .errors import SettingsError
 from .jit import jit
+from .model import committed_after_end
 from .samples import SortedSample
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
