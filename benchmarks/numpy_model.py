@@ -21,8 +21,14 @@ from simulator.kernel import (
     A_CASH,
     A_COGS,
     A_COMPUTE,
+    A_CONTRACT,
     A_FCF,
+    A_IDLE,
+    A_RESALE,
     A_REV,
+    A_SPOT,
+    A_UNITS,
+    A_UTIL,
     ANNUAL_VARS,
     FORM_EXP,
     FORM_TABLE,
@@ -34,7 +40,6 @@ from simulator.kernel import (
     P_CREDIT_LIMIT,
     P_CREDIT_RATE,
     P_CUT_FACTOR,
-    P_DEFERRABLE,
     P_DISTRESS_FACTOR,
     P_DISTRESS_LIMIT,
     P_DISTRESS_SIZE,
@@ -54,7 +59,9 @@ from simulator.kernel import (
     P_RAISE_C,
     P_RAISE_CAP,
     P_RAISE_MULTIPLE,
+    P_RESALE,
     P_RUNWAY_FLOOR,
+    P_SUPPLY_HALF_LIFE,
     P_SUPPLY_INTENSITY,
     P_SUPPLY_SIZE,
     P_USAGE_DRIFT,
@@ -69,7 +76,6 @@ from simulator.kernel import (
     S_RAISED_CONTINGENT,
     S_RAISED_SCHEDULED,
     SCALAR_VARS,
-    SEG_CEILING,
     SEG_HALF_LIFE,
     SEG_RUN_RATE,
     SEGMENT_WIDTH,
@@ -154,7 +160,10 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
     kappa = [math.log(2.0) / seg[s][SEG_HALF_LIFE] for s in range(n_seg)]
     ring = np.full((spy, n), -m.initial_burn * dt)
     ring_sum = np.full(n, -m.initial_burn)
-    ln_p = np.zeros(n)
+    ln_p = np.zeros(n)  # the trend's (MODEL-v2 §A)
+    jump_dev = np.zeros(n)  # supply shocks' deviation from it, fading with half-life h_J
+    j_decay = 2.0 ** (-dt / np.asarray(par[P_SUPPLY_HALF_LIFE]))
+    j_half = 2.0 ** (-dt / (2.0 * np.asarray(par[P_SUPPLY_HALF_LIFE])))
     ln_u = np.zeros(n)
     market = np.zeros(n)
     cash = np.array(np.broadcast_to(par[P_INITIAL_CASH], (n,)), dtype=float)
@@ -181,7 +190,6 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
     step_p = (par[P_PRICE_DRIFT] - 0.5 * s_p * s_p) * dt
     step_u = (par[P_USAGE_DRIFT] - 0.5 * s_u * s_u) * dt
     g_o = par[P_OPEX_GROWTH]
-    committed_keep = 1.0 - par[P_DEFERRABLE]
     credit_limit = par[P_CREDIT_LIMIT]
     has_credit = np.any(np.asarray(credit_limit) > 0.0)
     acc = np.zeros((len(ANNUAL_VARS), n_years, n))  # annual, paths last while accumulating
@@ -253,24 +261,38 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
             np.exp(x1, out=rate[s])
             run_rate1 += rate[s]
 
-        # Compute price and usage: log-midpoints, a supply shock from its time on.
+        # Compute price and usage: log-midpoints, the fading deviation at mid-step, a supply shock from its time on.
         ln_mid = ln_p.copy()
         ln_p += step_p
         ln_p += s_p * sqdt * epsc[n_seg]
         ln_mid += ln_p
         ln_mid *= 0.5
+        ln_mid += jump_dev * j_half
         price_mid = np.exp(ln_mid)
+        jump_dev *= j_decay
         if supply.size:
             jump = n_supply[supply] * _at(jump_supply, supply)
             price_mid[supply] *= when_supply + (1.0 - when_supply) * np.exp(jump)
-            ln_p[supply] += jump
+            jump_dev[supply] += jump
         price_mid *= m.price_level[k]  # dated shocks of the config
         ln_mid = ln_u.copy()
         ln_u += step_u
         ln_u += s_u * sqdt * epsc[n_seg + 1]
         ln_mid += ln_u
         ln_mid *= 0.5
-        cogs = c0 * price_mid * np.exp(ln_mid) * rev
+
+        # Compute (MODEL-v2 §A): demand in units, contracted capacity, then spot, idle and resale.
+        units_inf = c0 * np.exp(ln_mid) * rev
+        units_tr = dt * m.tc_plan[y] * ratio0 ** par[P_ELASTICITY] * cut
+        demand = units_inf + units_tr
+        capacity = dt * m.capacity[y]
+        util = np.minimum(1.0, demand / capacity) if capacity > 0 else np.ones(n)
+        used = util * (dt * m.contract_amount[y])
+        idle = (1.0 - util) * (dt * m.contract_top[y])
+        spot = price_mid * np.maximum(0.0, demand - capacity)
+        resold = par[P_RESALE] * price_mid * np.maximum(0.0, capacity - demand)
+        cogs = np.where(demand > 0, units_inf / np.where(demand > 0, demand, 1.0) * (used + spot), 0.0)
+        compute = used + idle + spot - resold
 
         # Other cash costs.
         if isinstance(g_o, np.ndarray):
@@ -282,14 +304,11 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
         else:
             opex = par[P_OPEX_BASE] * dt
         opex = opex + par[P_OPEX_RATIO] * rev
-        fixed = m.committed[y] * committed_keep
-        flexible = (1.0 - fixed) * price_mid * ratio0 ** par[P_ELASTICITY] * cut
-        training = dt * m.tc_plan[y] * (fixed + flexible)
         np.maximum(cash, 0.0, out=tmp)
         interest = par[P_CASH_INTEREST] * tmp * dt - par[P_CREDIT_RATE] * credit * dt  # credit drawn at the start
 
         # Cash flow.
-        fcf = rev - m.share[y] * rev - cogs - opex - training + interest
+        fcf = rev - m.share[y] * rev - compute - opex + interest
         cash += fcf
         j = k % spy
         ring_sum += fcf
@@ -371,7 +390,13 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
         acc[A_REV, y] += rev
         acc[A_COGS, y] += cogs
         acc[A_FCF, y] += fcf
-        acc[A_COMPUTE, y] += cogs + training
+        acc[A_COMPUTE, y] += compute
+        acc[A_UNITS, y] += demand
+        acc[A_CONTRACT, y] += used
+        acc[A_SPOT, y] += spot
+        acc[A_IDLE, y] += idle
+        acc[A_RESALE, y] += resold
+        acc[A_UTIL, y] += util * dt
         acc[A_CASH, y] = cash
 
     annual = np.ascontiguousarray(acc.transpose(2, 0, 1))

@@ -95,7 +95,7 @@ def backtest_table(n_paths: int = 5000) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for (label, actual), x in zip(Q1_ACTUALS, sample.T):
         q05, q50, q95 = np.quantile(x, [0.05, 0.5, 0.95])
-        pct = stats.probability(x < actual)
+        pct = stats.wilson(float(np.mean(x < actual)), len(x))
         fmt = "{:.1%}" if label == "gross margin" else "{:.2f}"
         lines.append(f"| {label} | {fmt.format(actual)} | {fmt.format(q05)} | {fmt.format(q50)} | "
                      f"{fmt.format(q95)} | {pct.value:.1%} | {pct.stderr:.1%} | "

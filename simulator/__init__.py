@@ -6,7 +6,7 @@
 >>> res.metric("p_fcf_positive_2030")
 """
 
-__version__ = "0.4.0.dev3"
+__version__ = "0.5.0.dev0"
 
 from .api import run  # noqa: E402
 from .config import ConfigError, load_config  # noqa: E402

@@ -289,9 +289,12 @@ def validate(config, overrides, as_toml):
         click.echo(f"{key:48} {dist.dist:12} {p5:10.4g} {p50:10.4g} {p95:10.4g}")
     click.echo("schedules by year (" + ", ".join(str(y) for y in cfg.years) + "):")
     for key, sched in [("costs.partner_share", cfg.costs.partner_share), ("training.plan", cfg.training.plan),
-                       ("training.committed", cfg.training.committed), ("plan.revenue", cfg.plan.revenue),
+                       ("plan.revenue", cfg.plan.revenue),
                        ("plan.fcf", cfg.plan.fcf)]:
         click.echo(f"  {key:28} " + " ".join(f"{sched[str(y)]:8.4g}" for y in cfg.years))
+    for name, c in cfg.compute.contracts.items():
+        key = f"contracts.{name} (top {c.take_or_pay:g})"
+        click.echo(f"  {key:28} " + " ".join(f"{c.amount.get(str(y), 0.0):8.4g}" for y in cfg.years))
     if cfg.judgments:
         click.echo("judgments (simulator sensitivity --judgments RUN tests them):")
     for name, j in cfg.judgments.items():

@@ -145,6 +145,35 @@ class PriceShock(_Section):
     size: FiniteFloat = Field(gt=-1, description="relative jump: 0.5 raises prices by half from that date on")
 
 
+NonNegativeAmount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositivePrice = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class Contract(_Section):
+    """A compute contract (MODEL-v2 §A): ``amount`` $B a year of contracted capacity by calendar year (years
+    past the horizon count in ``committed_after_end``; a year not listed is 0), ``unit_price`` the price of one
+    unit under it relative to start-2026 spot (a number, or one value for each year with an amount), and the
+    share of ``amount`` paid whether used or not."""
+
+    amount: dict[str, NonNegativeAmount] = Field(description="$B a year of contracted capacity, by calendar year")
+    unit_price: PositivePrice | dict[str, PositivePrice] = Field(
+        1.0, description="price of a unit under the contract, relative to start-2026 spot")
+    take_or_pay: FiniteFloat = Field(1.0, ge=0, le=1, description="share of amount paid whether used or not")
+
+    @field_validator("amount", "unit_price")
+    @classmethod
+    def _years(cls, v):
+        if isinstance(v, dict):
+            bad = [k for k in v if not (k.isdigit() and len(k) == 4)]
+            if bad:
+                raise ValueError(f"expected calendar years as keys, got {bad[0]!r}")
+            return dict(sorted(v.items()))
+        return v
+
+    def price(self, year: str) -> float:
+        return self.unit_price if not isinstance(self.unit_price, dict) else self.unit_price[year]
+
+
 class Compute(_Section):
     gross_margin_0: Margin = Field(description="gross margin at the start")
     price_drift: Real = Field(description="mu_P, log drift per year of the compute price index")
@@ -156,8 +185,14 @@ class Compute(_Section):
     usage_sigma: NonNegative = Field(description="sigma_U")
     gpu_hour_price: FiniteFloat = Field(2.35, gt=0, description="$ per H100-hour at the start (reports only)")
     price_shocks: dict[str, PriceShock] = Field(default_factory=dict, description="dated price jumps")
+    # MODEL-v2 §A. Parameters with defaults, as Segment.competition_exposure (validate_default).
+    supply_shock_half_life: Positive = Field(1.5, validate_default=True,
+                                             description="h_J, years for a supply shock's price deviation to halve")
+    resale: Fraction = Field(0.0, validate_default=True,
+                             description="share of idle contracted capacity resold, at the spot price")
+    contracts: dict[str, Contract] = Field(default_factory=dict, description="compute contracts by name")
 
-    _order = field_validator("price_shocks")(classmethod(lambda cls, v: _by_name(v)))
+    _order = field_validator("price_shocks", "contracts")(classmethod(lambda cls, v: _by_name(v)))
 
 
 class Costs(_Section):
@@ -169,10 +204,8 @@ class Costs(_Section):
 
 
 class Training(_Section):
-    plan: Schedule = Field(description="training and research compute plan by year, $B at today's prices")
-    committed: Schedule = Field(description="take-or-pay fraction of the plan, by year")
-    deferrable: Fraction = Field(0.0, validate_default=True,  # a parameter, as Segment.competition_exposure
-                                 description="share of the committed part that can in practice be deferred")
+    plan: Schedule = Field(description="training and research compute plan by year, units a year (TC_plan: $B "
+                                       "at start-2026 spot prices)")
     revenue_elasticity: Real = Field(description="beta, elasticity of flexible compute to revenue vs plan")
     runway_floor: NonNegative = Field(description="years of runway under which flexible compute is cut")
     cut_factor: CutFactor = Field(description="multiplier on flexible compute when cut")
@@ -352,7 +385,6 @@ class Config(_Section):
         years = [str(y) for y in self.years]
         for where, sched in [("costs.partner_share", self.costs.partner_share),
                              ("training.plan", self.training.plan),
-                             ("training.committed", self.training.committed),
                              ("plan.revenue", self.plan.revenue), ("plan.fcf", self.plan.fcf)]:
             missing = [y for y in years if y not in sched]
             extra = [y for y in sched if y not in years]
@@ -360,13 +392,22 @@ class Config(_Section):
                 raise ConfigError(f"{where}: expected one value for each year {years[0]}..{years[-1]}, "
                                   + (f"missing {', '.join(missing)}" if missing else f"unexpected {', '.join(extra)}"))
         for where, sched, lo, hi in [("costs.partner_share", self.costs.partner_share, 0, 1),
-                                     ("training.committed", self.training.committed, 0, 1),
                                      ("training.plan", self.training.plan, 0, math.inf),
                                      ("plan.revenue", self.plan.revenue, 0, math.inf)]:
             for y, v in sched.items():
                 if not lo <= v <= hi or (where == "plan.revenue" and v == 0):
                     raise ConfigError(f"{where}.{y} = {v}: expected a value in "
                                       f"{'(' if where == 'plan.revenue' else '['}{lo}, {hi}]")
+        for name, contract in self.compute.contracts.items():
+            early = [y for y in contract.amount if int(y) < self.simulation.start_year]
+            if early:
+                raise ConfigError(f"compute.contracts.{name}.amount.{early[0]}: a year before the start "
+                                  f"({self.simulation.start_year}); give amounts from then on")
+            if isinstance(contract.unit_price, dict):
+                missing = [y for y, a in contract.amount.items() if a > 0 and y not in contract.unit_price]
+                if missing:
+                    raise ConfigError(f"compute.contracts.{name}.unit_price: no value for {missing[0]}, a year "
+                                      "with an amount; give a number or one value for each such year")
         self.shocks.full(self.shock_channels)
         params = self.parameters()
         self.parameter_correlation.full([k for k, d in params.items() if d.dist != "fixed"],
@@ -623,7 +664,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return validate(raw, source=str(path))
 
 
+# v1 keys that MODEL-v2 §A replaced: a config that still gives one is told what replaced it.
+REPLACED_KEYS = {
+    ("training", "committed"): "training.committed was replaced by [compute.contracts.<name>] (amount by year, "
+                               "unit_price, take_or_pay); see docs/model.md",
+    ("training", "deferrable"): "training.deferrable was replaced by take_or_pay of [compute.contracts.<name>] "
+                                "(the share not deferrable); see docs/model.md",
+}
+
+
 def validate(raw: dict, source: str = "config") -> Config:
+    for (section, key), why in REPLACED_KEYS.items():
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            raise ConfigError(f"{source}: {why}")
     try:
         return Config.model_validate(raw)
     except ValidationError as e:
@@ -638,7 +691,7 @@ def _describe(e: ValidationError) -> str:
     loc = [str(p) for p in err["loc"]]
     # Drop the union-member tags pydantic inserts (e.g. "normal", "function-after[...]").
     kinds = {"fixed", "normal", "lognormal", "uniform", "triangular", "pert", "beta"}
-    named = ("revenue", "scheduled", "judgments")  # tables whose entries may bear any name, a kind's too
+    named = ("revenue", "scheduled", "judgments", "contracts")  # tables whose entries may bear any name, a kind's too
     loc = [p for i, p in enumerate(loc)
            if not (p.startswith("function-") or (p in kinds and i > 0 and loc[i - 1] not in named))]
     key = ".".join(loc)

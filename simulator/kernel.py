@@ -283,7 +283,10 @@ def start_lanes(lane, ring, theta, initial_burn, dt, m):
         lane[L_DRIFT_U, i] = (theta[P_USAGE_DRIFT, i] - 0.5 * s_u * s_u) * dt
         lane[L_VOL_U, i] = s_u * sqdt
         lane[L_OPEX_STEP, i] = exp_lanes(theta[P_OPEX_GROWTH, i] * dt)
-        lane[L_KEEP, i] = 1.0 - theta[P_DEFERRABLE, i]
+        # The supply shocks' price deviation fades with half-life h_J: its factor over a step and over half a step.
+        j_rate = -math.log(2.0) * dt / theta[P_SUPPLY_HALF_LIFE, i]
+        lane[L_J_DECAY, i] = exp_lanes(j_rate)
+        lane[L_J_HALF, i] = exp_lanes(0.5 * j_rate)
         lane[L_C0, i] = 1.0 - theta[P_GM0, i]
         lane[L_CASH, i] = theta[P_INITIAL_CASH, i]
     for j in range(ring.shape[0]):
@@ -306,9 +309,13 @@ def start_lanes(lane, ring, theta, initial_burn, dt, m):
         lane[L_Y_COGS, i] = 0.0
         lane[L_Y_FCF, i] = 0.0
         lane[L_Y_COMPUTE, i] = 0.0
+        lane[L_JUMP_DEV, i] = 0.0
         lane[L_SUPPLY_LIFT, i] = 1.0
         lane[L_SURVIVAL, i] = 0.0
         start_step(lane, theta, i)
+    for r in range(L_Y_UNITS, L_Y_UTIL + 1):
+        for i in range(m):
+            lane[r, i] = 0.0
 
 
 # ------------------------------------------------------------------ a step
@@ -466,38 +473,52 @@ def revenue(inputs, seg, lane, eps, listed, shocked, n_shocked, t0, t1, dt, m):
 
 @jit(inline="always")
 def costs(inputs, lane, theta, eps, ring, supplied, n_supply, k, y, j, dt, m):
-    """Compute price and usage (§4), costs (§5) and the cash flow (§6) of the step. Costs use the step's average
-    price and usage (log-midpoint). The price is exp(mid_p) * level, level the config's dated shocks times the
-    supply shock's lift of the step's average (1 without one); products with the price are taken as one exp of
-    the summed logs. Row j of ``ring`` takes the step's free cash flow."""
+    """Compute price and usage, compute demand, contracts and the spot market (MODEL-v2 §A), other costs (§5) and
+    the cash flow (§6) of the step. Costs use the step's average price and usage (log-midpoint). The price is
+    exp(mid_p + J h) * level: J the supply shocks' deviation from the trend at the step's start, h its fading over
+    half a step, level the config's dated shocks times a new supply shock's lift of the step's average (1 without
+    one). Row j of ``ring`` takes the step's free cash flow."""
     n_seg = inputs.seg_launch.shape[0]  # eps rows n_seg, n_seg + 1, n_seg + 2: price, usage, market
     share, price_level, plan_rate = inputs.share, inputs.price_level, inputs.plan_rate
     for listed_k in range(n_supply):  # lanes with a supply shock: its jump lands at its time
         i = supplied[listed_k]
         when = lane[L_WHEN_SUPPLY, i]
         lane[L_SUPPLY_LIFT, i] = when + (1.0 - when) * exp_lanes(lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i])
-    fixed_share = inputs.committed[y]
     plan_spend = dt * inputs.tc_plan[y]
-    for i in range(m):  # SIMD: price, costs (§5) and cash flow (§6)
+    # The year's contracts over a step: capacity in units, amounts and take-or-pay amounts in $B. Without
+    # capacity the utilisation is 1 (u_floor) and nothing is paid under a contract.
+    capacity = dt * inputs.capacity[y]
+    inv_capacity = 1.0 / capacity if capacity > 0.0 else 0.0
+    u_floor = 0.0 if capacity > 0.0 else 1.0
+    amount = dt * inputs.contract_amount[y]
+    top = dt * inputs.contract_top[y]
+    for i in range(m):  # SIMD: price, compute, costs (§5) and cash flow (§6)
         rev = lane[L_REV, i]
         cash = lane[L_CASH, i]
         ln_p0 = lane[L_LN_P, i]
         ln_p = fma(lane[L_VOL_P, i], eps[n_seg, i], ln_p0 + lane[L_DRIFT_P, i])
         lane[L_LN_P, i] = ln_p
-        mid_p = 0.5 * (ln_p0 + ln_p)
-        level = price_level[k] * lane[L_SUPPLY_LIFT, i]
+        j0 = lane[L_JUMP_DEV, i]
+        lane[L_JUMP_DEV, i] = j0 * lane[L_J_DECAY, i]
+        price = price_level[k] * lane[L_SUPPLY_LIFT, i] * exp_lanes(fma(j0, lane[L_J_HALF, i], 0.5 * (ln_p0 + ln_p)))
         ln_u0 = lane[L_LN_U, i]
         ln_u = fma(lane[L_VOL_U, i], eps[n_seg + 1, i], ln_u0 + lane[L_DRIFT_U, i])
         lane[L_LN_U, i] = ln_u
-        cogs = lane[L_C0, i] * level * exp_lanes(fma(0.5, ln_u0 + ln_u, mid_p)) * rev
+        units_inf = lane[L_C0, i] * exp_lanes(0.5 * (ln_u0 + ln_u)) * rev
+        units_tr = plan_spend * exp_lanes(theta[P_ELASTICITY, i] * lane[L_LOG_RATIO, i]) * lane[L_CUT, i]
+        demand = units_inf + units_tr
+        util = fmax(u_floor, fmin(1.0, demand * inv_capacity))
+        used = util * amount
+        idle = (1.0 - util) * top
+        spot = price * fmax(0.0, demand - capacity)
+        resold = theta[P_RESALE, i] * price * fmax(0.0, capacity - demand)
+        paid = used + spot
+        cogs = units_inf / fmax(demand, 1e-300) * paid  # 0 without demand: then nothing is paid
+        compute = paid + idle - resold
         opex = fma(theta[P_OPEX_RATIO, i], rev, lane[L_OPEX_FIXED, i])
         lane[L_OPEX_FIXED, i] *= lane[L_OPEX_STEP, i]
-        fixed = fixed_share * lane[L_KEEP, i]
-        flexible = ((1.0 - fixed) * level * exp_lanes(fma(theta[P_ELASTICITY, i], lane[L_LOG_RATIO, i], mid_p))
-                    * lane[L_CUT, i])
-        training = plan_spend * (fixed + flexible)
         interest = theta[P_CASH_INTEREST, i] * fmax(cash, 0.0) * dt
-        fcf = fma(-share[y], rev, rev) - cogs - opex - training + interest
+        fcf = fma(-share[y], rev, rev) - compute - opex + interest
         lane[L_CASH, i] = cash + fcf
         lane[L_RING_SUM, i] += fcf - ring[j, i]
         ring[j, i] = fcf
@@ -506,11 +527,17 @@ def costs(inputs, lane, theta, eps, ring, supplied, n_supply, k, y, j, dt, m):
         lane[L_Y_REV, i] += rev
         lane[L_Y_COGS, i] += cogs
         lane[L_Y_FCF, i] += fcf
-        lane[L_Y_COMPUTE, i] += cogs + training
+        lane[L_Y_COMPUTE, i] += compute
+        lane[L_Y_UNITS, i] += demand
+        lane[L_Y_CONTRACT, i] += used
+        lane[L_Y_SPOT, i] += spot
+        lane[L_Y_IDLE, i] += idle
+        lane[L_Y_RESALE, i] += resold
+        lane[L_Y_UTIL, i] += util * dt
         lane[L_COGS, i] = cogs
     for listed_k in range(n_supply):  # the supply shocks' jumps, now that the step's average is taken
         i = supplied[listed_k]
-        lane[L_LN_P, i] += lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
+        lane[L_JUMP_DEV, i] += lane[L_N_SUPPLY, i] * lane[L_JUMP_SUPPLY, i]
         lane[L_SUPPLY_LIFT, i] = 1.0
 
 
@@ -652,10 +679,16 @@ def record_year(lane, annual, y, m_out):
         annual[i, A_FCF, y] = lane[L_Y_FCF, i]
         annual[i, A_COMPUTE, y] = lane[L_Y_COMPUTE, i]
         annual[i, A_CASH, y] = lane[L_CASH, i]
-        lane[L_Y_REV, i] = 0.0
-        lane[L_Y_COGS, i] = 0.0
-        lane[L_Y_FCF, i] = 0.0
-        lane[L_Y_COMPUTE, i] = 0.0
+        annual[i, A_UNITS, y] = lane[L_Y_UNITS, i]
+        annual[i, A_CONTRACT, y] = lane[L_Y_CONTRACT, i]
+        annual[i, A_SPOT, y] = lane[L_Y_SPOT, i]
+        annual[i, A_IDLE, y] = lane[L_Y_IDLE, i]
+        annual[i, A_RESALE, y] = lane[L_Y_RESALE, i]
+        annual[i, A_UTIL, y] = lane[L_Y_UTIL, i]
+    for r in (L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_Y_UNITS, L_Y_CONTRACT, L_Y_SPOT, L_Y_IDLE, L_Y_RESALE,
+              L_Y_UTIL):
+        for i in range(m_out):
+            lane[r, i] = 0.0
 
 
 @jit(inline="always")

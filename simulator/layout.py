@@ -12,20 +12,22 @@ GLOBAL_PARAMS = (
     "compute.supply_shock_intensity", "compute.supply_shock_size",
     "compute.usage_drift", "compute.usage_sigma",
     "costs.opex_base", "costs.opex_growth", "costs.opex_revenue_ratio", "costs.cash_interest",
-    "training.deferrable", "training.revenue_elasticity", "training.runway_floor", "training.cut_factor",
+    "training.revenue_elasticity", "training.runway_floor", "training.cut_factor",
     "funding.initial_cash", "funding.min_cash",
     "funding.contingent.lookahead", "funding.contingent.intercept", "funding.contingent.revenue_slope",
     "funding.contingent.market_slope", "funding.contingent.size_multiple", "funding.contingent.size_cap",
     "funding.contingent.cooldown", "funding.credit.limit", "market.persistence",
     "funding.contingent.distress_factor", "funding.contingent.distress_size", "funding.contingent.distress_limit",
     "funding.credit.rate",
+    "compute.supply_shock_half_life", "compute.resale",
 )
 (P_COMP_INTENSITY, P_COMP_SEVERITY, P_GM0, P_PRICE_DRIFT, P_PRICE_SIGMA, P_SUPPLY_INTENSITY,
  P_SUPPLY_SIZE, P_USAGE_DRIFT, P_USAGE_SIGMA, P_OPEX_BASE, P_OPEX_GROWTH, P_OPEX_RATIO,
- P_CASH_INTEREST, P_DEFERRABLE, P_ELASTICITY, P_RUNWAY_FLOOR, P_CUT_FACTOR, P_INITIAL_CASH,
+ P_CASH_INTEREST, P_ELASTICITY, P_RUNWAY_FLOOR, P_CUT_FACTOR, P_INITIAL_CASH,
  P_MIN_CASH, P_LOOKAHEAD, P_RAISE_A, P_RAISE_B, P_RAISE_C, P_RAISE_MULTIPLE, P_RAISE_CAP,
  P_COOLDOWN, P_CREDIT_LIMIT, P_MARKET_PHI,
- P_DISTRESS_FACTOR, P_DISTRESS_SIZE, P_DISTRESS_LIMIT, P_CREDIT_RATE) = range(len(GLOBAL_PARAMS))
+ P_DISTRESS_FACTOR, P_DISTRESS_SIZE, P_DISTRESS_LIMIT, P_CREDIT_RATE,
+ P_SUPPLY_HALF_LIFE, P_RESALE) = range(len(GLOBAL_PARAMS))
 N_GLOBAL = len(GLOBAL_PARAMS)
 # Per revenue segment, starting at N_GLOBAL + SEGMENT_WIDTH * s.
 # A segment without a ceiling has a placeholder ceiling of 0, which the kernel does not read
@@ -42,9 +44,14 @@ FORM_TABLE, FORM_AFFINE, FORM_EXP = range(3)
 
 
 # ------------------------------------------------------------------ outputs
-# Per-year outputs, annual[path, variable, year].
-ANNUAL_VARS = ("revenue", "cogs", "fcf", "cash", "compute_spend")
-A_REV, A_COGS, A_FCF, A_CASH, A_COMPUTE = range(len(ANNUAL_VARS))
+# Per-year outputs, annual[path, variable, year]. Compute (MODEL-v2 §A): compute_spend = contract_spend (used
+# contracted capacity) + idle_compute (take-or-pay paid for unused capacity) + spot_spend - compute_resale;
+# compute_units the year's demand in units ($1 of compute at start-2026 spot prices); utilisation the year's
+# average share of contracted capacity used (1 without contracts).
+ANNUAL_VARS = ("revenue", "cogs", "fcf", "cash", "compute_spend",
+               "compute_units", "contract_spend", "spot_spend", "idle_compute", "compute_resale", "utilisation")
+(A_REV, A_COGS, A_FCF, A_CASH, A_COMPUTE,
+ A_UNITS, A_CONTRACT, A_SPOT, A_IDLE, A_RESALE, A_UTIL) = range(len(ANNUAL_VARS))
 # Per-path scalar outputs, scalars[path, k].
 SCALAR_VARS = ("cash_end", "lowest_cash", "funding_gap", "first_shortfall_step", "raised_scheduled",
                "raised_contingent", "credit_drawn_max", "credit_outstanding_end", "n_raises")
@@ -80,7 +87,7 @@ SEG_SCRATCH = len(SEG_ROWS)
 # Per-lane constants, state and the step's intermediate values, lane[L_*, lane].
 LANE_ROWS = (
     "mean_comp", "none_comp", "jump_comp", "mean_supply", "none_supply", "jump_supply", "phi_dt", "market_vol",
-    "drift_p", "vol_p", "drift_u", "vol_u", "opex_step", "keep", "c0",
+    "drift_p", "vol_p", "drift_u", "vol_u", "opex_step", "c0",
     "cash", "credit", "credit_max", "raised_sched", "raised_cont", "n_raises", "last_raise", "lowest",
     "first_sf", "ring_sum", "ln_p", "ln_u", "market", "opex_fixed",
     "sign", "u_comp", "u_supply", "n_comp", "when_comp", "n_supply", "when_supply", "u_raise", "cut", "ratio0",
@@ -88,15 +95,18 @@ LANE_ROWS = (
     "y_rev", "y_cogs", "y_fcf", "y_compute", "due", "cogs", "curve", "wide", "due_log", "due_base", "due_slope",
     "p_raise", "scratch", "shock_d", "shock_when", "shock_jump", "shock_ramp", "shock_growth",
     "survival", "due_size",
+    "jump_dev", "j_decay", "j_half", "y_units", "y_contract", "y_spot", "y_idle", "y_resale", "y_util",
 )
 (L_MEAN_COMP, L_NONE_COMP, L_JUMP_COMP, L_MEAN_SUPPLY, L_NONE_SUPPLY, L_JUMP_SUPPLY, L_PHI_DT, L_MARKET_VOL,
- L_DRIFT_P, L_VOL_P, L_DRIFT_U, L_VOL_U, L_OPEX_STEP, L_KEEP, L_C0, L_CASH, L_CREDIT, L_CREDIT_MAX,
+ L_DRIFT_P, L_VOL_P, L_DRIFT_U, L_VOL_U, L_OPEX_STEP, L_C0, L_CASH, L_CREDIT, L_CREDIT_MAX,
  L_RAISED_SCHED, L_RAISED_CONT, L_N_RAISES, L_LAST_RAISE, L_LOWEST, L_FIRST_SF, L_RING_SUM, L_LN_P, L_LN_U,
  L_MARKET, L_OPEX_FIXED, L_SIGN, L_U_COMP, L_U_SUPPLY, L_N_COMP, L_WHEN_COMP, L_N_SUPPLY, L_WHEN_SUPPLY,
  L_U_RAISE, L_CUT, L_RATIO0, L_LOG_RATIO, L_REV, L_RUN_RATE1, L_WEIGHT, L_D, L_CONTRIB, L_R1, L_SUPPLY_LIFT,
  L_Y_REV, L_Y_COGS, L_Y_FCF, L_Y_COMPUTE, L_DUE, L_COGS, L_CURVE, L_WIDE, L_DUE_LOG, L_DUE_BASE, L_DUE_SLOPE,
  L_P_RAISE, L_SCRATCH, L_SHOCK_D, L_SHOCK_WHEN, L_SHOCK_JUMP, L_SHOCK_RAMP, L_SHOCK_GROWTH,
- L_SURVIVAL, L_DUE_SIZE) = range(len(LANE_ROWS))
+ L_SURVIVAL, L_DUE_SIZE,
+ L_JUMP_DEV, L_J_DECAY, L_J_HALF, L_Y_UNITS, L_Y_CONTRACT, L_Y_SPOT, L_Y_IDLE, L_Y_RESALE,
+ L_Y_UTIL) = range(len(LANE_ROWS))
 LANE_SCRATCH = len(LANE_ROWS)
 assert all(globals()[f"L_{name.upper()}"] == k for k, name in enumerate(LANE_ROWS))  # names and rows agree
 assert all(globals()[f"SG_{name.upper()}"] == k for k, name in enumerate(SEG_ROWS))

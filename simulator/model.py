@@ -10,7 +10,7 @@ import numpy as np
 
 from . import layout
 from .config import Config, ConfigError, ScheduledRaise
-from .distributions import Z_GRID, Fixed
+from .distributions import Z_GRID, Distribution, Fixed
 
 
 class ModelInputs(NamedTuple):
@@ -30,8 +30,7 @@ class ModelInputs(NamedTuple):
     chol_first: np.ndarray    # (n_drawn,) int64: first non-zero column of each row of chol_param
     seg_launch: np.ndarray    # (n_seg,) launch time, years from start (<= 0: live at start)
     share: np.ndarray         # (n_years,) partner revenue share
-    tc_plan: np.ndarray       # (n_years,) training compute plan, $B
-    committed: np.ndarray     # (n_years,) take-or-pay fraction
+    tc_plan: np.ndarray       # (n_years,) training compute plan, units a year
     plan_rate: np.ndarray     # (T + 1,) the plan's revenue run-rate at each step boundary
     price_level: np.ndarray   # (T,) step-average factor of dated price shocks on the compute price
     ev_start: np.ndarray      # (n_events,) window, years from start
@@ -45,6 +44,9 @@ class ModelInputs(NamedTuple):
     chol_shock: np.ndarray    # (n_channels, n_channels)
     theta_params: np.ndarray  # (n_drawn,) int64: the parameter (kernel order) of each column of theta_out
     seg_capped: np.ndarray    # (n_seg,) bool: the segment has a ceiling (MODEL-v2 §B)
+    capacity: np.ndarray      # (n_years,) contracted capacity K, units a year: sum of amount / unit_price
+    contract_amount: np.ndarray  # (n_years,) sum of the contracts' amounts, $B a year
+    contract_top: np.ndarray  # (n_years,) sum of take_or_pay x amount, $B a year
 
     def keeping(self, columns: list[int]) -> ModelInputs:
         """These inputs with theta_out narrowed to the drawn parameters at ``columns``: for chunks whose rows
@@ -68,7 +70,7 @@ def drawn_parameters(config: Config) -> list[str]:
     return [k for k in parameter_order(config) if k in params and params[k].dist != "fixed"]
 
 
-def kernel_parameters(config: Config) -> dict[str, object]:
+def kernel_parameters(config: Config) -> dict[str, Distribution]:
     """``config.parameters()`` and, for each segment without a ceiling, a placeholder ceiling of 0 (the kernel's
     layout has a ceiling for every segment; ``ModelInputs.seg_capped`` says which it reads)."""
     params = dict(config.parameters())
@@ -146,7 +148,6 @@ def build_inputs(config: Config) -> ModelInputs:
                              for s in config.revenue.values()]),
         share=np.array([config.costs.partner_share[y] for y in years]),
         tc_plan=np.array([config.training.plan[y] for y in years]),
-        committed=np.array([config.training.committed[y] for y in years]),
         plan_rate=plan_run_rate(config, np.arange(n_steps + 1) / spy),
         price_level=price_level(config, n_steps, spy),
         ev_start=np.array(ev_start, dtype=float),
@@ -162,6 +163,7 @@ def build_inputs(config: Config) -> ModelInputs:
         chol_shock=chol_shock,
         theta_params=np.array([order.index(k) for k in drawn], dtype=np.int64),
         seg_capped=np.array([s.ceiling is not None for s in config.revenue.values()], dtype=np.bool_),
+        **contract_arrays(config),
     )
 
 
@@ -171,6 +173,29 @@ def _closing_window(event: ScheduledRaise) -> tuple[dt.date, dt.date]:
         return event.date, event.date
     assert event.window is not None  # ScheduledRaise's validator requires exactly one of date and window
     return event.window
+
+
+def contract_arrays(config: Config) -> dict[str, np.ndarray]:
+    """Per simulated year: the contracts' capacity in units (sum of amount / unit_price), their amounts and their
+    take-or-pay amounts ($B a year), MODEL-v2 §A."""
+    years = [str(y) for y in config.years]
+    capacity, amount, top = (np.zeros(len(years)) for _ in range(3))
+    for contract in config.compute.contracts.values():
+        for j, y in enumerate(years):
+            a = contract.amount.get(y, 0.0)
+            if a > 0:
+                capacity[j] += a / contract.price(y)
+                amount[j] += a
+                top[j] += contract.take_or_pay * a
+    return {"capacity": capacity, "contract_amount": amount, "contract_top": top}
+
+
+def committed_after_end(config: Config) -> float:
+    """What the contracts still owe after the horizon, $B: take_or_pay x amount of every year past end_year (the
+    rest of an amount is paid only if used). MODEL-v2 §A: reported beside the funding gap, not in it."""
+    end = config.simulation.end_year
+    return float(sum(c.take_or_pay * a for c in config.compute.contracts.values()
+                     for y, a in c.amount.items() if int(y) > end))
 
 
 def _cholesky(matrix: np.ndarray, where: str) -> np.ndarray:

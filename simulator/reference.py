@@ -210,7 +210,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     mu_u, sig_u = p["compute.usage_drift"], p["compute.usage_sigma"]
     opex_base, opex_growth, opex_ratio = p["costs.opex_base"], p["costs.opex_growth"], p["costs.opex_revenue_ratio"]
     r_cash = p["costs.cash_interest"]
-    deferrable, beta = p["training.deferrable"], p["training.revenue_elasticity"]
+    beta = p["training.revenue_elasticity"]
+    half_life_j, resale = p["compute.supply_shock_half_life"], p["compute.resale"]
     runway_floor, cut_factor = p["training.runway_floor"], p["training.cut_factor"]
     initial_cash, min_cash = p["funding.initial_cash"], p["funding.min_cash"]
     lookahead, cooldown = p["funding.contingent.lookahead"], p["funding.contingent.cooldown"]
@@ -229,13 +230,16 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     dt = 1.0 / m.spy
     run_rate = [seg["run_rate"] for seg in segments]
     trailing_fcf = [-m.initial_burn * dt] * m.spy
-    log_price = log_usage = market = 0.0
+    log_price = log_usage = market = 0.0  # log_price: the trend's (MODEL-v2 §A), without supply shocks
+    jump_dev = 0.0  # J, the supply shocks' deviation of ln P from its trend, fading with half-life h_J
     cash, credit, credit_max = initial_cash, 0.0, 0.0
     raised_sched = raised_cont = 0.0
     n_raises, last_raise = 0, -1e300
     survival = False
     lowest, gap, first_sf = math.inf, 0.0, None
-    years = {v: [0.0] * m.n_years for v in ("revenue", "cogs", "fcf", "cash", "compute_spend")}
+    years = {v: [0.0] * m.n_years for v in ("revenue", "cogs", "fcf", "cash", "compute_spend", "compute_units",
+                                            "contract_spend", "spot_spend", "idle_compute", "compute_resale",
+                                            "utilisation")}
     trace = []
 
     for k in range(m.n_years * m.spy):
@@ -256,24 +260,37 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
 
         lp0, lu0 = log_price, log_usage
         log_price += (mu_p - sig_p**2 / 2) * dt + sig_p * math.sqrt(dt) * eps[n_seg]
-        price = math.exp((lp0 + log_price) / 2)  # the step's average: log-midpoint, jump after its time
+        # The step's average price: the trend's log-midpoint, the fading deviation at mid-step, a new supply
+        # shock's jump from its time on, the config's dated shocks.
+        price = math.exp((lp0 + log_price) / 2 + jump_dev * 2 ** (-dt / (2 * half_life_j)))
         if supply_shocks:
             price *= when_supply + (1 - when_supply) * (1 + supply_size) ** supply_shocks
-        log_price += supply_shocks * math.log(1 + supply_size)
+        jump_dev = jump_dev * 2 ** (-dt / half_life_j) + supply_shocks * math.log(1 + supply_size)
         price *= m.price_level[k]
         log_usage += (mu_u - sig_u**2 / 2) * dt + sig_u * math.sqrt(dt) * eps[n_seg + 1]
-        cogs = (1 - gm0) * price * math.exp((lu0 + log_usage) / 2) * revenue
+
+        # Compute (MODEL-v2 §A), in units over the step: demand, contracted capacity, then what is paid.
+        units_inf = (1 - gm0) * math.exp((lu0 + log_usage) / 2) * revenue
+        units_tr = dt * m.tc_plan[y] * ratio_start**beta * cut
+        demand = units_inf + units_tr
+        capacity = dt * m.capacity[y]
+        util = min(1.0, demand / capacity) if capacity > 0 else 1.0
+        used = util * dt * m.contract_amount[y]
+        idle = (1 - util) * dt * m.contract_top[y]
+        spot = price * max(0.0, demand - capacity)
+        resold = resale * price * max(0.0, capacity - demand)
+        cogs = units_inf / demand * (used + spot) if demand > 0 else 0.0
+        training = units_tr / demand * (used + spot) if demand > 0 else 0.0
+        compute = used + idle + spot - resold
 
         if opex_growth != 0:
             opex = opex_base * (math.exp(opex_growth * t1) - math.exp(opex_growth * t0)) / opex_growth
         else:
             opex = opex_base * dt
         opex += opex_ratio * revenue
-        fixed = m.committed[y] * (1 - deferrable)
-        training = dt * m.tc_plan[y] * (fixed + (1 - fixed) * price * ratio_start**beta * cut)
         interest = r_cash * max(cash, 0.0) * dt
         credit_interest = credit_rate * credit * dt  # on the credit drawn at the step's start (MODEL-v2 §C)
-        fcf = revenue - m.share[y] * revenue - cogs - opex - training + interest - credit_interest
+        fcf = revenue - m.share[y] * revenue - compute - opex + interest - credit_interest
         cash += fcf
         trailing_fcf = trailing_fcf[1:] + [fcf]
         market = phi**dt * market + math.sqrt(1 - phi ** (2 * dt)) * eps[n_seg + 2]
@@ -316,10 +333,17 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         years["revenue"][y] += revenue
         years["cogs"][y] += cogs
         years["fcf"][y] += fcf
-        years["compute_spend"][y] += cogs + training
+        years["compute_spend"][y] += compute
+        years["compute_units"][y] += demand
+        years["contract_spend"][y] += used
+        years["spot_spend"][y] += spot
+        years["idle_compute"][y] += idle
+        years["compute_resale"][y] += resold
+        years["utilisation"][y] += util * dt
         years["cash"][y] = cash
         trace.append(dict(step=k, t_end=t1, revenue=revenue, run_rate=live_rate_end, cogs=cogs, opex=opex,
-                          training=training, interest=interest, fcf=fcf, price=math.exp(log_price),
+                          training=training, idle=idle, spot=spot, resale=resold, used=used, utilisation=util,
+                          units=demand, interest=interest, fcf=fcf, price=math.exp(log_price + jump_dev),
                           usage=math.exp(log_usage), market=market, cut=cut, cash=cash, credit=credit,
                           credit_interest=credit_interest, survival=survival, cash_at_raise=cash_at_raise,
                           raised_contingent=raised_now,

@@ -100,6 +100,10 @@ def describe(metric: str) -> str:
         (r"p_shortfall_by_(\d+)", "probability that cash falls under the floor at some point by the end of {0}"),
         (r"p_revenue_(\d+)_at_least_plan", "probability that {0} revenue reaches the plan's"),
         (r"p_compute_spend_within_(.+)", "probability that total compute spend stays within the plan's ${0}B"),
+        (r"p_idle_compute_over_(.+)_by_(\d+)", "probability that idle take-or-pay compute payments exceed ${0}B "
+                                               "in some year by {1}"),
+        (r"compute_spend_total_q(\d+)", "{0}th percentile of total compute spend over the horizon"),
+        (r"committed_after_end", "take-or-pay compute still owed after the horizon (not in the funding gap)"),
         (r"(revenue|fcf|gross_margin|cash)_(\d+)_q(\d+)", "{2}th percentile of {1} {0}"),
         (r"funding_gap_q(\d+)", "{0}th percentile of the funding gap (extra capital that was missing)"),
         (r"funding_gap_es95", "average funding gap in the worst 5% of paths"),

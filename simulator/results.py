@@ -38,7 +38,8 @@ from .errors import SimulatorError
 from .layout import BLOCK_PATHS
 from .storage import Location, first_line
 
-SCHEMA_VERSION = 2  # 2: per-path rows in the paths/ dataset; runtime in the manifest only
+SCHEMA_VERSION = 3  # 2: per-path rows in the paths/ dataset; runtime in the manifest only. 3: model v2 compute
+# (contracts, spot, idle capacity: MODEL-v2 §A), its paths/ columns and summary metrics
 METADATA_KEY = b"simulator"
 MANIFEST = "manifest.json"
 CONFIG_FILE = "config.json"
@@ -193,7 +194,7 @@ def read_manifest(folder: str | Location, verify: bool = True) -> dict:
         raise ResultsError(f"{where}: expected a JSON object, found {type(manifest).__name__}")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise ResultsError(f"{folder}: schema version {manifest.get('schema_version')!r}, "
-                           f"this simulator reads {SCHEMA_VERSION}")
+                           f"this simulator reads {SCHEMA_VERSION}; re-run the config with this version")
     _check_manifest(where, manifest)
     check_files(folder, manifest["files"], verify)
     return manifest

@@ -17,6 +17,7 @@ import pyarrow as pa
 from . import kernel, stats
 from .errors import InvariantError, SettingsError
 from .jit import jit
+from .model import committed_after_end
 from .samples import SortedSample
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
@@ -27,6 +28,11 @@ YEARLY = ("revenue", "gross_margin", "fcf", "cash", "compute_spend")
 # standard error) the statistic is NaN, and that is the only NaN the tables may hold (``check_finite``).
 UNDEFINED_VAR = "gross_margin"
 MIN_PATHS = 2  # the fewest paths (antithetic: pairs) whose summaries have standard errors
+IDLE_THRESHOLD = 10.0  # $B a year of idle take-or-pay payments: p_idle_compute_over_10_by_<end> (MODEL-v2 §A)
+# Per-path yearly compute columns (MODEL-v2 §A), straight from the kernel's annual outputs: in paths/ only.
+COMPUTE_YEARLY = (("compute_units", kernel.A_UNITS), ("contract_spend", kernel.A_CONTRACT),
+                  ("spot_spend", kernel.A_SPOT), ("idle_compute", kernel.A_IDLE), ("compute_resale", kernel.A_RESALE),
+                  ("utilisation", kernel.A_UTIL))
 
 
 class DefinedPart:
@@ -164,7 +170,8 @@ def event_names(config) -> list[str]:
     """The probability metrics whose paths :func:`event_counts` counts, in its order."""
     end = config.simulation.end_year
     return ([f"p_fcf_positive_{end}"] + [f"p_shortfall_by_{y}" for y in config.years]
-            + [f"p_revenue_{end}_at_least_plan", f"p_compute_spend_within_{config.plan.compute_total:g}"])
+            + [f"p_revenue_{end}_at_least_plan", f"p_compute_spend_within_{config.plan.compute_total:g}",
+               f"p_idle_compute_over_{IDLE_THRESHOLD:g}_by_{end}"])
 
 
 def event_counts(model, annual: np.ndarray, scalars: np.ndarray) -> dict[str, int]:
@@ -173,7 +180,7 @@ def event_counts(model, annual: np.ndarray, scalars: np.ndarray) -> dict[str, in
     config, names = model.config, model.events
     flags = np.empty((len(names), len(annual)), np.bool_)
     _event_flags(annual, scalars, model.steps_per_year, config.plan.revenue[str(config.simulation.end_year)],
-                 config.plan.compute_total, flags)
+                 config.plan.compute_total, IDLE_THRESHOLD, flags)
     out = dict(zip(names, (int(k) for k in np.count_nonzero(flags, axis=1))))
     if config.simulation.antithetic:
         both = np.count_nonzero(flags[:, 0::2] & flags[:, 1::2], axis=1)
@@ -182,10 +189,10 @@ def event_counts(model, annual: np.ndarray, scalars: np.ndarray) -> dict[str, in
 
 
 @jit(parallel=True)
-def _event_flags(annual, scalars, spy, revenue_plan, compute_plan, out):
+def _event_flags(annual, scalars, spy, revenue_plan, compute_plan, idle_threshold, out):
     """Per path, the events of :func:`event_counts` in its order: FCF positive in the last year, a first
     shortfall by the end of each year, revenue at least the plan's in the last year, total compute spend
-    within the plan's (summed year by year)."""
+    within the plan's (summed year by year), idle take-or-pay payments over ``idle_threshold`` in some year."""
     n_years = annual.shape[2]
     for i in numba.prange(annual.shape[0]):
         out[0, i] = annual[i, kernel.A_FCF, n_years - 1] > 0
@@ -197,6 +204,10 @@ def _event_flags(annual, scalars, spy, revenue_plan, compute_plan, out):
         for y in range(n_years):
             total += annual[i, kernel.A_COMPUTE, y]
         out[2 + n_years, i] = total <= compute_plan
+        idle = False
+        for y in range(n_years):
+            idle |= annual[i, kernel.A_IDLE, y] > idle_threshold
+        out[3 + n_years, i] = idle
 
 
 def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -> pd.DataFrame:
@@ -224,6 +235,8 @@ def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -
     rows["funding_gap_es95"] = stats.upper_expected_shortfall(gap, 0.05)
     for q in (0.05, 0.50, 0.95):
         rows[f"compute_spend_total_{qname(q)}"] = stats.quantile(samples["compute_spend_total"], q)
+    owed = committed_after_end(config)  # the same on every path: the contracts' take-or-pay after the horizon
+    rows["committed_after_end"] = stats.Estimate(owed, 0.0, owed, owed)
 
     # Cash-Flow-at-Risk, CorporateMetrics style at 95%, per year and cumulative.
     fcf_columns = [(str(y), samples[f"fcf_{y}"], config.plan.fcf[str(y)]) for y in config.years]
@@ -373,6 +386,15 @@ def paths_table(model, theta: np.ndarray, annual: np.ndarray, scalars: np.ndarra
     for name in ("raised_scheduled", "raised_contingent", "credit_drawn_max", "credit_outstanding_end"):
         cols[name] = scalar[name]
     cols["n_raises"] = scalar["n_raises"].astype(np.int32)
+    for name, v in COMPUTE_YEARLY:
+        for j, y in enumerate(years):
+            cols[f"{name}_{y}"] = annual[:, v, j]
+    for j, y in enumerate(years):  # 1 - (COGS + idle - resale) / revenue; NaN without revenue, as the gross margin
+        rev = annual[:, kernel.A_REV, j]
+        spent = annual[:, kernel.A_COGS, j] + annual[:, kernel.A_IDLE, j] - annual[:, kernel.A_RESALE, j]
+        with np.errstate(all="ignore"):
+            cols[f"compute_margin_{y}"] = np.where(rev > 0, 1.0 - spent / np.where(rev > 0, rev, 1.0), np.nan)
+    cols["committed_after_end"] = np.full(len(scalars), committed_after_end(config))
     return pa.table(cols)
 
 
@@ -384,4 +406,5 @@ def headline_metrics(config) -> list[str]:
             f"revenue_{end}_q05", f"revenue_{end}_q50", f"revenue_{end}_q95",
             f"fcf_{end}_q05", f"fcf_{end}_q50", f"fcf_{end}_q95", f"gross_margin_{end}_q50",
             "funding_gap_q50", "funding_gap_q95", "funding_gap_es95",
-            f"cfar95_{end}_vs_expected", f"cfar95_{end}_vs_plan"]
+            f"cfar95_{end}_vs_expected", f"cfar95_{end}_vs_plan",
+            f"p_idle_compute_over_{IDLE_THRESHOLD:g}_by_{end}", "compute_spend_total_q50"]

@@ -157,6 +157,13 @@ CASES = [
          "n_paths = 1: expected at least 2 paths"),
     Case("one antithetic pair", "", ("run", "{config}", "-n", "2", "--antithetic", "-q", "--out", "{out}"),
          "n_paths = 2: expected at least 4 paths (2 antithetic pairs)"),
+    # compute contracts (MODEL-v2 §A)
+    Case("a contract with a negative amount", "[compute.contracts.oracle]\namount = { 2027 = -30.0 }\n", expect=
+         "compute.contracts.oracle.amount.2027 = -30.0: Input should be greater than or equal to 0"),
+    Case("take_or_pay outside [0, 1]", "[compute.contracts.aws]\ntake_or_pay = 1.2\n", expect=
+         "compute.contracts.aws.take_or_pay = 1.2: Input should be less than or equal to 1"),
+    Case("v1's training.committed", "[training]\ncommitted = { 2026 = 0.7 }\n", expect=
+         "training.committed was replaced by [compute.contracts.<name>]"),
 ]
 
 

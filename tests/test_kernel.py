@@ -53,6 +53,17 @@ SCENARIOS = {
     "distress": [("funding", "min_cash", 40.0), ("funding.contingent", "distress_limit", -20.0),
                  ("funding.contingent", "distress_factor", 0.3), ("funding.credit", "limit", 30.0),
                  ("funding.credit", "rate", 0.2), ("training", "runway_floor", 0.0)],
+    # Compute contracts (MODEL-v2 §A): none (all at spot); capacity far above demand (idle payments, resale on);
+    # far below (spot beyond it); a scalar unit price; supply shocks that fade fast, with competition shocks.
+    "no_contracts": [("compute", "contracts", {})],
+    "contracts_above": [("compute", "contracts", {"huge": {"amount": {str(y): 400.0 for y in range(2026, 2032)},
+                                                           "unit_price": 0.5, "take_or_pay": 0.7}}),
+                        ("compute", "resale", 0.4)],
+    "contracts_below": [("compute", "contracts", {"small": {"amount": {"2026": 2.0, "2028": 3.0, "2030": 1.0},
+                                                            "take_or_pay": 1.0}})],
+    "resale": [("compute", "resale", 0.6), ("funding", "min_cash", 40.0)],
+    "fading": [("compute", "supply_shock_intensity", 3.0), ("compute", "supply_shock_half_life", 0.4),
+               ("competition", "intensity", 2.0), ("simulation", "steps_per_year", 12)],
 }
 
 

@@ -4,6 +4,7 @@ and agreement across steps per year."""
 import copy
 import datetime as dt
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from simulator import kernel, reference
 from simulator.api import run
 from simulator.built_model import Model
 from simulator.cli import main
-from simulator.config import Config, Funding, Judgment, ScheduledRaise, Segment, Training, validate
+from simulator.config import Compute, Config, ConfigError, Funding, Judgment, ScheduledRaise, Segment, validate
 from simulator.engine import InvariantError, simulate, trace_steps
 from simulator.model import build_inputs, parameter_order
 from simulator.samples import SortedSample
@@ -34,8 +35,8 @@ def one_segment_world(raw, *, g0, ginf, half_life=2.0):
     raw["shocks"] = {}
     raw["compute"].update(gross_margin_0=0.4, price_drift=0.0, usage_drift=0.0)
     raw["costs"].update(opex_base=3.0, opex_growth=0.2, opex_revenue_ratio=0.2, cash_interest=0.0)
-    raw["training"]["committed"] = {y: 1.0 for y in raw["training"]["committed"]}
-    raw["training"]["deferrable"] = 0.0
+    raw["compute"]["contracts"] = {}  # everything at spot, P = 1: training costs its plan
+    raw["training"].update(revenue_elasticity=0.0, cut_factor=1.0)  # training never cut
     raw["funding"]["initial_cash"] = 40.0
     return raw
 
@@ -83,6 +84,7 @@ def test_compute_price_index_mean_matches_the_lognormal_formula(base_raw):
     raw = quiet_world(base_raw)
     mu, sigma, lam, size = -0.3, 0.25, 0.5, 0.3
     raw["compute"].update(price_drift=mu, price_sigma=sigma, supply_shock_intensity=lam, supply_shock_size=size)
+    raw["compute"]["supply_shock_half_life"] = 1e9  # shocks that never fade: v1's price index
     raw["simulation"]["steps_per_year"] = 4
     inputs = build_inputs(validate(raw))
     n = 4000
@@ -160,6 +162,7 @@ def test_dated_price_shock_raises_costs_from_its_date(base_raw):
     raw["compute"]["price_drift"] = 0.0
     raw["compute"]["usage_drift"] = 0.0
     raw["compute"]["price_shocks"] = {"shortage": {"date": "2027-04-01", "size": 0.5}}
+    raw["compute"]["contracts"] = {}  # all compute at spot
     raw["simulation"]["steps_per_year"] = 1
     cfg = validate(raw)
     level = build_inputs(cfg).price_level
@@ -202,11 +205,12 @@ def without_optional_keys(raw: dict, model) -> dict:
 
 
 def test_a_config_without_its_optional_keys_runs_with_the_documented_defaults(base_raw):
-    """Issue 35: competition_exposure, training.deferrable and funding.min_cash left out passed validate and
+    """Issue 35: competition_exposure, compute.resale and funding.min_cash left out passed validate and
     then broke the run (KeyError: a default that was no parameter). Every key whose schema field has a default
     is left out of the resolved base config; the run must see each default as the kernel's parameter."""
     stripped = without_optional_keys(validate(base_raw).resolved(), Config)
-    assert "min_cash" not in stripped["funding"] and "deferrable" not in stripped["training"]
+    assert "min_cash" not in stripped["funding"] and "resale" not in stripped["compute"]
+    assert "supply_shock_half_life" not in stripped["compute"]
     assert all("competition_exposure" not in seg for seg in stripped["revenue"].values())
     assert "simulation" not in stripped and "probability" not in stripped["funding"]["scheduled"]["softbank"]
     cfg = validate(stripped)
@@ -215,7 +219,7 @@ def test_a_config_without_its_optional_keys_runs_with_the_documented_defaults(ba
     paths = results.paths
     inputs = build_inputs(cfg)
     order = parameter_order(cfg)
-    fields = {"funding.min_cash": Funding, "training.deferrable": Training}
+    fields = {"funding.min_cash": Funding, "compute.resale": Compute, "compute.supply_shock_half_life": Compute}
     fields.update({f"revenue.{s}.competition_exposure": Segment for s in cfg.revenue})
     for key, model in fields.items():
         default = model.model_fields[key.rsplit(".", 1)[1]].default
@@ -506,3 +510,136 @@ def test_steps_per_year_agree_on_shortfall_and_raises(base_raw):
         xa, xb = out[4][k].astype(float), out[12][k].astype(float)
         se = math.sqrt(xa.var() / n + xb.var() / n)
         assert abs(xa.mean() - xb.mean()) < 4 * se, (k, xa.mean(), xb.mean())
+
+
+# ---------------------------------------------------------------- compute contracts (MODEL-v2 §A)
+def contract_world(raw, *, resale=0.0):
+    """One segment growing 50% a year, no randomness, compute at P = U = 1, training at its plan (beta = 0), yearly
+    steps (one utilisation a year), one contract: 2026 far above demand, 2027 at about demand, 2028 far below,
+    none in 2029, 2030 half of it; 40 more owed in 2031."""
+    raw = one_segment_world(raw, g0=0.5, ginf=0.5)
+    raw["simulation"]["steps_per_year"] = 1
+    raw["compute"]["resale"] = resale
+    raw["compute"]["contracts"] = {"big": {"amount": {"2026": 60.0, "2027": 40.0, "2028": 10.0, "2030": 30.0,
+                                                      "2031": 50.0},
+                                           "unit_price": 0.8, "take_or_pay": 0.75}}
+    return raw
+
+
+@pytest.mark.parametrize("resale", [0.0, 0.5])
+def test_contracts_utilisation_idle_and_spot_by_hand(base_raw, resale):
+    """Every volatility 0, one step a year: demand D = 0.6 revenue + plan units, capacity K = amount / 0.8,
+    u = min(1, D / K), used u amount, idle (1 - u) 0.75 amount, spot max(0, D - K), resale r max(0, K - D);
+    COGS the inference share of used + spot; FCF pays used + idle + spot - resale."""
+    cfg = validate(contract_world(base_raw, resale=resale))
+    results = run(cfg, 2, seed=1)
+    paths = results.paths
+    amounts = {"2026": 60.0, "2027": 40.0, "2028": 10.0, "2029": 0.0, "2030": 30.0}
+    cash = 40.0
+    for i, y in enumerate(cfg.years):
+        revenue = 10 * math.exp(0.5 * i) * (math.exp(0.5) - 1) / 0.5
+        opex = 3 * math.exp(0.2 * i) * (math.exp(0.2) - 1) / 0.2 + 0.2 * revenue
+        units_inf, units_tr = 0.6 * revenue, cfg.training.plan[str(y)]
+        demand = units_inf + units_tr
+        amount = amounts[str(y)]
+        capacity = amount / 0.8
+        u = min(1.0, demand / capacity) if capacity > 0 else 1.0
+        used, idle = u * amount, (1 - u) * 0.75 * amount
+        spot, resold = max(0.0, demand - capacity), resale * max(0.0, capacity - demand)
+        cogs = units_inf / demand * (used + spot)
+        spend = used + idle + spot - resold
+        fcf = revenue * (1 - cfg.costs.partner_share[str(y)]) - opex - spend
+        cash += fcf
+        expected = {"compute_units": demand, "contract_spend": used, "idle_compute": idle, "spot_spend": spot,
+                    "compute_resale": resold, "utilisation": u, "compute_spend": spend, "fcf": fcf, "cash": cash,
+                    "gross_margin": 1 - cogs / revenue, "compute_margin": 1 - (cogs + idle - resold) / revenue}
+        for var, want in expected.items():
+            np.testing.assert_allclose(paths[f"{var}_{y}"], want, rtol=1e-10, atol=1e-12, err_msg=f"{var} {y}")
+    # The cases the contract was built for: idle capacity, full use with spot beyond it, no contract at all.
+    assert paths["utilisation_2026"].iloc[0] < 0.9 and paths["idle_compute_2026"].iloc[0] > 0
+    assert paths["utilisation_2028"].iloc[0] == 1.0 and paths["spot_spend_2028"].iloc[0] > 0
+    assert paths["utilisation_2029"].iloc[0] == 1.0 and paths["contract_spend_2029"].iloc[0] == 0.0
+    assert (paths["committed_after_end"] == 0.75 * 50.0).all()
+    assert results.metric("committed_after_end").value == 0.75 * 50.0
+
+
+def test_without_contracts_compute_is_v1_spot_compute(base_raw):
+    """No contract: every unit is bought at spot, so compute spend is P times demand, nothing idle, u = 1."""
+    base_raw["compute"]["contracts"] = {}
+    paths = run(validate(base_raw), 500, seed=2).paths
+    for y in validate(base_raw).years:
+        assert (paths[f"utilisation_{y}"] == 1.0).all() and (paths[f"idle_compute_{y}"] == 0).all()
+        assert (paths[f"contract_spend_{y}"] == 0).all()
+        np.testing.assert_allclose(paths[f"compute_spend_{y}"], paths[f"spot_spend_{y}"], rtol=1e-12)
+    assert (paths["committed_after_end"] == 0).all()
+
+
+def test_supply_shocks_fade_with_their_half_life(base_raw):
+    """ln P = trend + J, J halving every h_J years, a shock's ln(1 + S) added at its step's end: E[ln P(t_k)] =
+    (mu - s^2/2) t_k + lambda dt ln(1 + S) sum_{i <= k} 2^(-(k - i) dt / h_J)."""
+    raw = quiet_world(base_raw)
+    mu, sigma, lam, size, half_life = -0.3, 0.1, 1.0, 0.4, 0.75
+    raw["compute"].update(price_drift=mu, price_sigma=sigma, supply_shock_intensity=lam, supply_shock_size=size,
+                          supply_shock_half_life=half_life)
+    inputs = build_inputs(validate(raw))
+    n, dt = 4000, 0.25
+    log_prices = np.log([[s["price"] for s in reference.simulate_path(inputs, 11, i)["trace"]] for i in range(n)])
+    k = np.arange(log_prices.shape[1])
+    t = (k + 1) * dt
+    fade = np.array([sum(2.0 ** (-(j - i) * dt / half_life) for i in range(j + 1)) for j in k])
+    log_mean = (mu - sigma**2 / 2) * t + lam * dt * math.log(1 + size) * fade
+    log_sd = np.sqrt(sigma**2 * t + lam * dt * math.log(1 + size) ** 2 * (fade + 1))
+    np.testing.assert_array_less(np.abs(log_prices.mean(axis=0) - log_mean), 4 * log_sd / math.sqrt(n))
+    # Long after, the deviation is gone: it does not pile up as v1's jumps did (2 a year for 5 years).
+    assert log_mean[-1] - (mu - sigma**2 / 2) * t[-1] < 0.5 * lam * 5 * math.log(1 + size)
+
+
+def test_compute_outputs_add_up_and_the_idle_metric_counts_the_paths(base_raw):
+    """Per path and year: compute spend = contract spend + idle + spot - resale; utilisation in [0, 1];
+    p_idle_compute_over_10_by_2030 the share of paths with idle payments over 10 in some year."""
+    base_raw["compute"]["resale"] = 0.3
+    cfg = validate(base_raw)
+    results = run(cfg, 3000, seed=5)
+    paths = results.paths
+    any_idle = np.zeros(len(paths), bool)
+    for y in cfg.years:
+        parts = (paths[f"contract_spend_{y}"] + paths[f"idle_compute_{y}"] + paths[f"spot_spend_{y}"]
+                 - paths[f"compute_resale_{y}"])
+        np.testing.assert_allclose(paths[f"compute_spend_{y}"], parts, rtol=1e-10, atol=1e-9)
+        for name in ("compute_units", "contract_spend", "spot_spend", "idle_compute", "compute_resale",
+                     "utilisation", "compute_margin"):
+            assert np.isfinite(paths[f"{name}_{y}"]).all(), (name, y)
+        assert ((paths[f"utilisation_{y}"] >= 0) & (paths[f"utilisation_{y}"] <= 1)).all()
+        any_idle |= paths[f"idle_compute_{y}"].to_numpy() > 10.0
+    assert results.metric("p_idle_compute_over_10_by_2030").value == pytest.approx(any_idle.mean(), abs=1e-12)
+    assert 0 < any_idle.mean() < 1
+    total = paths["compute_spend_total"]
+    for q in (0.05, 0.5, 0.95):
+        assert results.metric(f"compute_spend_total_q{round(q * 100):02d}").value == pytest.approx(
+            np.quantile(total, q), rel=0.02)
+
+
+@pytest.mark.parametrize("key, value, expect", [
+    ("committed", {"2026": 0.5}, "training.committed was replaced by [compute.contracts.<name>]"),
+    ("deferrable", 0.1, "training.deferrable was replaced by take_or_pay of [compute.contracts.<name>]"),
+])
+def test_an_old_config_with_v1_take_or_pay_is_told_what_replaced_it(base_raw, key, value, expect):
+    base_raw["training"][key] = value
+    with pytest.raises(ConfigError, match=re.escape(expect)) as info:
+        validate(base_raw)
+    assert "\n" not in str(info.value) and "docs/model.md" in str(info.value)
+
+
+@pytest.mark.parametrize("change, expect", [
+    ({"amount": {"2027": -5.0}}, "compute.contracts.bad.amount.2027 = -5.0"),
+    ({"amount": {"2027": 5.0}, "take_or_pay": 1.5}, "compute.contracts.bad.take_or_pay = 1.5"),
+    ({"amount": {"2027": 5.0}, "take_or_pay": -0.1}, "compute.contracts.bad.take_or_pay = -0.1"),
+    ({"amount": {"2027": 5.0}, "unit_price": 0.0}, "compute.contracts.bad.unit_price"),
+    ({"amount": {"2025": 5.0}}, "compute.contracts.bad.amount.2025: a year before the start"),
+    ({"amount": {"2027": 5.0}, "unit_price": {"2026": 1.0}}, "compute.contracts.bad.unit_price: no value for 2027"),
+])
+def test_a_bad_contract_is_one_line_naming_its_key(base_raw, change, expect):
+    base_raw["compute"]["contracts"]["bad"] = change
+    with pytest.raises(ConfigError, match=re.escape(expect)) as info:
+        validate(base_raw)
+    assert "\n" not in str(info.value)

@@ -38,6 +38,9 @@ SCENARIOS = {
     "base": [],
     # As in test_kernel: contingent raises, the credit line, shortfalls and the runway cut are common.
     "stressed": [("funding", "min_cash", 70.0), ("training", "runway_floor", 3.0)],
+    # Compute (MODEL-v2 §A): idle capacity resold, frequent supply shocks that fade fast.
+    "compute": [("compute", "resale", 0.5), ("compute", "supply_shock_intensity", 1.5),
+                ("compute", "supply_shock_half_life", 0.5)],
 }
 
 
@@ -60,7 +63,8 @@ def test_numpy_agrees_with_kernel_in_distribution(base_raw, name):
     assert annual.shape == sim.annual.shape
     assert scalars.shape == sim.scalars.shape
 
-    for var in ("revenue", "fcf", "cash", "compute_spend"):
+    for var in ("revenue", "fcf", "cash", "compute_spend", "compute_units", "contract_spend", "spot_spend",
+                "idle_compute", "compute_resale", "utilisation"):
         v = kernel.ANNUAL_VARS.index(var)
         for i, year in enumerate(cfg.years):
             assert_same_mean(annual[:, v, i], sim.annual[:, v, i], f"mean {var} {year}")
@@ -96,7 +100,14 @@ def raising(raw):
     raw["funding"]["min_cash"] = 30.0
 
 
-@pytest.mark.parametrize("variant", [None, funded, raising], ids=["quiet", "funded", "raising"])
+def reselling(raw):
+    """Quiet, plus resale of idle capacity and a contract with a scalar unit price far above demand."""
+    raw["compute"]["resale"] = 0.5
+    raw["compute"]["contracts"]["spare"] = {"amount": {"2027": 80.0, "2029": 120.0}, "unit_price": 0.7,
+                                            "take_or_pay": 0.6}
+
+
+@pytest.mark.parametrize("variant", [None, funded, raising, reselling], ids=["quiet", "funded", "raising", "resale"])
 def test_numpy_equals_kernel_without_randomness(base_raw, variant):
     raw = quiet_world(base_raw)
     if variant is not None:
@@ -114,4 +125,6 @@ def test_numpy_equals_kernel_without_randomness(base_raw, variant):
         assert k[kernel.S_RAISED_SCHEDULED] == 24.0 and k[kernel.S_CREDIT_MAX] > 0 and k[kernel.S_FIRST_SHORTFALL] >= 0
     if variant is raising:
         assert k[kernel.S_N_RAISES] == 2
+    if variant is reselling:
+        assert (sim.annual[0, kernel.A_RESALE] > 0).any() and (sim.annual[0, kernel.A_IDLE] > 0).any()
 
