@@ -48,7 +48,7 @@ N = 1 << 16
 PHASES = [
     ("    draw_parameters(inputs", "parameters: normal scores, copula, closed forms and table lookups"),
     ("    draw_scheduled_raises(", "scheduled raises: closing times and draws"),
-    ("    start_segments(seg", "per-path constants, initial state"),
+    ("    start_segments(inputs", "per-path constants, initial state"),
     ("        ratio_to_plan(", "step: plan ratio"),
     ("        n_shocked, n_supply = draw_shocks(", "step: normals, uniforms, Poisson counts, correlated shocks"),
     ("        revenue(inputs", "step: revenue of the segments"),
