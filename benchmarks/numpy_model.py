@@ -160,7 +160,7 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
     kappa = [math.log(2.0) / seg[s][SEG_HALF_LIFE] for s in range(n_seg)]
     ring = np.full((spy, n), -m.initial_burn * dt)
     ring_sum = np.full(n, -m.initial_burn)
-    ln_p = np.zeros(n)  # the trend's (MODEL-v2 §A)
+    ln_p = np.zeros(n)  # the trend's (model v2)
     jump_dev = np.zeros(n)  # supply shocks' deviation from it, fading with half-life h_J
     j_decay = 2.0 ** (-dt / np.asarray(par[P_SUPPLY_HALF_LIFE]))
     j_half = 2.0 ** (-dt / (2.0 * np.asarray(par[P_SUPPLY_HALF_LIFE])))
@@ -233,7 +233,7 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
             tau = t1 - start
             drift = ginf * tau + (g0 - ginf) * (np.exp(-kap * start) - np.exp(-kap * t1)) / kap
             curvature = kap * (g0 - ginf) * np.exp(-kap * (start + 0.5 * tau))
-            if m.seg_capped[s]:  # logistic growth toward the ceiling while growth is positive (MODEL-v2 §B)
+            if m.seg_capped[s]:  # logistic growth toward the ceiling while growth is positive (model v2)
                 rho = rate[s] / ceiling
                 positive = drift > 0.0
                 curvature = np.where(positive, (1.0 - rho) * (curvature + (drift / tau) ** 2 * rho), curvature)
@@ -281,7 +281,7 @@ def simulate_numpy(inputs: ModelInputs, n_paths: int, seed: int) -> tuple[np.nda
         ln_mid += ln_u
         ln_mid *= 0.5
 
-        # Compute (MODEL-v2 §A): demand in units, contracted capacity, then spot, idle and resale.
+        # Compute (model v2): demand in units, contracted capacity, then spot, idle and resale.
         units_inf = c0 * np.exp(ln_mid) * rev
         units_tr = dt * m.tc_plan[y] * ratio0 ** par[P_ELASTICITY] * cut
         demand = units_inf + units_tr

@@ -25,7 +25,7 @@ from simulator.config import PACKAGED_CONFIGS
 from simulator.model import build_inputs
 from simulator.scenarios import COMPARISON_METRICS, load_scenarios
 
-# Published figures (shared/calibration.md): label, published value and how it was stated, source,
+# Published figures (docs/model.md §7): label, published value and how it was stated, source,
 # the simulated metric and its sign (burn = -FCF), the tolerance tests/test_calibration.py holds.
 PUBLISHED = [
     ("burn 2026", 17.0, "17", "Sep-2025 internal plan (The Information)", "fcf_2026_q50", -1, "25%"),
@@ -36,7 +36,7 @@ PUBLISHED = [
     ("FCF 2030", 0.0, "> 0", "Feb-2026 reset (CNBC / Reuters)", "fcf_2030_q50", 1, ">= 0"),
     ("total compute 2026-30", 600.0, "~600", "Feb-2026 reset (CNBC)", "compute_spend_total_q50", 1, "25%"),
 ]
-# Q1 2026 actuals (calibration sheet: The Information, Jun 2026).
+# Q1 2026 actuals (The Information, Jun 2026: docs/model.md §7).
 Q1_ACTUALS = [("revenue", 5.7), ("burn (-FCF)", 3.7), ("gross margin", 0.39)]
 
 
@@ -45,7 +45,7 @@ def plan_table(n_paths: int = 1000) -> str:
     res = simulator.run(cfg, n_paths)
     lines = [f"plan.toml, {n_paths:,} paths (all identical: every parameter is pinned), seed {cfg.simulation.seed}",
              "",
-             "| figure | published | simulated | difference | tested within | source (calibration sheet) |",
+             "| figure | published | simulated | difference | tested within | source |",
              "|---|---:|---:|---:|---:|---|"]
     for label, published, stated, source, metric, sign, tolerance in PUBLISHED:
         value = sign * res.metric(metric).value

@@ -1,6 +1,6 @@
 """The run configuration: TOML files, ``extends`` chains, ``--set`` overrides and the schema.
 
-Section and key names follow MODEL.md, so ``funding.min_cash`` here is ``min_cash`` of §6.
+Section and key names follow docs/model.md, so ``funding.min_cash`` here is ``min_cash`` of §6.
 Every uncertain quantity is a *parameter*: a number, or a distribution table
 (see :mod:`simulator.distributions`).  Unknown keys are errors.
 """
@@ -102,7 +102,7 @@ class Simulation(_Section):
 
 
 class Segment(_Section):
-    """A revenue segment (MODEL.md §3)."""
+    """A revenue segment (docs/model.md)."""
 
     run_rate: Positive = Field(description="annualised run-rate at launch, $B/yr")
     launch: Date | None = Field(None, description="launch date; revenue is 0 before it")
@@ -115,7 +115,7 @@ class Segment(_Section):
     competition_exposure: Fraction = Field(0.0, validate_default=True,
                                            description="e_s: share of a competition shock this segment takes")
     ceiling: Positive | None = Field(None, description="the segment's market, $B/yr of run-rate: growth is "
-                                                       "logistic toward it (MODEL-v2 §B); none: no ceiling")
+                                                       "logistic toward it (model v2); none: no ceiling")
 
     @model_validator(mode="after")
     def _ceiling_above_start(self):
@@ -150,7 +150,7 @@ PositivePrice = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class Contract(_Section):
-    """A compute contract (MODEL-v2 §A): ``amount`` $B a year of contracted capacity by calendar year (years
+    """A compute contract (model v2): ``amount`` $B a year of contracted capacity by calendar year (years
     past the horizon count in ``committed_after_end``; a year not listed is 0), ``unit_price`` the price of one
     unit under it relative to start-2026 spot (a number, or one value for each year with an amount), and the
     share of ``amount`` paid whether used or not."""
@@ -185,7 +185,7 @@ class Compute(_Section):
     usage_sigma: NonNegative = Field(description="sigma_U")
     gpu_hour_price: FiniteFloat = Field(2.35, gt=0, description="$ per H100-hour at the start (reports only)")
     price_shocks: dict[str, PriceShock] = Field(default_factory=dict, description="dated price jumps")
-    # MODEL-v2 §A. Parameters with defaults, as Segment.competition_exposure (validate_default).
+    # model v2. Parameters with defaults, as Segment.competition_exposure (validate_default).
     supply_shock_half_life: Positive = Field(1.5, validate_default=True,
                                              description="h_J, years for a supply shock's price deviation to halve")
     resale: Fraction = Field(0.0, validate_default=True,
@@ -238,7 +238,7 @@ class Contingent(_Section):
     size_cap: NonNegative = Field(description="largest raise, $B")
     max_raises: int = Field(ge=0, description="at most this many contingent raises")
     cooldown: NonNegative = Field(description="years between two raises")
-    # MODEL-v2 §C: a raise attempted under the floor (cash after the step's scheduled funding, before the credit line).
+    # model v2: a raise attempted under the floor (cash after the step's scheduled funding, before the credit line).
     distress_factor: NonNegative = Field(0.5, validate_default=True,
                                          description="success intensity x this when cash < min_cash")
     distress_size: NonNegative = Field(0.5, validate_default=True, description="raise size x this when cash < min_cash")
@@ -324,7 +324,7 @@ class Plan(_Section):
 
 
 class Judgment(_Section):
-    """A fixed choice of the config tested like a drawn parameter (MODEL-v2 §D): ``key`` (dotted) at a ``low``
+    """A fixed choice of the config tested like a drawn parameter (model v2): ``key`` (dotted) at a ``low``
     and a ``high`` alternative value, or, for a schedule or a drawn parameter, scaled by ``scale`` = [low,
     high]; a correlation entry names its ``pair`` in ``key``'s matrix (``parameter_correlation`` or
     ``shocks``). ``why`` says in a line why the config's choice is not a fact."""
@@ -420,7 +420,7 @@ class Config(_Section):
 
     @property
     def shock_channels(self) -> list[str]:
-        """Names of the per-step shock channels, in kernel order (MODEL.md §2)."""
+        """Names of the per-step shock channels, in kernel order (docs/model.md)."""
         return [f"revenue.{s}" for s in self.revenue] + ["compute_price", "usage", "market"]
 
     def years_from_start(self, d: dt.date) -> float:
@@ -664,7 +664,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return validate(raw, source=str(path))
 
 
-# v1 keys that MODEL-v2 §A replaced: a config that still gives one is told what replaced it.
+# v1 keys that model v2 replaced: a config that still gives one is told what replaced it.
 REPLACED_KEYS = {
     ("training", "committed"): "training.committed was replaced by [compute.contracts.<name>] (amount by year, "
                                "unit_price, take_or_pay); see docs/model.md",

@@ -1,4 +1,4 @@
-"""Judgments: the fixed choices of a config, tested like the drawn parameters (MODEL-v2 §D).
+"""Judgments: the fixed choices of a config, tested like the drawn parameters (model v2).
 
 A config's ``[judgments.<name>]`` entries name a key and a low and a high alternative. ``simulator sensitivity
 --judgments RUN`` re-runs the run's config at each alternative with the run's seed and path count, so path k

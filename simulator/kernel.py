@@ -1,4 +1,4 @@
-"""The numba kernel: MODEL.md §1-§6 for a block of paths, from one tuple of inputs (``model.ModelInputs``).
+"""The numba kernel: docs/model.md-§6 for a block of paths, from one tuple of inputs (``model.ModelInputs``).
 
 Paths are simulated ``LANES`` at a time (``simulate_tile``): every per-path quantity is a row of a (quantity,
 lane) array and the step's arithmetic runs in loops over lanes that LLVM compiles to SIMD, with branch-free
@@ -344,7 +344,7 @@ def ratio_to_plan(inputs, seg, lane, k, t0, dt, m):
 def draw_shocks(inputs, states, bits, listed, signs, lane, shocked, supplied, dense, eps, cols, m):
     """Shocks of the step: the channels' increments, then for each segment the step's average of
     its Brownian bridge (so the revenue of a long step has the variance of the continuous model).
-    Event counts are Poisson per step; MODEL.md's Bernoulli(1 - exp(-lambda dt)) is "count >= 1".
+    Event counts are Poisson per step; a Bernoulli(1 - exp(-lambda dt)) per step is "count >= 1".
     The contingent raise's uniform is drawn every step, used or not, so two configs share every later
     random number (common random numbers). Returns the numbers of lanes with a competition shock
     (``shocked[:n_shocked]``) and with a supply shock (``supplied[:n_supply]``)."""
@@ -395,7 +395,7 @@ def revenue(inputs, seg, lane, eps, listed, shocked, n_shocked, t0, t1, dt, m):
                     sig * sq_tau12 * eps[n_ch + s, i] + sig * sig * tau / 24.0)
                 segment_step(seg, lane, s, i, d, ramp_lanes(d), weight)
         elif capped:
-            for i in range(m):  # SIMD: the step as if no competition shock, growth logistic (MODEL-v2 §B)
+            for i in range(m):  # SIMD: the step as if no competition shock, growth logistic (model v2)
                 e0 = seg[s, SG_DECAY, i]
                 seg[s, SG_DECAY, i] = e0 * seg[s, SG_DECAY_STEP, i]
                 growth = fma(seg[s, SG_AMP_STEP, i], e0, seg[s, SG_GINF, i] * dt)
@@ -473,7 +473,7 @@ def revenue(inputs, seg, lane, eps, listed, shocked, n_shocked, t0, t1, dt, m):
 
 @jit(inline="always")
 def costs(inputs, lane, theta, eps, ring, supplied, n_supply, k, y, j, dt, m):
-    """Compute price and usage, compute demand, contracts and the spot market (MODEL-v2 §A), other costs (§5) and
+    """Compute price and usage, compute demand, contracts and the spot market (model v2), other costs (§5) and
     the cash flow (§6) of the step. Costs use the step's average price and usage (log-midpoint). The price is
     exp(mid_p + J h) * level: J the supply shocks' deviation from the trend at the step's start, h its fading over
     half a step, level the config's dated shocks times a new supply shock's lift of the step's average (1 without
@@ -590,7 +590,7 @@ def scheduled_funding(inputs, lane, theta, ev_time, ev_u, ev_state, ev_paid, t0,
 def contingent_funding(inputs, lane, theta, listed, t1, dt, m):
     """The contingent raise (§6) of the lanes that may raise and whose draw succeeds: success intensity
     logistic(a + b ln ratio + c M) a year, 1 - exp(-intensity dt) a step; distress terms under the floor
-    (MODEL-v2 §C)."""
+    (model v2)."""
     max_raises = inputs.max_raises
     for i in range(m):  # may this lane raise?
         burn1 = fmax(0.0, -lane[L_RING_SUM, i])
@@ -607,7 +607,7 @@ def contingent_funding(inputs, lane, theta, listed, t1, dt, m):
         lane[L_DUE_LOG, listed_k] = lane[L_LOG_RATIO, i]
         lane[L_DUE_BASE, listed_k] = theta[P_RAISE_A, i] + theta[P_RAISE_C, i] * lane[L_MARKET, i]
         lane[L_DUE_SLOPE, listed_k] = theta[P_RAISE_B, i]
-        # Distress (MODEL-v2 §C): cash here is after the step's scheduled funding, before the credit line. Under
+        # Distress (model v2): cash here is after the step's scheduled funding, before the credit line. Under
         # the floor the intensity and the size are cut; under -distress_limit no raise closes (intensity 0).
         cash = lane[L_CASH, i]
         distress = cash < theta[P_MIN_CASH, i]
@@ -650,7 +650,7 @@ def credit_line(lane, theta, k, m):
         lane[L_LOWEST, i] = fmin(lane[L_LOWEST, i], cash)
         short = cash < min_cash  # the funding gap, the largest shortfall, follows from the lowest cash at the end
         lane[L_FIRST_SF, i] = k if short & (lane[L_FIRST_SF, i] < 0.0) else lane[L_FIRST_SF, i]
-        # Survival mode (MODEL-v2 §C): on at a step end in shortfall, off at the first step end with cash at
+        # Survival mode (model v2): on at a step end in shortfall, off at the first step end with cash at
         # min_cash + lookahead x the trailing year's burn or more; in between it stays as it was.
         burn = fmax(0.0, -lane[L_RING_SUM, i])
         recovered = cash >= fma(theta[P_LOOKAHEAD, i], burn, min_cash)
@@ -660,7 +660,7 @@ def credit_line(lane, theta, k, m):
 
 @jit(inline="always")
 def credit_interest(lane, theta, ring, j, dt, m):
-    """Interest on the credit line's drawn amount over the step (MODEL-v2 §C), at the rate a year on what is
+    """Interest on the credit line's drawn amount over the step (model v2), at the rate a year on what is
     drawn at the step's start: part of the step's free cash flow (row j of ``ring``), like the interest on cash."""
     for i in range(m):  # SIMD
         interest = theta[P_CREDIT_RATE, i] * lane[L_CREDIT, i] * dt
@@ -723,7 +723,7 @@ def start_step(lane, theta, i):
 
 @jit(inline="always")
 def logistic_step(growth, curvature, rho, tau, scale):
-    """(log growth, curvature) of a capped segment's step (MODEL-v2 §B), from those of its growth curve alone
+    """(log growth, curvature) of a capped segment's step (model v2), from those of its growth curve alone
     (``growth`` = G, the integral of g over the step of length tau; ``curvature`` = -g' at its middle, times
     ``scale``) and rho = R(t0) / ceiling. Where G > 0, dR/dt = g R (1 - R / ceiling) is integrated exactly over
     the step: ln R1 - ln R0 = G - ln(1 + rho (e^G - 1)); the curvature of ln R is (1 - rho) (-g' + (G / tau)^2 rho),

@@ -44,7 +44,7 @@ FORM_TABLE, FORM_AFFINE, FORM_EXP = range(3)
 
 
 # ------------------------------------------------------------------ outputs
-# Per-year outputs, annual[path, variable, year]. Compute (MODEL-v2 §A): compute_spend = contract_spend (used
+# Per-year outputs, annual[path, variable, year]. Compute (model v2): compute_spend = contract_spend (used
 # contracted capacity) + idle_compute (take-or-pay paid for unused capacity) + spot_spend - compute_resale;
 # compute_units the year's demand in units ($1 of compute at start-2026 spot prices); utilisation the year's
 # average share of contracted capacity used (1 without contracts).

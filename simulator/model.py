@@ -1,4 +1,4 @@
-"""Config -> the plain arrays the kernel takes (MODEL.md's parameters, per step and per year)."""
+"""Config -> the plain arrays the kernel takes (the parameters of docs/model.md, per step and per year)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class ModelInputs(NamedTuple):
     initial_burn: float
     chol_shock: np.ndarray    # (n_channels, n_channels)
     theta_params: np.ndarray  # (n_drawn,) int64: the parameter (kernel order) of each column of theta_out
-    seg_capped: np.ndarray    # (n_seg,) bool: the segment has a ceiling (MODEL-v2 §B)
+    seg_capped: np.ndarray    # (n_seg,) bool: the segment has a ceiling (model v2)
     capacity: np.ndarray      # (n_years,) contracted capacity K, units a year: sum of amount / unit_price
     contract_amount: np.ndarray  # (n_years,) sum of the contracts' amounts, $B a year
     contract_top: np.ndarray  # (n_years,) sum of take_or_pay x amount, $B a year
@@ -177,7 +177,7 @@ def _closing_window(event: ScheduledRaise) -> tuple[dt.date, dt.date]:
 
 def contract_arrays(config: Config) -> dict[str, np.ndarray]:
     """Per simulated year: the contracts' capacity in units (sum of amount / unit_price), their amounts and their
-    take-or-pay amounts ($B a year), MODEL-v2 §A."""
+    take-or-pay amounts ($B a year), model v2."""
     years = [str(y) for y in config.years]
     capacity, amount, top = (np.zeros(len(years)) for _ in range(3))
     for contract in config.compute.contracts.values():
@@ -192,7 +192,7 @@ def contract_arrays(config: Config) -> dict[str, np.ndarray]:
 
 def committed_after_end(config: Config) -> float:
     """What the contracts still owe after the horizon, $B: take_or_pay x amount of every year past end_year (the
-    rest of an amount is paid only if used). MODEL-v2 §A: reported beside the funding gap, not in it."""
+    rest of an amount is paid only if used). model v2: reported beside the funding gap, not in it."""
     end = config.simulation.end_year
     return float(sum(c.take_or_pay * a for c in config.compute.contracts.values()
                      for y, a in c.amount.items() if int(y) > end))

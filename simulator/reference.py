@@ -1,7 +1,7 @@
 """A slow, plainly written per-path implementation of the model, for testing the kernel.
 
 Plain Python floats and ints, one path at a time, every step spelt out and recorded, so that
-each line can be checked against MODEL.md by eye.  It consumes random numbers in the same
+each line can be checked against docs/model.md by eye.  It consumes random numbers in the same
 order as the kernel, from its own implementation of the same counter-based generator, so the
 two must agree to rounding.  ``simulate_path`` also returns the step-by-step trace.
 """
@@ -136,7 +136,7 @@ def step_revenue(m: ModelInputs, segments: list[dict], run_rate: list[float], ep
         growth = ginf * tau + (g0 - ginf) * (math.exp(-kappa * start) - math.exp(-kappa * t1)) / kappa
         curvature = kappa * (g0 - ginf) * math.exp(-kappa * (start + tau / 2))  # -g' at the step's middle
         if m.seg_capped[s] and growth > 0:
-            # MODEL-v2 §B: dR/dt = g R (1 - R / ceiling) while growth is positive, solved exactly over the step
+            # model v2: dR/dt = g R (1 - R / ceiling) while growth is positive, solved exactly over the step
             # with G = the integral of g; the curvature of ln R from rho = R / ceiling at the step's start.
             rho = run_rate[s] / seg["ceiling"]
             curvature = (1 - rho) * (curvature + (growth / tau) ** 2 * rho)
@@ -230,7 +230,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     dt = 1.0 / m.spy
     run_rate = [seg["run_rate"] for seg in segments]
     trailing_fcf = [-m.initial_burn * dt] * m.spy
-    log_price = log_usage = market = 0.0  # log_price: the trend's (MODEL-v2 §A), without supply shocks
+    log_price = log_usage = market = 0.0  # log_price: the trend's (model v2), without supply shocks
     jump_dev = 0.0  # J, the supply shocks' deviation of ln P from its trend, fading with half-life h_J
     cash, credit, credit_max = initial_cash, 0.0, 0.0
     raised_sched = raised_cont = 0.0
@@ -245,7 +245,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
     for k in range(m.n_years * m.spy):
         y, t0, t1 = k // m.spy, k * dt, k * dt + dt
         burn = max(0.0, -sum(trailing_fcf))
-        # The runway rule or survival mode (MODEL-v2 §C), not both multiplied.
+        # The runway rule or survival mode (model v2), not both multiplied.
         cut = cut_factor if (burn > 0 and cash < runway_floor * burn) or survival else 1.0
         live_rate = sum(r for r, when in zip(run_rate, m.seg_launch) if when <= t0)
         ratio_start = max(live_rate / m.plan_rate[k], 1e-9)
@@ -269,7 +269,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         price *= m.price_level[k]
         log_usage += (mu_u - sig_u**2 / 2) * dt + sig_u * math.sqrt(dt) * eps[n_seg + 1]
 
-        # Compute (MODEL-v2 §A), in units over the step: demand, contracted capacity, then what is paid.
+        # Compute (model v2), in units over the step: demand, contracted capacity, then what is paid.
         units_inf = (1 - gm0) * math.exp((lu0 + log_usage) / 2) * revenue
         units_tr = dt * m.tc_plan[y] * ratio_start**beta * cut
         demand = units_inf + units_tr
@@ -289,7 +289,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
             opex = opex_base * dt
         opex += opex_ratio * revenue
         interest = r_cash * max(cash, 0.0) * dt
-        credit_interest = credit_rate * credit * dt  # on the credit drawn at the step's start (MODEL-v2 §C)
+        credit_interest = credit_rate * credit * dt  # on the credit drawn at the step's start (model v2)
         fcf = revenue - m.share[y] * revenue - compute - opex + interest - credit_interest
         cash += fcf
         trailing_fcf = trailing_fcf[1:] + [fcf]
@@ -302,7 +302,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
         cash_at_raise, raised_now = cash, 0.0  # the cash a contingent raise is decided on (before the credit line)
         u = rng.draw()  # drawn every step, used or not
         if n_raises < m.max_raises and t1 - last_raise >= cooldown - 1e-9 and cash < min_cash + lookahead * burn_end:
-            # A yearly intensity (MODEL-v2 §C); under the floor on distress terms, none under -distress_limit.
+            # A yearly intensity (model v2); under the floor on distress terms, none under -distress_limit.
             intensity = 1 / (1 + math.exp(-(a + b * math.log(ratio_end) + c * market)))
             size_factor = 1.0
             if cash < min_cash:

@@ -39,7 +39,7 @@ from .layout import BLOCK_PATHS
 from .storage import Location, first_line
 
 SCHEMA_VERSION = 3  # 2: per-path rows in the paths/ dataset; runtime in the manifest only. 3: model v2 compute
-# (contracts, spot, idle capacity: MODEL-v2 §A), its paths/ columns and summary metrics
+# (contracts, spot, idle capacity: model v2), its paths/ columns and summary metrics
 METADATA_KEY = b"simulator"
 MANIFEST = "manifest.json"
 CONFIG_FILE = "config.json"

@@ -28,8 +28,8 @@ YEARLY = ("revenue", "gross_margin", "fcf", "cash", "compute_spend")
 # standard error) the statistic is NaN, and that is the only NaN the tables may hold (``check_finite``).
 UNDEFINED_VAR = "gross_margin"
 MIN_PATHS = 2  # the fewest paths (antithetic: pairs) whose summaries have standard errors
-IDLE_THRESHOLD = 10.0  # $B a year of idle take-or-pay payments: p_idle_compute_over_10_by_<end> (MODEL-v2 §A)
-# Per-path yearly compute columns (MODEL-v2 §A), straight from the kernel's annual outputs: in paths/ only.
+IDLE_THRESHOLD = 10.0  # $B a year of idle take-or-pay payments: p_idle_compute_over_10_by_<end> (model v2)
+# Per-path yearly compute columns (model v2), straight from the kernel's annual outputs: in paths/ only.
 COMPUTE_YEARLY = (("compute_units", kernel.A_UNITS), ("contract_spend", kernel.A_CONTRACT),
                   ("spot_spend", kernel.A_SPOT), ("idle_compute", kernel.A_IDLE), ("compute_resale", kernel.A_RESALE),
                   ("utilisation", kernel.A_UTIL))
@@ -364,7 +364,7 @@ def first_shortfall_dates(config, spy: int, steps: np.ndarray) -> pa.Array:
 
 
 def paths_table(model, theta: np.ndarray, annual: np.ndarray, scalars: np.ndarray, first_id: int = 0) -> pa.Table:
-    """One row per path of the kernel's outputs for path ids ``first_id ..``: MODEL.md §7 plus end-of-year
+    """One row per path of the kernel's outputs for path ids ``first_id ..``: docs/model.md plus end-of-year
     cash and compute spend; ``model.parameters`` names the columns of ``theta``."""
     config, spy, years = model.config, model.steps_per_year, model.years
     scalar = {name: scalars[:, i] for i, name in enumerate(kernel.SCALAR_VARS)}

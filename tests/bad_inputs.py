@@ -157,7 +157,7 @@ CASES = [
          "n_paths = 1: expected at least 2 paths"),
     Case("one antithetic pair", "", ("run", "{config}", "-n", "2", "--antithetic", "-q", "--out", "{out}"),
          "n_paths = 2: expected at least 4 paths (2 antithetic pairs)"),
-    # compute contracts (MODEL-v2 §A)
+    # compute contracts (model v2)
     Case("a contract with a negative amount", "[compute.contracts.oracle]\namount = { 2027 = -30.0 }\n", expect=
          "compute.contracts.oracle.amount.2027 = -30.0: Input should be greater than or equal to 0"),
     Case("take_or_pay outside [0, 1]", "[compute.contracts.aws]\ntake_or_pay = 1.2\n", expect=

@@ -9,9 +9,9 @@ import pytest
 import simulator
 from simulator.config import PACKAGED_CONFIGS
 
-# Published figures (shared/calibration.md), written out here rather than read from a config.
+# Published figures (docs/model.md §7), written out here rather than read from a config.
 PUBLISHED_BURN = {2026: 17.0, 2027: 35.0, 2028: 45.0}  # earlier internal plan (Sep 2025), The Information
-BURN_TOLERANCE = 0.25                                 # MODEL.md §8: "within about 25%"
+BURN_TOLERANCE = 0.25                                 # docs/model.md: "within about 25%"
 PUBLISHED_REVENUE_2030 = 280.0                        # "> 280" (Feb 2026 reset), CNBC / Reuters
 REVENUE_TOLERANCE = 0.10
 PUBLISHED_COMPUTE_TOTAL = 600.0                       # "total compute spend through 2030 ~600", CNBC

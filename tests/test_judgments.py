@@ -1,4 +1,4 @@
-"""Judgments (MODEL-v2 §D): alternatives built from a config's [judgments], and their paired changes."""
+"""Judgments (model v2): alternatives built from a config's [judgments], and their paired changes."""
 
 import math
 
@@ -86,7 +86,7 @@ def test_paired_change_of_a_mean_and_a_quantile():
 def test_sensitivity_judgments_pairs_each_alternative_with_the_run(tmp_path, base_raw):
     config = tmp_path / "j.toml"
     config.write_text(f'extends = "{PACKAGED_CONFIGS / "base.toml"}"\nname = "j"\n'
-                      '[judgments.price_usage_correlation]\nlow = -0.85\n')  # its low side is the run itself
+                      '[judgments.price_usage_correlation]\nlow = -0.5\n')  # its low side is the run itself
     out = tmp_path / "run"
     runner = CliRunner()
     assert runner.invoke(main, ["run", str(config), "-n", "4000", "--seed", "3", "-q", "-o", str(out)]).exit_code == 0
@@ -132,5 +132,5 @@ def test_the_report_tornado_shows_judgments_beside_parameters(tmp_path):
     assert set(rows["kind"]) == {"judgment", "parameter"}
     swings = (rows["high"] - rows["low"]).abs().to_numpy()
     assert list(swings) == sorted(swings, reverse=True)
-    # Base's judgments that move it most since the contracts (MODEL-v2 §A): idle capacity, resold or paid.
+    # Base's judgments that move it most since the contracts (model v2): idle capacity, resold or paid.
     assert {"resale", "take_or_pay_oracle"} & set(rows["name"])

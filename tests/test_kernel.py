@@ -43,17 +43,17 @@ SCENARIOS = {
     "volatile": [("revenue.ads", "sigma", 1.5)],
     # Ads launch exactly at a step's boundary (t = 1): the kernel sums the plan ratio afresh there.
     "boundary": [("revenue.ads", "launch", dt.date(2027, 1, 1))],
-    # MODEL-v2 §B: ceilings close to the start at yearly steps, so paths pass them (rho > 1) and growth turns.
+    # model v2: ceilings close to the start at yearly steps, so paths pass them (rho > 1) and growth turns.
     "tight_ceilings": [("simulation", "steps_per_year", 1), ("revenue.consumer", "ceiling", 16.0),
                        ("revenue.enterprise", "ceiling", 8.0), ("revenue.ads", "ceiling", 0.5)],
     # A ceiling on a segment launching mid-step (ads, 9 February) at monthly steps.
     "monthly_ceilings": [("simulation", "steps_per_year", 12), ("revenue.ads", "ceiling", 2.0)],
-    # MODEL-v2 §C: raises under the floor on distress terms, none below +20 (distress_limit -20), a large
+    # model v2: raises under the floor on distress terms, none below +20 (distress_limit -20), a large
     # credit line with dear interest, survival mode on and off.
     "distress": [("funding", "min_cash", 40.0), ("funding.contingent", "distress_limit", -20.0),
                  ("funding.contingent", "distress_factor", 0.3), ("funding.credit", "limit", 30.0),
                  ("funding.credit", "rate", 0.2), ("training", "runway_floor", 0.0)],
-    # Compute contracts (MODEL-v2 §A): none (all at spot); capacity far above demand (idle payments, resale on);
+    # Compute contracts (model v2): none (all at spot); capacity far above demand (idle payments, resale on);
     # far below (spot beyond it); a scalar unit price; supply shocks that fade fast, with competition shocks.
     "no_contracts": [("compute", "contracts", {})],
     "contracts_above": [("compute", "contracts", {"huge": {"amount": {str(y): 400.0 for y in range(2026, 2032)},

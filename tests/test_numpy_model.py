@@ -38,7 +38,7 @@ SCENARIOS = {
     "base": [],
     # As in test_kernel: contingent raises, the credit line, shortfalls and the runway cut are common.
     "stressed": [("funding", "min_cash", 70.0), ("training", "runway_floor", 3.0)],
-    # Compute (MODEL-v2 §A): idle capacity resold, frequent supply shocks that fade fast.
+    # Compute (model v2): idle capacity resold, frequent supply shocks that fade fast.
     "compute": [("compute", "resale", 0.5), ("compute", "supply_shock_intensity", 1.5),
                 ("compute", "supply_shock_half_life", 0.5)],
 }
