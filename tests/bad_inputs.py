@@ -20,6 +20,7 @@ class Case:
     args: tuple = ("run", "{config}", "-n", "100", "-q", "--out", "{out}")
     expect: str = ""  # the message must contain this
     standalone: bool = False  # the file is ``toml`` alone (no extends of the base config)
+    requires: str = ""  # a module the case needs (the dask extra's), skipped where it is not installed
 
 
 VALIDATE = ("validate", "{config}")
@@ -134,13 +135,14 @@ CASES = [
     Case("replay --csv into a missing folder", "", ("replay", "{existing}", "--path", "3", "--csv", "{out}/trace.csv"),
          "trace.csv: no folder"),
     Case("unreachable --scheduler", "", ("run", "{config}", "-n", "10", "-q", "--out", "{out}",
-                                         "--scheduler", "tcp://127.0.0.1:9"), "cannot connect to the Dask scheduler"),
+                                         "--scheduler", "tcp://127.0.0.1:9"), "cannot connect to the Dask scheduler",
+         requires="distributed"),
     Case("--scheduler-security without --scheduler", "",
          ("run", "{config}", "-n", "10", "-q", "--out", "{out}", "--scheduler-security", "{missing}"),
          "only used with --scheduler"),
     Case("--scheduler-security file missing", "",
          ("run", "{config}", "-n", "10", "-q", "--out", "{out}", "--scheduler", "tcp://127.0.0.1:9",
-          "--scheduler-security", "{missing}"), "missing.toml: cannot read it"),
+          "--scheduler-security", "{missing}"), "missing.toml: cannot read it", requires="distributed"),
     # kernel and model (issue 35)
     Case("supply shocks beyond one a day", "[compute]\nsupply_shock_intensity = 1e9\n", expect=
          "compute.supply_shock_intensity = 1000000000.0: expected a value in [0, 365] (at most one a day"),

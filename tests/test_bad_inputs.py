@@ -7,6 +7,8 @@ from bad_inputs import CASES, run_case
 
 @pytest.mark.parametrize("case", CASES, ids=[c.what for c in CASES])
 def test_bad_input_gets_one_clear_line(case, tmp_path):
+    if case.requires:
+        pytest.importorskip(case.requires)
     result = run_case(case, tmp_path)
     assert result.exit_code == 1, result.output
     assert case.expect in result.output
