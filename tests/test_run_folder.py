@@ -171,17 +171,23 @@ def test_damaged_saved_progress_is_refused(tmp_path, damage):
         run(CFG, 200_000, 1, out, chunk_size=BLOCK, keep_paths="all", resume=True)
 
 
-def test_a_full_disk_at_the_manifest_fails_in_one_line_and_keeps_progress(tmp_path, monkeypatch):
-    out = tmp_path / "r"
-    interrupted(out)
+def disk_full_at(name: str, monkeypatch):
+    """Writing a file called ``name`` fails as on a full disk; returns the real writer, to restore."""
     real = Location.write_bytes
 
     def full(self, data):
-        if self.name == "manifest.json":
+        if self.name == name:
             raise OSError(28, "No space left on device")
         real(self, data)
 
     monkeypatch.setattr(Location, "write_bytes", full)
+    return real
+
+
+def test_a_full_disk_at_the_manifest_fails_in_one_line_and_keeps_progress(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    interrupted(out)
+    real = disk_full_at("manifest.json", monkeypatch)
     result = cli("run", "-n", 200_000, "--seed", 1, "--chunk-size", BLOCK, "--keep-paths", "all", "-q", "-o", out,
                  "--resume")
     one_line_error(result, "manifest.json: cannot write it (No space left on device)")
@@ -194,14 +200,7 @@ def test_a_full_disk_at_the_manifest_fails_in_one_line_and_keeps_progress(tmp_pa
 def test_a_full_disk_when_saving_progress_keeps_the_earlier_progress(tmp_path, monkeypatch):
     out = tmp_path / "r"
     interrupted(out, 400_000)
-    real = Location.write_bytes
-
-    def full(self, data):
-        if self.name == "state.json":
-            raise OSError(28, "No space left on device")
-        real(self, data)
-
-    monkeypatch.setattr(Location, "write_bytes", full)
+    real = disk_full_at("state.json", monkeypatch)
     asked = []
     with pytest.raises(ResultsError, match="the progress could not be saved"):
         run(CFG, 400_000, 1, out, chunk_size=BLOCK, keep_paths="all", resume=True,
