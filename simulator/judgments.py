@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .analysis import run_config
+from .analysis import outcome_indicators, run_config
 from .api import run
 from .config import Config, ConfigError, Judgment, validate
 from .results import read_results, write_parquet
@@ -126,10 +126,7 @@ GAP_Q = 0.95
 
 def figures(paths, config: Config) -> dict[str, np.ndarray]:
     """Per path, the values whose mean (probabilities) or 95% quantile (the funding gap) the table reports."""
-    end = config.simulation.end_year
-    first = pd.to_datetime(paths["first_shortfall"]).dt.year.to_numpy(dtype=float, na_value=np.nan)
-    return {f"p_shortfall_by_{end}": (first <= end).astype(float),  # NaN (never) compares False
-            f"p_fcf_positive_{end}": (paths[f"fcf_{end}"] > 0).to_numpy(float),
+    return {**{name: hits.astype(float) for name, hits in outcome_indicators(paths, config).items()},
             "funding_gap_q95": paths["funding_gap"].to_numpy(float)}
 
 
