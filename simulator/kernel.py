@@ -72,9 +72,12 @@ def simulate_block(seed, path_start, inputs, theta_out, annual, scalars):
 
 @jit(parallel=True)
 def trace_block(seed, path_start, inputs, theta_out, annual, scalars, steps):
-    """Simulate paths ``path_start ..`` in parallel, recording every step in ``steps``
-    (n, n_years * spy, len(STEP_VARS)); a second axis of length 0 records nothing (``simulate_block``).
+    """Simulate paths ``path_start ..`` in parallel, recording their first ``steps.shape[1]`` steps in ``steps``
+    (n, T, len(STEP_VARS)), T <= n_years * spy: every step for the report's per-step bands, the steps of the
+    reported figures for a posterior run's weights, none (T = 0) for ``simulate_block``.
     """
+    if steps.shape[1] > inputs.n_years * inputs.spy:
+        raise ValueError("steps has more steps than the simulation")
     if theta_out.shape[1] != inputs.theta_params.shape[0]:
         raise ValueError("theta_out needs one column per entry of theta_params")
     n = theta_out.shape[0]
@@ -88,8 +91,7 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + LANES - 1`` together and fill, for the first m of them
     (m = ``theta_out.shape[0]`` <= LANES), ``theta_out`` (m, len(inputs.theta_params): column j holds parameter
     ``inputs.theta_params[j]``, in kernel order), ``annual`` (m, V, Y) and
-    ``scalars`` (m, S), and, when ``steps.shape[1] > 0``, ``steps`` (m, T, len(STEP_VARS)) with each step's
-    values. Each path's numbers depend on its id alone, so the lanes beyond m change nothing.
+    ``scalars`` (m, S), and ``steps`` (m, T, len(STEP_VARS)) with the values of the first T steps (T may be 0). Each path's numbers depend on its id alone, so the lanes beyond m change nothing.
 
     The arithmetic is arranged for speed (per-path constants hoisted, exponentials advanced by
     multiplication, lanes in SIMD loops); ``simulator.reference`` computes the same numbers, one path at
@@ -125,7 +127,7 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
     ev_state = np.empty((n_ev, ROW), np.int64)
     ev_paid = np.empty((n_ev, ROW), np.int64)
     dt = 1.0 / spy
-    tracing = steps.shape[1] > 0
+    n_traced = steps.shape[1]
 
     start_streams(seed, first, inputs.antithetic, states, lane, m)
     signs = lane[L_SIGN]
@@ -148,7 +150,7 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
         revenue(inputs, seg, lane, eps, listed, shocked, n_shocked, t0, t1, dt, m)
         costs(inputs, lane, theta, eps, ring, supplied, n_supply, k, y, j, dt, m)
         credit_interest(lane, theta, ring, j, dt, m)
-        if tracing:  # a loop of its own: a branch inside the costs' loop costs every lane
+        if k < n_traced:  # a loop of its own: a branch inside the costs' loop costs every lane
             for i in range(m_out):
                 rev = lane[L_REV, i]
                 steps[i, k, T_REV] = rev / dt
@@ -157,7 +159,7 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
         scheduled_funding(inputs, lane, theta, ev_time, ev_u, ev_state, ev_paid, t0, t1, dt, m)
         contingent_funding(inputs, lane, theta, listed, t1, dt, m)
         credit_line(lane, theta, k, m)
-        if tracing:
+        if k < n_traced:
             for i in range(m_out):
                 steps[i, k, T_CASH] = lane[L_CASH, i]
         j += 1
