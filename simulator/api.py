@@ -11,6 +11,7 @@ import datetime as dt
 import math
 import os
 import platform
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numba
 import pandas as pd
 import pyarrow as pa
 
+from .actuals import Actuals, check_effective, figure_report, load_actuals, path_weights
 from .built_model import Model
 from .config import Config
 from .engine import (
@@ -59,6 +61,9 @@ from .storage import Location, first_line
 from .summary import by_step_frame, by_year_frame, max_rank_error, paths_table, summary_frame
 
 DEFAULT_PATHS = 100_000
+# A run with --actuals (the command line's default): its paths are weighted. Base given configs/actuals/2026h1.toml
+# keeps ~70% of them effective (~40% had its source been of high confidence): 200,000 give over 100,000.
+POSTERIOR_PATHS = 200_000
 
 
 class RunInterrupted(ResultsError):
@@ -70,7 +75,7 @@ def largest_se(counts: dict[str, int], n: int) -> float:
     return max(math.sqrt(k / n * (1 - k / n) / n) for k in counts.values())
 
 
-def check_room(out: Location | None, model: Model, rows: int) -> None:
+def check_room(out: Location | None, model: Model, rows: int, n_paths: int = 0) -> None:
     """Refuse a run whose kept per-path rows would not fit in memory or on a local disk, before starting it
     (and before its folder is made: the disk is that of its nearest existing parent)."""
     row_bytes = 8 * (len(model.parameters) + len(model.years) * len(ANNUAL_VARS) + len(SCALAR_VARS))
@@ -88,6 +93,14 @@ def check_room(out: Location | None, model: Model, rows: int) -> None:
         raise ResultsError(f"{out}: {rows:,} per-path rows need about {need / 2**30:.1f} GiB, "
                            f"only {free / 2**30:.1f} GiB free on that disk{hint}")
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+    if model.actuals is not None and memory:
+        # A posterior run holds every path's summary values, log-likelihoods and event flags (engine.new_state),
+        # and sorts a copy of each variable's values with their weights.
+        per_path = 8 * (len(model.variables) + len(model.actuals.figures) + 4) + len(model.events)
+        if 2 * n_paths * per_path > memory:
+            raise ResultsError(f"{n_paths:,} paths of a run with --actuals need about "
+                               f"{2 * n_paths * per_path / 2**30:.1f} GiB of memory (every path's summary values), "
+                               f"this machine has {memory / 2**30:.1f} GiB; run fewer paths")
     if memory and 2 * need > memory:
         raise ResultsError(f"{rows:,} per-path rows need about {2 * need / 2**30:.1f} GiB of memory while the run "
                            f"writes them, this machine has {memory / 2**30:.1f} GiB{hint}")
@@ -98,7 +111,7 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         target_se: float | None = None, force: bool = False, resume: bool = False,
         should_stop: Callable[[], bool] | None = None,
         progress: Callable[[int], None] | None = None, command: str | None = None,
-        workers: int | None = None, scheduler=None) -> Results:
+        workers: int | None = None, scheduler=None, actuals: Actuals | str | Path | None = None) -> Results:
     """Simulate ``n_paths`` paths of ``config`` and summarise them.
 
     Parameters
@@ -134,6 +147,10 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         the scheduler at an address (or a ``distributed.Client``). The results are bit-identical to
         a local run; ``threads`` is then numba's threads per task (see :mod:`simulator.distributed`).
         The tasks write the per-path rows to ``out`` themselves: every worker must reach it.
+    actuals : Actuals or path, optional
+        Reported figures (an actuals file, :func:`simulator.actuals.load_actuals`): every path is weighted by
+        their likelihood and every summary is weighted, its standard error that of the effective sample size
+        (the ``ess`` metric). Such a run keeps every path's summary values (exact weighted order statistics).
 
     Returns
     -------
@@ -142,7 +159,7 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
     """
     prepared = prepare(config, n_paths, seed, out, threads=threads, chunk_size=chunk_size, keep_paths=keep_paths,
                        target_se=target_se, force=force, resume=resume, should_stop=should_stop, progress=progress,
-                       command=command)
+                       command=command, actuals=actuals)
     return execute([prepared], workers, scheduler)[0]
 
 
@@ -181,7 +198,7 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
             keep_paths: KeepPaths | str | int | None = None,
             target_se: float | None = None, force: bool = False, resume: bool = False,
             should_stop: Callable[[], bool] | None = None, progress: Callable[[int], None] | None = None,
-            command: str | None = None) -> PreparedRun:
+            command: str | None = None, actuals: Actuals | str | Path | None = None) -> PreparedRun:
     """Check a run's settings and output folder and set up its state (new, or resumed from ``out``);
     nothing is simulated yet. The arguments are :func:`run`'s."""
     started = time.perf_counter()
@@ -197,8 +214,13 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
     n_keep = check_settings(n_paths, seed, keep_paths)
     check_threads(threads)
     check_antithetic(config, n_paths, n_keep < n_paths)
-    model = Model.of(config)
-    check_room(None if out is None else Location(out), model, n_keep)
+    if actuals is not None and not isinstance(actuals, Actuals):
+        actuals = load_actuals(actuals)
+    if actuals is not None and actuals.figures and config.simulation.antithetic:
+        raise SettingsError("--actuals: an antithetic run cannot be weighted (its standard errors come from the "
+                            "pairs); set simulation.antithetic = false")
+    model = Model.of(config, actuals)
+    check_room(None if out is None else Location(out), model, n_keep, n_paths)
     folder: Location | None = None
     lock = None
     if out is not None:
@@ -274,10 +296,14 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
     model, seed, out = run.model, run.seed, run.out
     config = model.config
     max_paths, n_paths, n_kept = run.n_paths, sim.n_paths, len(sim.scalars)
-    summary = summary_frame(config, n_paths, sim.counts, sim.samples)
+    weights = sim.weights
+    if model.actuals is not None:
+        assert sim.loglik is not None  # a posterior run's paths bring their log-likelihoods
+        check_effective(model.actuals, sim.loglik)
+    summary = summary_frame(config, n_paths, sim.counts, sim.samples, weights, sim.flags)
     by_year = by_year_frame(config, sim.samples)
     metadata = {
-        **run_identity(config, seed),
+        **run_identity(config, seed, model.actuals),
         "n_paths": n_paths,
         "paths_kept": n_kept,
         "keep_paths": KeepPaths.option(n_kept, n_paths),
@@ -286,8 +312,11 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         "quantiles": "exact order statistics" if sim.exact else "streamed histograms",
         "quantile_rank_error_max": max_rank_error(sim.samples),
         "by_step_paths": min(n_paths, TRACE_PATHS),
+        **({"figures": figure_report(model.actuals, sim.loglik)} if model.actuals is not None and sim.loglik is not None
+           else {}),
         "reproduce": f"{run.command or 'simulator run CONFIG.json'} --seed {seed} --paths {n_paths} "
-                     f"--keep-paths {KeepPaths.option(n_kept, n_paths)}",
+                     f"--keep-paths {KeepPaths.option(n_kept, n_paths)}"
+                     + (f" --actuals {shlex.quote(model.actuals.name)}" if model.actuals is not None else ""),
         # Everything under "runtime" describes how the run was executed, never what it computed.
         "runtime": {
             "threads": run.threads or numba.get_num_threads(),
@@ -308,7 +337,7 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
     def part_table(index: int) -> pa.Table:
         rows = slice(index * BLOCK_PATHS, min(n_kept, (index + 1) * BLOCK_PATHS))
         return paths_table(model, sim.theta[rows], sim.annual[rows], sim.scalars[rows],
-                           first_id=rows.start)
+                           first_id=rows.start, weights=None if weights is None else weights[rows])
 
     def local_paths() -> pd.DataFrame:
         return pa.concat_tables([part_table(index) for index in local]).to_pandas()
@@ -316,12 +345,13 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
     if out is None:
         return Results(local_paths, summary, by_year, metadata)
     try:
-        identity = run_identity(config, seed)
+        identity = run_identity(config, seed, model.actuals)
         parts = {part_name(i): write_parquet(out / staged_part_name(i), part_table(i), identity) for i in local}
         parts.update({part_name(i): entry for i, entry in sim.parts.items()})
         # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
-        by_step = by_step_frame(config, config.simulation.steps_per_year,
-                                trace_steps(model, n_paths, seed, run.threads))
+        steps = trace_steps(model, n_paths, seed, run.threads)
+        by_step = by_step_frame(config, config.simulation.steps_per_year, steps,
+                                None if model.actuals is None else path_weights(model.log_likelihoods(steps)))
         write_results(out, {"summary": summary, "by_year": by_year, "by_step": by_step}, metadata, parts)
     except BaseException:
         remove_unfinished(out)

@@ -15,12 +15,13 @@ import click
 import pandas as pd
 
 from . import __version__
+from .actuals import load_actuals
 from .analysis import OUTCOMES, comparison_metadata, parse_target, write_sensitivity, write_table
 from .analysis import compare as compare_runs
 from .analysis import discover as discover_box
 from .analysis import sensitivity as sensitivity_table
 from .analysis import solve as solve_parameter
-from .api import DEFAULT_PATHS, RunInterrupted
+from .api import DEFAULT_PATHS, POSTERIOR_PATHS, RunInterrupted
 from .api import run as run_simulation
 from .config import DEFAULT_CONFIG, load_config
 from .config import validate as validate_config
@@ -220,16 +221,20 @@ def main():
 @quiet_option()
 @click.option("--report", "make_report", is_flag=True,
               help="Also write report.html and its charts into the output folder (see `simulator report`).")
+@click.option("--actuals", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Reported figures (configs/actuals/*.toml): weight every path by their likelihood and report "
+                   f"the figures given them, with the effective paths (ess) [--paths default: {POSTERIOR_PATHS:,}].")
 @domain_errors
 def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, target_se,
-        max_paths, antithetic, resume, workers, scheduler, quiet, make_report):
+        max_paths, antithetic, resume, workers, scheduler, quiet, make_report, actuals):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
     CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
 
     \b
-    Example:
+    Examples:
         simulator run configs/base.toml -n 200000 --seed 11 --set funding.min_cash=15
+        simulator run --actuals configs/actuals/2026h1.toml --out results/base-2026h1
     """
     overrides = list(overrides)
     if steps_per_year:
@@ -241,6 +246,12 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     seed = cfg.simulation.seed if seed is None else seed
     command = shlex.join(["simulator", "run", str(config or DEFAULT_CONFIG),
                           *[a for o in overrides for a in ("--set", o)]])
+    if actuals is not None:
+        actuals = load_actuals(actuals)
+    if actuals is not None and actuals.figures:  # a file of no figures is a prior run, bit for bit
+        # Weighted paths are worth fewer: a posterior run needs more of them for the same standard errors.
+        if click.get_current_context().get_parameter_source("n_paths") == click.core.ParameterSource.DEFAULT:
+            n_paths = POSTERIOR_PATHS
     if target_se is not None:
         n_paths = max_paths
     with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
@@ -248,7 +259,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
                                  keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
                                  should_stop=stop, workers=workers, scheduler=scheduler,
-                                 progress=bar.update, command=command)
+                                 progress=bar.update, command=command, actuals=actuals)
     click.echo(format_headline(results, cfg, headline_metrics(cfg)))
     precision = results.metadata["precision"]
     if target_se is not None:
@@ -326,6 +337,8 @@ def format_headline(results, cfg, metrics=None) -> str:
     """The metrics (default: the headline ones; all of them if ``show`` passes None) with 95% intervals."""
     frame = results.summary.set_index("metric")
     lines = [f"{'metric':34} {'value':>10}  {'95% interval':>23} {'std err':>9}"]
+    if metrics is not None and "ess" in frame.index:  # a posterior run: what its paths are worth
+        metrics = [*metrics, "ess", "ess_share"]
     for name in frame.index if metrics is None else metrics:
         row = frame.loc[name]
         fmt = format_probability if name.startswith("p_") else format_number

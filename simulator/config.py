@@ -508,9 +508,10 @@ MAX_CONFIG_BYTES = 1 << 20  # a config is a page of text; more is a wrong file (
 MAX_EXTENDS_DEPTH = 32  # scenario on scenario on base is 3; a chain of 32 is a mistake or an attack
 
 
-def _read_toml(path: Path) -> dict:
+def read_toml(path: Path, what: str = "config") -> dict:
     """A TOML file's table; a ``.json`` file (a run's resolved ``config.json``) is read as JSON. Only a regular
-    file of at most ``MAX_CONFIG_BYTES`` is read (a FIFO would block, a device never end)."""
+    file of at most ``MAX_CONFIG_BYTES`` is read (a FIFO would block, a device never end). ``what`` names the
+    kind of file in the messages (a config, an actuals file)."""
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
@@ -518,24 +519,24 @@ def _read_toml(path: Path) -> dict:
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(f"{path}: not a regular file, expected a TOML file")
         if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: {info.st_size:,} bytes, expected a config of at most {MAX_CONFIG_BYTES:,}")
+            raise ConfigError(f"{path}: {info.st_size:,} bytes, expected a {what} of at most {MAX_CONFIG_BYTES:,}")
         with open(path, "rb") as f:
             data = f.read(MAX_CONFIG_BYTES + 1)
         if len(data) > MAX_CONFIG_BYTES:  # it grew after the stat
-            raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES:,} bytes, expected a config of at most that")
+            raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES:,} bytes, expected a {what} of at most that")
         text = data.decode("utf-8")
         return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: {what} file not found") from None
     except PermissionError:
-        raise ConfigError(f"{path}: cannot read the config file (permission denied)") from None
+        raise ConfigError(f"{path}: cannot read the {what} file (permission denied)") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
-                          "save the config as UTF-8") from None
+                          f"save the {what} as UTF-8") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {e}") from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
+        raise ConfigError(f"{path}: cannot read the {what} file ({e.strerror or e})") from None
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -562,7 +563,7 @@ def read_raw(path: Path) -> dict:
             raise ConfigError(f"{chain[0]}: extends chain deeper than {MAX_EXTENDS_DEPTH} files "
                               f"(at {path.name}); expected a short chain such as scenario -> base")
         chain.append(path)
-        raw = _read_toml(path)
+        raw = read_toml(path)
         parent = raw.pop("extends", None)
         tables.append(raw)
         if parent is None:

@@ -43,6 +43,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import engine, kernel
+from .actuals import path_weights
 from .built_model import Model
 from .config import Config
 from .engine import RunState, Simulation
@@ -51,7 +52,7 @@ from .keep import KeepPaths
 from .results import run_identity, staged_part_name, write_parquet
 from .samples import BLOCK_PATHS, block_histograms
 from .storage import Location, first_line
-from .summary import event_counts, paths_table, variables
+from .summary import paths_table
 
 RETRIES = 2          # a failed task is run again (same block, same result)
 TASKS_PER_THREAD = 4  # blocks in flight per worker thread: keeps workers busy while the driver merges
@@ -172,20 +173,23 @@ def simulate_task(model: Model, seed: int, lo: int, hi: int, n_keep: int, bins: 
             theta = np.empty((n, len(model.parameters)))
             annual = np.empty((n, len(kernel.ANNUAL_VARS), len(model.years)))
             scalars = np.empty((n, len(kernel.SCALAR_VARS)))
-            engine.simulate_checked(model.inputs, seed, lo, theta, annual, scalars, model.initial_cash)
+            steps = engine.simulate_checked(model.inputs, seed, lo, theta, annual, scalars, model.initial_cash,
+                                            model.traced)
         else:
-            theta, annual, scalars = engine.Unkept(model, n).run(seed, lo, hi)
-        result: dict[str, object] = {"counts": event_counts(model, annual, scalars)}
+            theta, annual, scalars, steps = engine.Unkept(model, n).run(seed, lo, hi)
+        outcome = engine.chunk_outcomes(model, annual, scalars, steps)
+        values, loglik = outcome.pop("values"), outcome.get("loglik")
+        result: dict[str, object] = outcome  # counts, and a posterior run's loglik and flags
         if lo < n_keep:
             n_rows = min(hi, n_keep) - lo
             rows = (theta[:n_rows], annual[:n_rows], scalars[:n_rows])
             if out is None:
                 result["rows"] = tuple(a.copy() for a in rows)
             else:
-                table = paths_table(model, *rows, first_id=lo)
+                weights = None if loglik is None else path_weights(loglik[:, :n_rows])
+                table = paths_table(model, *rows, first_id=lo, weights=weights)
                 result["part"] = write_parquet(out / staged_part_name(lo // BLOCK_PATHS), table,
-                                               run_identity(model.config, seed))
-        values = variables(model, annual, scalars)
+                                               run_identity(model.config, seed, model.actuals))
         if bins is None:
             result["values"] = values
         else:
@@ -322,7 +326,8 @@ class Job:
             if "part" in part:
                 state.parts[lo // BLOCK_PATHS] = part["part"]
             before = self.merged.n_paths
-            self.merged.add(lo, hi, part["counts"], values=part.get("values"), hist=part.get("hist"))
+            self.merged.add(lo, hi, part["counts"], values=part.get("values"), hist=part.get("hist"),
+                            loglik=part.get("loglik"), flags=part.get("flags"))
             if self.merged.n_paths < before:  # precise enough: the blocks after this one are not needed
                 self.todo.clear()
                 self.cancel()

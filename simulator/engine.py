@@ -24,7 +24,8 @@ try:
 except ImportError:  # numpy 1.x
     from numpy.core.multiarray import _set_madvise_hugepage  # type: ignore[no-redef]
 
-from . import __version__, kernel
+from . import __version__, kernel, stats
+from .actuals import path_weights
 from .built_model import Model
 from .config import Config
 from .errors import InvariantError, SettingsError
@@ -32,9 +33,9 @@ from .keep import KeepPaths
 from .layout import CHECK_EVERY
 from .model import ModelInputs
 from .results import ResultsError
-from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, bin_edges, sorted_rows
+from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, WeightedSample, bin_edges, sorted_rows
 from .storage import first_line
-from .summary import event_counts, needs_bin_sums, variables
+from .summary import counts_of, event_counts, event_flags, needs_bin_sums, variables
 
 DEFAULT_CHUNK = 1 << 16
 
@@ -61,9 +62,18 @@ class Simulation:
     annual: np.ndarray      # (kept, len(kernel.ANNUAL_VARS), n_years)
     scalars: np.ndarray     # (kept, len(kernel.SCALAR_VARS))
     counts: dict[str, int]  # paths meeting each probability metric's event
-    samples: dict = field(repr=False)  # summary variable -> SortedSample or HistogramSample
+    samples: dict = field(repr=False)  # summary variable -> SortedSample, HistogramSample or WeightedSample
     seconds: float = 0.0
     parts: dict[int, dict] = field(default_factory=dict)
+    # A posterior run's (see Model.actuals): per reported figure and path the log-likelihood (figures, n_paths),
+    # and per probability metric and path whether the path meets its event (events, n_paths).
+    loglik: np.ndarray | None = None
+    flags: np.ndarray | None = None
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """Each path's likelihood weight (a posterior run), else None."""
+        return None if self.loglik is None else path_weights(self.loglik)
 
     @property
     def config(self) -> Config:
@@ -89,6 +99,8 @@ class RunState:
     pilot: np.ndarray | None = None  # (variables, pilot paths) before the edges exist, filled up to next_id
     acc: Accumulator | None = None
     parts: dict[int, dict] = field(default_factory=dict)  # blocks whose rows tasks wrote (see Simulation)
+    loglik: np.ndarray | None = None  # a posterior run's, filled up to next_id (see Simulation)
+    flags: np.ndarray | None = None
 
     def held(self, n: int) -> np.ndarray:
         """Which of the first ``n`` kept rows this state holds (not those of ``parts``)."""
@@ -109,6 +121,8 @@ class RunState:
             arrays["pilot"] = self.pilot[:, :self.next_id]
         if self.acc is not None:
             arrays.update({f"acc_{k}": v for k, v in self.acc.arrays().items()})
+        if self.loglik is not None and self.flags is not None:
+            arrays.update(loglik=self.loglik[:, :self.next_id], flags=self.flags[:, :self.next_id])
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         data = buffer.getvalue()
@@ -152,6 +166,9 @@ class RunState:
         for name in ("theta", "annual", "scalars"):
             getattr(fresh, name)[:len(rows)][rows] = arrays[name]
         fresh.values[:, :fresh.next_id] = values
+        if fresh.loglik is not None and fresh.flags is not None:
+            fresh.loglik[:, :fresh.next_id] = arrays["loglik"]
+            fresh.flags[:, :fresh.next_id] = arrays["flags"]
         if "pilot" in arrays:
             fresh.pilot = arrays["pilot"]  # collect widens it to the whole pilot
         if meta["names"] is not None:
@@ -234,14 +251,21 @@ def check_settings(n_paths: int, seed: int, keep_paths: KeepPaths | str | int | 
 
 def new_state(model: Model, n_paths: int, seed: int, keep_paths: KeepPaths | str | int | None) -> RunState:
     n_keep = check_settings(n_paths, seed, keep_paths)
-    n_values = n_paths if n_keep == n_paths else 0
+    # A posterior run keeps every path's summary values, for its weighted order statistics.
+    n_values = n_paths if n_keep == n_paths or model.actuals is not None else 0
     # The version too: another version's kernel may give other numbers for the same paths.
     identity = {"config_hash": model.config.digest(), "seed": seed, "n_paths": n_paths, "kept": n_keep,
                 "simulator_version": __version__}
+    if model.actuals is not None:
+        identity["actuals_hash"] = model.actuals.digest
     with small_pages():
-        return RunState(identity, np.empty((n_keep, len(model.parameters))),
-                        np.empty((n_keep, len(kernel.ANNUAL_VARS), len(model.years))),
-                        np.empty((n_keep, len(kernel.SCALAR_VARS))), np.empty((len(model.variables), n_values)))
+        state = RunState(identity, np.empty((n_keep, len(model.parameters))),
+                         np.empty((n_keep, len(kernel.ANNUAL_VARS), len(model.years))),
+                         np.empty((n_keep, len(kernel.SCALAR_VARS))), np.empty((len(model.variables), n_values)))
+        if model.actuals is not None:
+            state.loglik = np.empty((len(model.actuals.figures), n_paths))
+            state.flags = np.empty((len(model.events), n_paths), np.bool_)
+    return state
 
 
 
@@ -296,12 +320,24 @@ def simulate(config: Config | Model, n_paths: int, seed: int, *, chunk_size: int
             if lo < n_keep:  # kept rows: the kernel writes them in place
                 hi = min(hi, n_keep)
                 theta, annual, scalars = (a[lo:hi] for a in (state.theta, state.annual, state.scalars))
-                simulate_checked(model.inputs, seed, lo, theta, annual, scalars, model.initial_cash)
+                steps = simulate_checked(model.inputs, seed, lo, theta, annual, scalars, model.initial_cash,
+                                         model.traced)
             else:
-                theta, annual, scalars = unkept.run(seed, lo, hi)
-            merge.add(lo, hi, event_counts(model, annual, scalars), values=variables(model, annual, scalars))
+                theta, annual, scalars, steps = unkept.run(seed, lo, hi)
+            merge.add(lo, hi, **chunk_outcomes(model, annual, scalars, steps))
             lo = hi
         return merge.simulation(time.perf_counter() - start_time)
+
+
+def chunk_outcomes(model: Model, annual: np.ndarray, scalars: np.ndarray, steps: np.ndarray) -> dict:
+    """What :meth:`Merge.add` takes of a run of paths, by its argument names: their event ``counts`` and summary
+    ``values``, and for a posterior run their per-figure log-likelihoods ``loglik`` (from their first
+    ``model.traced`` steps) and event ``flags``."""
+    if model.actuals is None:
+        return {"counts": event_counts(model, annual, scalars), "values": variables(model, annual, scalars)}
+    flags = event_flags(model, annual, scalars)
+    return {"counts": counts_of(model, flags), "values": variables(model, annual, scalars),
+            "loglik": model.log_likelihoods(steps), "flags": flags}
 
 
 class Merge:
@@ -316,16 +352,23 @@ class Merge:
         self.model, self.n_paths, self.seed = model, n_paths, seed
         self.state = state or new_state(model, n_paths, seed, keep_paths)
         self.n_keep = self.state.identity["kept"]
-        self.streaming = self.n_keep < n_paths
-        check_antithetic(model.config, n_paths, self.streaming)
+        check_antithetic(model.config, n_paths, self.n_keep < n_paths)
+        # Whether summaries come from histograms: a posterior run keeps every path's values (new_state).
+        self.streaming = self.n_keep < n_paths and model.actuals is None
         self.pilot_end = min(n_paths, PILOT_PATHS)
         self.progress, self.should_stop, self.precise_enough = progress, should_stop, precise_enough
 
-    def add(self, lo: int, hi: int, counts: dict[str, int], values: np.ndarray | None = None, hist=None) -> None:
+    def add(self, lo: int, hi: int, counts: dict[str, int], values: np.ndarray | None = None, hist=None,
+            loglik: np.ndarray | None = None, flags: np.ndarray | None = None) -> None:
         """Paths ``lo .. hi - 1`` are done: their ``counts``, and their summary ``values`` (rows of
-        ``model.variables``) or, past the pilot of a streamed run, their histogram partials ``hist``. Lowers
-        ``n_paths`` to ``hi`` where the run is precise enough; raises :class:`Interrupted` on a stop request."""
+        ``model.variables``) or, past the pilot of a streamed run, their histogram partials ``hist``; a posterior
+        run's ``loglik`` and ``flags`` too (see :class:`Simulation`). Lowers ``n_paths`` to ``hi`` where the run is
+        precise enough; raises :class:`Interrupted` on a stop request."""
         state = self.state
+        if state.loglik is not None and state.flags is not None:
+            assert loglik is not None and flags is not None  # a posterior run's paths bring both
+            state.loglik[:, lo:hi] = loglik
+            state.flags[:, lo:hi] = flags
         for k, v in counts.items():
             state.counts[k] = state.counts.get(k, 0) + v
         if hist is not None:
@@ -347,7 +390,12 @@ class Merge:
         state, n_paths = self.state, self.n_paths
         n_kept = min(self.n_keep, n_paths)
         state.theta, state.annual, state.scalars = state.theta[:n_kept], state.annual[:n_kept], state.scalars[:n_kept]
-        if self.streaming:
+        loglik = flags = None
+        if state.loglik is not None and state.flags is not None:
+            loglik, flags = state.loglik[:, :n_paths], state.flags[:, :n_paths]
+            weights = path_weights(loglik)
+            samples = {k: WeightedSample(v, weights) for k, v in zip(self.model.variables, state.values[:, :n_paths])}
+        elif self.streaming:
             assert state.acc is not None  # every path is merged: the pilot's, which made the histograms, too
             samples = state.acc.finish()
         else:
@@ -356,15 +404,20 @@ class Merge:
             samples = {k: SortedSample(v, paired, ordered) for k, v, ordered in
                        zip(self.model.variables, values, sorted_rows(values))}
         return Simulation(self.model, self.seed, n_paths, state.theta, state.annual, state.scalars, state.counts,
-                          samples, seconds, state.parts)
+                          samples, seconds, state.parts, loglik, flags)
 
 
 def stop_here(precise_enough, state: RunState, hi: int, n_paths: int, streaming: bool, pilot_end: int) -> bool:
     """Auto-stop: only at multiples of CHECK_EVERY, past the histograms' pilot and the kept rows, so that the
-    result equals a fixed run of ``hi`` paths."""
-    return (precise_enough is not None and hi % CHECK_EVERY == 0 and hi < n_paths
-            and (not streaming or hi >= max(pilot_end, state.identity["kept"] + 1))
-            and precise_enough(state.counts, hi))
+    result equals a fixed run of ``hi`` paths. A posterior run counts effective paths (``effective_counts``)."""
+    if not (precise_enough is not None and hi % CHECK_EVERY == 0 and hi < n_paths
+            and (not streaming or hi >= max(pilot_end, state.identity["kept"] + 1))):
+        return False
+    if state.loglik is not None and state.flags is not None:
+        return precise_enough(*stats.effective_counts(path_weights(state.loglik[:, :hi]),
+                                                      state.flags[:, :hi], state.counts))
+    return precise_enough(state.counts, hi)
+
 
 
 def collect(state: RunState, values: np.ndarray, lo: int, hi: int, pilot_end: int, streaming: bool,
@@ -399,23 +452,30 @@ class Unkept:
     parameters only the initial cash, which the invariant checks read (where it is drawn)."""
 
     def __init__(self, model: Model, width: int):
-        self.inputs = model.unkept
+        self.inputs, self.traced = model.unkept, model.traced
         drawn = isinstance(model.initial_cash, int)
         self.initial_cash = 0 if drawn else model.initial_cash  # its column in the narrowed theta
         self.buffers = (np.empty((width, int(drawn))), np.empty((width, len(kernel.ANNUAL_VARS), len(model.years))),
                         np.empty((width, len(kernel.SCALAR_VARS))))
 
-    def run(self, seed: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(theta, annual, scalars) of paths ``lo .. hi - 1``, checked; valid until the next call."""
+    def run(self, seed: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(theta, annual, scalars, steps) of paths ``lo .. hi - 1``, checked; valid until the next call."""
         theta, annual, scalars = (b[:hi - lo] for b in self.buffers)
-        simulate_checked(self.inputs, seed, lo, theta, annual, scalars, self.initial_cash)
-        return theta, annual, scalars
+        steps = simulate_checked(self.inputs, seed, lo, theta, annual, scalars, self.initial_cash, self.traced)
+        return theta, annual, scalars, steps
 
 
-def simulate_checked(inputs: ModelInputs, seed: int, lo: int, theta, annual, scalars, initial_cash) -> None:
-    """The kernel on paths ``lo ..`` into the given outputs, then ``check_invariants``."""
-    kernel.simulate_block(np.uint64(seed), lo, inputs, theta, annual, scalars)
+def simulate_checked(inputs: ModelInputs, seed: int, lo: int, theta, annual, scalars, initial_cash,
+                     traced: int = 0) -> np.ndarray:
+    """The kernel on paths ``lo ..`` into the given outputs, then ``check_invariants``; returns the paths' first
+    ``traced`` steps (paths, traced, len(STEP_VARS)): a posterior run's weights read them."""
+    steps = np.empty((len(theta), traced, len(kernel.STEP_VARS)))
+    if traced:
+        kernel.trace_block(np.uint64(seed), lo, inputs, theta, annual, scalars, steps)
+    else:
+        kernel.simulate_block(np.uint64(seed), lo, inputs, theta, annual, scalars)
     check_invariants(theta, annual, scalars, initial_cash, lo)
+    return steps
 
 
 def check_invariants(theta, annual, scalars, initial_cash, first_id: int) -> None:

@@ -91,7 +91,8 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + LANES - 1`` together and fill, for the first m of them
     (m = ``theta_out.shape[0]`` <= LANES), ``theta_out`` (m, len(inputs.theta_params): column j holds parameter
     ``inputs.theta_params[j]``, in kernel order), ``annual`` (m, V, Y) and
-    ``scalars`` (m, S), and ``steps`` (m, T, len(STEP_VARS)) with the values of the first T steps (T may be 0). Each path's numbers depend on its id alone, so the lanes beyond m change nothing.
+    ``scalars`` (m, S), and ``steps`` (m, T, len(STEP_VARS)) with the values of the first T steps (T may be 0).
+    Each path's numbers depend on its id alone, so the lanes beyond m change nothing.
 
     The arithmetic is arranged for speed (per-path constants hoisted, exponentials advanced by
     multiplication, lanes in SIMD loops); ``simulator.reference`` computes the same numbers, one path at

@@ -51,6 +51,9 @@ DERIVED_TABLES = ("sensitivity", "judgments")  # written later by analysis comma
 STEP_TABLE = "by_step"  # per-step quantiles: written with the run, not read by read_results
 IDENTITY = ("schema_version", "simulator_version", "seed", "steps_per_year", "config_name", "config_hash", "config")
 REQUIRED_METADATA = (*IDENTITY, "n_paths")
+# Of a posterior run only (``simulator run --actuals``): the reported figures its paths are weighted by. Part of
+# its identity: a prior run's files have none, and a file of one run never passes for one of the other.
+ACTUALS = "actuals"
 
 
 class ResultsError(SimulatorError, ValueError):
@@ -83,11 +86,16 @@ class Results:
         return rows.iloc[0]
 
 
-def run_identity(config, seed: int) -> dict:
-    """The metadata of every file of a run: what its numbers depend on (see ``IDENTITY``)."""
-    return {"schema_version": SCHEMA_VERSION, "simulator_version": __version__, "seed": seed,
-            "steps_per_year": config.simulation.steps_per_year, "config_name": config.name,
-            "config_hash": config.digest(), "config": config.resolved()}
+def run_identity(config, seed: int, actuals=None) -> dict:
+    """The metadata of every file of a run: what its numbers depend on (see ``IDENTITY``), and a posterior run's
+    reported figures (``ACTUALS``: the file as typed, its text and SHA-256; ``actuals`` a
+    :class:`simulator.actuals.Actuals`)."""
+    identity = {"schema_version": SCHEMA_VERSION, "simulator_version": __version__, "seed": seed,
+                "steps_per_year": config.simulation.steps_per_year, "config_name": config.name,
+                "config_hash": config.digest(), "config": config.resolved()}
+    if actuals is not None:
+        identity[ACTUALS] = {"file": actuals.name, "sha256": actuals.digest, "text": actuals.text}
+    return identity
 
 
 def part_name(index: int) -> str:
@@ -262,8 +270,9 @@ def read_table(path: str | Location) -> tuple[pd.DataFrame, dict]:
 
 
 def _of_run(path: Location, metadata: dict, manifest: dict, keys: tuple[str, ...]) -> None:
-    """The file's own metadata agrees with the manifest's on ``keys`` (what its numbers depend on)."""
-    for key in keys:
+    """The file's own metadata agrees with the manifest's on ``keys`` (what its numbers depend on) and on the
+    reported figures its paths are weighted by (none in either, for a prior run)."""
+    for key in (*keys, ACTUALS):
         if metadata.get(key) != manifest["metadata"].get(key):
             raise ResultsError(f"{path}: its {key} ({_short(metadata.get(key))}) differs from the manifest's "
                                f"({_short(manifest['metadata'].get(key))}); the files belong to different runs "

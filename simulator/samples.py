@@ -67,6 +67,63 @@ class SortedSample:
         return k, float(self.sorted[:k].sum())
 
 
+class WeightedSample:
+    """Every value with its path's likelihood weight (a run updated on reported figures: ``simulator.actuals``).
+
+    It answers ``stats``' questions as an unweighted sample of ``n`` = Kish's effective sample size would: rank r
+    is the weighted quantile at (r + 1) / n (the least value whose share of the weight below or at it reaches
+    that), totals are n times the weighted moments, so the standard errors and intervals of ``stats`` are those of
+    ``n`` independent paths. NaN values (see ``summary.UNDEFINED_VAR``) are left out and counted in ``missing``."""
+
+    values = None  # no antithetic pairs: a run with actuals draws independent paths
+
+    def __init__(self, values: np.ndarray, weights: np.ndarray):
+        defined = ~np.isnan(values)
+        self.missing = int(values.size - np.count_nonzero(defined))
+        x, w = values[defined], weights[defined]
+        order = np.argsort(x, kind="stable")
+        self.sorted, w = x[order], w[order]
+        self.cum = np.cumsum(w)
+        self.cum_x = np.cumsum(w * self.sorted)
+        self.weight = float(self.cum[-1]) if x.size else 0.0
+        squares = float(np.sum(w * w))
+        self.ess = self.weight * self.weight / squares if squares > 0 else 0.0
+        self.n = max(1, round(self.ess)) if self.weight > 0 else 0
+        mean = float(self.cum_x[-1]) / self.weight if self.weight > 0 else math.nan
+        self.total = self.n * mean
+        self.total_sq = self.n * float(np.sum(w * self.sorted * self.sorted)) / self.weight if self.weight > 0 \
+            else math.nan
+
+    def at(self, share: float) -> float:
+        """The least value with at least ``share`` of the weight at or below it."""
+        i = int(np.searchsorted(self.cum, share * self.weight, side="left"))
+        return float(self.sorted[min(i, self.sorted.size - 1)])
+
+    def value_at(self, rank: int) -> float:
+        return self.at((rank + 1) / self.n)
+
+    def rank_error(self, rank: int) -> float:
+        return 0.0
+
+    def top_moments(self, k: int) -> tuple[float, float]:
+        """Weighted mean and variance of the top ``k / n`` of the weight (the value at the cut in part)."""
+        tail = k / self.n * self.weight
+        start = int(np.searchsorted(self.cum, self.weight - tail, side="right"))
+        x, w = self.sorted[start:], np.diff(self.cum[start - 1:] if start > 0 else np.r_[0.0, self.cum])
+        w = w.copy()
+        w[0] = self.cum[start] - (self.weight - tail)  # the share of the value at the cut inside the tail
+        mean = float(np.sum(w * x) / np.sum(w))
+        var = float(np.sum(w * (x - mean) ** 2) / np.sum(w)) * (k / (k - 1) if k > 1 else 0.0)
+        return mean, var
+
+    def below(self, x: float) -> tuple[float, float]:
+        """Weighted count and sum of the values <= x, in units of ``n`` paths."""
+        j = int(np.searchsorted(self.sorted, x, side="right"))
+        if j == 0:
+            return 0.0, 0.0
+        return self.n * float(self.cum[j - 1]) / self.weight, self.n * float(self.cum_x[j - 1]) / self.weight
+
+
 class HistogramSample:
     """A streamed histogram of one variable (see the module docstring)."""
 

@@ -10,6 +10,9 @@ sample object (``simulator.samples``: every value sorted, or a streamed histogra
 * expected shortfall (mean of the worst tail): the asymptotic variance
   ``[Var(X | tail) + (1 - a)(ES - VaR)^2] / (n a)``;
 * mean minus quantile (Cash-Flow-at-Risk): delta method, including their covariance.
+
+Weighted paths (a run updated on reported figures) count as Kish's effective sample size
+(``effective_paths``; ``samples.WeightedSample``).
 """
 
 from __future__ import annotations
@@ -134,3 +137,20 @@ def mean_minus_quantile(sample, q: float) -> Estimate:
         se = _pair_se((x - m.value) - (q - (x <= qe.value)) * inv_density)
     value = m.value - qe.value
     return Estimate(value, se, value - Z95 * se, value + Z95 * se)
+
+
+def effective_paths(weights: np.ndarray) -> float:
+    """Kish's effective sample size (sum w)^2 / sum w^2: how many unweighted paths weighted ones are worth for a
+    standard error."""
+    total = float(np.sum(weights))
+    squares = float(np.sum(weights * weights))
+    return total * total / squares if squares > 0 else 0.0
+
+
+def effective_counts(weights: np.ndarray, flags: np.ndarray, names) -> tuple[dict[str, float], float]:
+    """Weighted events as an unweighted run of the effective sample size would count them: per name (a row of
+    ``flags``, paths in columns) its weighted share times the effective number of paths, and that number."""
+    ess = effective_paths(weights)
+    total = float(np.sum(weights))
+    # A share can round to just above 1 (the two sums add in different orders): it is 1.
+    return {name: ess * min(1.0, float(np.sum(weights * f)) / total) for name, f in zip(names, flags)}, ess

@@ -18,7 +18,7 @@ from . import kernel, stats
 from .errors import InvariantError, SettingsError
 from .jit import jit
 from .model import committed_after_end
-from .samples import SortedSample
+from .samples import SortedSample, WeightedSample
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
 YEARLY = ("revenue", "gross_margin", "fcf", "cash", "compute_spend")
@@ -61,6 +61,8 @@ def n_undefined(sample) -> int:
     """How many of the sample's values are NaN."""
     if isinstance(sample, SortedSample):
         return int(np.count_nonzero(np.isnan(sample.sorted)))
+    if isinstance(sample, WeightedSample):
+        return sample.missing
     return int(sample.n - sample.cum[sample.top])
 
 
@@ -70,7 +72,14 @@ def defined(sample):
     missing = n_undefined(sample)
     if missing == 0:
         return sample
+    if isinstance(sample, WeightedSample):  # it holds the defined values only
+        return sample if sample.n > 0 else None
     return DefinedPart(sample, sample.n - missing) if missing < sample.n else None
+
+
+def n_defined(sample) -> int:
+    """How many paths' worth of defined values ``sample`` has (effective paths for a weighted one)."""
+    return sample.n if isinstance(sample, WeightedSample) else sample.n - n_undefined(sample)
 
 
 def quantile_of(sample, q: float) -> stats.Estimate:
@@ -177,12 +186,23 @@ def event_names(config) -> list[str]:
 def event_counts(model, annual: np.ndarray, scalars: np.ndarray) -> dict[str, int]:
     """Number of paths meeting each probability metric's event (``model.events``; integers: exact in any
     chunking); for antithetic runs also the number of pairs (paths 2k, 2k+1) where both do."""
-    config, names = model.config, model.events
-    flags = np.empty((len(names), len(annual)), np.bool_)
+    return counts_of(model, event_flags(model, annual, scalars))
+
+
+def event_flags(model, annual: np.ndarray, scalars: np.ndarray) -> np.ndarray:
+    """Whether each path meets each probability metric's event: (len(model.events), paths)."""
+    config = model.config
+    flags = np.empty((len(model.events), len(annual)), np.bool_)
     _event_flags(annual, scalars, model.steps_per_year, config.plan.revenue[str(config.simulation.end_year)],
                  config.plan.compute_total, IDLE_THRESHOLD, flags)
+    return flags
+
+
+def counts_of(model, flags: np.ndarray) -> dict[str, int]:
+    """:func:`event_counts` from :func:`event_flags`."""
+    names = model.events
     out = dict(zip(names, (int(k) for k in np.count_nonzero(flags, axis=1))))
-    if config.simulation.antithetic:
+    if model.config.simulation.antithetic:
         both = np.count_nonzero(flags[:, 0::2] & flags[:, 1::2], axis=1)
         out.update({name + PAIRS: int(k) for name, k in zip(names, both)})
     return out
@@ -210,12 +230,22 @@ def _event_flags(annual, scalars, spy, revenue_plan, compute_plan, idle_threshol
         out[3 + n_years, i] = idle
 
 
-def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -> pd.DataFrame:
+def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict,
+                  weights: np.ndarray | None = None, flags: np.ndarray | None = None) -> pd.DataFrame:
     """One row per metric: value, stderr, ci_low, ci_high (see :mod:`simulator.stats`). Gross margins are over the
-    paths with revenue that year; ``gross_margin_<y>_n_undefined`` counts the others."""
+    paths with revenue that year; ``gross_margin_<y>_n_undefined`` counts the others. A posterior run passes its
+    paths' ``weights`` and event ``flags`` (:class:`simulator.engine.Simulation`): every figure is then weighted,
+    its standard error that of the effective sample size (Kish), and ``ess`` and ``ess_share`` say what that is."""
     check_paths(config, n_paths)
     rows: dict[str, stats.Estimate] = {}
-    for name, hits in counts.items():
+    if weights is not None:
+        assert flags is not None  # a posterior run's flags come with its weights
+        shares, ess = stats.effective_counts(weights, flags, counts)
+        for name, effective in shares.items():
+            rows[name] = stats.wilson(min(1.0, effective / ess), round(ess))
+        rows["ess"] = stats.Estimate(ess, 0.0, ess, ess)
+        rows["ess_share"] = stats.Estimate(ess / n_paths, 0.0, ess / n_paths, ess / n_paths)
+    for name, hits in ({} if weights is not None else counts).items():
         if name.endswith(PAIRS):
             continue
         rows[name] = (stats.paired_probability(hits, counts[name + PAIRS], n_paths) if name + PAIRS in counts
@@ -252,7 +282,7 @@ def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict) -
     frame = frame.astype({"metric": "string", "value": "float64", "stderr": "float64",
                           "ci_low": "float64", "ci_high": "float64"})
     undefined = {f"{UNDEFINED_VAR}_{y}_{qname(q)}" for y in config.years for q in QUANTILES
-                 if n_undefined(samples[f"{UNDEFINED_VAR}_{y}"]) == n_paths}
+                 if n_defined(samples[f"{UNDEFINED_VAR}_{y}"]) == 0}
     check_finite("summary", frame, frame["metric"].isin(undefined).to_numpy(), "metric")
     return frame
 
@@ -298,7 +328,7 @@ def by_year_frame(config, samples: dict) -> pd.DataFrame:
             missing = n_undefined(sample) if var == UNDEFINED_VAR else 0
             rec["n_undefined"] = missing
             records.append(rec)
-            undefined.append(var == UNDEFINED_VAR and sample.n - missing < MIN_PATHS)
+            undefined.append(var == UNDEFINED_VAR and n_defined(sample) < MIN_PATHS)
     frame = pd.DataFrame.from_records(records).astype({"year": "int16", "variable": "string", "n_undefined": "int64"})
     check_finite("by_year", frame, np.array(undefined), "year,variable")
     return frame
@@ -317,10 +347,11 @@ def step_end_dates(config, spy: int, n_steps: int) -> list[dt.date]:
     return out
 
 
-def by_step_frame(config, spy: int, steps: np.ndarray) -> pa.Table:
+def by_step_frame(config, spy: int, steps: np.ndarray, weights: np.ndarray | None = None) -> pa.Table:
     """One row per (step, variable) from ``engine.trace_steps``'s (paths, steps, vars) array: mean and
     quantiles 5..95 over the traced paths (``paths``: how many, those with a defined value: all but for the gross
-    margin, see UNDEFINED_VAR)."""
+    margin, see UNDEFINED_VAR). With the paths' ``weights`` (a posterior run), weighted means and quantiles
+    (``samples.WeightedSample``)."""
     n_steps = steps.shape[1]
     dates = step_end_dates(config, spy, n_steps)
     cols: dict[str, list] = {"step": [], "date": [], "variable": [], "mean": [],
@@ -328,13 +359,21 @@ def by_step_frame(config, spy: int, steps: np.ndarray) -> pa.Table:
     for k in range(n_steps):
         for v, var in enumerate(kernel.STEP_VARS):
             x = steps[:, k, v]
+            w = weights
             if var == UNDEFINED_VAR:  # only the gross margin may be undefined: any other NaN is refused below
+                w = None if weights is None else weights[np.isfinite(x)]
                 x = x[np.isfinite(x)]
-            qs = np.quantile(x, STEP_QUANTILES) if x.size else np.full(len(STEP_QUANTILES), np.nan)
+            if w is not None and x.size:
+                weighted = WeightedSample(x, w)
+                qs = np.array([weighted.at(q) for q in STEP_QUANTILES])
+                mean = weighted.total / weighted.n
+            else:
+                qs = np.quantile(x, STEP_QUANTILES) if x.size else np.full(len(STEP_QUANTILES), np.nan)
+                mean = float(x.mean()) if x.size else np.nan
             cols["step"].append(k)
             cols["date"].append(dates[k])
             cols["variable"].append(var)
-            cols["mean"].append(float(x.mean()) if x.size else np.nan)
+            cols["mean"].append(mean)
             for q, value in zip(STEP_QUANTILES, qs):
                 cols[qname(q)].append(float(value))
             cols["paths"].append(int(x.size))
@@ -363,12 +402,16 @@ def first_shortfall_dates(config, spy: int, steps: np.ndarray) -> pa.Array:
     return pa.array(ends[np.where(shortfall, steps, 0).astype(np.int64)], type=pa.date32(), mask=~shortfall)
 
 
-def paths_table(model, theta: np.ndarray, annual: np.ndarray, scalars: np.ndarray, first_id: int = 0) -> pa.Table:
+def paths_table(model, theta: np.ndarray, annual: np.ndarray, scalars: np.ndarray, first_id: int = 0,
+                weights: np.ndarray | None = None) -> pa.Table:
     """One row per path of the kernel's outputs for path ids ``first_id ..``: docs/model.md plus end-of-year
-    cash and compute spend; ``model.parameters`` names the columns of ``theta``."""
+    cash and compute spend; ``model.parameters`` names the columns of ``theta``. A posterior run's rows have
+    their likelihood ``weight`` (relative: a weighted mean is sum(weight * x) / sum(weight))."""
     config, spy, years = model.config, model.steps_per_year, model.years
     scalar = {name: scalars[:, i] for i, name in enumerate(kernel.SCALAR_VARS)}
     cols: dict[str, pa.Array | np.ndarray] = {"path_id": np.arange(first_id, first_id + len(scalars), dtype=np.int64)}
+    if weights is not None:
+        cols["weight"] = weights
     for j, name in enumerate(model.parameters):
         cols[name] = theta[:, j]
     values = dict(zip(model.variables, variables(model, annual, scalars)))

@@ -21,6 +21,16 @@ class Case:
     expect: str = ""  # the message must contain this
     standalone: bool = False  # the file is ``toml`` alone (no extends of the base config)
     requires: str = ""  # a module the case needs (the dask extra's), skipped where it is not installed
+    actuals: str = ""  # the text of an actuals file, for {actuals}
+
+
+SOURCE = '[sources.s]\ntitle = "a report"\npublished = 2026-06-30\nconfidence = "M"\n'
+POSTERIOR = ("run", "{config}", "-n", "2000", "-q", "--out", "{out}", "--actuals", "{actuals}")
+
+
+def figure(period: str, variable: str, value: str, source: str = "s") -> str:
+    """An actuals file: SOURCE and one figure."""
+    return SOURCE + f'[[figures]]\nperiod = "{period}"\nvariable = "{variable}"\nvalue = {value}\nsource = "{source}"\n'
 
 
 VALIDATE = ("validate", "{config}")
@@ -164,6 +174,29 @@ CASES = [
          "compute.contracts.oracle.amount.2027 = -30.0: Input should be greater than or equal to 0"),
     Case("take_or_pay outside [0, 1]", "[compute.contracts.aws]\ntake_or_pay = 1.2\n", expect=
          "compute.contracts.aws.take_or_pay = 1.2: Input should be less than or equal to 1"),
+    Case("actuals: unknown variable", actuals=figure("2026Q1", "ebitda", "1.0"), args=POSTERIOR,
+         expect="figures[0].variable = 'ebitda': expected one of revenue, burn, fcf, gross_margin, cash"),
+    Case("actuals: a period outside the simulation", actuals=figure("2031Q1", "revenue", "50.0"), args=POSTERIOR,
+         expect="period 2031Q1 is outside the simulation (2026..2030)"),
+    Case("actuals: a quarter at one step a year", "[simulation]\nsteps_per_year = 1\n",
+         actuals=figure("2026Q1", "revenue", "5.7"), args=POSTERIOR,
+         expect="a quarterly figure needs simulation.steps_per_year = 4 or 12"),
+    Case("actuals: the same figure twice",
+         actuals=figure("2026Q1", "burn", "3.7") + figure("2026Q1", "fcf", "-3.7")[len(SOURCE):], args=POSTERIOR,
+         expect="figures[1] (2026Q1 fcf -3.7): a second fcf figure for 2026Q1"),
+    Case("actuals: a negative revenue", actuals=figure("2026Q1", "revenue", "-5.7"), args=POSTERIOR,
+         expect="figures[0] (2026Q1 revenue): value = -5.7: expected a positive amount"),
+    Case("actuals: an error of 0",
+         actuals=figure("2026Q1", "revenue", "5.7").replace('"M"', '"M"\nrelative_error = 0'), args=POSTERIOR,
+         expect="sources.s.relative_error = 0: expected a positive number"),
+    Case("actuals: a source not defined", actuals=figure("2026Q1", "revenue", "5.7", source="ft"), args=POSTERIOR,
+         expect="figures[0].source = 'ft': expected the id of a [sources.<id>] table (s)"),
+    Case("actuals: not TOML", actuals="[[figures]\nperiod = 2026Q1\n", args=POSTERIOR,
+         expect="actuals.toml: not valid TOML"),
+    Case("actuals: a figure far in the model's tail", actuals=figure("2026Q1", "revenue", "57.0"), args=POSTERIOR,
+         expect="figures[0] (2026Q1 revenue 57) is furthest in the model's tail"),
+    Case("actuals with antithetic paths", actuals=figure("2026Q1", "revenue", "5.7"),
+         args=(*POSTERIOR, "--antithetic"), expect="an antithetic run cannot be weighted"),
     Case("v1's training.committed", "[training]\ncommitted = { 2026 = 0.7 }\n", expect=
          "training.committed was replaced by [compute.contracts.<name>]"),
 ]
@@ -184,9 +217,11 @@ def run_case(case, tmp_path):
     (foreign / "paths" / "notes.txt").write_text("thesis")
     (foreign / "report.html").write_text("<html><title>my own page</title></html>\n")
     (tmp_path / "big.toml").write_text("# padding\n" * 120_000)
+    actuals = tmp_path / "actuals.toml"
+    actuals.write_text(case.actuals)
     fill = {"config": str(config), "out": str(tmp_path / "out"), "existing": str(existing),
             "missing": str(tmp_path / "missing.toml"), "out_empty": str(tmp_path / "empty"), "foreign": str(foreign),
-            "big": str(tmp_path / "big.toml")}
+            "big": str(tmp_path / "big.toml"), "actuals": str(actuals)}
     args = list(case.args)
     for key, value in fill.items():
         args = [a.replace("{" + key + "}", value) for a in args]

@@ -9,7 +9,7 @@ FLOORS = {
     1: {"layout", "jit", "errors", "keep", "stats", "distributions", "storage", "results", "report_files",
         "intrinsics"},
     2: {"kernel", "draws", "rng", "lanes", "checks", "fastmath", "samples"},
-    3: {"config", "model", "reference"},
+    3: {"config", "model", "reference", "actuals"},
     4: {"built_model", "summary"},
     5: {"engine", "distributed"},
     6: {"api", "run_folder"},
