@@ -656,3 +656,32 @@ def report_command(folder, out):
         click.echo(f"note: {note}")
     click.echo(f"wrote {report.html} ({len(report.figures)} charts: "
                + ", ".join(f.name for f in report.figures) + ")")
+
+
+@main.command("export")
+@folder_argument
+@click.option("--xlsx", "xlsx", type=click.Path(path_type=Path), default=None,
+              help="Write an Excel workbook: sheets run, summary, by_year, by_step, inputs and config (needs "
+                   "openpyxl: pip install 'ai-lab-risk-simulator[excel]').")
+@click.option("--csv", "csv_dir", metavar="DIR", type=click.Path(path_type=Path), default=None,
+              help="Write the same tables as CSV files into DIR (run, summary, by_year, by_step, inputs .csv, "
+                   "config.toml and export.json, the list of files written).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing workbook or CSV files, only where simulator export wrote them.")
+@domain_errors
+def export_command(folder, xlsx, csv_dir, force):
+    """Export a finished run for spreadsheets: an Excel workbook and/or CSV files.
+
+    Numbers stay numbers and dates dates; every metric has its standard error and 95% interval, every
+    table its units. Nothing is written when a check fails.
+
+    \b
+    Example:
+        simulator export results/base --xlsx base.xlsx --csv base-csv
+    """
+    if xlsx is None and csv_dir is None:
+        raise click.UsageError("give --xlsx FILE, --csv DIR or both")
+    from .export import export_run
+
+    for path in export_run(folder, xlsx, csv_dir, force):
+        click.echo(f"wrote {path}")
