@@ -119,6 +119,11 @@ threads_option = click.option("--threads", type=click.IntRange(min=1), default=N
                               help="Threads for the kernel [default: all cores]. Never changes the results.")
 
 
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print the summary table (every metric, with its standard error, 95% interval and "
+                                "unit) as JSON on stdout; messages go to stderr.")
+
+
 def quiet_option(help: str = "No progress bar."):
     return click.option("-q", "--quiet", is_flag=True, help=help)
 
@@ -220,9 +225,10 @@ def main():
 @quiet_option()
 @click.option("--report", "make_report", is_flag=True,
               help="Also write report.html and its charts into the output folder (see `simulator report`).")
+@json_option
 @domain_errors
 def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, target_se,
-        max_paths, antithetic, resume, workers, scheduler, quiet, make_report):
+        max_paths, antithetic, resume, workers, scheduler, quiet, make_report, as_json):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
     CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
@@ -249,19 +255,23 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
                                  keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
                                  should_stop=stop, workers=workers, scheduler=scheduler,
                                  progress=bar.update, command=command)
-    click.echo(format_headline(results, cfg, headline_metrics(cfg)))
+    if as_json:  # the table alone on stdout; the rest goes with the progress, to stderr
+        echo_json(results, cfg, out)
+    else:
+        click.echo(format_headline(results, cfg, headline_metrics(cfg)))
     precision = results.metadata["precision"]
     if target_se is not None:
         reached = results.metadata["n_paths"]
         verdict = "reached" if precision["largest_probability_se"] <= target_se else "NOT reached"
         click.echo(f"\ntarget standard error {target_se:g} {verdict} with {reached:,} paths "
-                   f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})")
+                   f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})",
+                   err=as_json)
     click.echo(f"\nwrote {out}/ (paths/, summary, by_year, by_step .parquet) in "
-               f"{results.metadata['runtime']['total_seconds']:.1f} s")
+               f"{results.metadata['runtime']['total_seconds']:.1f} s", err=as_json)
     if make_report:
         from .report import make_report as write_report  # matplotlib loads only when a report is made
 
-        click.echo(f"wrote {write_report(out).html}")
+        click.echo(f"wrote {write_report(out).html}", err=as_json)
 
 
 @main.command()
@@ -306,20 +316,35 @@ def validate(config, overrides, as_toml):
 @main.command()
 @folder_argument
 @click.option("--all", "show_all", is_flag=True, help="Every metric, not only the headline figures.")
+@json_option
 @domain_errors
-def show(folder, show_all):
+def show(folder, show_all, as_json):
     """Print the summary of a finished run from its Parquet files.
 
     \b
     Example:
         simulator show results/base
+        simulator show results/base --json > summary.json
     """
     results = read_results(folder, paths=False)
     meta = results.metadata
     cfg = validate_config(meta["config"], source=f"{folder}/manifest.json")
+    if as_json:
+        echo_json(results, cfg, folder)
+        return
     click.echo(f"{meta['config_name']}: {meta['n_paths']:,} paths, seed {meta['seed']}, "
                f"{meta['steps_per_year']} steps/year, config {meta['config_hash'][:12]}")
     click.echo(format_headline(results, cfg, None if show_all else headline_metrics(cfg)))
+
+
+def echo_json(results, cfg, folder) -> None:
+    """The summary table as JSON on stdout (``simulator.export.summary_json``): every metric, null where a
+    statistic is undefined (never NaN)."""
+    import json
+
+    from .export import summary_json
+
+    click.echo(json.dumps(summary_json(results, cfg, str(folder)), indent=2, allow_nan=False))
 
 
 def format_headline(results, cfg, metrics=None) -> str:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import simulator.export
 from simulator.cli import main
-from simulator.export import CSV_FILES, SHEETS, metric_unit, run_tables, write_xlsx
+from simulator.export import CSV_FILES, SHEETS, metric_unit, run_tables, summary_json, write_xlsx
 from simulator.results import read_results
 
 # A config string that a spreadsheet would run as a formula, with a control character XML cannot hold.
@@ -23,9 +23,10 @@ needs_openpyxl = pytest.mark.skipif(importlib.util.find_spec("openpyxl") is None
 
 @pytest.fixture(scope="module")
 def a_run(tmp_path_factory):
-    """A run whose description is a formula: its folder and the command's result."""
+    """A run made with --json, its description a formula: its folder and the command's result (stdout and stderr
+    apart)."""
     out = tmp_path_factory.mktemp("export") / "run"
-    result = CliRunner().invoke(main, ["run", "-n", "2000", "--seed", "5", "-o", str(out), "-q",
+    result = CliRunner().invoke(main, ["run", "-n", "2000", "--seed", "5", "-o", str(out), "-q", "--json",
                                        "--set", f"description={json.dumps(DESCRIPTION)}"])
     assert result.exit_code == 0, result.output
     return out, result
@@ -49,6 +50,43 @@ def _has_openpyxl() -> bool:
 
 def _files(folder):
     return sorted(p.name for p in folder.iterdir())
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def test_run_json_prints_only_the_summary_on_stdout(a_run):
+    out, result = a_run
+    data = json.loads(result.stdout)  # nothing else on stdout
+    assert "wrote" in result.stderr and "wrote" not in result.stdout
+    summary = read_results(out, paths=False).summary
+    assert [m["metric"] for m in data["metrics"]] == list(summary["metric"])
+    row = data["metrics"][0]
+    assert set(row) == {"metric", "value", "stderr", "ci_low", "ci_high", "unit", "headline", "description"}
+    assert row["value"] == summary["value"].iloc[0] and row["ci_high"] == summary["ci_high"].iloc[0]
+    assert data["run"]["n_paths"] == 2000 and data["run"]["seed"] == 5 and data["interval"] == 0.95
+
+
+def test_show_json_equals_run_json_and_every_metric_has_a_unit(a_run):
+    out, result = a_run
+    shown = CliRunner().invoke(main, ["show", str(out), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout) == json.loads(result.stdout)
+    metrics = json.loads(shown.stdout)["metrics"]
+    assert all(m["unit"] for m in metrics), [m["metric"] for m in metrics if not m["unit"]]
+    units = {m["metric"]: m["unit"] for m in metrics}
+    assert units["p_fcf_positive_2030"] == "probability" and units["funding_gap_q95"] == "$B"
+    assert units["gross_margin_2030_q50"] == "share of revenue" and units["gross_margin_2030_n_undefined"] == "paths"
+    assert sum(m["headline"] for m in metrics) == 22
+
+
+def test_json_has_null_for_an_undefined_statistic_never_nan(a_run):
+    out, _ = a_run
+    results = read_results(out, paths=False)
+    results.summary.loc[0, ["value", "stderr"]] = [math.nan, math.inf]
+    cfg = simulator.config.validate(results.metadata["config"])
+    text = json.dumps(summary_json(results, cfg), allow_nan=False)  # raises on a NaN
+    assert json.loads(text)["metrics"][0]["value"] is None and json.loads(text)["metrics"][0]["stderr"] is None
 
 
 def test_units_of_metrics_to_come():
