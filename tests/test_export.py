@@ -205,17 +205,42 @@ def test_workbook_is_replaced_only_with_force_and_only_ours(exported, tmp_path):
     assert theirs.read_bytes() == b"a workbook of someone else"
 
 
+def _soffice(tmp_path, target: str, xlsx):
+    done = subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo",
+                           "--convert-to", target, "--outdir", str(tmp_path), str(xlsx)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Error" not in done.stderr, done.stderr  # a file it cannot load: exit 0, "Error"
+
+
+def _ods_cells(path, sheet: str, rows: int) -> list[list[tuple[str | None, str | None]]]:
+    """(value type, value) of the cells of a sheet's first ``rows`` rows, as LibreOffice saved them (flat ODS)."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+          "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+          "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0"}
+    office = "{%s}" % ns["office"]
+    table = next(t for t in ET.parse(path).getroot().iter("{%s}table" % ns["table"])
+                 if t.get("{%s}name" % ns["table"]) == sheet)
+    out = []
+    for row in table.findall("table:table-row", ns)[:rows]:
+        cells = []
+        for cell in row.findall("table:table-cell", ns):
+            kind = cell.get(office + "value-type")
+            value = (cell.get(office + "date-value") if kind == "date" else cell.get(office + "value")
+                     if kind == "float" else "".join(cell.find("text:p", ns).itertext()) if kind == "string" else None)
+            cells += [(kind, value)] * min(int(cell.get("{%s}number-columns-repeated" % ns["table"], 1)), 20)
+        out.append(cells)
+    return out
+
+
 @needs_openpyxl
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
 def test_libreoffice_opens_the_workbook(exported, tmp_path):
     """LibreOffice headless reads every sheet back: the numbers as numbers, the dates as dates, the config's
     text as text (not a formula's result)."""
     out, xlsx, _, _ = exported
-    done = subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo",
-                           "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,"
-                           "false,-1", "--outdir", str(tmp_path), str(xlsx)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "Error" not in done.stderr, done.stderr  # a file it cannot load: exit 0, "Error"
+    _soffice(tmp_path, "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1", xlsx)
     sheets = {name: pd.read_csv(tmp_path / f"{xlsx.stem}-{name}.csv") for name in SHEETS if name != "config"}
     summary = read_results(out, paths=False).summary
     assert list(sheets["summary"]["metric"]) == list(summary["metric"])
@@ -224,6 +249,18 @@ def test_libreoffice_opens_the_workbook(exported, tmp_path):
         pd.testing.assert_series_equal(sheets["summary"][column], summary[column], rtol=1e-13, check_names=False)
     assert sheets["by_step"]["date (the step's last day)"].iloc[0] == "2026-03-31"
     assert sheets["run"].set_index("field").at["description", "value"] == "=1+2 @SUM(A1) \\x01"
+    # The types LibreOffice gave the cells: numbers, dates, text.
+    _soffice(tmp_path, "fods", xlsx)
+    fods = tmp_path / f"{xlsx.stem}.fods"
+    header, first = _ods_cells(fods, "summary", 2)
+    assert header[0] == ("string", "metric") and first[0] == ("string", summary["metric"].iloc[0])
+    assert [kind for kind, _ in first[2:6]] == ["float"] * 4
+    assert float(first[2][1]) == pytest.approx(summary["value"].iloc[0], rel=1e-15)
+    step = _ods_cells(fods, "by_step", 2)[1]
+    assert step[0] == ("float", "0") and step[1] == ("date", "2026-03-31")
+    run = {row[0][1]: row[1] for row in _ods_cells(fods, "run", 30) if row and row[0][1]}
+    assert run["description"] == ("string", "=1+2 @SUM(A1) \\x01") and run["n_paths"] == ("float", "2000")
+    assert run["as_of"] == ("date", "2026-03-01")
 
 
 # ---------------------------------------------------------------- bad input: one line, nothing written
