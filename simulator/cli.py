@@ -120,6 +120,11 @@ threads_option = click.option("--threads", type=click.IntRange(min=1), default=N
                               help="Threads for the kernel [default: all cores]. Never changes the results.")
 
 
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print the summary table (every metric, with its standard error, 95% interval and "
+                                "unit) as JSON on stdout; messages go to stderr.")
+
+
 def quiet_option(help: str = "No progress bar."):
     return click.option("-q", "--quiet", is_flag=True, help=help)
 
@@ -224,9 +229,10 @@ def main():
 @click.option("--actuals", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Reported figures (configs/actuals/*.toml): weight every path by their likelihood and report "
                    f"the figures given them, with the effective paths (ess) [--paths default: {POSTERIOR_PATHS:,}].")
+@json_option
 @domain_errors
 def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_paths, overrides, force, target_se,
-        max_paths, antithetic, resume, workers, scheduler, quiet, make_report, actuals):
+        max_paths, antithetic, resume, workers, scheduler, quiet, make_report, actuals, as_json):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
     CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
@@ -260,19 +266,23 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
                                  keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
                                  should_stop=stop, workers=workers, scheduler=scheduler,
                                  progress=bar.update, command=command, actuals=actuals)
-    click.echo(format_headline(results, cfg, headline_metrics(cfg)))
+    if as_json:  # the table alone on stdout; the rest goes with the progress, to stderr
+        echo_json(results, cfg, out)
+    else:
+        click.echo(format_headline(results, cfg, headline_metrics(cfg)))
     precision = results.metadata["precision"]
     if target_se is not None:
         reached = results.metadata["n_paths"]
         verdict = "reached" if precision["largest_probability_se"] <= target_se else "NOT reached"
         click.echo(f"\ntarget standard error {target_se:g} {verdict} with {reached:,} paths "
-                   f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})")
+                   f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})",
+                   err=as_json)
     click.echo(f"\nwrote {out}/ (paths/, summary, by_year, by_step .parquet) in "
-               f"{results.metadata['runtime']['total_seconds']:.1f} s")
+               f"{results.metadata['runtime']['total_seconds']:.1f} s", err=as_json)
     if make_report:
         from .report import make_report as write_report  # matplotlib loads only when a report is made
 
-        click.echo(f"wrote {write_report(out).html}")
+        click.echo(f"wrote {write_report(out).html}", err=as_json)
 
 
 @main.command()
@@ -317,20 +327,35 @@ def validate(config, overrides, as_toml):
 @main.command()
 @folder_argument
 @click.option("--all", "show_all", is_flag=True, help="Every metric, not only the headline figures.")
+@json_option
 @domain_errors
-def show(folder, show_all):
+def show(folder, show_all, as_json):
     """Print the summary of a finished run from its Parquet files.
 
     \b
     Example:
         simulator show results/base
+        simulator show results/base --json > summary.json
     """
     results = read_results(folder, paths=False)
     meta = results.metadata
     cfg = validate_config(meta["config"], source=f"{folder}/manifest.json")
+    if as_json:
+        echo_json(results, cfg, folder)
+        return
     click.echo(f"{meta['config_name']}: {meta['n_paths']:,} paths, seed {meta['seed']}, "
                f"{meta['steps_per_year']} steps/year, config {meta['config_hash'][:12]}")
     click.echo(format_headline(results, cfg, None if show_all else headline_metrics(cfg)))
+
+
+def echo_json(results, cfg, folder) -> None:
+    """The summary table as JSON on stdout (``simulator.export.summary_json``): every metric, null where a
+    statistic is undefined (never NaN)."""
+    import json
+
+    from .export import summary_json
+
+    click.echo(json.dumps(summary_json(results, cfg, str(folder)), indent=2, allow_nan=False))
 
 
 def format_headline(results, cfg, metrics=None) -> str:
@@ -669,3 +694,32 @@ def report_command(folder, out):
         click.echo(f"note: {note}")
     click.echo(f"wrote {report.html} ({len(report.figures)} charts: "
                + ", ".join(f.name for f in report.figures) + ")")
+
+
+@main.command("export")
+@folder_argument
+@click.option("--xlsx", "xlsx", type=click.Path(path_type=Path), default=None,
+              help="Write an Excel workbook: sheets run, summary, by_year, by_step, inputs and config (needs "
+                   "openpyxl: pip install 'ai-lab-risk-simulator[excel]').")
+@click.option("--csv", "csv_dir", metavar="DIR", type=click.Path(path_type=Path), default=None,
+              help="Write the same tables as CSV files into DIR (run, summary, by_year, by_step, inputs .csv, "
+                   "config.toml and export.json, the list of files written).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing workbook or CSV files, only where simulator export wrote them.")
+@domain_errors
+def export_command(folder, xlsx, csv_dir, force):
+    """Export a finished run for spreadsheets: an Excel workbook and/or CSV files.
+
+    Numbers stay numbers and dates dates; every metric has its standard error and 95% interval, every
+    table its units. Nothing is written when a check fails.
+
+    \b
+    Example:
+        simulator export results/base --xlsx base.xlsx --csv base-csv
+    """
+    if xlsx is None and csv_dir is None:
+        raise click.UsageError("give --xlsx FILE, --csv DIR or both")
+    from .export import export_run
+
+    for path in export_run(folder, xlsx, csv_dir, force):
+        click.echo(f"wrote {path}")

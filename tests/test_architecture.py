@@ -13,7 +13,7 @@ FLOORS = {
     4: {"built_model", "summary"},
     5: {"engine", "distributed"},
     6: {"api", "run_folder"},
-    7: {"analysis", "judgments", "report", "replay", "scenarios"},
+    7: {"analysis", "judgments", "report", "replay", "scenarios", "export"},
     8: {"cli", "__main__", "__init__"},
 }
 FLOOR = {module: floor for floor, modules in FLOORS.items() for module in modules}
