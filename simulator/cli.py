@@ -238,7 +238,11 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
 
     \b
-    Examples:
+    With --actuals, every path is weighted by how likely the reported figures are given it, and every figure is
+    the model's view given them (docs/model.md, "Updating on reported figures").
+
+    \b
+    Example:
         simulator run configs/base.toml -n 200000 --seed 11 --set funding.min_cash=15
         simulator run --actuals configs/actuals/2026h1.toml --out results/base-2026h1
     """
