@@ -22,7 +22,7 @@ from .analysis import sensitivity as sensitivity_table
 from .analysis import solve as solve_parameter
 from .api import DEFAULT_PATHS, RunInterrupted
 from .api import run as run_simulation
-from .config import DEFAULT_CONFIG, load_config
+from .config import command_config, load_config
 from .config import validate as validate_config
 from .engine import DEFAULT_CHUNK, small_pages
 from .errors import SettingsError, SimulatorError
@@ -225,7 +225,8 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         max_paths, antithetic, resume, workers, scheduler, quiet, make_report):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
-    CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
+    CONFIG is a TOML file, a packaged config's name (base, bear, plan, ...; default: base) or a run's
+    config.json.
 
     \b
     Example:
@@ -239,7 +240,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     cfg = load_config(config, overrides)
     out = out or f"results/{cfg.name}"
     seed = cfg.simulation.seed if seed is None else seed
-    command = shlex.join(["simulator", "run", str(config or DEFAULT_CONFIG),
+    command = shlex.join(["simulator", "run", command_config(config),
                           *[a for o in overrides for a in ("--set", o)]])
     if target_se is not None:
         n_paths = max_paths
