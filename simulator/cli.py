@@ -32,6 +32,7 @@ from .keep import KeepPaths
 from .replay import replay
 from .results import read_results
 from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios
+from .stats import with_error
 from .summary import format_number, format_probability, headline_metrics
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -584,13 +585,16 @@ def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides,
 
     sol = solve_parameter(config, metric, value, key, low=low, high=high, n_paths=n_paths, seed=seed, tol=tol,
                           overrides=overrides, on_evaluation=show)
-    fmt = format_probability if metric.startswith("p_") else format_number
     for note in sol.notes:
         click.echo(f"note: {note}")
-    click.echo(f"{key} = {sol.value:.6g}: {metric} = {fmt(sol.estimate)} ± {_fmt_se(sol.stderr)} "
-               f"(target {value:g})")
-    if math.isfinite(sol.value_se):
-        click.echo(f"Monte Carlo error of the solution ≈ {sol.value_se:.3g} (stderr / local slope of the metric)")
+    # The answer to the digits its Monte Carlo error allows (the metric's stderr over its local slope).
+    if math.isfinite(sol.value_se) and sol.value_se > 0:
+        click.echo(f"{key} = {with_error(sol.value, sol.value_se)} (Monte Carlo error: the metric's standard "
+                   "error / its local slope)")
+    else:
+        click.echo(f"{key} = {sol.value:.6g} (Monte Carlo error not measured: too few evaluations near the "
+                   "solution for the metric's slope)")
+    click.echo(f"{metric} = {with_error(sol.estimate, sol.stderr)} there (target {value:g})")
     click.echo(f"bracket [{sol.bracket[0]:.6g}, {sol.bracket[1]:.6g}] after {sol.evaluations} evaluations "
                f"of {n_paths:,} paths each, seed {sol.seed}")
 

@@ -134,3 +134,19 @@ def mean_minus_quantile(sample, q: float) -> Estimate:
         se = _pair_se((x - m.value) - (q - (x <= qe.value)) * inv_density)
     value = m.value - qe.value
     return Estimate(value, se, value - Z95 * se, value + Z95 * se)
+
+
+def with_error(value: float, error: float) -> str:
+    """``value ± error`` with the digits the error allows: the error to one significant digit (two where that
+    digit would be 1, so that 0.014 is not read as 0.01), the value rounded to the same place ("0.42 ± 0.03",
+    "59.6 ± 0.7", "1230 ± 60"). Without a finite positive error, the value to 6 significant digits alone."""
+    if not (math.isfinite(error) and error > 0 and math.isfinite(value)):
+        return f"{value:.6g}"
+    place = math.floor(math.log10(error))  # the error's leading digit is at 10^place
+    if round(error / 10.0**place) == 10:  # 0.0096 rounds up to 0.01
+        place += 1
+    if round(error / 10.0**place) == 1:
+        place -= 1
+    digits = max(0, -place)
+    value = round(value, -place) + 0.0  # + 0.0: no "-0.00"
+    return f"{value:.{digits}f} ± {round(error, -place):.{digits}f}"

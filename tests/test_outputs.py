@@ -29,7 +29,8 @@ def written(tmp_path_factory):
     (root / "mine" / "tight.toml").write_text('extends = "base"\nname = "tight"\n[funding]\nmin_cash = 12\n')
     commands = [["run", "base", "-n", "400", "--seed", "3", "-o", "a", "-q"],
                 ["run", "mine/tight.toml", "-n", "400", "--seed", "3", "-o", "b", "-q", "--set", "costs.opex_base=4"],
-                ["sensitivity", "a"], ["sensitivity", "--judgments", "a"], ["compare", "a", "b", "--out", "cmp.parquet"],
+                ["sensitivity", "a"], ["sensitivity", "--judgments", "a"],
+                ["compare", "a", "b", "--out", "cmp.parquet"],
                 ["scenarios", "mine", "-n", "300", "-o", "scen"]]
     cwd = os.getcwd()
     os.chdir(root)
