@@ -629,8 +629,17 @@ def solve(config_path: str | Path | None, metric: str, target: float, key: str, 
         else:
             hi = (mid, f_mid)
     best = min((lo, hi), key=lambda p: abs(p[1] - target))
-    # The local slope from the evaluations within 1/8 of the initial bracket of the solution.
+    # The local slope from the evaluations within 1/8 of the initial bracket of the solution; where the search
+    # ended before it had three there (the target hit exactly), from the nearest evaluation on each side, a
+    # coarser slope, and said so.
     near = [(x, f) for x, f in history if abs(x - best[0]) <= (high - low) / 8]
+    if len(near) < 3:
+        below = [p for p in history if p[0] < best[0]]
+        above = [p for p in history if p[0] > best[0]]
+        if below and above:
+            near = [max(below), best, min(above)]
+            notes.append(f"the Monte Carlo error of the solution comes from the metric's slope over "
+                         f"[{near[0][0]:.6g}, {near[2][0]:.6g}], the nearest evaluations: a coarse estimate")
     slope = math.nan
     if len(near) >= 3 and np.ptp([x for x, _ in near]) > 0:
         slope = float(np.polyfit([x for x, _ in near], [f for _, f in near], 1)[0])

@@ -314,7 +314,7 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         "by_step_paths": min(n_paths, TRACE_PATHS),
         **({"figures": figure_report(model.actuals, sim.loglik)} if model.actuals is not None and sim.loglik is not None
            else {}),
-        "reproduce": f"{run.command or 'simulator run CONFIG.json'} --seed {seed} --paths {n_paths} "
+        "reproduce": f"{run.command or 'simulator run config.json'} --seed {seed} --paths {n_paths} "
                      f"--keep-paths {KeepPaths.option(n_kept, n_paths)}"
                      + (f" --actuals {shlex.quote(model.actuals.name)}" if model.actuals is not None else ""),
         # Everything under "runtime" describes how the run was executed, never what it computed.
@@ -342,20 +342,23 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
     def local_paths() -> pd.DataFrame:
         return pa.concat_tables([part_table(index) for index in local]).to_pandas()
 
+    def step_table() -> pa.Table:  # per-step quantiles of the first TRACE_PATHS path ids, re-simulated with a trace
+        steps = trace_steps(model, n_paths, seed, run.threads)
+        weights = None if model.actuals is None else path_weights(model.log_likelihoods(steps))
+        return by_step_frame(config, config.simulation.steps_per_year, steps, weights)
+
     if out is None:
-        return Results(local_paths, summary, by_year, metadata)
+        return Results(local_paths, summary, by_year, metadata, lambda: step_table().to_pandas())
     try:
         identity = run_identity(config, seed, model.actuals)
         parts = {part_name(i): write_parquet(out / staged_part_name(i), part_table(i), identity) for i in local}
         parts.update({part_name(i): entry for i, entry in sim.parts.items()})
-        # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
-        steps = trace_steps(model, n_paths, seed, run.threads)
-        by_step = by_step_frame(config, config.simulation.steps_per_year, steps,
-                                None if model.actuals is None else path_weights(model.log_likelihoods(steps)))
+        by_step = step_table()
         write_results(out, {"summary": summary, "by_year": by_year, "by_step": by_step}, metadata, parts)
     except BaseException:
         remove_unfinished(out)
         raise
     (out / RESUME_DIR).remove_tree()
     # Parts the tasks wrote are read back now; the others are still at hand.
-    return Results(read_paths(out, verify=False) if sim.parts else local_paths, summary, by_year, metadata)
+    return Results(read_paths(out, verify=False) if sim.parts else local_paths, summary, by_year, metadata,
+                   by_step.to_pandas)

@@ -23,7 +23,7 @@ from .analysis import sensitivity as sensitivity_table
 from .analysis import solve as solve_parameter
 from .api import DEFAULT_PATHS, POSTERIOR_PATHS, RunInterrupted
 from .api import run as run_simulation
-from .config import DEFAULT_CONFIG, load_config
+from .config import command_config, load_config
 from .config import validate as validate_config
 from .engine import DEFAULT_CHUNK, small_pages
 from .errors import SettingsError, SimulatorError
@@ -33,6 +33,7 @@ from .keep import KeepPaths
 from .replay import replay
 from .results import read_results
 from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios
+from .stats import with_error
 from .summary import format_number, format_probability, headline_metrics
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -235,7 +236,8 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         max_paths, antithetic, resume, workers, scheduler, quiet, make_report, actuals, as_json):
     """Simulate a config and write paths, summary and by-year Parquet files.
 
-    CONFIG is a TOML file (default: the packaged base config) or a run's config.json.
+    CONFIG is a TOML file, a packaged config's name (base, bear, plan, ...; default: base) or a run's
+    config.json.
 
     \b
     With --actuals, every path is weighted by how likely the reported figures are given it, and every figure is
@@ -254,7 +256,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     cfg = load_config(config, overrides)
     out = out or f"results/{cfg.name}"
     seed = cfg.simulation.seed if seed is None else seed
-    command = shlex.join(["simulator", "run", str(config or DEFAULT_CONFIG),
+    command = shlex.join(["simulator", "run", command_config(config),
                           *[a for o in overrides for a in ("--set", o)]])
     if actuals is not None:
         actuals = load_actuals(actuals)
@@ -625,13 +627,16 @@ def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides,
 
     sol = solve_parameter(config, metric, value, key, low=low, high=high, n_paths=n_paths, seed=seed, tol=tol,
                           overrides=overrides, on_evaluation=show)
-    fmt = format_probability if metric.startswith("p_") else format_number
     for note in sol.notes:
         click.echo(f"note: {note}")
-    click.echo(f"{key} = {sol.value:.6g}: {metric} = {fmt(sol.estimate)} ± {_fmt_se(sol.stderr)} "
-               f"(target {value:g})")
-    if math.isfinite(sol.value_se):
-        click.echo(f"Monte Carlo error of the solution ≈ {sol.value_se:.3g} (stderr / local slope of the metric)")
+    # The answer to the digits its Monte Carlo error allows (the metric's stderr over its local slope).
+    if math.isfinite(sol.value_se) and sol.value_se > 0:
+        click.echo(f"{key} = {with_error(sol.value, sol.value_se)} (Monte Carlo error: the metric's standard "
+                   "error / its local slope)")
+    else:
+        click.echo(f"{key} = {sol.value:.6g} (Monte Carlo error not measured: too few evaluations near the "
+                   "solution for the metric's slope)")
+    click.echo(f"{metric} = {with_error(sol.estimate, sol.stderr)} there (target {value:g})")
     click.echo(f"bracket [{sol.bracket[0]:.6g}, {sol.bracket[1]:.6g}] after {sol.evaluations} evaluations "
                f"of {n_paths:,} paths each, seed {sol.seed}")
 

@@ -539,6 +539,45 @@ def read_toml(path: Path, what: str = "config") -> dict:
         raise ConfigError(f"{path}: cannot read the {what} file ({e.strerror or e})") from None
 
 
+_PACKAGED_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")  # a packaged config's name: no dot, no slash
+
+
+def packaged(name: str) -> Path | None:
+    """The packaged config ``name`` names (``base``: ``simulator/configs/base.toml``), or None where ``name`` is
+    not a plain name (it has a suffix or a folder) or no packaged config bears it."""
+    if not _PACKAGED_NAME.fullmatch(name):
+        return None
+    path = PACKAGED_CONFIGS / f"{name}.toml"
+    return path if path.is_file() else None
+
+
+def config_file(given: str | Path, folder: Path | None = None) -> Path:
+    """The file a config argument or an ``extends`` value names, relative to ``folder`` (default: the working
+    folder): that file where it exists, else the packaged config of that name (:func:`packaged`), else the path
+    as given (whose reading then says it is missing)."""
+    path = (folder or Path()) / given
+    if not path.exists():
+        return packaged(str(given)) or path
+    return path
+
+
+def command_config(given: str | Path | None) -> str:
+    """How a command line that reproduces a run names its config, with no path of this machine in it: a
+    packaged config by its name (``base``), a relative path as the user typed it, an absolute path inside the
+    working folder relative to it; else the run's own ``config.json`` (read in the run's folder)."""
+    if given is None:
+        return DEFAULT_CONFIG.stem
+    path = Path(given)
+    if not path.is_absolute():
+        return str(path)  # as typed: a relative path, or a packaged config's name
+    if path.suffix == ".toml" and path.parent.resolve() == PACKAGED_CONFIGS.resolve() and packaged(path.stem):
+        return path.stem
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return "config.json"
+
+
 def _merge(base: dict, override: dict) -> dict:
     """Deep merge: tables merge key by key, anything else in ``override`` replaces."""
     out = copy.deepcopy(base)
@@ -570,9 +609,11 @@ def read_raw(path: Path) -> dict:
             break
         if not isinstance(parent, str):
             raise ConfigError(f"{path}: extends = {parent!r}: expected a file name (string)")
-        parent_path = (path.parent / parent)
+        parent_path = config_file(parent, path.parent)  # a packaged config's name ("base") from any folder
         if not parent_path.exists():
-            raise ConfigError(f"{path}: extends = {parent!r}: no such file {parent_path}")
+            names = ", ".join(p.stem for p in sorted(PACKAGED_CONFIGS.glob("*.toml")))
+            also = f", nor a packaged config of that name ({names})" if _PACKAGED_NAME.fullmatch(parent) else ""
+            raise ConfigError(f"{path}: extends = {parent!r}: no such file {parent_path}{also}")
         path = parent_path.resolve()
     merged = tables.pop()
     while tables:
@@ -644,7 +685,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     Parameters
     ----------
     path : str or Path, optional
-        A TOML file; the packaged ``base.toml`` when omitted.
+        A TOML file, or the name of a packaged config (``"bear"``) where no such file exists; the packaged
+        ``base.toml`` when omitted. An ``extends`` value may name a packaged config the same way.
     overrides : list of str
         ``"dotted.key=value"`` strings applied after ``extends`` is resolved.
 
@@ -653,7 +695,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     ConfigError
         With a one-line message naming the key, the value and what was expected.
     """
-    path = Path(path) if path is not None else DEFAULT_CONFIG
+    path = config_file(path) if path is not None else DEFAULT_CONFIG
     raw = read_raw(path)
     if "name" not in raw and not NAME_PATTERN.fullmatch(path.stem):
         raise ConfigError(f"{path}: the file name {path.stem!r} is not a plain name ({NAME_RULE}); "

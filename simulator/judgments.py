@@ -23,6 +23,7 @@ from .api import run
 from .config import Config, ConfigError, Judgment, validate
 from .results import read_results, write_parquet
 from .storage import Location
+from .units import FACTOR, unit_of
 
 # The fields of a distribution table that move with its values when it is scaled; a lognormal's mu moves by
 # ln(f) instead, and shape fields (sigma of a lognormal, alpha, beta, lamb) stay.
@@ -200,6 +201,9 @@ def run_judgments(folder, progress=None):
     base = results.paths if meta["paths_kept"] == n_paths else simulate(config)
     table = judgment_table(config, base, seed, simulate, progress)
     path = Location(folder) / JUDGMENTS_FILE
+    # A setting is a factor where the judgment scales a schedule or distribution, else in its key's unit.
+    setting_units = {j: FACTOR if scaled else unit_of(key) or "" for j, key, scaled in
+                     zip(table.get("judgment", []), table.get("key", []), table.get("scaled", []))}
     write_parquet(path, table, {**{k: v for k, v in meta.items() if k != "runtime"},
-                                "analysis": {"name": "judgments", "simulator_version": __version__}})
+                                "analysis": {"name": "judgments", "simulator_version": __version__}}, setting_units)
     return table, meta, path

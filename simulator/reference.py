@@ -244,6 +244,7 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
 
     for k in range(m.n_years * m.spy):
         y, t0, t1 = k // m.spy, k * dt, k * dt + dt
+        cash_start, credit_start, sched_start = cash, credit, raised_sched  # what the step's trace explains
         burn = max(0.0, -sum(trailing_fcf))
         # The runway rule or survival mode (model v2), not both multiplied.
         cut = cut_factor if (burn > 0 and cash < runway_floor * burn) or survival else 1.0
@@ -346,7 +347,8 @@ def simulate_path(m: ModelInputs, seed: int, path_id: int) -> dict:
                           units=demand, interest=interest, fcf=fcf, price=math.exp(log_price + jump_dev),
                           usage=math.exp(log_usage), market=market, cut=cut, cash=cash, credit=credit,
                           credit_interest=credit_interest, survival=survival, cash_at_raise=cash_at_raise,
-                          raised_contingent=raised_now,
+                          cash_start=cash_start, raised_scheduled=raised_sched - sched_start,
+                          raised_contingent=raised_now, credit_change=credit - credit_start,
                           competition=competition, supply_shocks=supply_shocks))
 
     return dict(

@@ -6,7 +6,6 @@ independent recomputation, and where the run kept the path's row the two are com
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,14 @@ from .layout import BLOCK_PATHS
 from .model import build_inputs, drawn_parameters
 from .results import MANIFEST, METADATA_KEY, ResultsError, part_name, read_manifest, read_table
 from .storage import Location
+from .summary import step_end_dates
 
 
 @dataclass
 class Replay:
     path_id: int
     parameters: dict[str, float]  # drawn parameters of the path
-    trace: pd.DataFrame           # one row per step: every state variable
+    trace: pd.DataFrame           # one row per step: the funding columns (CASH_COLUMNS), then every state variable
     matches_run: bool | None      # the run's stored row agrees (None: the run did not keep it)
     run_version: str = __version__  # the simulator version that made the run
 
@@ -52,11 +52,24 @@ def replay(folder: str | Path, path_id: int) -> Replay:
     inputs = build_inputs(config)
     result = reference.simulate_path(inputs, meta["seed"], path_id)
     parameters = dict(zip(drawn_parameters(config), result["theta"]))
-    trace = pd.DataFrame(result["trace"])
-    start = dt.date(config.simulation.start_year, 1, 1)
-    trace.insert(1, "date", [start + dt.timedelta(days=round(t * 365.25)) for t in trace.pop("t_end")])
+    trace = step_trace(config, result["trace"])
     matches = _matches_stored_row(folder, meta, config, path_id, result)
     return Replay(path_id, parameters, trace, matches, str(meta.get("simulator_version", "?")))
+
+
+# The columns that explain the change in cash over a step, first: cash_end = cash_start + fcf + raised_scheduled
+# + raised_contingent + credit_change (fcf already holds the interest earned on cash and paid on the credit drawn).
+CASH_COLUMNS = ("step", "date", "cash_start", "fcf", "raised_scheduled", "raised_contingent", "credit_change",
+                "cash_end", "credit", "interest", "credit_interest")
+
+
+def step_trace(config, steps: list[dict]) -> pd.DataFrame:
+    """The reference's per-step records as a table: the funding columns first (``CASH_COLUMNS``), then the rest;
+    ``date`` the last day of the step, as in ``by_step`` and ``first_shortfall``."""
+    trace = pd.DataFrame(steps).rename(columns={"cash": "cash_end"})
+    trace["date"] = step_end_dates(config, config.simulation.steps_per_year, len(trace))
+    rest = [c for c in trace.columns if c not in CASH_COLUMNS and c != "t_end"]
+    return trace[[*CASH_COLUMNS, *rest]]
 
 
 def _same_run(path: Location, metadata: dict, meta: dict) -> None:

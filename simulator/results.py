@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
+from . import __version__, units
 from .errors import SimulatorError
 from .layout import BLOCK_PATHS
 from .storage import Location, first_line
@@ -48,7 +48,7 @@ TABLES = ("summary", "by_year")
 PATHS_DIR = "paths"  # the per-path dataset
 STAGING_DIR = ".paths-unfinished"  # its parts until the run ends (readers of datasets skip hidden folders)
 DERIVED_TABLES = ("sensitivity", "judgments")  # written later by analysis commands
-STEP_TABLE = "by_step"  # per-step quantiles: written with the run, not read by read_results
+STEP_TABLE = "by_step"  # per-step quantiles: written with the run, read by Results.by_step when asked for
 IDENTITY = ("schema_version", "simulator_version", "seed", "steps_per_year", "config_name", "config_hash", "config")
 REQUIRED_METADATA = (*IDENTITY, "n_paths")
 # Of a posterior run only (``simulator run --actuals``): the reported figures its paths are weighted by. Part of
@@ -70,6 +70,7 @@ class Results:
     summary: pd.DataFrame
     by_year: pd.DataFrame
     metadata: dict
+    steps: pd.DataFrame | Callable[[], pd.DataFrame] | None = field(default=None, repr=False)
 
     @property
     def paths(self) -> pd.DataFrame | None:
@@ -77,6 +78,14 @@ class Results:
         if callable(self.rows):
             self.rows = self.rows()
         return self.rows
+
+    @property
+    def by_step(self) -> pd.DataFrame | None:
+        """The per-step quantiles (``by_step.parquet``: step, date, variable, mean, q05 .. q95, paths), read or
+        computed when first asked for."""
+        if callable(self.steps):
+            self.steps = self.steps()
+        return self.steps
 
     def metric(self, name: str) -> pd.Series:
         """One summary row (value, stderr, ci_low, ci_high) by metric name."""
@@ -113,11 +122,15 @@ def part_count(n_kept: int) -> int:
     return max(1, -(-n_kept // BLOCK_PATHS))
 
 
-def write_parquet(path: str | Path | Location, table: pa.Table | pd.DataFrame, metadata: dict) -> dict:
-    """Write ``table`` to ``path`` (whole or not at all), with ``metadata`` as JSON under the key ``simulator``;
-    returns its manifest entry (rows, SHA-256). Every Parquet file of the project is written here."""
+def write_parquet(path: str | Path | Location, table: pa.Table | pd.DataFrame, metadata: dict,
+                  row_units: dict[str, str] | None = None) -> dict:
+    """Write ``table`` to ``path`` (whole or not at all), with ``metadata`` as JSON under the key ``simulator``
+    and each field's unit in its own metadata (:func:`simulator.units.annotate`; ``row_units`` for quantities
+    whose unit it does not know); returns its manifest entry (rows, SHA-256). Every Parquet file of the project
+    is written here, so every file has the same string type (``string``, not pandas' ``large_string``)."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False)
+    table = units.annotate(_small_strings(table), row_units)
     blob = json.dumps(metadata, sort_keys=True).encode()
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: blob})
     sink = pa.BufferOutputStream()
@@ -131,13 +144,23 @@ def write_parquet(path: str | Path | Location, table: pa.Table | pd.DataFrame, m
     return {"rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _small_strings(table: pa.Table) -> pa.Table:
+    """``table`` with its ``large_string`` columns (how pandas' string columns convert) as ``string``."""
+    if not any(pa.types.is_large_string(t) for t in table.schema.types):
+        return table
+    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_large_string(f.type) else f for f in table.schema],
+                       metadata=table.schema.metadata)
+    return table.cast(schema)
+
+
 def write_results(out: str | Location, tables: dict[str, pa.Table | pd.DataFrame], metadata: dict,
                   parts: dict[str, dict]) -> None:
     """Write each table as ``<name>.parquet``, then the resolved config, then move the staged per-path ``parts``
     (name in ``paths/`` -> entry) into ``paths/``, then the manifest, which lists them all."""
     out = Location(out)
     file_metadata = {k: v for k, v in metadata.items() if k != "runtime"}
-    entries = {f"{name}.parquet": write_parquet(out / f"{name}.parquet", table, file_metadata)
+    entries = {f"{name}.parquet": write_parquet(out / f"{name}.parquet", table, file_metadata,
+                                                units.STEP_UNITS if name == STEP_TABLE else None)
                for name, table in tables.items()}
     entries.update(parts)
     config_text = json.dumps(metadata["config"], indent=2) + "\n"
@@ -324,12 +347,14 @@ def read_results(folder: str | Location, paths: bool = True, verify: bool = True
     """
     folder = Location(folder)
     manifest = read_manifest(folder, verify=verify)
-    frames = {}
-    for name in TABLES:
+
+    def read(name: str) -> pd.DataFrame:
         path = folder / f"{name}.parquet"
         table, metadata = _read(path, REQUIRED_METADATA)
         _of_run(path, metadata, manifest, REQUIRED_METADATA)
         _check_rows(path, table, manifest["files"][path.name])
-        frames[name] = table.to_pandas()
+        return table.to_pandas()
+
+    frames = {name: read(name) for name in TABLES}
     rows = _read_paths(folder, manifest, None) if paths else None
-    return Results(rows, frames["summary"], frames["by_year"], manifest["metadata"])
+    return Results(rows, frames["summary"], frames["by_year"], manifest["metadata"], lambda: read(STEP_TABLE))

@@ -9,6 +9,7 @@ Each scenario's run folder is written under ``out/<name>/`` (a local folder or a
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,7 +18,7 @@ import pandas as pd
 
 from . import __version__
 from .api import DEFAULT_PATHS, execute, prepare
-from .config import PACKAGED_CONFIGS, Config, ConfigError, load_config
+from .config import PACKAGED_CONFIGS, Config, ConfigError, command_config, load_config
 from .results import SCHEMA_VERSION, Results, ResultsError, write_parquet
 from .storage import Location
 
@@ -112,7 +113,7 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
         raise ResultsError(f"{target}: exists; use --force to replace it")
     # The run adds --seed, --paths and --keep-paths to the command.
     runs = [prepare(s.config, n_paths, seed, out / s.name, force=force, progress=progress(s) if progress else None,
-                    command=f"simulator run {s.path}") for s in scenarios]
+                    command=f"simulator run {shlex.quote(command_config(s.path))}") for s in scenarios]
     for s, results in zip(scenarios, execute(runs, workers, scheduler)):
         s.results = results
     table = combined_summary(scenarios)

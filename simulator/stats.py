@@ -154,3 +154,19 @@ def effective_counts(weights: np.ndarray, flags: np.ndarray, names) -> tuple[dic
     total = float(np.sum(weights))
     # A share can round to just above 1 (the two sums add in different orders): it is 1.
     return {name: ess * min(1.0, float(np.sum(weights * f)) / total) for name, f in zip(names, flags)}, ess
+
+
+def with_error(value: float, error: float) -> str:
+    """``value ± error`` with the digits the error allows: the error to one significant digit (two where that
+    digit would be 1, so that 0.014 is not read as 0.01), the value rounded to the same place ("0.42 ± 0.03",
+    "59.6 ± 0.7", "1230 ± 60"). Without a finite positive error, the value to 6 significant digits alone."""
+    if not (math.isfinite(error) and error > 0 and math.isfinite(value)):
+        return f"{value:.6g}"
+    place = math.floor(math.log10(error))  # the error's leading digit is at 10^place
+    if round(error / 10.0**place) == 10:  # 0.0096 rounds up to 0.01
+        place += 1
+    if round(error / 10.0**place) == 1:
+        place -= 1
+    digits = max(0, -place)
+    value = round(value, -place) + 0.0  # + 0.0: no "-0.00"
+    return f"{value:.{digits}f} ± {round(error, -place):.{digits}f}"

@@ -338,7 +338,8 @@ STEP_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
 
 
 def step_end_dates(config, spy: int, n_steps: int) -> list[dt.date]:
-    """Last day of each step."""
+    """Last day of each step (the day before the next one starts): the dates of ``by_step``, of ``first_shortfall``
+    in ``paths/`` and of ``simulator replay``, all from here."""
     start = config.simulation.start_year
     out = []
     for k in range(n_steps):
@@ -393,11 +394,9 @@ def max_rank_error(samples: dict) -> float:
 
 def first_shortfall_dates(config, spy: int, steps: np.ndarray) -> pa.Array:
     """Last day of the first step in shortfall (null when none)."""
-    start = config.simulation.start_year
-    n_steps = len(config.years) * spy
-    # The last day of each step (the day before the next one starts) in days since 1970-01-01, looked up per path.
-    next_starts = [dt.date(start + (k + 1) // spy, 1 + 12 * ((k + 1) % spy) // spy, 1) for k in range(n_steps)]
-    ends = np.array([(d - dt.timedelta(days=1) - dt.date(1970, 1, 1)).days for d in next_starts], dtype=np.int32)
+    # The last day of each step in days since 1970-01-01, looked up per path.
+    ends = np.array([(d - dt.date(1970, 1, 1)).days for d in step_end_dates(config, spy, len(config.years) * spy)],
+                    dtype=np.int32)
     shortfall = steps >= 0
     return pa.array(ends[np.where(shortfall, steps, 0).astype(np.int64)], type=pa.date32(), mask=~shortfall)
 

@@ -13,6 +13,7 @@ import simulator
 from simulator import analysis
 from simulator.cli import main
 from simulator.config import validate
+from simulator.stats import with_error
 
 from conftest import BASE_RAW, set_key
 
@@ -196,6 +197,14 @@ def test_solve_recovers_a_known_value(runs):
     assert sol.stderr == pytest.approx(np.sqrt(sol.estimate * (1 - sol.estimate) / 3000))
 
 
+@pytest.mark.parametrize("value, error, text", [
+    (0.4213, 0.031, "0.42 ± 0.03"), (59.6484, 0.676, "59.6 ± 0.7"), (1234.5, 56, "1230 ± 60"),
+    (0.5001, 0.00354, "0.500 ± 0.004"), (0.42, 0.014, "0.420 ± 0.014"), (0.42, 0.0096, "0.420 ± 0.010"),
+    (-0.0001, 0.03, "0.00 ± 0.03"), (3.14159, 1.6, "3 ± 2"), (12.3456, float("nan"), "12.3456")])
+def test_an_answer_is_rounded_to_its_error(value, error, text):
+    assert with_error(value, error) == text
+
+
 def test_solve_errors_and_command():
     with pytest.raises(ValueError, match="is a distribution"):
         analysis.solve(None, "p_shortfall_by_2030", 0.1, "funding.initial_cash", n_paths=500)
@@ -213,6 +222,14 @@ def test_solve_errors_and_command():
                                   "-n", "1000", "--tol", "0.5"])
     assert result.exit_code == 0, result.output
     assert "funding.min_cash = " in result.output and "evaluations" in result.output
+    # The answer with its Monte Carlo error, to the digits the error allows.
+    answer = next(line for line in result.output.splitlines() if line.startswith("funding.min_cash = "))
+    if "±" in answer:
+        value, error = answer.removeprefix("funding.min_cash = ").split(" (")[0].split(" ± ")
+        decimals = len(value.partition(".")[2])
+        assert decimals == len(error.partition(".")[2]) and float(error) > 0
+    else:
+        assert "Monte Carlo error not measured" in answer
     # A correlated parameter can be solved for: its correlations are dropped, and said so.
     target = observed("p_fcf_positive_2030", "compute.price_drift=-0.3", "parameter_correlation.names=[]",
                       "parameter_correlation.matrix=[]")

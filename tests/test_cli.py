@@ -247,7 +247,7 @@ def test_replay_recomputes_a_stored_path(finished_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert "matches the run's stored row" in result.output
     trace = pd.read_csv(csv)
-    assert len(trace) == 20 and {"revenue", "fcf", "cash", "credit", "price", "market"} <= set(trace.columns)
-    assert trace["cash"].iloc[-1] == pytest.approx(read_results(out).paths.loc[123, "cash_end"], rel=1e-9)
+    assert len(trace) == 20 and {"revenue", "fcf", "cash_end", "credit", "price", "market"} <= set(trace.columns)
+    assert trace["cash_end"].iloc[-1] == pytest.approx(read_results(out).paths.loc[123, "cash_end"], rel=1e-9)
     bad = CliRunner().invoke(main, ["replay", str(out), "--path", "4000"])
     assert bad.exit_code == 1 and "0..3999" in bad.output

@@ -40,6 +40,25 @@ def test_extends_overrides_only_what_differs(tmp_path):
     assert cfg.funding.scheduled == base.funding.scheduled
 
 
+def test_extends_and_the_config_argument_may_name_a_packaged_config_from_any_folder(tmp_path, monkeypatch):
+    """``extends = "base"`` (no suffix, no folder) is the packaged base.toml where the folder has no file of that
+    name; a file of that name wins; the command line takes a packaged config's name the same way."""
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, 'extends = "bear"\nname = "darker"\n[funding]\nmin_cash = 15\n')
+    cfg, bear = load_config(path), load_config(PACKAGED_CONFIGS / "bear.toml")
+    assert cfg.funding.min_cash.value == 15 and cfg.revenue == bear.revenue  # bear extends base.toml in its folder
+    assert load_config("bear").digest() == bear.digest()
+    result = CliRunner().invoke(main, ["validate", "bear"])
+    assert result.exit_code == 0 and "valid (bear," in result.output, result.output
+    # A local file of the name is read instead, and the packaged name never reaches a path with a folder or suffix.
+    write(tmp_path, 'extends = "base.toml"\nname = "local"\n', "bear")
+    write(tmp_path, f'extends = "{BASE}"\nname = "local"\n', "base.toml")
+    local = load_config(path)
+    assert local.revenue == load_config().revenue != bear.revenue and local.funding.min_cash.value == 15
+    for missing in ("bear.toml", "sub/bear", "nosuchconfig"):
+        assert missing in error_of(write(tmp_path, f'extends = "{missing}"\n', "m.toml"))
+
+
 def test_set_means_what_model_md_says():
     cfg = load_config(overrides=["funding.min_cash=15", "revenue.consumer.sigma=0.3",
                                  "compute.price_drift.p5=-0.5", "simulation.steps_per_year=12"])

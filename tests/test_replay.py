@@ -3,6 +3,8 @@
 import json
 import shutil
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -84,3 +86,45 @@ def test_replay_csv_into_a_missing_folder_is_one_line(finished_run, tmp_path):
     message = one_line_error(["replay", str(finished_run), "--path", "3", "--csv", str(target)])
     assert f"--csv {target}: no folder {target.parent}" in message
     assert not (tmp_path / "no").exists()
+
+
+def test_replay_explains_every_change_in_cash_and_dates_steps_as_the_files_do(finished_run):
+    """cash_end = cash_start + fcf + raised_scheduled + raised_contingent + credit_change at every step, on paths
+    with a scheduled raise, a contingent raise, a credit draw and a shortfall; the dates are by_step's, and a
+    shortfall path's first step under min_cash is the date its row stores as first_shortfall."""
+    paths = pq.read_table(finished_run / "paths").to_pandas()
+    picks = {"first": 0, "credit drawn": int(paths.index[paths["credit_drawn_max"] > 0][0]),
+             "contingent raise": int(paths.index[paths["raised_contingent"] > 0][0]),
+             "shortfall": int(paths.index[paths["first_shortfall"].notna()][0])}
+    by_step = pq.read_table(finished_run / "by_step.parquet").to_pandas()
+    step_dates = by_step.drop_duplicates("step").set_index("step")["date"]
+    seen = set()
+    for what, path_id in picks.items():
+        r = replay_module.replay(finished_run, path_id)
+        t = r.trace
+        assert r.matches_run, what
+        assert list(t.columns[:len(replay_module.CASH_COLUMNS)]) == list(replay_module.CASH_COLUMNS)
+        explained = t["cash_start"] + t["fcf"] + t["raised_scheduled"] + t["raised_contingent"] + t["credit_change"]
+        assert np.allclose(explained, t["cash_end"], rtol=0, atol=1e-9), what
+        assert np.array_equal(t["cash_start"].iloc[1:].to_numpy(), t["cash_end"].iloc[:-1].to_numpy())
+        assert t["cash_start"].iloc[0] == pytest.approx(r.parameters["funding.initial_cash"])
+        assert np.allclose(t["credit_change"].cumsum(), t["credit"], atol=1e-12)
+        row = paths.iloc[path_id]
+        assert t["raised_scheduled"].sum() == pytest.approx(row["raised_scheduled"], abs=1e-9)
+        assert t["raised_contingent"].sum() == pytest.approx(row["raised_contingent"], abs=1e-9)
+        assert list(t["date"]) == list(step_dates.loc[t["step"]])
+        under = t.index[t["cash_end"] < 10.0]  # base's min_cash
+        if len(under):
+            assert t["date"].iloc[under[0]] == row["first_shortfall"]
+        else:
+            assert pd.isna(row["first_shortfall"])
+        seen |= {c for c in ("raised_scheduled", "raised_contingent", "credit_change") if (t[c] != 0).any()}
+    assert seen == {"raised_scheduled", "raised_contingent", "credit_change"}  # every column explained something
+
+
+def test_replay_prints_the_funding_columns(finished_run):
+    result = CliRunner().invoke(main, ["replay", str(finished_run), "--path", "3"])
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "cash_start" in line)
+    for column in ("date", "raised_scheduled", "raised_contingent", "credit_change", "cash_end"):
+        assert column in header
