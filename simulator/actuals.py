@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError, read_toml
+from .config import PACKAGED_CONFIGS, ConfigError, read_toml
 from .layout import T_CASH, T_FCF, T_GM, T_REV
 from .stats import effective_paths
 
+PACKAGED_ACTUALS = PACKAGED_CONFIGS / "actuals"
 VARIABLES = ("revenue", "burn", "fcf", "gross_margin", "cash")
 # Default errors by a source's confidence, in the terms of docs/model.md §7: high, medium, low.
 RELATIVE_ERRORS = {"H": 0.05, "M": 0.10, "L": 0.20}
@@ -76,7 +77,8 @@ class Figure:
 
 @dataclasses.dataclass(frozen=True)
 class Actuals:
-    """The figures of an actuals file; ``text`` is the file as read (a run copies it into its folder)."""
+    """The figures of an actuals file; ``name`` is the file as the user gave it, ``text`` as read (a run keeps it
+    in its metadata)."""
 
     name: str
     figures: tuple[Figure, ...]
@@ -134,12 +136,38 @@ class Actuals:
 
 
 
-def load_actuals(path: str | Path) -> Actuals:
-    """Read and check an actuals file (see the module docstring); one :class:`ActualsError` line per problem."""
-    path = Path(path)
+def actuals_file(given: str | Path) -> Path:
+    """The file an ``--actuals`` argument names: that file where it exists, else the packaged actuals file of
+    that plain name (``2026h1``: ``simulator/configs/actuals/2026h1.toml``), else the path as given."""
+    path = Path(given)
+    packaged = PACKAGED_ACTUALS / f"{given}.toml"
+    if not path.exists() and re.fullmatch(r"[A-Za-z0-9_-]+", str(given)) and packaged.is_file():
+        return packaged
+    return path
+
+
+def command_actuals(given: str | Path) -> str:
+    """How a command line that reproduces a run names its actuals file, with no path of this machine in it: a
+    packaged file by its name, a relative path as typed, an absolute path inside the working folder relative to
+    it, else the file's name (its text is in the run's metadata)."""
+    path = Path(given)
+    if not path.is_absolute():
+        return str(path)
+    if path.parent.resolve() == PACKAGED_ACTUALS.resolve():
+        return path.stem
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return path.name
+
+
+def load_actuals(given: str | Path) -> Actuals:
+    """Read and check an actuals file (see the module docstring; a packaged one by its name: ``actuals_file``);
+    one :class:`ActualsError` line per problem."""
+    path = actuals_file(given)
     raw = read_toml(path, "actuals")
-    text = path.read_text(encoding="utf-8") if path.suffix != ".json" else ""
-    name = str(path)
+    text = path.read_text(encoding="utf-8")
+    name = str(given)
     unknown = set(raw) - {"description", "sources", "figures"}
     if unknown:
         raise ActualsError(f"{name}: unknown key {sorted(unknown)[0]!r}; expected description, sources, figures")

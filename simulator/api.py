@@ -22,7 +22,7 @@ import numba
 import pandas as pd
 import pyarrow as pa
 
-from .actuals import Actuals, check_effective, figure_report, load_actuals, path_weights
+from .actuals import Actuals, check_effective, command_actuals, figure_report, load_actuals, path_weights
 from .built_model import Model
 from .config import Config
 from .engine import (
@@ -316,7 +316,8 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
            else {}),
         "reproduce": f"{run.command or 'simulator run config.json'} --seed {seed} --paths {n_paths} "
                      f"--keep-paths {KeepPaths.option(n_kept, n_paths)}"
-                     + (f" --actuals {shlex.quote(model.actuals.name)}" if model.actuals is not None else ""),
+                     + (f" --actuals {shlex.quote(command_actuals(model.actuals.name))}" if model.actuals is not None
+                        else ""),
         # Everything under "runtime" describes how the run was executed, never what it computed.
         "runtime": {
             "threads": run.threads or numba.get_num_threads(),

@@ -46,7 +46,7 @@ NAMES = {
     "scaled": "flag", "year": YEAR, "date": DATE, "first_shortfall": DATE, "breakeven_year": YEAR,
     # counts
     "paths": COUNT, "n_undefined": COUNT, "n_raises": COUNT, "n_bottom": COUNT, "n_top": COUNT,
-    "ess": "paths (effective)", "weight": "weight (relative)",
+    "ess": "paths (effective)", "ess_share": SHARE, "weight": "weight (relative)",
     # per-path and yearly quantities
     **{v: USD for v in ("revenue", "fcf", "cash", "compute_spend", "funding_gap", "cash_end", "lowest_cash",
                         "raised_total", "raised_scheduled", "raised_contingent", "credit_drawn_max",

@@ -22,8 +22,8 @@ from simulator.units import BY_ROW, STEP_UNITS, USD, USD_A_YEAR, unit_of, units_
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """Every kind of file we write, from the command line run in a folder of its own (relative paths): two runs
-    (a packaged config by its name), their sensitivity, judgments and comparison, and a scenarios folder whose
-    config extends the packaged base by its name."""
+    (a packaged config by its name), their sensitivity, judgments and comparison, a scenarios folder whose
+    config extends the packaged base by its name, and a run updated on reported figures (weights, ess)."""
     root = tmp_path_factory.mktemp("outputs")
     (root / "mine").mkdir()
     (root / "mine" / "tight.toml").write_text('extends = "base"\nname = "tight"\n[funding]\nmin_cash = 12\n')
@@ -31,7 +31,10 @@ def written(tmp_path_factory):
                 ["run", "mine/tight.toml", "-n", "400", "--seed", "3", "-o", "b", "-q", "--set", "costs.opex_base=4"],
                 ["sensitivity", "a"], ["sensitivity", "--judgments", "a"],
                 ["compare", "a", "b", "--out", "cmp.parquet"],
-                ["scenarios", "mine", "-n", "300", "-o", "scen"]]
+                ["scenarios", "mine", "-n", "300", "-o", "scen"],
+                ["run", "base", "-n", "2000", "--seed", "3", "-o", "post", "-q", "--actuals",
+                 str(PACKAGED_CONFIGS / "actuals" / "2026h1.toml")],
+                ["run", "base", "-n", "2000", "--seed", "3", "-o", "post2", "-q", "--actuals", "2026h1"]]
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -93,8 +96,11 @@ def test_by_step_dates_are_dates_and_results_read_by_step(written):
 
 def test_reproduce_names_the_config_without_paths_of_this_machine(written):
     reproduce = {name: json.loads((written / name / "manifest.json").read_text())["metadata"]["reproduce"]
-                 for name in ("a", "b", "scen/tight")}
+                 for name in ("a", "b", "scen/tight", "post", "post2")}
     assert reproduce["a"] == "simulator run base --seed 3 --paths 400 --keep-paths all"
+    # A packaged actuals file by its name, however it was given.
+    assert reproduce["post"] == reproduce["post2"] == ("simulator run base --seed 3 --paths 2000 --keep-paths all "
+                                                       "--actuals 2026h1")
     assert reproduce["b"].startswith("simulator run mine/tight.toml --set costs.opex_base=4 --seed 3")
     assert reproduce["scen/tight"].startswith("simulator run mine/tight.toml --seed")
     for text in reproduce.values():
