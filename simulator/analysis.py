@@ -28,8 +28,8 @@ from .api import run
 from .config import Config, ConfigError, load_config, validate
 from .errors import SettingsError
 from .model import drawn_parameters
-from .results import Results, ResultsError, write_parquet
-from .stats import Z95
+from .results import ACTUALS, Results, ResultsError, write_parquet
+from .stats import Z95, effective_paths
 from .storage import Location
 
 SENSITIVITY_FILE = "sensitivity.parquet"
@@ -45,8 +45,10 @@ def run_config(results: Results, folder: str | Path = "run") -> Config:
     return validate(results.metadata["config"], source=f"{folder}/manifest.json")
 
 
-def _paths_of(results: Results, folder, need_all: bool = False) -> tuple[pd.DataFrame, bool]:
-    """The per-path rows sorted by path id, and whether they are every path of the run."""
+def _paths_of(results: Results, folder, need_all: bool = False, weighted: bool = False) -> tuple[pd.DataFrame, bool]:
+    """The per-path rows sorted by path id, and whether they are every path of the run. A posterior run's rows
+    (a ``weight`` column) come as :func:`weighted_resample` of them, unless the caller reads the ``weighted``
+    rows themselves."""
     paths = results.paths
     n_paths = results.metadata["n_paths"]
     if paths is None or len(paths) == 0:
@@ -56,7 +58,22 @@ def _paths_of(results: Results, folder, need_all: bool = False) -> tuple[pd.Data
     if need_all and not complete:
         raise ResultsError(f"{folder}: the run kept {len(paths):,} of {n_paths:,} paths; "
                            "rerun it with --keep-paths all")
-    return paths.sort_values("path_id", kind="stable").reset_index(drop=True), complete
+    paths = paths.sort_values("path_id", kind="stable").reset_index(drop=True)
+    if "weight" in paths.columns and not weighted:
+        paths = weighted_resample(paths, results.metadata["seed"])
+    return paths, complete
+
+
+def weighted_resample(paths: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A posterior run's rows as an unweighted sample of its posterior: systematic resampling by ``weight``, as
+    many rows as the rows' effective sample size (Kish), so that an analysis's standard errors are those of the
+    effective paths. Rows stay in path order (a row may recur); the offset comes from the run's seed, so the
+    sample is the same every time."""
+    w = paths["weight"].to_numpy()
+    m = max(1, round(effective_paths(w)))
+    points = (np.random.default_rng(seed).random() + np.arange(m)) / m
+    rows = np.minimum(np.searchsorted(np.cumsum(w) / np.sum(w), points, side="right"), len(w) - 1)
+    return paths.iloc[rows].drop(columns="weight").reset_index(drop=True)
 
 
 def outcome_indicators(paths: pd.DataFrame, config: Config) -> dict[str, np.ndarray]:
@@ -240,8 +257,12 @@ def compare(a: Results, b: Results, folder_a: str | Path = "A", folder_b: str | 
     if cfg_a.years != cfg_b.years:
         raise SettingsError(f"{folder_a} simulates {cfg_a.years[0]}..{cfg_a.years[-1]} and {folder_b} "
                             f"{cfg_b.years[0]}..{cfg_b.years[-1]}: the runs must cover the same years")
-    pa_, _ = _paths_of(a, folder_a, need_all=True)
-    pb_, _ = _paths_of(b, folder_b, need_all=True)
+    pa_, _ = _paths_of(a, folder_a, need_all=True, weighted=True)
+    pb_, _ = _paths_of(b, folder_b, need_all=True, weighted=True)
+    actuals_a, actuals_b = ma.get(ACTUALS), mb.get(ACTUALS)
+    if actuals_a is not None and actuals_b is not None and actuals_a["sha256"] != actuals_b["sha256"]:
+        raise SettingsError(f"{folder_a} is updated on {actuals_a['file']} and {folder_b} on {actuals_b['file']}: "
+                            "compare runs updated on the same figures, or a run with its prior")
     notes = []
     drawn_a, drawn_b = drawn_parameters(cfg_a), drawn_parameters(cfg_b)
     if drawn_a != drawn_b:
@@ -256,22 +277,42 @@ def compare(a: Results, b: Results, folder_a: str | Path = "A", folder_b: str | 
         notes.append("the runs use different steps per year: their shocks differ path by path")
     va, vb = _headline_per_path(pa_, cfg_a), _headline_per_path(pb_, cfg_b)
     n = len(pa_)
+    wa, wb = (p["weight"].to_numpy() if "weight" in p.columns else None for p in (pa_, pb_))
+    if wa is not None or wb is not None:
+        notes.append("weighted by reported figures: each side's figures are weighted means, their errors those of "
+                     "the effective paths (delta method, path by path)")
     rows = []
     for name in va:
         xa, xb = va[name], vb[name]
-        d = xb - xa
-        se_paired = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-        se_a = float(xa.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-        se_b = float(xb.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
-        if name.startswith("p_"):  # binomial errors, as in the summaries
-            se_a = math.sqrt(xa.mean() * (1 - xa.mean()) / n)
-            se_b = math.sqrt(xb.mean() * (1 - xb.mean()) / n)
-        diff = float(d.mean())
-        rows.append({"metric": name, "a": float(xa.mean()), "b": float(xb.mean()), "diff": diff,
+        if wa is None and wb is None:
+            d = xb - xa
+            se_paired = float(d.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+            se_a = float(xa.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+            se_b = float(xb.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+            if name.startswith("p_"):  # binomial errors, as in the summaries
+                se_a = math.sqrt(xa.mean() * (1 - xa.mean()) / n)
+                se_b = math.sqrt(xb.mean() * (1 - xb.mean()) / n)
+            mean_a, mean_b = float(xa.mean()), float(xb.mean())
+        else:
+            (mean_a, infl_a), (mean_b, infl_b) = _weighted_mean(xa, wa), _weighted_mean(xb, wb)
+            se_paired = math.sqrt(float(np.sum((infl_b - infl_a) ** 2))) / n
+            se_a, se_b = (math.sqrt(float(np.sum(i * i))) / n for i in (infl_a, infl_b))
+        diff = mean_b - mean_a
+        rows.append({"metric": name, "a": mean_a, "b": mean_b, "diff": diff,
                      "se_paired": se_paired, "se_unpaired": math.hypot(se_a, se_b),
                      "ci_low": diff - Z95 * se_paired, "ci_high": diff + Z95 * se_paired})
     table = pd.DataFrame(rows).astype({"metric": "string"})
     return Comparison(table, n, ma["seed"], notes)
+
+
+def _weighted_mean(x: np.ndarray, w: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """The mean of ``x`` weighted by ``w`` (None: equal weights) and each path's influence on it, scaled as a
+    plain mean's (n w_i / sum w (x_i - mean)): the standard error of a sum of such estimates over the same paths
+    is sqrt(sum of the summed influences squared) / n."""
+    w = np.ones_like(x) if w is None else w
+    total = float(np.sum(w))
+    mean = float(np.sum(w * x)) / total
+    return mean, len(x) * w / total * (x - mean)
 
 
 def write_table(path: str | Path, frame: pd.DataFrame, metadata: dict) -> Path:
