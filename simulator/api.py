@@ -56,7 +56,7 @@ from .results import (
 from .run_folder import FolderLock, prepare_folder, remove_unfinished
 from .samples import BLOCK_PATHS
 from .storage import Location, first_line
-from .summary import by_step_frame, by_year_frame, max_rank_error, paths_table, summary_frame
+from .summary import by_step_frame, by_year_frame, histogram_frame, max_rank_error, paths_table, summary_frame
 
 DEFAULT_PATHS = 100_000
 
@@ -322,7 +322,9 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         # by_step: per-step quantiles of the first TRACE_PATHS path ids (re-simulated with their trace).
         by_step = by_step_frame(config, config.simulation.steps_per_year,
                                 trace_steps(model, n_paths, seed, run.threads))
-        write_results(out, {"summary": summary, "by_year": by_year, "by_step": by_step}, metadata, parts)
+        tables = {"summary": summary, "by_year": by_year, "by_step": by_step,
+                  "histograms": histogram_frame(config, sim.samples)}  # the report's FCF and funding-gap charts
+        write_results(out, tables, metadata, parts)
     except BaseException:
         remove_unfinished(out)
         raise

@@ -256,7 +256,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         verdict = "reached" if precision["largest_probability_se"] <= target_se else "NOT reached"
         click.echo(f"\ntarget standard error {target_se:g} {verdict} with {reached:,} paths "
                    f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})")
-    click.echo(f"\nwrote {out}/ (paths/, summary, by_year, by_step .parquet) in "
+    click.echo(f"\nwrote {out}/ (paths/, summary, by_year, by_step, histograms .parquet) in "
                f"{results.metadata['runtime']['total_seconds']:.1f} s")
     if make_report:
         from .report import make_report as write_report  # matplotlib loads only when a report is made
