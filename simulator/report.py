@@ -535,7 +535,7 @@ def tornado_chart(plt, sens: pd.DataFrame | None, judged: pd.DataFrame | None, s
     ax.set_xlabel(f"P(cash under the floor by the end of {end}), share of paths")
     ax.grid(True, axis="x", alpha=0.3)
     # Below the axis label: 0.6 inch under the axes, whose height is the figure's less its margins (~1.3 inch).
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / (size[1] - 1.3)), ncols=3, fontsize=7, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / (size[1] - 1.3)), ncols=2, fontsize=7, frameon=False)
     _save(plt, fig, path, formats)
     caption = (f"The {len(data)} largest effects on the probability of a shortfall by {end}: among paths where a "
                "drawn parameter is in its lowest (blue) and highest (red) 10% (simulator sensitivity; under each "
