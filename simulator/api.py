@@ -58,7 +58,7 @@ from .results import (
 from .run_folder import FolderLock, prepare_folder, remove_unfinished
 from .samples import BLOCK_PATHS
 from .storage import Location, first_line
-from .summary import by_step_frame, by_year_frame, max_rank_error, paths_table, summary_frame
+from .summary import by_step_frame, by_year_frame, histogram_frame, max_rank_error, paths_table, summary_frame
 
 DEFAULT_PATHS = 100_000
 # A run with --actuals (the command line's default): its paths are weighted. Base given configs/actuals/2026h1.toml
@@ -354,8 +354,9 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         identity = run_identity(config, seed, model.actuals)
         parts = {part_name(i): write_parquet(out / staged_part_name(i), part_table(i), identity) for i in local}
         parts.update({part_name(i): entry for i, entry in sim.parts.items()})
-        by_step = step_table()
-        write_results(out, {"summary": summary, "by_year": by_year, "by_step": by_step}, metadata, parts)
+        tables = {"summary": summary, "by_year": by_year, "by_step": step_table(),
+                  "histograms": histogram_frame(config, sim.samples)}  # the report's FCF and funding-gap charts
+        write_results(out, tables, metadata, parts)
     except BaseException:
         remove_unfinished(out)
         raise

@@ -283,7 +283,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         click.echo(f"\ntarget standard error {target_se:g} {verdict} with {reached:,} paths "
                    f"(largest standard error of a probability: {precision['largest_probability_se']:.2g})",
                    err=as_json)
-    click.echo(f"\nwrote {out}/ (paths/, summary, by_year, by_step .parquet) in "
+    click.echo(f"\nwrote {out}/ (paths/, summary, by_year, by_step, histograms .parquet) in "
                f"{results.metadata['runtime']['total_seconds']:.1f} s", err=as_json)
     if make_report:
         from .report import make_report as write_report  # matplotlib loads only when a report is made
@@ -683,22 +683,25 @@ def replay_command(folder, path_id, csv_file):
 @main.command("report")
 @folder_argument
 @out_option("Folder (or URL) for report.html and the PNG charts [default: FOLDER].")
+@click.option("--format", "formats", type=click.Choice(["png", "svg"]), multiple=True, default=["png"],
+              show_default=True, help="svg: also write each chart as SVG beside its PNG (the page embeds the PNGs).")
 @domain_errors
-def report_command(folder, out):
+def report_command(folder, out, formats):
     """Write the charts of a finished run and one self-contained report.html page.
 
-    Fan charts per step of revenue, gross margin, FCF and cash (with the plan), the last year's FCF
-    histogram with CFaR, the survival curve, the funding gap and, when FOLDER has sensitivity.parquet
-    (`simulator sensitivity`), a tornado chart; all read from the run's Parquet files.
+    A verdict in plain words, fan charts per step of revenue, gross margin, FCF and cash (with the
+    plan), the last year's FCF histogram with CFaR, the survival curve, the funding gap of the paths
+    that fell short and, when FOLDER has sensitivity.parquet (`simulator sensitivity`) or
+    judgments.parquet, a tornado chart; all read from the run's Parquet files.
 
     \b
     Example:
         simulator sensitivity results/base
-        simulator report results/base
+        simulator report results/base --format svg
     """
     from .report import make_report
 
-    report = make_report(folder, out)
+    report = make_report(folder, out, tuple(formats))
     for note in report.notes:
         click.echo(f"note: {note}")
     click.echo(f"wrote {report.html} ({len(report.figures)} charts: "

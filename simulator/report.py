@@ -16,8 +16,10 @@ import base64
 import html
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,9 +27,9 @@ import pandas as pd
 from . import __version__
 from .config import validate
 from .report_files import REPORT_FILE, generator, report_files_of
-from .results import ResultsError, read_paths, read_results, read_table
+from .results import HISTOGRAM_TABLE, ResultsError, read_paths, read_results, read_table
 from .storage import Location, first_line
-from .summary import format_number, format_probability, headline_metrics
+from .summary import HISTOGRAM_TAIL, format_number, format_probability, headline_metrics, histogram_edges
 
 FIGSIZE = (8.0, 4.5)  # inches
 DPI = 100             # so every PNG is 800 x 450 pixels
@@ -43,6 +45,12 @@ class Figure:
     title: str
     caption: str   # one line: what the chart shows
     path: Location
+    size: tuple[float, float] = FIGSIZE  # inches; DPI pixels each
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        """Width and height of the PNG."""
+        return round(self.size[0] * DPI), round(self.size[1] * DPI)
 
 
 @dataclass
@@ -122,6 +130,8 @@ def describe(metric: str) -> str:
 
 # ---------------------------------------------------------------- charts
 
+MONEY = "USD bn"
+
 
 def _plt():
     import matplotlib
@@ -139,13 +149,21 @@ def _new_axes(plt, title: str):
     return fig, ax
 
 
-def _save(plt, fig, path: Location) -> None:
+def _save(plt, fig, path: Location, formats: tuple[str, ...] = ("png",)) -> None:
+    """Write the figure as ``path`` (PNG) and, for each other format in ``formats``, beside it (``fan_cash.svg``)."""
     fig.tight_layout()
-    png = io.BytesIO()
     # The mark tells a later report (and a run replaced with --force) that this file is ours to replace.
-    fig.savefig(png, format="png", dpi=DPI, metadata={"Software": generator(__version__)})
+    marks = {"png": {"Software": generator(__version__)}, "svg": {"Creator": generator(__version__), "Date": None}}
+    for fmt in formats:
+        data = io.BytesIO()
+        fig.savefig(data, format=fmt, dpi=DPI, metadata=marks[fmt])
+        _write(path if fmt == "png" else sibling(path, fmt), data.getvalue())
     plt.close(fig)
-    _write(path, png.getvalue())
+
+
+def sibling(path: Location, fmt: str) -> Location:
+    """The file beside ``path`` (``fan_cash.png``) that holds its chart in format ``fmt`` (``fan_cash.svg``)."""
+    return Location(re.sub(r"\.png$", f".{fmt}", str(path)))
 
 
 def _write(path: Location, data: bytes) -> None:
@@ -155,33 +173,55 @@ def _write(path: Location, data: bytes) -> None:
         raise ResultsError(f"{path}: cannot write it ({first_line(err)})") from None
 
 
-def _money_axis(ax, label: str = "$B") -> None:
+def _money_axis(ax, label: str = MONEY) -> None:
     from matplotlib.ticker import FuncFormatter
 
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylabel(label)
 
 
-def _percent_axis(ax, axis: str = "y") -> None:
+def _plain_numbers():
+    """Tick labels as numbers (0.1, 1, 10, 1,000), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{v:,.10g}")
+
+
+def _percent_axis(ax, axis: str = "y", decimals: int | None = None) -> None:
     from matplotlib.ticker import PercentFormatter
 
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=None))
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(PercentFormatter(1.0, decimals=decimals))
+
+
+def _year_axis(ax, years: list[int], pad_days: int = 0) -> None:
+    """Every year of the horizon on the x axis: a grid line where each year ends, its label in its middle."""
+    import matplotlib.dates as mdates
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xlim(pd.Timestamp(years[0], 1, 1), pd.Timestamp(years[-1] + 1, 1, 1) + pd.Timedelta(days=pad_days))
+    ax.xaxis.set_major_locator(mdates.YearLocator(1))
+    ax.xaxis.set_major_formatter(NullFormatter())
+    ax.xaxis.set_minor_locator(mdates.MonthLocator(bymonth=7, bymonthday=1))
+    ax.xaxis.set_minor_formatter(mdates.DateFormatter("%Y"))
+    ax.tick_params(axis="x", which="minor", length=0)
+    ax.grid(True, axis="x", which="major", alpha=0.3)
+    ax.set_xlabel("year")
 
 
 FAN_TEXT = {
-    "revenue": ("Revenue (annualised)", "$B a year",
+    "revenue": ("Revenue (annualised)", f"revenue, {MONEY} a year",
                 "Revenue per {step}, annualised (the step's revenue x {spy})"),
-    "gross_margin": ("Gross margin", "",
+    "gross_margin": ("Gross margin", "gross margin, share of revenue",
                      "Gross margin per {step} (1 - inference compute cost / revenue)"),
-    "fcf": ("Free cash flow (annualised)", "$B a year",
+    "fcf": ("Free cash flow (annualised)", f"free cash flow, {MONEY} a year",
             "Free cash flow per {step}, annualised (the step's FCF x {spy})"),
-    "cash": ("Cash at the end of each " + "{step}", "$B",
+    "cash": ("Cash at the end of each " + "{step}", f"cash, {MONEY}",
              "Cash at the end of each {step}, after funding and the credit line"),
 }
 
 
 def fan_chart(plt, by_step: pd.DataFrame, var: str, cfg, spy: int, n_traced: int,
-              path: Location) -> tuple[Figure, pd.DataFrame]:
+              path: Location, formats: tuple[str, ...] = ("png",)) -> tuple[Figure, pd.DataFrame]:
     step_name = {1: "year", 4: "quarter", 12: "month"}.get(spy, "step")
     title, unit, what = (s.format(step=step_name, spy=spy) for s in FAN_TEXT[var])
     data = by_step[by_step["variable"] == var].sort_values("step")[["step", "date", "q05", "q25", "q50", "q75", "q95"]]
@@ -206,169 +246,275 @@ def fan_chart(plt, by_step: pd.DataFrame, var: str, cfg, spy: int, n_traced: int
         ax.axhline(0, color="grey", lw=0.8)
     if var == "gross_margin":
         _percent_axis(ax)
+        ax.set_ylabel(unit)
     else:
         _money_axis(ax, unit)
+    _year_axis(ax, list(cfg.years))
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
-    _save(plt, fig, path)
+    _save(plt, fig, path, formats)
     plan_note = " Dashed red: the company's plan, annual figures drawn over their year." if plan else ""
     caption = (f"{what}: median (line), 50% and 90% bands across {n_traced:,} simulated paths (path ids 0 to "
-               f"{n_traced - 1:,})."
+               f"{n_traced - 1:,}), each step drawn at its last day."
                f"{plan_note}")
     return Figure(path.name, title, caption, path), data
 
 
-def fcf_histogram(plt, summary: pd.DataFrame, by_year: pd.DataFrame, paths: pd.DataFrame | None, end: int,
-                  n_paths: int, path: Location) -> tuple[Figure, pd.DataFrame]:
+@dataclass
+class Bins:
+    """A histogram the report draws: ``counts`` paths in the bins between ``edges``, of a ``population`` of paths
+    (the first and last bins also hold the values beyond them); ``values``: the paths' own values, where the
+    counts were made from kept rows (exact quantiles), else None (the run's stored histogram)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    population: float
+    source: str   # where the counts come from, in words
+    values: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def shares(self) -> np.ndarray:
+        return self.counts / self.population
+
+    def quantile(self, q: float, log: bool = False) -> float:
+        """The q-quantile of the population: exact from the values, else read off the bins (linearly within the
+        bin that holds it, in logs where ``log``)."""
+        if self.values is not None:
+            return float(np.quantile(self.values, q))
+        cum = np.r_[0.0, np.cumsum(self.counts)] / self.population
+        i = int(np.clip(np.searchsorted(cum, q, side="left"), 1, len(self.counts)))
+        lo, hi = self.edges[i - 1], self.edges[i]
+        frac = (q - cum[i - 1]) / (cum[i] - cum[i - 1]) if cum[i] > cum[i - 1] else 0.5
+        return float(lo * (hi / lo) ** frac if log else lo + frac * (hi - lo))
+
+
+def _stored_bins(stored: pd.DataFrame, variable: str, source: str) -> Bins:
+    rows = stored[stored["variable"] == variable].sort_values("bin")
+    counts = rows["paths"].to_numpy(float)
+    edges = np.r_[rows["left"].to_numpy(), rows["right"].to_numpy()[-1:]]
+    return Bins(edges, counts, float(counts.sum()), source)
+
+
+def _kept_bins(values: np.ndarray, lowest: float, highest: float, log: bool, source: str) -> Bins:
+    edges = histogram_edges(lowest, highest, log)
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+    return Bins(edges, counts.astype(float), float(values.size), source, values)
+
+
+STORED = "every path, binned as the run went (histograms.parquet)"
+
+
+def fcf_bins(paths: pd.DataFrame | None, stored: pd.DataFrame | None, end: int) -> Bins | None:
+    """The last year's FCF of the kept paths, else of every path from the run's stored histogram; None where the
+    run has neither (it kept no rows and was made before histograms.parquet)."""
+    if paths is not None:
+        values = paths[f"fcf_{end}"].to_numpy()
+        lo, hi = np.quantile(values, [HISTOGRAM_TAIL, 1 - HISTOGRAM_TAIL])
+        return _kept_bins(values, lo, hi, False, f"the {values.size:,} kept paths")
+    return None if stored is None else _stored_bins(stored, f"fcf_{end}", STORED)
+
+
+def gap_bins(paths: pd.DataFrame | None, stored: pd.DataFrame | None) -> Bins | None:
+    """The funding gap of the paths that fell short (gap > 0), kept or stored (see :func:`fcf_bins`); bins with
+    no population where no path fell short."""
+    if paths is not None:
+        gap = paths["funding_gap"].to_numpy()
+        positive = gap[gap > 0]
+        source = f"the {positive.size:,} kept paths that fell short"
+        if not positive.size:
+            return Bins(np.zeros(1), np.zeros(0), 0.0, source, positive)
+        hi = positive.max()
+        return _kept_bins(positive, max(np.quantile(positive, HISTOGRAM_TAIL), hi * 1e-6), hi, True, source)
+    if stored is None:
+        return None
+    if not (stored["variable"] == "funding_gap").any():
+        return Bins(np.zeros(1), np.zeros(0), 0.0, STORED)
+    return _stored_bins(stored, "funding_gap", "the paths that fell short, all of them binned as the run went "
+                                               "(histograms.parquet)")
+
+
+def fcf_histogram(plt, summary: pd.DataFrame, bins: Bins, end: int, path: Location,
+                  formats: tuple[str, ...] = ("png",)) -> tuple[Figure, pd.DataFrame]:
     m = summary.set_index("metric")
     p_pos = m.loc[f"p_fcf_positive_{end}"]
     q05 = m.loc[f"fcf_{end}_q05"]
     cfar = m.loc[f"cfar95_{end}_vs_expected"]
     title = f"Free cash flow in {end}: distribution across paths"
     fig, ax = _new_axes(plt, title)
-    if paths is not None:
-        values = paths[f"fcf_{end}"].to_numpy()
-        lo, hi = np.quantile(values, [0.001, 0.999])
-        counts, edges = np.histogram(np.clip(values, lo, hi), bins=80, range=(lo, hi), density=True)
-        source = f"histogram of the {len(values):,} kept paths, the outer 0.1% tails clipped into the edge bins"
-    else:  # no per-path rows: the density between the yearly quantiles
-        row = by_year[(by_year["year"] == end) & (by_year["variable"] == "fcf")].iloc[0]
-        levels = [1, 5, 10, 25, 50, 75, 90, 95, 99]
-        edges = np.array([row[f"q{q:02d}"] for q in levels])
-        mass = np.diff(np.array(levels) / 100)
-        counts = mass / np.maximum(np.diff(edges), 1e-12)
-        source = "density between the yearly quantiles 1%..99% of by_year.parquet, as the run kept no per-path rows"
+    edges, shares = bins.edges, bins.shares
     centres = 0.5 * (edges[:-1] + edges[1:])
     colours = np.where(centres > 0, "#2ca02c", "#7f7f7f")
-    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colours, alpha=0.75, lw=0)
+    ax.bar(edges[:-1], shares, width=np.diff(edges), align="edge", color=colours, alpha=0.75, lw=0)
     ax.axvline(0, color="black", lw=1)
     ax.axvline(q05.value, color=PLAN_COLOUR, lw=2, linestyle="--",
                label=f"5% quantile: {q05.value:,.1f} (95% CI {q05.ci_low:,.1f} to {q05.ci_high:,.1f})")
     ax.plot([], [], " ", label=f"CFaR 95% (mean - 5% quantile): {cfar.value:,.1f} ± {1.96 * cfar.stderr:,.1f}")
     ax.plot([], [], "s", color="#2ca02c", alpha=0.75,
             label=f"P(FCF > 0) = {p_pos.value:.1%} (95% CI {p_pos.ci_low:.1%} to {p_pos.ci_high:.1%})")
-    ax.set_xlabel(f"free cash flow in {end}, $B")
-    ax.set_ylabel("density (share of paths per $B)")
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
-    _save(plt, fig, path)
-    caption = (f"Free cash flow in {end}: {source}; green: positive. The dashed line is the 5% quantile: "
-               f"in 1 path in 20 FCF is this low or lower; CFaR is how far that lies under the expected FCF.")
+    _percent_axis(ax, decimals=1)
+    ax.set_xlabel(f"free cash flow in {end}, {MONEY}")
+    ax.set_ylabel(f"share of paths per bin ({np.diff(edges).mean():,.2g} {MONEY} wide)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=2, fontsize=8, frameon=False)
+    _save(plt, fig, path, formats)
+    caption = (f"Free cash flow in {end}: histogram of {bins.source}, the outer {HISTOGRAM_TAIL:.1%} on each "
+               "side counted in the end bins; green: positive. The dashed line is the 5% quantile of every path: "
+               "in 1 path in 20 FCF is this low or lower; CFaR is how far that lies under the expected FCF.")
     return Figure(path.name, title, caption, path), pd.DataFrame({"left": edges[:-1], "right": edges[1:],
-                                                                  "density": counts})
+                                                                  "share": shares})
 
 
-def survival_curve(plt, summary: pd.DataFrame, cfg, path: Location) -> tuple[Figure, pd.DataFrame]:
+def survival_curve(plt, summary: pd.DataFrame, cfg, path: Location,
+                   formats: tuple[str, ...] = ("png",)) -> tuple[Figure, pd.DataFrame]:
     m = summary.set_index("metric")
     years = list(cfg.years)
-    # One step per year: over year y, the share of paths without a shortfall by the end of y.
-    x = [pd.Timestamp(y, 1, 1) for y in years] + [pd.Timestamp(years[-1] + 1, 1, 1)]
     rows = [m.loc[f"p_shortfall_by_{y}"] for y in years]
     surv = np.array([1 - r.value for r in rows])
     low = np.array([1 - r.ci_high for r in rows])
     high = np.array([1 - r.ci_low for r in rows])
+    # Known at each year's end only: the curve holds the previous year's value over a year and drops at its end.
+    ends = [pd.Timestamp(y + 1, 1, 1) for y in years]
+    x = [pd.Timestamp(years[0], 1, 1), *ends]
     title = "Survival: probability of no cash shortfall so far"
     fig, ax = _new_axes(plt, title)
-    ax.fill_between(x, np.r_[low, low[-1]], np.r_[high, high[-1]], step="post", color=BAND_COLOUR, alpha=0.3,
-                    lw=0, label="95% interval")
-    ax.step(x, np.r_[surv, surv[-1]], where="post", color=BAND_COLOUR, lw=2,
+    ax.step(x, np.r_[1.0, surv], where="post", color=BAND_COLOUR, lw=2,
             label="P(no shortfall by the end of the year)")
-    for y, s in zip(years, surv):
-        ax.annotate(f"{s:.1%}", (pd.Timestamp(y, 7, 1), s), textcoords="offset points", xytext=(0, 6),
-                    ha="center", fontsize=9)
+    ax.errorbar(ends, surv, yerr=[surv - low, high - surv], fmt="o", color=BAND_COLOUR, ms=5, capsize=4,
+                elinewidth=1.5, label="its 95% interval, at the year's end")
+    for end, s in zip(ends, surv):
+        ax.annotate(f"{s:.1%}", (end, s), textcoords="offset points", xytext=(-5, -13), ha="right", fontsize=9)
     floor = cfg.funding.min_cash
-    floor_text = f"the ${floor.value:g}B floor" if floor.dist == "fixed" else "the floor"
-    ax.set_ylim(0.0 if low.min() < 0.5 else float(low.min()) - 0.05, 1.01)
+    floor_text = f"the USD {floor.value:g} bn floor" if floor.dist == "fixed" else "the floor"
+    ax.set_ylim(0.0, 1.04)
     _percent_axis(ax)
-    ax.set_ylabel("share of paths")
+    ax.set_ylabel("share of paths without a shortfall")
+    _year_axis(ax, years, pad_days=45)
     ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
-    _save(plt, fig, path)
-    caption = (f"Share of paths whose cash has not yet fallen under {floor_text} by the end of each year "
-               f"(one step per year, drawn over that year), with its 95% interval.")
+    _save(plt, fig, path, formats)
+    caption = (f"Share of paths whose cash has not yet fallen under {floor_text} by the end of each year, with "
+               "its 95% interval; known at year ends, so each year's fall is drawn at its end.")
     return Figure(path.name, title, caption, path), pd.DataFrame({"year": years, "survival": surv, "low": low,
                                                                   "high": high})
 
 
-def funding_gap_chart(plt, summary: pd.DataFrame, paths: pd.DataFrame | None, end: int, path: Location
-                      ) -> tuple[Figure, pd.DataFrame]:
-    m = summary.set_index("metric")
-    title = "Funding gap: extra capital that would have been needed"
+GAP_QUANTILES = (0.5, 0.95)
+
+
+def funding_gap_chart(plt, summary: pd.DataFrame, bins: Bins, end: int, path: Location,
+                      formats: tuple[str, ...] = ("png",)) -> tuple[Figure, pd.DataFrame]:
+    """The funding gap of the paths that fell short, with its median and 95% quantile among those paths."""
+    short = summary.set_index("metric").loc[f"p_shortfall_by_{end}"]
+    title = f"Funding gap of the paths that fell short by {end}"
     fig, ax = _new_axes(plt, title)
-    if paths is not None:
-        gap = paths["funding_gap"].to_numpy()
-        positive = gap[gap > 0]
-        share = positive.size / gap.size
-        if positive.size:
-            lo, hi = max(positive.min(), 1e-3), positive.max()
-            edges = np.geomspace(lo, hi * 1.0001, 50) if hi > lo else np.array([lo * 0.9, hi * 1.1])
-            counts, edges = np.histogram(positive, bins=edges)
-            counts = counts / gap.size
-            ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#ff7f0e", alpha=0.8, lw=0)
-            ax.set_xscale("log")
-            ax.text(0.02, 0.95, f"{share:.1%} of paths fell short (gap > 0)\n{1 - share:.1%} needed no extra capital",
-                    transform=ax.transAxes, va="top", fontsize=9,
-                    bbox=dict(boxstyle="round", facecolor="white", edgecolor="#ccc"))
-        else:
-            counts, edges = np.zeros(0), np.zeros(1)
-            ax.text(0.5, 0.5, "no path fell short", transform=ax.transAxes, ha="center")
-        _percent_axis(ax)
-        ax.set_ylabel("share of all paths")
-        ax.set_xlabel("funding gap, $B (log scale)")
-        data = pd.DataFrame({"left": edges[:-1], "right": edges[1:], "share": counts})
-        what = (f"Histogram of the funding gap among the {share:.1%} of kept paths that fell under the floor "
-                f"(log scale); the other paths needed nothing.")
-    else:  # from the summary's quantiles: the exceedance curve
-        levels = [1, 5, 10, 25, 50, 75, 90, 95, 99]
-        values = np.array([m.loc[f"funding_gap_q{q:02d}"].value for q in levels])
-        exceed = 1 - np.array(levels) / 100
-        short = m.loc[f"p_shortfall_by_{end}"].value  # a gap > 0 is a shortfall
-        keep = values > 0
-        values, exceed = np.r_[0.0, values[keep]], np.r_[short, exceed[keep]]
-        ax.plot(values, exceed, "o-", color="#ff7f0e")
-        ax.set_yscale("log")
-        _percent_axis(ax)
-        ax.set_xlabel("funding gap, $B")
-        ax.set_ylabel("share of paths with a larger gap")
-        ax.text(0.02, 0.05, f"{short:.1%} of paths fell short (gap > 0)", transform=ax.transAxes, va="bottom",
-                fontsize=9, bbox=dict(boxstyle="round", facecolor="white", edgecolor="#ccc"))
-        data = pd.DataFrame({"gap": values, "exceedance": exceed})
-        what = ("Share of paths whose funding gap exceeds each amount, from the run's quantiles of the gap "
-                "(the run kept no per-path rows).")
-    es = m.loc["funding_gap_es95"]
-    q95 = m.loc["funding_gap_q95"]
-    for value, style, label in ((q95.value, "--", f"95% quantile: {q95.value:,.1f}"),
-                                (es.value, ":", f"mean of the worst 5% (ES95): {es.value:,.1f}")):
-        if value > 0:
-            ax.axvline(value, color="black", lw=1.5, linestyle=style, label=label)
-    if q95.value > 0 or es.value > 0:
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
-    _save(plt, fig, path)
-    caption = (f"{what} The gap is the largest amount by which cash fell under the floor on a path, in $B.")
+    ax.plot([], [], " ", label=f"{short.value:.1%} of all paths fell short\n(95% CI {short.ci_low:.1%} to "
+                               f"{short.ci_high:.1%})")
+    quantiles = {}
+    if bins.population:
+        ax.bar(bins.edges[:-1], bins.shares, width=np.diff(bins.edges), align="edge", color="#ff7f0e", alpha=0.8,
+               lw=0, label="share of the paths that fell short")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(_plain_numbers())
+        for q, style in zip(GAP_QUANTILES, ("--", ":")):
+            quantiles[q] = value = bins.quantile(q, log=True)
+            ax.axvline(value, color="black", lw=1.5, linestyle=style,
+                       label=f"{q:.0%} quantile among them: {value:,.1f}")
+        ax.set_xlabel(f"funding gap, {MONEY} (log scale)")
+    else:
+        ax.text(0.5, 0.5, "no path fell short", transform=ax.transAxes, ha="center")
+        ax.set_xlabel(f"funding gap, {MONEY}")
+    _percent_axis(ax, decimals=1)
+    ax.set_ylabel("share of the paths that fell short")
+    # Off the data: beside the axes, which tight_layout narrows to make room.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    _save(plt, fig, path, formats)
+    read = "exact" if bins.values is not None else "read off the bins"
+    caption = (f"Histogram of the funding gap (the largest amount by which cash fell under the floor, {MONEY}) "
+               f"over {bins.source}; the paths that never fell short are left out, and the shares, the median "
+               f"and the 95% quantile ({read}) are all of the paths that fell short.")
+    data = pd.DataFrame({"left": bins.edges[:-1], "right": bins.edges[1:], "share": bins.shares})
+    data.attrs["quantiles"] = quantiles
     return Figure(path.name, title, caption, path), data
+
+
+PARAMETER_WORDS = {
+    "competition.severity": "Competition: share of run-rate a shock takes",
+    "compute.gross_margin_0": "Gross margin at the start",
+    "compute.price_drift": "Compute price drift",
+    "compute.supply_shock_size": "Compute supply shock size",
+    "compute.usage_drift": "Compute usage drift",
+    "costs.opex_base": "Operating costs at the start",
+    "costs.opex_growth": "Operating cost growth",
+    "costs.opex_revenue_ratio": "Operating costs, share of revenue",
+    "costs.partner_share": "Partner share of revenue",
+    "training.revenue_elasticity": "Training spend's response to revenue",
+    "training.plan": "Training plan",
+    "funding.initial_cash": "Cash at the start",
+    "funding.min_cash": "Cash floor",
+    "funding.contingent.size_multiple": "Size of a contingent raise (x run-rate)",
+    "funding.contingent.intercept": "Chance of a contingent raise (intercept)",
+    "funding.contingent.distress_factor": "Chance of a raise under the floor (factor)",
+    "compute.resale": "Share of idle compute resold",
+    "parameter_correlation": "Correlation",
+}
+REVENUE_WORDS = {"run_rate": "revenue run-rate at the start", "growth_initial": "revenue growth (initial)",
+                 "growth_long_run": "revenue growth (long run)", "half_life": "growth half-life",
+                 "ceiling": "revenue ceiling"}
+
+
+def in_words(key: str) -> str:
+    """A config key (``revenue.consumer.growth_initial``) in words (``Consumer revenue growth (initial)``); a key
+    without its own words as its last part, with the rest in brackets."""
+    parts = key.split(".")
+    if key in PARAMETER_WORDS:
+        return PARAMETER_WORDS[key]
+    if len(parts) == 3 and parts[0] == "revenue" and parts[2] in REVENUE_WORDS:
+        return f"{parts[1].capitalize()} {REVENUE_WORDS[parts[2]]}"
+    if len(parts) == 4 and parts[:2] == ["funding", "scheduled"] and parts[3] == "amount":
+        return f"Scheduled raise {parts[2]}: amount"
+    if len(parts) == 4 and parts[:2] == ["compute", "contracts"] and parts[3] == "take_or_pay":
+        return f"Take-or-pay share, {parts[2]} contract"
+    last = parts[-1].replace("_", " ")
+    rest = " ".join(parts[:-1]).replace("_", " ")
+    return last[:1].upper() + last[1:] + (f" ({rest})" if rest else "")
+
+
+def _value(x: float, scaled: bool = False) -> str:
+    return f"x{x:.3g}" if scaled else f"{x:.3g}"
 
 
 def tornado_rows(sens: pd.DataFrame | None, judged: pd.DataFrame | None, end: int) -> pd.DataFrame:
     """The tornado's bars: P(shortfall by ``end``) at each drawn parameter's bottom and top 10% (sensitivity) and
-    at each judgment's low and high alternative (judgments), the largest swings first."""
+    at each judgment's low and high alternative (judgments), the largest swings first; ``label``: the bar's name
+    in words with the parameter's values (the bottom decile's greatest, the top's least) or the judgment's."""
     col = f"p_shortfall_by_{end}"
     frames = []
     if sens is not None:
+        values = [f"bottom 10% ≤ {_value(lo)}, top 10% ≥ {_value(hi)}"
+                  for lo, hi in zip(sens["bottom_decile_max"], sens["top_decile_min"])]
         frames.append(pd.DataFrame({"name": sens["parameter"].astype(str), "kind": "parameter",
-                                    "low": sens[f"{col}_bottom"], "high": sens[f"{col}_top"]}))
+                                    "low": sens[f"{col}_bottom"], "high": sens[f"{col}_top"],
+                                    "label": [f"{in_words(str(p))}\n{v}" for p, v in zip(sens["parameter"], values)]}))
     if judged is not None and not judged.empty:
         sides = judged.pivot(index="judgment", columns="side", values=col)
+        setting = judged.pivot(index="judgment", columns="side", values="setting").loc[sides.index]
+        scaled = judged.groupby("judgment")["scaled"].first().loc[sides.index]
+        key = judged.groupby("judgment")["key"].first().loc[sides.index] if "key" in judged else sides.index
+        labels = [f"Judgment: {in_words(str(k).split('[')[0])}\nlow {_value(lo, s)}, high {_value(hi, s)}"
+                  for k, lo, hi, s in zip(key, setting["low"], setting["high"], scaled)]
         frames.append(pd.DataFrame({"name": sides.index.astype(str), "kind": "judgment",
-                                    "low": sides["low"].to_numpy(), "high": sides["high"].to_numpy()}))
+                                    "low": sides["low"].to_numpy(), "high": sides["high"].to_numpy(),
+                                    "label": labels}))
     data = pd.concat(frames, ignore_index=True)
     swing = (data["high"] - data["low"]).abs()
     return data.iloc[np.argsort(-swing.to_numpy(), kind="stable")].head(TORNADO_TOP).reset_index(drop=True)
 
 
 def tornado_chart(plt, sens: pd.DataFrame | None, judged: pd.DataFrame | None, summary: pd.DataFrame, end: int,
-                  path: Location) -> tuple[Figure, pd.DataFrame]:
+                  path: Location, formats: tuple[str, ...] = ("png",)) -> tuple[Figure, pd.DataFrame]:
     col = f"p_shortfall_by_{end}"
     base = summary.set_index("metric").loc[col].value
     data = tornado_rows(sens, judged, end)
-    title = f"Tornado: P(shortfall by {end}), parameters and judgments low or high"
-    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    title = f"Tornado: P(shortfall by {end}) at low and high values"
+    size = (FIGSIZE[0], 1.8 + 0.42 * len(data))  # room for two lines of label a bar
+    fig, ax = plt.subplots(figsize=size, dpi=DPI)
     ax.set_title(title, fontsize=12)
     ypos = np.arange(len(data))[::-1]
     judgment = (data["kind"] == "judgment").to_numpy()
@@ -381,21 +527,56 @@ def tornado_chart(plt, sens: pd.DataFrame | None, judged: pd.DataFrame | None, s
                     label=f"{what} {'top 10%' if hatch is None else 'high alternative'}")
     ax.axvline(base, color="black", lw=1, label=f"all paths: {base:.1%}")
     # A "$" in a name (from the config) would start matplotlib's mathtext: draw it as it is.
-    labels = [("judgment: " if j else "") + str(p).replace("$", r"\$") for p, j in zip(data["name"], judgment)]
-    ax.set_yticks(ypos, labels, fontsize=8)
-    _percent_axis(ax, "x")
-    ax.set_xlabel(f"P(cash under the floor by the end of {end})")
+    ax.set_yticks(ypos, [label.replace("$", r"\$") for label in data["label"]], fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    _percent_axis(ax, "x", decimals=0)
+    ax.xaxis.set_major_locator(MaxNLocator(7))
+    ax.set_xlabel(f"P(cash under the floor by the end of {end}), share of paths")
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    _save(plt, fig, path)
+    # Below the axis label: 0.6 inch under the axes, whose height is the figure's less its margins (~1.3 inch).
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / (size[1] - 1.3)), ncols=2, fontsize=7, frameon=False)
+    _save(plt, fig, path, formats)
     caption = (f"The {len(data)} largest effects on the probability of a shortfall by {end}: among paths where a "
-               "drawn parameter is in its lowest (blue) and highest (red) 10% (simulator sensitivity), and, "
-               "hatched, when a judgment of the config takes its low and high alternative on the same paths "
-               "(simulator sensitivity --judgments).")
-    return Figure(path.name, title, caption, path), data
+               "drawn parameter is in its lowest (blue) and highest (red) 10% (simulator sensitivity; under each "
+               "name, the values that bound those 10%), and, hatched, when a judgment of the config takes its low "
+               "and high alternative on the same paths (simulator sensitivity --judgments; x: a factor).")
+    return Figure(path.name, title, caption, path, size), data
 
 
 # ---------------------------------------------------------------- the page
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage, with the digits a small one needs (61.2%, 0.35%, 0.012%)."""
+    return f"{p:.1%}" if p >= 0.01 or p == 0 else f"{p * 100:.2g}%"
+
+
+def verdict(summary: pd.DataFrame, cfg) -> str:
+    """The report's opening paragraph, in plain words: P(FCF > 0) in the last year, P(shortfall by its end)
+    and the funding gap, each with its 95% interval from the summary (plain text: the page escapes it)."""
+    m = summary.set_index("metric")
+    end = cfg.simulation.end_year
+    fcf, short = m.loc[f"p_fcf_positive_{end}"], m.loc[f"p_shortfall_by_{end}"]
+    q95, es = m.loc["funding_gap_q95"], m.loc["funding_gap_es95"]
+    floor = cfg.funding.min_cash
+    floor_text = f"its floor of USD {floor.value:g} bn" if floor.dist == "fixed" else "its floor"
+
+    def p(r) -> str:
+        return f"{percent(r.value)} of the paths (95% interval {percent(r.ci_low)} to {percent(r.ci_high)})"
+
+    def usd(r) -> str:
+        return f"USD {format_number(r.value)} bn (95% interval {format_number(r.ci_low)} to {format_number(r.ci_high)})"
+
+    text = (f"Verdict: free cash flow in {end} is positive on {p(fcf)}. Cash falls under {floor_text} at some "
+            f"point by the end of {end} on {p(short)}. ")
+    if q95.value > 0:
+        text += (f"The extra capital that would have kept it there, the funding gap, is {usd(q95)} or more on "
+                 f"1 path in 20, and {usd(es)} on average over the worst 5% of paths.")
+    else:
+        text += (f"Fewer than 1 path in 20 needs extra capital to keep it there (the funding gap's 95% quantile is "
+                 f"{usd(q95)}); over the worst 5% of paths the gap is {usd(es)} on average.")
+    return text
 
 
 def _png_uri(path: Location) -> str:
@@ -414,6 +595,7 @@ code { background: #f4f4f4; padding: 1px 4px; border-radius: 3px; font-size: 0.9
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
 .note { color: #666; font-size: 0.85em; }
+#verdict { font-size: 1.05em; background: #f4f7fb; border-left: 4px solid #1f77b4; padding: 0.6em 0.9em; }
 """
 
 
@@ -449,7 +631,7 @@ def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], no
                     f"<td class='num'>[{e(_fmt(name, r.ci_low))}, {e(_fmt(name, r.ci_high))}]</td>"
                     f"<td class='num'>{e(_fmt(name, r.stderr))}</td><td>{e(describe(name))}</td></tr>")
     figs = "\n".join(f"<figure id='{e(f.name)}'><img src='{_png_uri(f.path)}' alt='{e(f.title)}' "
-                     f"width='{int(FIGSIZE[0] * DPI)}' height='{int(FIGSIZE[1] * DPI)}'>"
+                     f"width='{f.pixels[0]}' height='{f.pixels[1]}'>"
                      f"<figcaption>{e(f.caption)}</figcaption></figure>" for f in figures)
     note_html = "".join(f"<p class='note'>{e(n)}</p>" for n in notes)
     name = e(meta.get("config_name", ""))
@@ -460,8 +642,9 @@ def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], no
 <style>{CSS}</style></head>
 <body>
 <h1>Risk report: {name}</h1>
+<p id="verdict">{e(verdict(summary, cfg))}</p>
 <p>Monte Carlo simulation of the AI lab's finances: {e(n_text)} paths of revenue, margins, costs and
-funding. Money is in billions of US dollars ($B). Each figure has a 95% interval reflecting Monte Carlo error
+funding. Money is in billions of US dollars (USD bn). Each figure has a 95% interval reflecting Monte Carlo error
 (how precisely this many paths pin it down), not model uncertainty.</p>
 <h2>Run</h2>
 <table>{meta_table}</table>
@@ -494,59 +677,84 @@ def _replaceable(out: Location, names: list[str]) -> set[str]:
     return ours
 
 
-def make_report(folder: str | Path, out: str | Path | None = None) -> Report:
-    """Write the charts (PNG) and ``report.html`` of the run in ``folder`` into ``out`` (default: ``folder``);
-    either may be a local folder or a URL."""
-    folder = Location(folder)
-    out = Location(out) if out is not None else folder
-    results = read_results(folder, paths=False)
-    meta = results.metadata
-    cfg = validate(meta["config"], source=f"{folder}/manifest.json")
-    end = cfg.simulation.end_year
-    spy = int(meta["steps_per_year"])
-    by_step = _read_by_step(folder, meta["config_hash"])
-    sens = _read_derived(folder, "sensitivity.parquet", meta["config_hash"])
-    judged = _read_derived(folder, "judgments.parquet", meta["config_hash"])
-    ranked = sens is not None or judged is not None
-    paths = _paths_columns(folder, meta, [f"fcf_{end}", "funding_gap"])
-    charts = [f"fan_{var}.png" for var in FAN_VARIABLES] + ["fcf_histogram.png", "survival.png", "funding_gap.png"]
-    ours = _replaceable(out, [REPORT_FILE, *charts, *(["tornado.png"] if ranked else [])])
-    try:
-        out.mkdir()
-    except OSError as err:
-        raise ResultsError(f"{out}: cannot write the report there ({first_line(err)})") from None
-    n_traced = int(by_step["paths"].max())
+Chart = Callable[[Any, Location], tuple[Figure, pd.DataFrame]]  # (matplotlib.pyplot, the PNG's path) -> drawn
+FORMATS = ("png", "svg")  # `simulator report --format`: the PNGs always (the page embeds them), SVGs beside them
+SAMPLE_HINT = "sample:100000"
+
+
+def _notes(folder: Location, meta: dict, cfg, paths: pd.DataFrame | None, stored: pd.DataFrame | None,
+           sens: pd.DataFrame | None, judged: pd.DataFrame | None) -> list[str]:
+    """What the page does not show, and the command that would make it show it."""
     notes = []
     if paths is not None and len(paths) < meta["n_paths"]:
         notes.append(f"Histograms use the {len(paths):,} kept paths of {meta['n_paths']:,}; "
                      "the headline figures use every path.")
-    if sens is None:
+    if paths is None and stored is None:
+        notes.append("This run kept no per-path rows and was made before runs wrote histograms.parquet: run it "
+                     "again for the histograms of the FCF and the funding gap.")
+    if sens is None and paths is not None:
         notes.append(f"No sensitivity.parquet in the run folder: run `simulator sensitivity {folder}` and then "
                      f"`simulator report {folder}` again for the tornado chart.")
+    elif sens is None:
+        notes.append(f"No tornado chart of the drawn parameters: `simulator sensitivity` ranks them on the per-path "
+                     f"rows, which this run did not keep; run the config again with --keep-paths {SAMPLE_HINT} "
+                     "(or all) for it.")
     if judged is None and cfg.judgments:
         notes.append(f"No judgments.parquet in the run folder: run `simulator sensitivity --judgments {folder}` and "
                      f"then `simulator report {folder}` again to see the config's judgments in the tornado chart.")
+    return notes
+
+
+def make_report(folder: str | Path, out: str | Path | None = None, formats: tuple[str, ...] = ("png",)) -> Report:
+    """Write the charts (PNG, and SVG beside them where ``formats`` has "svg") and ``report.html`` of the run in
+    ``folder`` into ``out`` (default: ``folder``); either may be a local folder or a URL."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"format {unknown[0]!r}: expected one of {', '.join(FORMATS)}")
+    formats = tuple(f for f in FORMATS if f == "png" or f in formats)
+    folder = Location(folder)
+    out = Location(out) if out is not None else folder
+    results = read_results(folder, paths=False)
+    meta = results.metadata
+    summary = results.summary
+    cfg = validate(meta["config"], source=f"{folder}/manifest.json")
+    end = cfg.simulation.end_year
+    spy = int(meta["steps_per_year"])
+    by_step = _read_by_step(folder, meta["config_hash"])
+    n_traced = int(by_step["paths"].max())
+    sens = _read_derived(folder, "sensitivity.parquet", meta["config_hash"])
+    judged = _read_derived(folder, "judgments.parquet", meta["config_hash"])
+    stored = _read_derived(folder, f"{HISTOGRAM_TABLE}.parquet", meta["config_hash"])
+    paths = _paths_columns(folder, meta, [f"fcf_{end}", "funding_gap"])
+    fcf, gap = fcf_bins(paths, stored, end), gap_bins(paths, stored)
+    # Each chart by its name, drawn into the file it is given, once the folder is known to be ours to write.
+    def fan(var: str) -> Chart:
+        return lambda plt, path: fan_chart(plt, by_step, var, cfg, spy, n_traced, path, formats)
+
+    draw: dict[str, Chart] = {f"fan_{var}": fan(var) for var in FAN_VARIABLES}
+    if fcf is not None:
+        draw["fcf_histogram"] = lambda plt, path: fcf_histogram(plt, summary, fcf, end, path, formats)
+    draw["survival"] = lambda plt, path: survival_curve(plt, summary, cfg, path, formats)
+    if gap is not None:
+        draw["funding_gap"] = lambda plt, path: funding_gap_chart(plt, summary, gap, end, path, formats)
+    if sens is not None or judged is not None:
+        draw["tornado"] = lambda plt, path: tornado_chart(plt, sens, judged, summary, end, path, formats)
+    names = [f"{key}.{fmt}" for key in draw for fmt in formats]
+    ours = _replaceable(out, [REPORT_FILE, *names])
+    try:
+        out.mkdir()
+    except OSError as err:
+        raise ResultsError(f"{out}: cannot write the report there ({first_line(err)})") from None
     plt = _plt()
     figures, series = [], {}
-    for var in FAN_VARIABLES:
-        fig, data = fan_chart(plt, by_step, var, cfg, spy, n_traced, out / f"fan_{var}.png")
-        figures.append(fig)
-        series[f"fan_{var}"] = data
-    for key, (fig, data) in {
-        "fcf_histogram": fcf_histogram(plt, results.summary, results.by_year, paths, end, meta["n_paths"],
-                                       out / "fcf_histogram.png"),
-        "survival": survival_curve(plt, results.summary, cfg, out / "survival.png"),
-        "funding_gap": funding_gap_chart(plt, results.summary, paths, end, out / "funding_gap.png"),
-    }.items():
+    for key, chart in draw.items():
+        fig, data = chart(plt, out / f"{key}.png")
         figures.append(fig)
         series[key] = data
-    if ranked:
-        fig, data = tornado_chart(plt, sens, judged, results.summary, end, out / "tornado.png")
-        figures.append(fig)
-        series["tornado"] = data
-    elif "tornado.png" in ours:
-        (out / "tornado.png").remove()  # an earlier report's: the page would not show it, the folder would
-    page = _html_page(meta, cfg, results.summary, figures, notes, folder)
+    for name in sorted(ours - {REPORT_FILE, *names}):
+        (out / name).remove()  # an earlier report's chart: the page would not show it, the folder would
+    notes = _notes(folder, meta, cfg, paths, stored, sens, judged)
+    page = _html_page(meta, cfg, summary, figures, notes, folder)
     html_path = out / REPORT_FILE
     _write(html_path, page.encode())
     return Report(html_path, figures, series, notes)

@@ -1,8 +1,9 @@
 """Which files in a folder a report of ours wrote: the only ones a report, or a run replaced with
 ``--force``, may overwrite or remove ("the simulator never deletes or overwrites a file it did not write").
 
-A report marks what it writes: ``report.html`` carries a ``<meta name="generator">`` tag in its head and
-each chart a PNG text chunk (``Software``), both starting with :data:`GENERATOR`. A file is ours when it
+A report marks what it writes: ``report.html`` carries a ``<meta name="generator">`` tag in its head,
+each PNG chart a text chunk (``Software``) and each SVG chart its creator in the metadata at its top, all
+starting with :data:`GENERATOR`. A file is ours when it
 has one of the report's names and carries the mark; anything else with those names is someone else's.
 Each chart carries its own mark (rather than being trusted because a report.html names it) so that a
 report interrupted between writing its charts and its page still recognises the charts next time.
@@ -13,6 +14,7 @@ This module imports only :mod:`simulator.storage` (no matplotlib, no pandas), so
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 
@@ -23,9 +25,12 @@ REPORT_FILE = "report.html"
 # besides REPORT_FILE, whatever a file in the folder says.
 REPORT_CHARTS = ("fan_revenue.png", "fan_gross_margin.png", "fan_fcf.png", "fan_cash.png", "fcf_histogram.png",
                  "survival.png", "funding_gap.png", "tornado.png")
+# The same charts as SVG, which `simulator report --format svg` writes beside the PNGs.
+REPORT_SVGS = tuple(name.removesuffix(".png") + ".svg" for name in REPORT_CHARTS)
 GENERATOR = "ai-lab-risk-simulator report"
 HTML_MARK = f'<meta name="generator" content="{GENERATOR}'
 PNG_KEY = "Software"
+SVG_MARK = re.compile(rb"<dc:creator>\s*<cc:Agent>\s*<dc:title>" + re.escape(GENERATOR.encode()))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEAD_BYTES = 4096  # the mark is in the page's head, within its first few hundred bytes
 
@@ -78,9 +83,11 @@ def png_text(data: bytes) -> dict[str, str]:
 
 def is_our_chart(path: Location) -> bool:
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if path.name.endswith(".png") else _head(path, HEAD_BYTES)
     except (OSError, ValueError):
         return False
+    if path.name.endswith(".svg"):  # matplotlib writes the mark as the creator in the metadata at the top
+        return SVG_MARK.search(data.split(b"</metadata>", 1)[0]) is not None
     return png_text(data).get(PNG_KEY, "").startswith(GENERATOR)
 
 
@@ -91,4 +98,4 @@ def report_files_of(folder: str | Location) -> list[str]:
     folder = Location(folder)
     present = set(folder.names())
     ours = [REPORT_FILE] if REPORT_FILE in present and is_our_page(folder / REPORT_FILE) else []
-    return ours + [name for name in REPORT_CHARTS if name in present and is_our_chart(folder / name)]
+    return ours + [name for name in (*REPORT_CHARTS, *REPORT_SVGS) if name in present and is_our_chart(folder / name)]

@@ -49,6 +49,7 @@ PATHS_DIR = "paths"  # the per-path dataset
 STAGING_DIR = ".paths-unfinished"  # its parts until the run ends (readers of datasets skip hidden folders)
 DERIVED_TABLES = ("sensitivity", "judgments")  # written later by analysis commands
 STEP_TABLE = "by_step"  # per-step quantiles: written with the run, read by Results.by_step when asked for
+HISTOGRAM_TABLE = "histograms"  # binned FCF and funding gap for the report; runs before 0.5 lack it
 IDENTITY = ("schema_version", "simulator_version", "seed", "steps_per_year", "config_name", "config_hash", "config")
 REQUIRED_METADATA = (*IDENTITY, "n_paths")
 # Of a posterior run only (``simulator run --actuals``): the reported figures its paths are weighted by. Part of
@@ -200,7 +201,7 @@ def check_files(folder: Location, entries: dict[str, dict], verify: bool = True,
             raise ResultsError(f"{path}: checksum differs from {source}; the file was changed or is incomplete")
 
 
-_FILE_NAME = re.compile(r"(summary|by_year|by_step)\.parquet|config\.json|paths/part-(\d{5,})\.parquet")
+_FILE_NAME = re.compile(r"(summary|by_year|by_step|histograms)\.parquet|config\.json|paths/part-(\d{5,})\.parquet")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 REQUIRED_FILES = ("summary.parquet", "by_year.parquet", "by_step.parquet", CONFIG_FILE)
 

@@ -18,7 +18,7 @@ from . import kernel, stats
 from .errors import InvariantError, SettingsError
 from .jit import jit
 from .model import committed_after_end
-from .samples import SortedSample, WeightedSample
+from .samples import HistogramSample, SortedSample, WeightedSample
 
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
 YEARLY = ("revenue", "gross_margin", "fcf", "cash", "compute_spend")
@@ -450,3 +450,62 @@ def headline_metrics(config) -> list[str]:
             "funding_gap_q50", "funding_gap_q95", "funding_gap_es95",
             f"cfar95_{end}_vs_expected", f"cfar95_{end}_vs_plan",
             f"p_idle_compute_over_{IDLE_THRESHOLD:g}_by_{end}", "compute_spend_total_q50"]
+
+
+HISTOGRAM_BINS = 80     # bins a variable of histograms.parquet
+HISTOGRAM_TAIL = 0.001  # the share of the paths beyond the bins' range, each side, counted in the end bins
+
+
+def histogram_edges(lowest: float, highest: float, log: bool = False) -> np.ndarray:
+    """HISTOGRAM_BINS + 1 edges from ``lowest`` to ``highest``, evenly spaced (in logs where ``log``); two
+    edges around a single value when they are equal."""
+    if not highest > lowest:
+        return np.array([lowest * 0.9, highest * 1.1]) if log else np.array([lowest - 0.5, highest + 0.5])
+    return (np.geomspace if log else np.linspace)(lowest, highest, HISTOGRAM_BINS + 1)
+
+
+def _binned(sample, edges: np.ndarray, before: int) -> np.ndarray:
+    """Paths of ``sample`` in each bin (a value equal to an inner edge counts in the bin left of it): the
+    first bin holds every value from rank ``before`` up to its right edge, the last every value above its
+    left edge."""
+    inner = [sample.below(float(x))[0] for x in edges[1:-1]]
+    # A weighted sample counts in effective paths (floats): rounded cumulative counts keep the total.
+    return np.diff(np.rint(np.array([before, *inner, sample.n], dtype=float)).astype(np.int64))
+
+
+def _rank(n: int, share: float) -> int:
+    return min(n - 1, max(0, int(share * (n - 1))))
+
+
+def histogram_frame(config, samples: dict) -> pa.Table:
+    """``histograms.parquet``: the last year's FCF over every path and the funding gap over the paths with a gap
+    (a shortfall), in HISTOGRAM_BINS bins each, counted from the run's samples (every value, or the streamed
+    histograms: then to within a fine bin, ``quantile_rank_error_max``). Each range leaves out HISTOGRAM_TAIL
+    of the paths at either end (the gap's top: none), which the end bins hold: the counts add up to every
+    path, or to every path with a gap. A posterior run's counts are of effective paths (weighted: see
+    ``samples.WeightedSample``)."""
+    end = config.simulation.end_year
+    fcf, gap = samples[f"fcf_{end}"], samples["funding_gap"]
+    parts = []
+    edges = histogram_edges(fcf.value_at(_rank(fcf.n, HISTOGRAM_TAIL)),
+                            fcf.value_at(_rank(fcf.n, 1 - HISTOGRAM_TAIL)))
+    parts.append((f"fcf_{end}", edges, _binned(fcf, edges, 0)))
+    no_gap = round(gap.below(0.0)[0])
+    short = gap.n - no_gap
+    if short:
+        top = gap.value_at(gap.n - 1)
+        if isinstance(gap, HistogramSample):  # the greatest value, where it lies at or above the last edge
+            top = max(top, float(gap.tail_max))
+        lowest = gap.value_at(no_gap + _rank(short, HISTOGRAM_TAIL))
+        edges = histogram_edges(max(lowest, top * 1e-6), top, log=True)
+        parts.append(("funding_gap", edges, _binned(gap, edges, no_gap)))
+    cols: dict[str, list] = {"variable": [], "bin": [], "left": [], "right": [], "paths": []}
+    for name, edges, counts in parts:
+        cols["variable"] += [name] * len(counts)
+        cols["bin"] += list(range(len(counts)))
+        cols["left"] += edges[:-1].tolist()
+        cols["right"] += edges[1:].tolist()
+        cols["paths"] += counts.tolist()
+    types = {"variable": pa.string(), "bin": pa.int32(), "left": pa.float64(), "right": pa.float64(),
+             "paths": pa.int64()}
+    return pa.table({name: pa.array(values, type=types[name]) for name, values in cols.items()})

@@ -72,7 +72,8 @@ def test_run_prints_headline_figures_with_intervals(finished_run):
     assert "p_fcf_positive_2030" in output and "95% interval" in output
     assert "p_shortfall_by_2028" in output and "funding_gap_es95" in output
     assert sorted(p.name for p in out.iterdir()) == ["by_step.parquet", "by_year.parquet", "config.json",
-                                                      "manifest.json", "paths", "summary.parquet"]
+                                                      "histograms.parquet", "manifest.json", "paths",
+                                                      "summary.parquet"]
     assert sorted(p.name for p in (out / "paths").iterdir()) == ["part-00000.parquet"]
 
 

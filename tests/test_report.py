@@ -100,7 +100,9 @@ def test_report(small_run, tmp_path):
     page = report.html.read_text()
     for f in report.figures:
         image = imread(f.path)
-        assert image.shape[:2] == (int(FIGSIZE[1] * DPI), int(FIGSIZE[0] * DPI)), f.name
+        assert image.shape[:2] == f.pixels[::-1], f.name
+        assert f.name == "tornado.png" or f.pixels == (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI)), f.name
+        assert f"width='{f.pixels[0]}' height='{f.pixels[1]}'" in page
         assert base64.b64encode(f.path.read_bytes()).decode() in page, f.name
         assert f.caption and len(f.caption.splitlines()) == 1
     assert page.count("<img src='data:image/png;base64,") == len(report.figures)
@@ -130,13 +132,19 @@ def test_report_without_paths_or_sensitivity(tmp_path):
     assert not (out / "tornado.png").exists()
     result = CliRunner().invoke(main, ["report", str(out)])  # replaces its own page and charts
     assert result.exit_code == 0, result.output
-    assert "sensitivity" in result.output and "7 charts" in result.output
+    assert "7 charts" in result.output
+    # `simulator sensitivity` needs per-path rows: the report says so rather than suggest it.
+    assert f"run `simulator sensitivity {out}`" not in result.output
+    assert "which this run did not keep; run the config again with --keep-paths sample:100000" in result.output
     assert not (out / "tornado.png").exists()
+    result = CliRunner().invoke(main, ["report", str(out), "--format", "svg"])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.svg"))) == 7 and len(report_files_of(out)) == 1 + 7 + 7
     # A new run in the folder removes the old run's page and charts (they would describe another run).
     result = CliRunner().invoke(main, ["run", "-n", "1000", "-q", "-o", str(out), "--keep-paths", "none", "--force"])
     assert result.exit_code == 0, result.output
     assert not (out / "report.html").exists() and (out / "by_step.parquet").exists()
-    assert not list(out.glob("*.png"))
+    assert not list(out.glob("*.png")) and not list(out.glob("*.svg"))
 
 
 def test_report_errors(tmp_path):
@@ -294,3 +302,195 @@ def test_report_escapes_every_string_from_a_config_or_a_file(small_run, tmp_path
         assert str(folder) in text
     assert any(f.name == "tornado.png" for f in pages[0].figures)  # drawn with the hostile parameter names
     assert any(str(folder) in note for note in pages[1].notes)
+
+
+# ---------------------------------------------------------------- what each chart shows (issue 33)
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The matplotlib figures the report saves, by file name, kept open after they are written."""
+    figures = {}
+    save = report_module._save
+
+    def keep(plt, fig, path, formats=("png",)):
+        save(plt, fig, path, formats)
+        figures[path.name] = fig
+
+    monkeypatch.setattr(report_module, "_save", keep)
+    return figures
+
+
+def test_charts_label_every_axis_tick_every_year_and_survival_starts_at_zero(small_run, tmp_path, drawn):
+    cfg, out = small_run
+    with_sensitivity(out)
+    report_module.make_report(out, tmp_path / "rep")
+    assert set(drawn) == set(REPORT_CHARTS)
+    years = [str(y) for y in cfg.years]
+    for name, fig in drawn.items():
+        (ax,) = fig.axes
+        assert ax.get_xlabel(), name
+        assert ax.get_ylabel() or name == "tornado.png", name  # the tornado's y axis: a label on each bar
+        if name.startswith("fan_") or name == "survival.png":
+            assert ax.get_xlabel() == "year"
+            assert [t.get_text() for t in ax.xaxis.get_minorticklabels()] == years, name
+    for name in ("fan_revenue.png", "fan_fcf.png", "fan_cash.png", "fcf_histogram.png", "funding_gap.png"):
+        label = drawn[name].axes[0].get_xlabel() + drawn[name].axes[0].get_ylabel()
+        assert "USD bn" in label, name
+    for name in ("fan_gross_margin.png", "survival.png", "fcf_histogram.png", "funding_gap.png"):
+        assert "share" in drawn[name].axes[0].get_ylabel(), name
+    assert drawn["survival.png"].axes[0].get_ylim()[0] == 0
+    # The funding gap's legend lies beside the axes, off the bars.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = drawn["funding_gap.png"]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    assert fig.axes[0].get_legend().get_window_extent(renderer).x0 > fig.axes[0].get_window_extent(renderer).x1
+
+
+def test_survival_drops_at_each_year_end(small_run, tmp_path, drawn):
+    cfg, out = small_run
+    report_module.make_report(out, tmp_path / "rep")
+    ax = drawn["survival.png"].axes[0]
+    line = ax.get_lines()[0]  # the step curve: 1 over the first year, then each year's value from its end
+    x = [pd.Timestamp(matplotlib_date(v)).year for v in line.get_xdata()]
+    assert x == [cfg.years[0], *(y + 1 for y in cfg.years)]
+    summary = pd.read_parquet(out / "summary.parquet").set_index("metric")
+    np.testing.assert_allclose(line.get_ydata(), [1.0, *(1 - summary.loc[f"p_shortfall_by_{y}", "value"]
+                                                         for y in cfg.years)])
+
+
+def matplotlib_date(value):
+    import matplotlib.dates as mdates
+
+    return mdates.num2date(value) if isinstance(value, float) else value
+
+
+def test_verdict_opens_the_page_with_the_figures_and_their_intervals(small_run, tmp_path):
+    from simulator.report import percent
+
+    cfg, out = small_run
+    page = report_module.make_report(out, tmp_path / "rep").html.read_text()
+    body = page.split("<body>", 1)[1]
+    assert re.match(r"\s*<h1>[^<]*</h1>\s*<p id=\"verdict\">", body)
+    verdict = re.search(r'<p id="verdict">([^<]*)</p>', page).group(1)
+    summary = pd.read_parquet(out / "summary.parquet").set_index("metric")
+    end = cfg.simulation.end_year
+    for metric in (f"p_fcf_positive_{end}", f"p_shortfall_by_{end}"):
+        r = summary.loc[metric]
+        assert f"{percent(r.value)} of the paths (95% interval {percent(r.ci_low)} to {percent(r.ci_high)})" \
+            in verdict, metric
+    from simulator.summary import format_number
+
+    for metric in ("funding_gap_q95", "funding_gap_es95"):
+        r = summary.loc[metric]
+        assert (f"USD {format_number(r.value)} bn (95% interval {format_number(r.ci_low)} to "
+                f"{format_number(r.ci_high)})") in verdict, metric
+    assert f"floor of USD {cfg.funding.min_cash.value:g} bn" in verdict
+
+
+def test_percent():
+    from simulator.report import percent
+
+    assert [percent(p) for p in (0.6123, 0.01, 0.0035, 0.00012, 0.0, 1.0)] == \
+        ["61.2%", "1.0%", "0.35%", "0.012%", "0.0%", "100.0%"]
+
+
+def test_histograms_of_a_run_that_kept_no_rows_come_from_its_stored_histograms(bare_run, tmp_path):
+    rep = report_module.make_report(bare_run, tmp_path / "rep")
+    stored = pd.read_parquet(bare_run / "histograms.parquet")
+    summary = pd.read_parquet(bare_run / "summary.parquet").set_index("metric")
+    n_paths = json.loads((bare_run / "manifest.json").read_text())["metadata"]["n_paths"]
+    end = validate(json.loads((bare_run / "config.json").read_text())).simulation.end_year
+    fcf = stored[stored["variable"] == f"fcf_{end}"]
+    assert fcf["paths"].sum() == n_paths and len(fcf) == 80
+    drawn = rep.series["fcf_histogram"]
+    np.testing.assert_array_equal(drawn["left"], fcf["left"])
+    np.testing.assert_array_equal(drawn["right"], fcf["right"])
+    np.testing.assert_allclose(drawn["share"], fcf["paths"] / n_paths)
+    # The funding gap: over the paths that fell short only, as many as P(shortfall by the end) says.
+    gap = stored[stored["variable"] == "funding_gap"]
+    assert gap["paths"].sum() == round(summary.loc[f"p_shortfall_by_{end}", "value"] * n_paths)
+    assert (gap["left"] > 0).all()
+    np.testing.assert_allclose(rep.series["funding_gap"]["share"], gap["paths"] / gap["paths"].sum())
+    caption = next(f.caption for f in rep.figures if f.name == "fcf_histogram.png")
+    assert "histograms.parquet" in caption
+
+
+def test_kept_rows_histograms_and_the_gap_quantiles_among_the_paths_that_fell_short(small_run, tmp_path):
+    cfg, out = small_run
+    rep = report_module.make_report(out, tmp_path / "rep")
+    paths = pd.read_parquet(out / "paths")
+    end = cfg.simulation.end_year
+    fcf = rep.series["fcf_histogram"]
+    assert fcf["share"].sum() == pytest.approx(1.0)
+    counts, _ = np.histogram(np.clip(paths[f"fcf_{end}"], fcf["left"].iloc[0], fcf["right"].iloc[-1]),
+                             bins=np.r_[fcf["left"], fcf["right"].iloc[-1]])
+    np.testing.assert_allclose(fcf["share"], counts / len(paths))
+    short = paths["funding_gap"][paths["funding_gap"] > 0]
+    gap = rep.series["funding_gap"]
+    assert gap["share"].sum() == pytest.approx(1.0)
+    for q, value in gap.attrs["quantiles"].items():
+        assert value == pytest.approx(np.quantile(short, q))
+
+
+def test_stored_histograms_from_streamed_samples_agree_with_every_value(rng):
+    """histograms.parquet from a streamed histogram (runs over PILOT_PATHS) counts what the values themselves
+    give, to within the fine bins' rank error."""
+    from simulator.samples import Accumulator, SortedSample, bin_edges
+    from simulator.summary import histogram_frame
+
+    cfg = load_config(None, [])
+    end = cfg.simulation.end_year
+    n = 200_000
+    fcf = rng.normal(-30, 20, n)
+    gap = np.where(rng.random(n) < 0.4, 0.0, rng.lognormal(3, 1.5, n))
+    values = np.stack([fcf, gap])
+    acc = Accumulator([f"fcf_{end}", "funding_gap"], *bin_edges(values[:, :100_000]), [True, True])
+    acc.add(values, 0)
+    streamed = histogram_frame(cfg, acc.finish()).to_pandas()
+    exact = histogram_frame(cfg, {f"fcf_{end}": SortedSample(fcf), "funding_gap": SortedSample(gap)}).to_pandas()
+    for name, total in ((f"fcf_{end}", n), ("funding_gap", np.count_nonzero(gap))):
+        a, b = streamed[streamed["variable"] == name], exact[exact["variable"] == name]
+        assert a["paths"].sum() == b["paths"].sum() == total
+        np.testing.assert_allclose(a["left"], b["left"], rtol=0.01, atol=0.05)  # a fine bin apart
+        assert np.abs(a["paths"].to_numpy() - b["paths"].to_numpy()).max() <= 0.002 * total
+
+
+def test_tornado_labels_in_words_with_the_low_and_high_values(small_run, tmp_path):
+    from simulator.report import in_words
+
+    assert in_words("revenue.consumer.growth_initial") == "Consumer revenue growth (initial)"
+    assert in_words("funding.initial_cash") == "Cash at the start"
+    assert in_words("compute.contracts.oracle.take_or_pay") == "Take-or-pay share, oracle contract"
+    assert in_words("some.new_thing") == "New thing (some)"
+    _, out = small_run
+    with_sensitivity(out)
+    rep = report_module.make_report(out, tmp_path / "rep")
+    sens = pd.read_parquet(out / "sensitivity.parquet").set_index("parameter")
+    for row in rep.series["tornado"].itertuples():
+        s = sens.loc[row.name]
+        assert row.label == (f"{in_words(row.name)}\nbottom 10% ≤ {s.bottom_decile_max:.3g}, "
+                             f"top 10% ≥ {s.top_decile_min:.3g}")
+
+
+def test_report_format_svg_writes_svg_beside_each_png(small_run, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    _, out = small_run
+    dest = tmp_path / "rep"
+    result = CliRunner().invoke(main, ["report", str(out), "-o", str(dest), "--format", "svg"])
+    assert result.exit_code == 0, result.output
+    pngs = sorted(p.stem for p in dest.glob("*.png"))
+    assert sorted(p.stem for p in dest.glob("*.svg")) == pngs and len(pngs) >= 7
+    for svg in dest.glob("*.svg"):
+        assert ET.parse(svg).getroot().tag == "{http://www.w3.org/2000/svg}svg", svg.name
+    assert set(report_files_of(dest)) == {REPORT_FILE, *(p.name for p in dest.iterdir())}
+    # A report in PNG only replaces the page and removes the SVGs it would leave describing an earlier report;
+    # an SVG of someone else's with a chart's name stops it.
+    (dest / "mine.svg").write_text("<svg/>")
+    assert CliRunner().invoke(main, ["report", str(out), "-o", str(dest)]).exit_code == 0
+    assert sorted(p.name for p in dest.glob("*.svg")) == ["mine.svg"]
+    (dest / "survival.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    message = invoke_one_line_error(["report", str(out), "-o", str(dest), "--format", "svg"])
+    assert "survival.svg: not written by simulator report" in message
