@@ -354,7 +354,8 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         identity = run_identity(config, seed, model.actuals)
         parts = {part_name(i): write_parquet(out / staged_part_name(i), part_table(i), identity) for i in local}
         parts.update({part_name(i): entry for i, entry in sim.parts.items()})
-        tables = {"summary": summary, "by_year": by_year, "by_step": step_table(),
+        by_step = step_table()
+        tables = {"summary": summary, "by_year": by_year, "by_step": by_step,
                   "histograms": histogram_frame(config, sim.samples)}  # the report's FCF and funding-gap charts
         write_results(out, tables, metadata, parts)
     except BaseException:

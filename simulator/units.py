@@ -41,7 +41,8 @@ STEP_UNITS = {"revenue": USD_A_YEAR, "fcf": USD_A_YEAR}
 
 NAMES = {
     # identifiers and labels
-    "path_id": "path id", "step": "step (0 = the first)", "rank": "rank (1 = the first)",
+    "path_id": "path id", "step": "step (0 = the first)", "rank": "rank (1 = the first)", "bin": "bin (0 = the first)",
+    "left": USD, "right": USD,  # histograms.parquet: the bins of FCF and of the funding gap
     **{c: TEXT for c in ("metric", "variable", "parameter", "scenario", "judgment", "key", "side", "why")},
     "scaled": "flag", "year": YEAR, "date": DATE, "first_shortfall": DATE, "breakeven_year": YEAR,
     # counts
