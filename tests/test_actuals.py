@@ -206,3 +206,60 @@ def test_trace_of_the_first_steps_equals_the_full_trace():
     first = np.empty((n, 3, len(kernel.STEP_VARS)))
     kernel.trace_block(np.uint64(3), 0, model.inputs, theta, annual, scalars, first)
     np.testing.assert_array_equal(first, full[:, :3])
+
+
+@pytest.fixture(scope="module")
+def prior_and_posterior(tmp_path_factory):
+    """Base with every row kept, and the same paths updated on 2026h1: their folders."""
+    root = tmp_path_factory.mktemp("posterior")
+    runner = CliRunner()
+    for name, extra in (("prior", []), ("posterior", ["--actuals", "2026h1"])):
+        result = runner.invoke(main, ["run", "-n", "6000", "--seed", "12", "-q", "-o", str(root / name), *extra])
+        assert result.exit_code == 0, result.output
+    return root / "prior", root / "posterior"
+
+
+def test_compare_prior_with_posterior_pairs_the_paths(prior_and_posterior):
+    """compare PRIOR POSTERIOR: each side's figure is its summary's probability, the difference has a paired
+    error (delta method) smaller than the unpaired one, and it is the weighted minus the plain share."""
+    from simulator.analysis import compare
+    from simulator.results import read_results
+    prior, posterior = (read_results(p) for p in prior_and_posterior)
+    table = compare(prior, posterior).table.set_index("metric")
+    row = table.loc["p_shortfall_by_2030"]
+    assert row.a == pytest.approx(prior.metric("p_shortfall_by_2030").value, rel=1e-12)
+    assert row.b == pytest.approx(posterior.metric("p_shortfall_by_2030").value, rel=1e-12)
+    assert 0 < row.se_paired < row.se_unpaired
+    w = posterior.paths["weight"].to_numpy()
+    hits = posterior.paths["first_shortfall"].notna().to_numpy()
+    # Influence of path i on the weighted share minus that on the plain share, summed in quadrature.
+    infl = len(w) * w / w.sum() * (hits - row.b) - (hits - row.a)
+    assert row.se_paired == pytest.approx(math.sqrt(np.sum(infl ** 2)) / len(w), rel=1e-9)
+
+
+def test_compare_refuses_runs_updated_on_different_figures(prior_and_posterior, tmp_path):
+    other = actuals_file(tmp_path, ("2026Q1", "revenue", 5.5))
+    out = tmp_path / "other"
+    assert CliRunner().invoke(main, ["run", "-n", "6000", "--seed", "12", "-q", "-o", str(out), "--actuals",
+                                     str(other)]).exit_code == 0
+    result = CliRunner().invoke(main, ["compare", str(prior_and_posterior[1]), str(out)])
+    assert result.exit_code == 1
+    assert "compare runs updated on the same figures, or a run with its prior" in result.output
+
+
+def test_sensitivity_and_discover_of_a_posterior_use_its_effective_paths(prior_and_posterior):
+    from simulator.analysis import discover, sensitivity, weighted_resample
+    from simulator.results import read_results
+    posterior = read_results(prior_and_posterior[1])
+    ess = posterior.metric("ess").value
+    result = sensitivity(posterior)
+    assert result.n_used == round(ess)
+    sample = weighted_resample(posterior.paths, posterior.metadata["seed"])
+    assert "weight" not in sample.columns and sample["path_id"].is_monotonic_increasing
+    # The resample's shares are the weighted shares, to within the resampling's error (systematic resampling
+    # errs less than a multinomial draw of as many paths).
+    w = posterior.paths["weight"].to_numpy()
+    hits = posterior.paths["first_shortfall"].notna().to_numpy()
+    p = np.sum(w * hits) / np.sum(w)
+    assert abs(sample["first_shortfall"].notna().mean() - p) < 4 * math.sqrt(p * (1 - p) / len(sample))
+    assert discover(posterior, "shortfall").n_paths == 6000
