@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import math
 import re
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +167,23 @@ def load_actuals(given: str | Path) -> Actuals:
     one :class:`ActualsError` line per problem."""
     path = actuals_file(given)
     raw = read_toml(path, "actuals")
-    text = path.read_text(encoding="utf-8")
-    name = str(given)
+    return _actuals(str(given), raw, path.read_text(encoding="utf-8"))
+
+
+def actuals_of_run(metadata: dict) -> Actuals | None:
+    """The actuals a run was updated on, from the text its metadata keeps (None: a prior run)."""
+    kept = metadata.get("actuals")
+    if kept is None:
+        return None
+    try:
+        raw = tomllib.loads(kept["text"])
+    except tomllib.TOMLDecodeError as e:
+        raise ActualsError(f"{kept['file']} (kept in the run's metadata): not valid TOML: {e}") from None
+    return _actuals(kept["file"], raw, kept["text"])
+
+
+def _actuals(name: str, raw: dict, text: str) -> Actuals:
+    """The checked figures of an actuals file's table ``raw`` (``name``: the file, for the messages)."""
     unknown = set(raw) - {"description", "sources", "figures"}
     if unknown:
         raise ActualsError(f"{name}: unknown key {sorted(unknown)[0]!r}; expected description, sources, figures")

@@ -671,6 +671,10 @@ def replay_command(folder, path_id, csv_file):
     verdict = {True: "matches the run's stored row", False: differs,
                None: "the run did not keep this path's row"}[r.matches_run]
     click.echo(f"recomputed with the plain-Python reference: {verdict}")
+    if r.figures is not None:
+        click.echo(f"weight {r.weight:.6g}: the likelihood of the reported figures given this path")
+        with pd.option_context("display.float_format", "{:,.4g}".format):
+            click.echo(r.figures.to_string(index=False))
     if csv_file:
         try:
             r.trace.to_csv(csv_file, index=False)

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from . import __version__, reference
+from .actuals import actuals_of_run, path_weights
 from .config import validate
 from .errors import SettingsError
 from .layout import BLOCK_PATHS
@@ -31,6 +32,10 @@ class Replay:
     trace: pd.DataFrame           # one row per step: the funding columns (CASH_COLUMNS), then every state variable
     matches_run: bool | None      # the run's stored row agrees (None: the run did not keep it)
     run_version: str = __version__  # the simulator version that made the run
+    # A posterior run's: each reported figure with the path's own figure and the log-likelihood of the report
+    # given it, and the path's weight (their product's exponential).
+    figures: pd.DataFrame | None = None
+    weight: float | None = None
 
 
 def replay(folder: str | Path, path_id: int) -> Replay:
@@ -53,8 +58,32 @@ def replay(folder: str | Path, path_id: int) -> Replay:
     result = reference.simulate_path(inputs, meta["seed"], path_id)
     parameters = dict(zip(drawn_parameters(config), result["theta"]))
     trace = step_trace(config, result["trace"])
-    matches = _matches_stored_row(folder, meta, config, path_id, result)
-    return Replay(path_id, parameters, trace, matches, str(meta.get("simulator_version", "?")))
+    actuals = actuals_of_run(meta)
+    figures = None if actuals is None else reported_figures(actuals, config, result["trace"])
+    weight = None if figures is None else float(path_weights(figures[["log_likelihood"]].to_numpy())[0])
+    matches = _matches_stored_row(folder, meta, config, path_id, result, weight)
+    return Replay(path_id, parameters, trace, matches, str(meta.get("simulator_version", "?")), figures, weight)
+
+
+def reported_figures(actuals, config, steps: list[dict]) -> pd.DataFrame:
+    """Each reported figure of ``actuals`` with this path's own figure for its period and the log-likelihood of
+    the report given it, from the reference's step records (``actuals.log_likelihoods`` on them)."""
+    spy, start = config.simulation.steps_per_year, config.simulation.start_year
+    dt = 1.0 / spy
+    traced = np.array([[[s["revenue"] / dt, 1.0 - s["cogs"] / s["revenue"] if s["revenue"] > 0 else np.nan,
+                         s["fcf"] / dt, s["cash"]] for s in steps[:actuals.traced_steps(start, spy)]]])
+    loglik = actuals.log_likelihoods(traced, start, spy)[:, 0]
+    rows = []
+    for f, ll in zip(actuals.figures, loglik):
+        k0, k1 = f.steps(start, spy)
+        part = steps[k0:k1]
+        revenue = sum(s["revenue"] for s in part)
+        own = {"revenue": revenue, "burn": -sum(s["fcf"] for s in part), "fcf": sum(s["fcf"] for s in part),
+               "gross_margin": 1.0 - sum(s["cogs"] for s in part) / revenue if revenue > 0 else np.nan,
+               "cash": part[-1]["cash"]}[f.variable]
+        rows.append({"period": f.period, "variable": f.variable, "reported": f.value, "path": own,
+                     "log_likelihood": ll})
+    return pd.DataFrame(rows)
 
 
 # The columns that explain the change in cash over a step, first: cash_end = cash_start + fcf + raised_scheduled
@@ -80,7 +109,8 @@ def _same_run(path: Location, metadata: dict, meta: dict) -> None:
                                f"{meta.get(key)!r}; the manifest or the file was changed")
 
 
-def _matches_stored_row(folder: Location, meta: dict, config, path_id: int, result: dict) -> bool | None:
+def _matches_stored_row(folder: Location, meta: dict, config, path_id: int, result: dict,
+                        weight: float | None) -> bool | None:
     if path_id >= meta["paths_kept"]:
         return None
     path = folder / part_name(path_id // BLOCK_PATHS)
@@ -92,4 +122,7 @@ def _matches_stored_row(folder: Location, meta: dict, config, path_id: int, resu
     stored = [row[f"{var}_{y}"] for var in ("revenue", "fcf", "cash") for y in config.years] + [row["cash_end"]]
     recomputed = [result["annual"][var][i] for var in ("revenue", "fcf", "cash")
                   for i in range(len(config.years))] + [result["scalars"]["cash_end"]]
+    if weight is not None:
+        stored.append(row["weight"])
+        recomputed.append(weight)
     return bool(np.allclose(stored, recomputed, rtol=1e-9, atol=1e-9))

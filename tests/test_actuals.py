@@ -263,3 +263,20 @@ def test_sensitivity_and_discover_of_a_posterior_use_its_effective_paths(prior_a
     p = np.sum(w * hits) / np.sum(w)
     assert abs(sample["first_shortfall"].notna().mean() - p) < 4 * math.sqrt(p * (1 - p) / len(sample))
     assert discover(posterior, "shortfall").n_paths == 6000
+
+
+def test_replay_of_a_posterior_path_gives_its_weight_and_figures(prior_and_posterior):
+    """replay recomputes a path's weight from the plain-Python reference's steps: it matches the stored row's,
+    and each reported figure is shown beside the path's own."""
+    posterior = prior_and_posterior[1]
+    result = CliRunner().invoke(main, ["replay", str(posterior), "--path", "17"])
+    assert result.exit_code == 0, result.output
+    assert "matches the run's stored row" in result.output
+    from simulator.replay import replay
+    from simulator.results import read_paths
+    r = replay(posterior, 17)
+    stored = read_paths(posterior).set_index("path_id").loc[17]
+    assert r.weight == pytest.approx(stored["weight"], rel=1e-9)
+    assert list(r.figures["variable"]) == ["revenue", "burn", "gross_margin"]
+    assert r.figures.loc[0, "path"] == pytest.approx(r.trace["revenue"].iloc[0], rel=1e-12)
+    assert f"weight {r.weight:.6g}" in result.output
