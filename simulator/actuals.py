@@ -28,6 +28,7 @@ import numpy as np
 
 from .config import PACKAGED_CONFIGS, ConfigError, read_toml
 from .layout import T_CASH, T_FCF, T_GM, T_REV
+from .samples import WeightedSample
 from .stats import effective_paths
 
 PACKAGED_ACTUALS = PACKAGED_CONFIGS / "actuals"
@@ -105,32 +106,44 @@ class Actuals:
         """How many steps from the start the kernel must record for these figures (0 without any)."""
         return max((f.steps(start_year, spy)[1] for f in self.figures), default=0)
 
-    def log_likelihoods(self, steps: np.ndarray, start_year: int, spy: int) -> np.ndarray:
-        """Per figure and path, the log-likelihood of the reported value given the path's steps (``steps``:
-        ``kernel.trace_block``'s (paths, T, len(STEP_VARS)) values), up to a constant: (figures, paths);
-        -inf where the path cannot produce the figure (no revenue for a margin, cash at or below 0)."""
-        out = np.empty((len(self.figures), len(steps)))
+    def simulated(self, steps: np.ndarray, start_year: int, spy: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per figure and path, the path's own value of the figure's variable over its period (NaN: a margin
+        without revenue), and the period's gross cash costs (revenue - FCF, which scale a burn's error): two
+        (figures, paths) arrays from ``steps``, ``kernel.trace_block``'s (paths, T, len(STEP_VARS)) values."""
+        values, costs = np.empty((2, len(self.figures), len(steps)))
         dt_ = 1.0 / spy
         for i, f in enumerate(self.figures):
             k0, k1 = f.steps(start_year, spy)
             part = steps[:, k0:k1]
             revenue = part[:, :, T_REV].sum(axis=1) * dt_
+            fcf = part[:, :, T_FCF].sum(axis=1) * dt_
+            # A step without revenue has an undefined margin and no cost of revenue to add.
+            cogs = np.where(part[:, :, T_REV] > 0, (1.0 - part[:, :, T_GM]) * part[:, :, T_REV], 0.0).sum(axis=1)
+            with np.errstate(all="ignore"):
+                margin = np.where(revenue > 0, 1.0 - cogs * dt_ / revenue, np.nan)
+            values[i] = {"revenue": revenue, "cash": part[:, -1, T_CASH], "gross_margin": margin, "fcf": fcf,
+                         "burn": -fcf}[f.variable]
+            costs[i] = revenue - fcf
+        return values, costs
+
+    def log_likelihoods(self, steps: np.ndarray, start_year: int, spy: int) -> np.ndarray:
+        """Per figure and path, the log-likelihood of the reported value given the path's steps (see
+        :meth:`simulated`), up to a constant: (figures, paths); -inf where the path cannot produce the figure
+        (no revenue for a margin, revenue or cash at or below 0, no cash costs for a burn)."""
+        values, costs = self.simulated(steps, start_year, spy)
+        out = np.empty_like(values)
+        for i, f in enumerate(self.figures):
+            x = values[i]
             with np.errstate(all="ignore"):
                 if f.variable in ("revenue", "cash"):
-                    simulated = revenue if f.variable == "revenue" else part[:, -1, T_CASH]
-                    z = (math.log(f.value) - np.log(simulated)) / f.source.relative_error
-                    out[i] = np.where(simulated > 0, -0.5 * z * z, -np.inf)
+                    z = (math.log(f.value) - np.log(x)) / f.source.relative_error
+                    out[i] = np.where(x > 0, -0.5 * z * z, -np.inf)
                 elif f.variable == "gross_margin":
-                    # A step without revenue has an undefined margin and no cost of revenue to add.
-                    cogs = np.where(part[:, :, T_REV] > 0, (1.0 - part[:, :, T_GM]) * part[:, :, T_REV], 0.0)
-                    margin = 1.0 - cogs.sum(axis=1) * dt_ / revenue
-                    z = (f.value - margin) / f.source.margin_error
-                    out[i] = np.where(revenue > 0, -0.5 * z * z, -np.inf)
+                    z = (f.value - x) / f.source.margin_error
+                    out[i] = np.where(np.isnan(x), -np.inf, -0.5 * z * z)
                 else:
-                    fcf = part[:, :, T_FCF].sum(axis=1) * dt_
-                    reported_fcf = -f.value if f.variable == "burn" else f.value
-                    sd = f.source.relative_error * np.maximum(revenue - fcf, 0.0)
-                    z = (reported_fcf - fcf) / sd
+                    sd = f.source.relative_error * np.maximum(costs[i], 0.0)
+                    z = (f.value - x) / sd
                     out[i] = np.where(sd > 0, -0.5 * z * z - np.log(sd), -np.inf)
         return out
 
@@ -270,16 +283,31 @@ def path_weights(loglik: np.ndarray) -> np.ndarray:
 MIN_EFFECTIVE_PATHS = 1_000  # fewer, and the weighted figures' standard errors are themselves unreliable
 
 
-def figure_report(actuals: Actuals, loglik: np.ndarray) -> list[dict]:
+def figure_report(actuals: Actuals, loglik: np.ndarray, values: np.ndarray | None = None,
+                  weights: np.ndarray | None = None) -> list[dict]:
     """Per figure (rows of ``loglik``, paths in columns): what it is, its error, and the share of the paths it
-    alone would leave effective (Kish): the figures the model finds least likely have the smallest."""
+    alone would leave effective (Kish): the figures the model finds least likely have the smallest. With the
+    figures' ``values`` on some paths (:meth:`Actuals.simulated`, e.g. those of ``by_step``) and those paths'
+    ``weights``, also the 5%, 50% and 95% of the path's own figure before (``prior_``) and after (``posterior_``)
+    the update, and the share of the paths below the reported value before it (its percentile in the prior:
+    an out-of-sample test of the config) with its standard error."""
     out = []
-    for f, row in zip(actuals.figures, loglik):
+    for i, (f, row) in enumerate(zip(actuals.figures, loglik)):
         error = f.source.margin_error if f.variable == "gross_margin" else f.source.relative_error
-        out.append({"period": f.period, "variable": f.variable, "value": f.value, "source": f.source.id,
-                    "published": f.source.published.isoformat(), "error": error,
-                    "ess_share_alone": effective_paths(np.exp(row - row.max())) / row.size if np.isfinite(row.max())
-                    else 0.0})
+        entry = {"period": f.period, "variable": f.variable, "value": f.value, "source": f.source.id,
+                 "published": f.source.published.isoformat(), "error": error,
+                 "ess_share_alone": effective_paths(np.exp(row - row.max())) / row.size if np.isfinite(row.max())
+                 else 0.0}
+        if values is not None and weights is not None:
+            x = values[i]
+            defined = ~np.isnan(x)
+            x, w = x[defined], weights[defined]
+            for side, sample in (("prior", WeightedSample(x, np.ones_like(x))), ("posterior", WeightedSample(x, w))):
+                entry.update({f"{side}_q{q:02d}": sample.at(q / 100) for q in (5, 50, 95)})
+            below = float(np.mean(x < f.value))
+            entry.update(prior_percentile=below, prior_percentile_se=math.sqrt(below * (1 - below) / x.size),
+                         paths=int(x.size))
+        out.append(entry)
     return out
 
 

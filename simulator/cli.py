@@ -367,14 +367,17 @@ def echo_json(results, cfg, folder) -> None:
 def format_headline(results, cfg, metrics=None) -> str:
     """The metrics (default: the headline ones; all of them if ``show`` passes None) with 95% intervals."""
     frame = results.summary.set_index("metric")
-    lines = [f"{'metric':34} {'value':>10}  {'95% interval':>23} {'std err':>9}"]
-    if metrics is not None and "ess" in frame.index:  # a posterior run: what its paths are worth
+    # A posterior run (--actuals) also gives its prior's figure on the same paths, and what its paths are worth.
+    prior = results.metadata.get("prior", {})
+    lines = [f"{'metric':34} {'value':>10}  {'95% interval':>23} {'std err':>9}" + (f" {'prior':>10}" if prior else "")]
+    if metrics is not None and "ess" in frame.index:
         metrics = [*metrics, "ess", "ess_share"]
     for name in frame.index if metrics is None else metrics:
         row = frame.loc[name]
         fmt = format_probability if name.startswith("p_") else format_number
+        before = prior.get(name, [None])[0]
         lines.append(f"{name:34} {fmt(row.value):>10}  [{fmt(row.ci_low):>10}, {fmt(row.ci_high):>10}] "
-                     f"{fmt(row.stderr):>9}")
+                     f"{fmt(row.stderr):>9}" + (f" {'' if before is None else fmt(before):>10}" if prior else ""))
     return "\n".join(lines)
 
 

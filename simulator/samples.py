@@ -94,6 +94,11 @@ class WeightedSample:
         self.total_sq = self.n * float(np.sum(w * self.sorted * self.sorted)) / self.weight if self.weight > 0 \
             else math.nan
 
+    def unweighted(self) -> SortedSample:
+        """The same paths' values without their weights (NaN last): the prior's sample of a posterior run."""
+        values = np.concatenate([self.sorted, np.full(self.missing, np.nan)])
+        return SortedSample(values, ordered=values)
+
     def at(self, share: float) -> float:
         """The least value with at least ``share`` of the weight at or below it."""
         i = int(np.searchsorted(self.cum, share * self.weight, side="left"))
