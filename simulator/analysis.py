@@ -28,8 +28,8 @@ from .api import run
 from .config import Config, ConfigError, load_config, validate
 from .errors import SettingsError
 from .model import drawn_parameters
-from .results import ACTUALS, Results, ResultsError, write_parquet
-from .stats import Z95, effective_paths
+from .results import ACTUALS, Results, ResultsError, weighted_resample, write_parquet
+from .stats import Z95
 from .storage import Location
 
 SENSITIVITY_FILE = "sensitivity.parquet"
@@ -63,17 +63,6 @@ def _paths_of(results: Results, folder, need_all: bool = False, weighted: bool =
         paths = weighted_resample(paths, results.metadata["seed"])
     return paths, complete
 
-
-def weighted_resample(paths: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """A posterior run's rows as an unweighted sample of its posterior: systematic resampling by ``weight``, as
-    many rows as the rows' effective sample size (Kish), so that an analysis's standard errors are those of the
-    effective paths. Rows stay in path order (a row may recur); the offset comes from the run's seed, so the
-    sample is the same every time."""
-    w = paths["weight"].to_numpy()
-    m = max(1, round(effective_paths(w)))
-    points = (np.random.default_rng(seed).random() + np.arange(m)) / m
-    rows = np.minimum(np.searchsorted(np.cumsum(w) / np.sum(w), points, side="right"), len(w) - 1)
-    return paths.iloc[rows].drop(columns="weight").reset_index(drop=True)
 
 
 def outcome_indicators(paths: pd.DataFrame, config: Config) -> dict[str, np.ndarray]:

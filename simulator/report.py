@@ -27,7 +27,7 @@ import pandas as pd
 from . import __version__
 from .config import validate
 from .report_files import REPORT_FILE, generator, report_files_of
-from .results import HISTOGRAM_TABLE, ResultsError, read_paths, read_results, read_table
+from .results import ACTUALS, HISTOGRAM_TABLE, ResultsError, read_paths, read_results, read_table, weighted_resample
 from .storage import Location, first_line
 from .summary import HISTOGRAM_TAIL, format_number, format_probability, headline_metrics, histogram_edges
 
@@ -89,9 +89,15 @@ def _read_derived(folder: Location, name: str, manifest_hash: str) -> pd.DataFra
 
 
 def _paths_columns(folder: Location, meta: dict, columns: list[str]) -> pd.DataFrame | None:
-    """Only the columns the charts need (the rows can be many); None when the run kept no rows."""
+    """Only the columns the charts need (the rows can be many); None when the run kept no rows. A posterior
+    run's rows come resampled by their weights (``results.weighted_resample``): a histogram of them is the
+    posterior's, in effective paths."""
     if meta["paths_kept"] == 0:
         return None
+    if ACTUALS in meta:
+        sample = weighted_resample(read_paths(folder, [*columns, "weight"], verify=False), meta["seed"])
+        sample.attrs["resampled"] = True
+        return sample
     return read_paths(folder, columns, verify=False)  # read_results has checked the files
 
 
@@ -303,13 +309,19 @@ def _kept_bins(values: np.ndarray, lowest: float, highest: float, log: bool, sou
 STORED = "every path, binned as the run went (histograms.parquet)"
 
 
+def _resampled(paths: pd.DataFrame) -> str:
+    """How the source of a histogram of ``paths`` says they were resampled by weight (a posterior run's)."""
+    return " (resampled by the reported figures' weights: as many as the kept paths are worth)" \
+        if paths.attrs.get("resampled") else ""
+
+
 def fcf_bins(paths: pd.DataFrame | None, stored: pd.DataFrame | None, end: int) -> Bins | None:
     """The last year's FCF of the kept paths, else of every path from the run's stored histogram; None where the
     run has neither (it kept no rows and was made before histograms.parquet)."""
     if paths is not None:
         values = paths[f"fcf_{end}"].to_numpy()
         lo, hi = np.quantile(values, [HISTOGRAM_TAIL, 1 - HISTOGRAM_TAIL])
-        return _kept_bins(values, lo, hi, False, f"the {values.size:,} kept paths")
+        return _kept_bins(values, lo, hi, False, f"the {values.size:,} kept paths{_resampled(paths)}")
     return None if stored is None else _stored_bins(stored, f"fcf_{end}", STORED)
 
 
@@ -319,7 +331,7 @@ def gap_bins(paths: pd.DataFrame | None, stored: pd.DataFrame | None) -> Bins | 
     if paths is not None:
         gap = paths["funding_gap"].to_numpy()
         positive = gap[gap > 0]
-        source = f"the {positive.size:,} kept paths that fell short"
+        source = f"the {positive.size:,} kept paths that fell short{_resampled(paths)}"
         if not positive.size:
             return Bins(np.zeros(1), np.zeros(0), 0.0, source, positive)
         hi = positive.max()
@@ -360,6 +372,41 @@ def fcf_histogram(plt, summary: pd.DataFrame, bins: Bins, end: int, path: Locati
                "in 1 path in 20 FCF is this low or lower; CFaR is how far that lies under the expected FCF.")
     return Figure(path.name, title, caption, path), pd.DataFrame({"left": edges[:-1], "right": edges[1:],
                                                                   "share": shares})
+
+
+FIGURE_UNITS = {"revenue": MONEY, "burn": MONEY, "fcf": MONEY, "cash": MONEY, "gross_margin": "share"}
+
+
+def reported_chart(plt, figures: list[dict], path: Location,
+                   formats: tuple[str, ...] = ("png",)) -> tuple[Figure, pd.DataFrame]:
+    """A posterior run's reported figures against the model's figure for their period: the 5-95% band and
+    median of the prior (grey) and of the posterior (blue), and the reported value (red), one panel each."""
+    n = len(figures)
+    size = (FIGSIZE[0], 1.0 + 1.1 * n)
+    fig, axes = plt.subplots(n, 1, figsize=size, dpi=DPI, squeeze=False)
+    title = "Reported figures against the model's, before and after the update"
+    fig.suptitle(title, fontsize=12)
+    for ax, f in zip(axes[:, 0], figures):
+        for y, side, colour in ((1, "prior", "#7f7f7f"), (0, "posterior", BAND_COLOUR)):
+            ax.plot([f[f"{side}_q05"], f[f"{side}_q95"]], [y, y], color=colour, lw=6, alpha=0.6, solid_capstyle="butt")
+            ax.plot([f[f"{side}_q50"]], [y], "|", color="black", ms=14)
+        ax.plot([f["value"]], [0.5], "D", color=PLAN_COLOUR, ms=8)
+        ax.set_yticks([0, 1], ["after", "before"])
+        ax.set_ylim(-0.6, 1.6)
+        unit = FIGURE_UNITS[f["variable"]]
+        ax.set_xlabel(f"{f['period']} {f['variable'].replace('_', ' ')}, {unit}: reported {f['value']:g} (red); "
+                      f"below it before the update: {percent(f['prior_percentile'])} of the paths", fontsize=9)
+        if unit == "share":
+            _percent_axis(ax, axis="x")
+        ax.grid(True, axis="x", alpha=0.3)
+    _save(plt, fig, path, formats)
+    caption = ("Each reported figure (red) against the model's own figure for its period: its 5% to 95% range "
+               "(bar) and median (tick) before the update (grey: the config alone, an out-of-sample test) and "
+               "after it (blue: every path weighted by how likely the reported figures are given it). From the "
+               "by_step paths.")
+    data = pd.DataFrame([{k: f[k] for k in ("period", "variable", "value", "prior_q05", "prior_q50", "prior_q95",
+                                             "posterior_q05", "posterior_q50", "posterior_q95")} for f in figures])
+    return Figure(path.name, title, caption, path, size), data
 
 
 def survival_curve(plt, summary: pd.DataFrame, cfg, path: Location,
@@ -552,9 +599,10 @@ def percent(p: float) -> str:
     return f"{p:.1%}" if p >= 0.01 or p == 0 else f"{p * 100:.2g}%"
 
 
-def verdict(summary: pd.DataFrame, cfg) -> str:
+def verdict(summary: pd.DataFrame, cfg, given: str = "") -> str:
     """The report's opening paragraph, in plain words: P(FCF > 0) in the last year, P(shortfall by its end)
-    and the funding gap, each with its 95% interval from the summary (plain text: the page escapes it)."""
+    and the funding gap, each with its 95% interval from the summary (plain text: the page escapes it). A
+    posterior run's says so (``given``: which figures, in words)."""
     m = summary.set_index("metric")
     end = cfg.simulation.end_year
     fcf, short = m.loc[f"p_fcf_positive_{end}"], m.loc[f"p_shortfall_by_{end}"]
@@ -570,6 +618,9 @@ def verdict(summary: pd.DataFrame, cfg) -> str:
 
     text = (f"Verdict: free cash flow in {end} is positive on {p(fcf)}. Cash falls under {floor_text} at some "
             f"point by the end of {end} on {p(short)}. ")
+    if "ess" in m.index:
+        text = text.replace("Verdict: ", f"Verdict, given the reported figures{given}: ").replace(
+            " of the paths ", " of the weighted paths ")
     if q95.value > 0:
         text += (f"The extra capital that would have kept it there, the funding gap, is {usd(q95)} or more on "
                  f"1 path in 20, and {usd(es)} on average over the worst 5% of paths.")
@@ -623,17 +674,22 @@ def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], no
             ("report", f"<code>simulator report {e(folder)}</code>")]
     meta_table = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
     head = []
+    prior = meta.get("prior") or {}
     for name in headline_metrics(cfg):
         if name not in frame.index:
             continue
         r = frame.loc[name]
+        before = (prior.get(name) or [None])[0]
+        prior_cell = (f"<td class='num'>{'' if before is None else e(_fmt(name, before))}</td>" if prior else "")
         head.append(f"<tr><td><code>{e(name)}</code></td><td class='num'>{e(_fmt(name, r.value))}</td>"
                     f"<td class='num'>[{e(_fmt(name, r.ci_low))}, {e(_fmt(name, r.ci_high))}]</td>"
-                    f"<td class='num'>{e(_fmt(name, r.stderr))}</td><td>{e(describe(name))}</td></tr>")
+                    f"<td class='num'>{e(_fmt(name, r.stderr))}</td>{prior_cell}<td>{e(describe(name))}</td></tr>")
     figs = "\n".join(f"<figure id='{e(f.name)}'><img src='{_png_uri(f.path)}' alt='{e(f.title)}' "
                      f"width='{f.pixels[0]}' height='{f.pixels[1]}'>"
                      f"<figcaption>{e(f.caption)}</figcaption></figure>" for f in figures)
     note_html = "".join(f"<p class='note'>{e(n)}</p>" for n in notes)
+    prior_head = "<th>prior</th>" if prior else ""
+    given, update = _update_section(meta, frame, e)
     name = e(meta.get("config_name", ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -642,16 +698,18 @@ def _html_page(meta: dict, cfg, summary: pd.DataFrame, figures: list[Figure], no
 <style>{CSS}</style></head>
 <body>
 <h1>Risk report: {name}</h1>
-<p id="verdict">{e(verdict(summary, cfg))}</p>
+<p id="verdict">{e(verdict(summary, cfg, given))}</p>
 <p>Monte Carlo simulation of the AI lab's finances: {e(n_text)} paths of revenue, margins, costs and
 funding. Money is in billions of US dollars (USD bn). Each figure has a 95% interval reflecting Monte Carlo error
 (how precisely this many paths pin it down), not model uncertainty.</p>
 <h2>Run</h2>
 <table>{meta_table}</table>
 <h2>Headline figures</h2>
-<table id="headline"><tr><th>metric</th><th>value</th><th>95% interval</th><th>std err</th><th>meaning</th></tr>
+<table id="headline"><tr><th>metric</th><th>value</th><th>95% interval</th><th>std err</th>{prior_head}
+<th>meaning</th></tr>
 {chr(10).join(head)}
 </table>
+{update}
 <p class="note">The cash floor is the minimum cash the lab must hold; a shortfall is cash under it at the end of
 any step. The funding gap is the largest amount by which cash fell under the floor.</p>
 <h2>Charts</h2>
@@ -659,6 +717,38 @@ any step. The funding gap is the largest amount by which cash fell under the flo
 {note_html}
 </body></html>
 """
+
+
+def _update_section(meta: dict, frame: pd.DataFrame, e) -> tuple[str, str]:
+    """A posterior run's words for the verdict (which figures) and its section on the update: the reported
+    figures, each against the model's before and after, and what the weighted paths are worth (``e``: the
+    page's escaping)."""
+    figures = meta.get("figures")
+    if ACTUALS not in meta or not figures:
+        return "", ""
+    kept = meta[ACTUALS]
+    given = f" ({kept['file']}: " + "; ".join(f"{f['period']} {f['variable']} {f['value']:g}" for f in figures) + ")"
+    rows = []
+    for f in figures:
+        unit = FIGURE_UNITS[f["variable"]]
+        cells = [f["period"], f["variable"], f"{f['value']:g}", unit, f"{f['source']} ({f['published']})",
+                 f"{f['error']:g}", f"{f['ess_share_alone']:.1%}"]
+        if "prior_q50" in f:
+            cells += [f"{f['prior_q05']:.4g} / {f['prior_q50']:.4g} / {f['prior_q95']:.4g}",
+                      f"{f['posterior_q05']:.4g} / {f['posterior_q50']:.4g} / {f['posterior_q95']:.4g}",
+                      f"{percent(f['prior_percentile'])} ± {percent(1.96 * f['prior_percentile_se'])}"]
+        rows.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    ess, share = frame.loc["ess"].value, frame.loc["ess_share"].value
+    return given, f"""<h2>Updated on reported figures</h2>
+<p>Every path is weighted by how likely the figures of <code>{e(kept['file'])}</code> are given the path's own
+figures for their periods; every figure above is the weighted one, and the prior column gives the same paths
+unweighted (the config alone). The weighted paths are worth {e(f'{ess:,.0f}')} independent ones
+({e(f'{share:.1%}')} of them): the standard errors are those of that many.</p>
+<table id="figures"><tr><th>period</th><th>variable</th><th>reported</th><th>unit</th><th>source</th><th>error</th>
+<th>paths left effective by it alone</th><th>model before: 5% / 50% / 95%</th><th>after</th>
+<th>share of paths below it before (±95%)</th></tr>
+{chr(10).join(rows)}
+</table>"""
 
 
 def _replaceable(out: Location, names: list[str]) -> set[str]:
@@ -737,6 +827,8 @@ def make_report(folder: str | Path, out: str | Path | None = None, formats: tupl
     draw["survival"] = lambda plt, path: survival_curve(plt, summary, cfg, path, formats)
     if gap is not None:
         draw["funding_gap"] = lambda plt, path: funding_gap_chart(plt, summary, gap, end, path, formats)
+    if meta.get("figures") and "prior_q50" in meta["figures"][0]:
+        draw["reported"] = lambda plt, path: reported_chart(plt, meta["figures"], path, formats)
     if sens is not None or judged is not None:
         draw["tornado"] = lambda plt, path: tornado_chart(plt, sens, judged, summary, end, path, formats)
     names = [f"{key}.{fmt}" for key in draw for fmt in formats]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +37,7 @@ import pyarrow.parquet as pq
 from . import __version__, units
 from .errors import SimulatorError
 from .layout import BLOCK_PATHS
+from .stats import effective_paths
 from .storage import Location, first_line
 
 SCHEMA_VERSION = 3  # 2: per-path rows in the paths/ dataset; runtime in the manifest only. 3: model v2 compute
@@ -359,3 +361,15 @@ def read_results(folder: str | Location, paths: bool = True, verify: bool = True
     frames = {name: read(name) for name in TABLES}
     rows = _read_paths(folder, manifest, None) if paths else None
     return Results(rows, frames["summary"], frames["by_year"], manifest["metadata"], lambda: read(STEP_TABLE))
+
+
+def weighted_resample(paths: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A posterior run's rows as an unweighted sample of its posterior: systematic resampling by ``weight``, as
+    many rows as the rows' effective sample size (Kish), so that an analysis's standard errors are those of the
+    effective paths. Rows stay in path order (a row may recur); the offset comes from the run's seed, so the
+    sample is the same every time."""
+    w = paths["weight"].to_numpy()
+    m = max(1, round(effective_paths(w)))
+    points = (np.random.default_rng(seed).random() + np.arange(m)) / m
+    rows = np.minimum(np.searchsorted(np.cumsum(w) / np.sum(w), points, side="right"), len(w) - 1)
+    return paths.iloc[rows].drop(columns="weight").reset_index(drop=True)

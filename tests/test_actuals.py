@@ -248,8 +248,8 @@ def test_compare_refuses_runs_updated_on_different_figures(prior_and_posterior, 
 
 
 def test_sensitivity_and_discover_of_a_posterior_use_its_effective_paths(prior_and_posterior):
-    from simulator.analysis import discover, sensitivity, weighted_resample
-    from simulator.results import read_results
+    from simulator.analysis import discover, sensitivity
+    from simulator.results import read_results, weighted_resample
     posterior = read_results(prior_and_posterior[1])
     ess = posterior.metric("ess").value
     result = sensitivity(posterior)
@@ -280,3 +280,22 @@ def test_replay_of_a_posterior_path_gives_its_weight_and_figures(prior_and_poste
     assert list(r.figures["variable"]) == ["revenue", "burn", "gross_margin"]
     assert r.figures.loc[0, "path"] == pytest.approx(r.trace["revenue"].iloc[0], rel=1e-12)
     assert f"weight {r.weight:.6g}" in result.output
+
+
+def test_report_of_a_posterior_shows_the_update(tmp_path):
+    """The report of a run with actuals says what it was updated on (escaped), gives the prior beside each
+    headline figure, and draws the reported figures against the model's before and after."""
+    hostile = actuals_file(tmp_path, ("2026Q1", "revenue", 5.7)).read_text().replace(
+        "[sources.s]", '[sources."<img src=x onerror=alert(1)>"]').replace('source = "s"',
+                                                                         'source = "<img src=x onerror=alert(1)>"')
+    path = tmp_path / "hostile.toml"
+    path.write_text(hostile)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "-n", "3000", "--seed", "2", "-q", "-o", str(out), "--actuals",
+                                       str(path), "--report"])
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "Verdict, given the reported figures" in page and "of the weighted paths" in page
+    assert "<th>prior</th>" in page and "Updated on reported figures" in page
+    assert (out / "reported.png").exists()
