@@ -1,6 +1,7 @@
-"""Print the tables of docs/model.md as markdown: plan vs published, the scenarios, the Q1 2026 backtest.
+"""Print the tables of docs/model.md as markdown: plan vs published, the scenarios, the Q1 2026 backtest and the
+update on it.
 
-    python docs/make_tables.py                      # all three (about 15 s)
+    python docs/make_tables.py                      # all four (about a minute)
     python docs/make_tables.py --only backtest --backtest-paths 20000
     python docs/make_tables.py --update docs/model.md   # replace the tables there in place
 
@@ -14,15 +15,14 @@ each table, so rerunning this script reproduces docs/model.md's tables exactly.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
+import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import simulator
-from simulator import reference, stats
+from simulator.analysis import compare
 from simulator.config import PACKAGED_CONFIGS
-from simulator.model import build_inputs
 from simulator.scenarios import COMPARISON_METRICS, load_scenarios
 
 # Published figures (docs/model.md §7): label, published value and how it was stated, source,
@@ -36,8 +36,8 @@ PUBLISHED = [
     ("FCF 2030", 0.0, "> 0", "Feb-2026 reset (CNBC / Reuters)", "fcf_2030_q50", 1, ">= 0"),
     ("total compute 2026-30", 600.0, "~600", "Feb-2026 reset (CNBC)", "compute_spend_total_q50", 1, "25%"),
 ]
-# Q1 2026 actuals (The Information, Jun 2026: docs/model.md §7).
-Q1_ACTUALS = [("revenue", 5.7), ("burn (-FCF)", 3.7), ("gross margin", 0.39)]
+# The reported figures the backtest and the update use (docs/model.md §6; their source is in §7).
+ACTUALS = PACKAGED_CONFIGS / "actuals" / "2026h1.toml"
 
 
 def plan_table(n_paths: int = 1000) -> str:
@@ -74,32 +74,60 @@ def scenario_table(n_paths: int = 100_000) -> str:
     return "\n".join(lines)
 
 
-def q1_sample(n_paths: int) -> np.ndarray:
-    """(n, 3): revenue, burn and gross margin of the first quarter of 2026 under the base config."""
-    cfg = simulator.load_config(None, ["simulation.steps_per_year=4"])
-    inputs = build_inputs(cfg)
-    out = np.empty((n_paths, 3))
-    for i in range(n_paths):
-        step = reference.simulate_path(inputs, cfg.simulation.seed, i)["trace"][0]
-        out[i] = step["revenue"], -step["fcf"], 1.0 - step["cogs"] / step["revenue"]
-    return out
+def posterior_runs(n_paths: int) -> dict:
+    """Base, and base updated on ACTUALS with its source's errors (M: 10%) and had it been of high confidence
+    (H: 5%): every row kept, same seed, so the updates pair path by path with the prior."""
+    cfg = simulator.load_config()
+    high = ACTUALS.read_text().replace('confidence = "M"', 'confidence = "H"')
+    with tempfile.TemporaryDirectory() as folder:
+        high_file = Path(folder) / "2026h1-high.toml"
+        high_file.write_text(high)
+        return {"prior": simulator.run(cfg, n_paths, keep_paths="all"),
+                "posterior": simulator.run(cfg, n_paths, keep_paths="all", actuals=ACTUALS),
+                "high": simulator.run(cfg, n_paths, keep_paths="all", actuals=high_file)}
 
 
-def backtest_table(n_paths: int = 5000) -> str:
-    sample = q1_sample(n_paths)
-    lines = [f"base.toml, Q1 2026 (first step at 4 steps a year), {n_paths:,} paths, seed "
-             f"{simulator.load_config().simulation.seed}; percentile = share of paths below the actual, "
-             "with its Monte Carlo standard error and 95% (Wilson) interval",
-             "",
-             "| Q1 2026 | actual | model 5% | median | 95% | percentile of the actual | std err | 95% interval |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for (label, actual), x in zip(Q1_ACTUALS, sample.T):
-        q05, q50, q95 = np.quantile(x, [0.05, 0.5, 0.95])
-        pct = stats.wilson(float(np.mean(x < actual)), len(x))
-        fmt = "{:.1%}" if label == "gross margin" else "{:.2f}"
-        lines.append(f"| {label} | {fmt.format(actual)} | {fmt.format(q05)} | {fmt.format(q50)} | "
-                     f"{fmt.format(q95)} | {pct.value:.1%} | {pct.stderr:.1%} | "
-                     f"[{pct.ci_low:.1%}, {pct.ci_high:.1%}] |")
+def backtest_table(runs: dict, n_paths: int) -> str:
+    """Each reported figure against base's own figure for its period, before (out of sample) and after the
+    update (the run's record of its figures: the first 20,000 paths)."""
+    figures = runs["posterior"].metadata["figures"]
+    lines = [f"base.toml as of 2026-03-01 and `simulator run --actuals configs/actuals/2026h1.toml`, "
+             f"{n_paths:,} paths, seed {simulator.load_config().simulation.seed}; the model's figure for the "
+             f"quarter on the first {figures[0]['paths']:,} paths (by_step's), before (the config alone) and after "
+             "the update; percentile = share of the paths below the reported figure before it, with its standard "
+             "error", "",
+             "| Q1 2026 | reported | error | before: 5% | median | 95% | percentile | std err "
+             "| after: 5% | median | 95% | paths left effective by it alone |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for f in figures:
+        fmt = "{:.1%}" if f["variable"] == "gross_margin" else "{:.2f}"
+        error = f"{f['error']:.0%} " + ("points" if f["variable"] == "gross_margin" else
+                                        "of gross cash costs" if f["variable"] == "burn" else "relative")
+        cells = [f["variable"].replace("_", " "), fmt.format(f["value"]), error,
+                 *(fmt.format(f[f"prior_q{q:02d}"]) for q in (5, 50, 95)),
+                 f"{f['prior_percentile']:.2%}", f"{f['prior_percentile_se']:.2%}",
+                 *(fmt.format(f[f"posterior_q{q:02d}"]) for q in (5, 50, 95)), f"{f['ess_share_alone']:.0%}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_table(runs: dict, n_paths: int) -> str:
+    """The headline figures before and after the update, the change with its paired standard error (the same
+    paths, weighted and not), and the update had the source been of high confidence."""
+    medium, high = (compare(runs["prior"], runs[name]).table.set_index("metric") for name in ("posterior", "high"))
+    ess = {name: runs[name].metric("ess_share").value for name in ("posterior", "high")}
+    lines = [f"base.toml, {n_paths:,} paths, seed {simulator.load_config().simulation.seed}: the prior (the config "
+             "alone) and the posterior given configs/actuals/2026h1.toml, on the same paths; change = posterior - "
+             "prior with its paired standard error (`simulator compare PRIOR POSTERIOR`). Paths left effective: "
+             f"{ess['posterior']:.0%} with the source's errors (M), {ess['high']:.0%} had it been of high "
+             "confidence (H: 5%)", "",
+             "| figure | prior | posterior (M: 10%) | change | std err | posterior (H: 5%) | change | std err |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for metric in medium.index:
+        m, h = medium.loc[metric], high.loc[metric]
+        digits = 4 if metric.startswith("p_") else 2
+        lines.append(f"| {metric} | {m.a:.{digits}f} | {m.b:.{digits}f} | {m['diff']:+.{digits}f} | "
+                     f"{m.se_paired:.{digits}f} | {h.b:.{digits}f} | {h['diff']:+.{digits}f} | {h.se_paired:.{digits}f} |")
     return "\n".join(lines)
 
 
@@ -117,13 +145,16 @@ def update(path: Path, blocks: dict[str, str]) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["plan", "scenarios", "backtest"], help="print one table")
+    parser.add_argument("--only", choices=["plan", "scenarios", "backtest", "update"], help="print one table")
     parser.add_argument("--scenario-paths", type=int, default=100_000, help="paths per scenario (default 100000)")
-    parser.add_argument("--backtest-paths", type=int, default=5000, help="paths for the backtest (default 5000)")
+    parser.add_argument("--backtest-paths", type=int, default=200_000,
+                        help="paths of the backtest's and the update's runs (default 200000)")
     parser.add_argument("--update", type=Path, metavar="FILE", help="replace the tables in FILE instead of printing")
     args = parser.parse_args()
+    runs = functools.cache(lambda: posterior_runs(args.backtest_paths))  # the backtest's and the update's
     tables = {"plan": plan_table, "scenarios": lambda: scenario_table(args.scenario_paths),
-              "backtest": lambda: backtest_table(args.backtest_paths)}
+              "backtest": lambda: backtest_table(runs(), args.backtest_paths),
+              "update": lambda: update_table(runs(), args.backtest_paths)}
     blocks = {name: f"<!-- {name}: python docs/make_tables.py --only {name} -->\n{make()}"
               for name, make in tables.items() if args.only in (None, name)}
     if args.update:
