@@ -126,8 +126,9 @@ def update_table(runs: dict, n_paths: int) -> str:
     for metric in medium.index:
         m, h = medium.loc[metric], high.loc[metric]
         digits = 4 if metric.startswith("p_") else 2
-        lines.append(f"| {metric} | {m.a:.{digits}f} | {m.b:.{digits}f} | {m['diff']:+.{digits}f} | "
-                     f"{m.se_paired:.{digits}f} | {h.b:.{digits}f} | {h['diff']:+.{digits}f} | {h.se_paired:.{digits}f} |")
+        cells = [f"{m.a:.{digits}f}", f"{m.b:.{digits}f}", f"{m['diff']:+.{digits}f}", f"{m.se_paired:.{digits}f}",
+                 f"{h.b:.{digits}f}", f"{h['diff']:+.{digits}f}", f"{h.se_paired:.{digits}f}"]
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -394,7 +395,10 @@ class Merge:
         if state.loglik is not None and state.flags is not None:
             loglik, flags = state.loglik[:, :n_paths], state.flags[:, :n_paths]
             weights = path_weights(loglik)
-            samples = {k: WeightedSample(v, weights) for k, v in zip(self.model.variables, state.values[:, :n_paths])}
+            # One variable a thread: numpy's sorts and gathers release the GIL.
+            with ThreadPoolExecutor(numba.get_num_threads()) as pool:
+                built = pool.map(lambda v: WeightedSample(v, weights), state.values[:, :n_paths])
+                samples = dict(zip(self.model.variables, built))
         elif self.streaming:
             assert state.acc is not None  # every path is merged: the pilot's, which made the histograms, too
             samples = state.acc.finish()

@@ -81,6 +81,8 @@ class WeightedSample:
         defined = ~np.isnan(values)
         self.missing = int(values.size - np.count_nonzero(defined))
         x, w = values[defined], weights[defined]
+        # Stable: equal values keep their path order on every machine, so the weights' running sums (and the
+        # figures read from them) are the same to the bit whatever sort a machine's numpy uses.
         order = np.argsort(x, kind="stable")
         self.sorted, w = x[order], w[order]
         self.cum = np.cumsum(w)
