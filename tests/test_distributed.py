@@ -64,6 +64,17 @@ def test_cluster_run_equals_local_run(tmp_path, client, n_paths, keep):
     assert_same_files(tmp_path / "local", tmp_path / "cluster")
 
 
+@pytest.mark.parametrize("keep", ["all", "sample:70000"])
+def test_cluster_run_with_actuals_equals_local_run(tmp_path, client, keep):
+    """A run updated on reported figures: its weights and weighted summaries are the same on a cluster."""
+    n_paths = 2 * BLOCK_PATHS + 5000
+    local = run(CFG, n_paths, 3, tmp_path / "local", keep_paths=keep, threads=1, actuals="2026h1")
+    on_cluster = run(CFG, n_paths, 3, tmp_path / "cluster", keep_paths=keep, scheduler=client, actuals="2026h1")
+    assert "weight" in on_cluster.paths.columns and "ess" in set(on_cluster.summary.metric)
+    assert_same_results(local, on_cluster)
+    assert_same_files(tmp_path / "local", tmp_path / "cluster")
+
+
 def test_a_changed_part_fails_the_comparison_and_readers_refuse_it(tmp_path, client):
     run(CFG, BLOCK_PATHS + 100, 8, tmp_path / "local", threads=1)
     run(CFG, BLOCK_PATHS + 100, 8, tmp_path / "cluster", scheduler=client)  # parts written by the tasks
