@@ -221,16 +221,21 @@ def _actuals(name: str, raw: dict, text: str) -> Actuals:
     return Actuals(name, tuple(figures), text)
 
 
+def _check_table(where: str, value, keys: set[str], needed: tuple[str, ...]) -> None:
+    """``value`` is a table of ``keys`` only, with each of ``needed``."""
+    if not isinstance(value, dict):
+        raise ActualsError(f"{where}: expected a table ({', '.join(needed)})")
+    unknown = set(value) - keys
+    if unknown:
+        raise ActualsError(f"{where}: unknown key {sorted(unknown)[0]!r}; expected {', '.join(sorted(keys))}")
+    for key in needed:
+        if key not in value:
+            raise ActualsError(f"{where}: no {key}")
+
+
 def _source(name: str, key: str, value) -> Source:
     where = f"{name}: sources.{key}"
-    if not isinstance(value, dict):
-        raise ActualsError(f"{where}: expected a table (title, published, confidence)")
-    unknown = set(value) - SOURCE_KEYS
-    if unknown:
-        raise ActualsError(f"{where}: unknown key {sorted(unknown)[0]!r}; expected {', '.join(sorted(SOURCE_KEYS))}")
-    for needed in ("title", "published", "confidence"):
-        if needed not in value:
-            raise ActualsError(f"{where}: no {needed}")
+    _check_table(where, value, SOURCE_KEYS, ("title", "published", "confidence"))
     if not isinstance(value["published"], dt.date) or isinstance(value["published"], dt.datetime):
         raise ActualsError(f"{where}.published = {value['published']!r}: expected a date (2026-06-15)")
     confidence = value["confidence"]
@@ -247,14 +252,7 @@ def _source(name: str, key: str, value) -> Source:
 
 def _figure(name: str, i: int, entry, sources: dict[str, Source]) -> Figure:
     where = f"{name}: figures[{i}]"
-    if not isinstance(entry, dict):
-        raise ActualsError(f"{where}: expected a table (period, variable, value, source)")
-    unknown = set(entry) - FIGURE_KEYS
-    if unknown:
-        raise ActualsError(f"{where}: unknown key {sorted(unknown)[0]!r}; expected {', '.join(sorted(FIGURE_KEYS))}")
-    for needed in ("period", "variable", "value", "source"):
-        if needed not in entry:
-            raise ActualsError(f"{where}: no {needed}")
+    _check_table(where, entry, FIGURE_KEYS, ("period", "variable", "value", "source"))
     period, variable, value, source = (entry[k] for k in ("period", "variable", "value", "source"))
     if not isinstance(period, (str, int)) or not PERIOD.fullmatch(str(period)):
         raise ActualsError(f"{where}.period = {period!r}: expected a quarter (\"2026Q1\") or a year (\"2026\")")
