@@ -23,8 +23,8 @@ import pyarrow as pa
 
 from .built_model import Model
 from .config import Config
+from .defaults import DEFAULT_CHUNK, DEFAULT_PATHS
 from .engine import (
-    DEFAULT_CHUNK,
     TRACE_PATHS,
     Interrupted,
     RunState,
@@ -34,12 +34,12 @@ from .engine import (
     check_threads,
     new_state,
     simulate,
-    small_pages,
     trace_steps,
 )
 from .errors import SettingsError
 from .keep import KeepPaths
 from .kernel import ANNUAL_VARS, SCALAR_VARS
+from .memory import small_pages
 from .results import (
     RESUME_DIR,
     Results,
@@ -57,8 +57,6 @@ from .run_folder import FolderLock, prepare_folder, remove_unfinished
 from .samples import BLOCK_PATHS
 from .storage import Location, first_line
 from .summary import by_step_frame, by_year_frame, max_rank_error, paths_table, summary_frame
-
-DEFAULT_PATHS = 100_000
 
 
 class RunInterrupted(ResultsError):

@@ -1,4 +1,9 @@
-"""The command line: a thin layer over :mod:`simulator.api`; results to stdout, progress to stderr."""
+"""The command line: a thin layer over :mod:`simulator.api`; results to stdout, progress to stderr.
+
+Each command imports the modules it needs when it runs, not this module at its top: `simulator --help`,
+`--version` and `validate` then start in a fraction of a second, without numba, pandas or scipy (~1.5 s to load;
+tests/test_cli.py checks it).
+"""
 
 from __future__ import annotations
 
@@ -12,27 +17,12 @@ import time
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from . import __version__
-from .analysis import OUTCOMES, comparison_metadata, parse_target, write_sensitivity, write_table
-from .analysis import compare as compare_runs
-from .analysis import discover as discover_box
-from .analysis import sensitivity as sensitivity_table
-from .analysis import solve as solve_parameter
-from .api import DEFAULT_PATHS, RunInterrupted
-from .api import run as run_simulation
-from .config import DEFAULT_CONFIG, load_config
-from .config import validate as validate_config
-from .engine import DEFAULT_CHUNK, small_pages
+from .defaults import DEFAULT_CHUNK, DEFAULT_OUT, DEFAULT_PATHS, OUTCOMES
 from .errors import SettingsError, SimulatorError
-from .judgments import check as check_judgments
-from .judgments import run_judgments
 from .keep import KeepPaths
-from .replay import replay
-from .results import read_results
-from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios
-from .summary import format_number, format_probability, headline_metrics
+from .memory import small_pages
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -45,9 +35,6 @@ def domain_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except RunInterrupted as e:
-            click.echo(str(e), err=True)
-            sys.exit(130)
         except SimulatorError as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
@@ -231,6 +218,11 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
     Example:
         simulator run configs/base.toml -n 200000 --seed 11 --set funding.min_cash=15
     """
+    from .api import RunInterrupted
+    from .api import run as run_simulation
+    from .config import DEFAULT_CONFIG, load_config
+    from .summary import headline_metrics
+
     overrides = list(overrides)
     if steps_per_year:
         overrides.append(f"simulation.steps_per_year={steps_per_year}")
@@ -243,12 +235,16 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
                           *[a for o in overrides for a in ("--set", o)]])
     if target_se is not None:
         n_paths = max_paths
-    with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
-                           hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop:
-        results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
-                                 keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
-                                 should_stop=stop, workers=workers, scheduler=scheduler,
-                                 progress=bar.update, command=command)
+    try:
+        with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
+                               hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop:
+            results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
+                                     keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
+                                     should_stop=stop, workers=workers, scheduler=scheduler,
+                                     progress=bar.update, command=command)
+    except RunInterrupted as e:
+        click.echo(str(e), err=True)
+        sys.exit(130)
     click.echo(format_headline(results, cfg, headline_metrics(cfg)))
     precision = results.metadata["precision"]
     if target_se is not None:
@@ -276,6 +272,9 @@ def validate(config, overrides, as_toml):
     Example:
         simulator validate configs/base.toml --set funding.min_cash=15
     """
+    from .config import load_config
+    from .judgments import check as check_judgments
+
     cfg = load_config(config, overrides)
     check_judgments(cfg)
     if as_toml:
@@ -314,6 +313,10 @@ def show(folder, show_all):
     Example:
         simulator show results/base
     """
+    from .config import validate as validate_config
+    from .results import read_results
+    from .summary import headline_metrics
+
     results = read_results(folder, paths=False)
     meta = results.metadata
     cfg = validate_config(meta["config"], source=f"{folder}/manifest.json")
@@ -324,6 +327,8 @@ def show(folder, show_all):
 
 def format_headline(results, cfg, metrics=None) -> str:
     """The metrics (default: the headline ones; all of them if ``show`` passes None) with 95% intervals."""
+    from .summary import format_number, format_probability
+
     frame = results.summary.set_index("metric")
     lines = [f"{'metric':34} {'value':>10}  {'95% interval':>23} {'std err':>9}"]
     for name in frame.index if metrics is None else metrics:
@@ -354,6 +359,9 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
     Example:
         simulator scenarios configs -n 200000 --seed 11 --out results/scenarios
     """
+    from .scenarios import comparison, load_scenarios, run_scenarios
+    from .summary import format_number, format_probability
+
     scenarios = load_scenarios(folder) if folder else load_scenarios()
     started = time.perf_counter()
     with click.progressbar(length=n_paths * len(scenarios), label="simulating", file=sys.stderr,
@@ -406,6 +414,10 @@ def sensitivity_command(folder, top, judged):
     if judged:
         show_judgments(folder, top)
         return
+    from .analysis import sensitivity as sensitivity_table
+    from .analysis import write_sensitivity
+    from .results import read_results
+
     results = read_results(folder)
     result = sensitivity_table(results, folder)
     end = result.end_year
@@ -435,6 +447,9 @@ def sensitivity_command(folder, top, judged):
 
 def show_judgments(folder, top):
     """`sensitivity --judgments`: run and print the judgments table."""
+    from .config import validate as validate_config
+    from .judgments import run_judgments
+
     def progress(k, n, alt):
         click.echo(f"judgment {k // 2 + 1}/{n // 2}: {alt.name} ({alt.side})", err=True)
 
@@ -477,6 +492,11 @@ def compare_command(folder_a, folder_b, out):
         simulator run -o results/tight --set funding.min_cash=15
         simulator compare results/base results/tight
     """
+    from .analysis import compare as compare_runs
+    from .analysis import comparison_metadata, write_table
+    from .results import read_results
+    from .summary import format_number, format_probability
+
     a, b = read_results(folder_a), read_results(folder_b)
     result = compare_runs(a, b, folder_a, folder_b)
     for label, folder, r in (("A", folder_a, a), ("B", folder_b, b)):
@@ -528,6 +548,9 @@ def discover_command(folder, outcome, max_params, min_coverage, alpha):
     Example:
         simulator discover results/base --outcome shortfall --max-params 3
     """
+    from .analysis import discover as discover_box
+    from .results import read_results
+
     results = read_results(folder)
     d = discover_box(results, outcome, max_params=max_params, min_coverage=min_coverage, alpha=alpha,
                      folder=folder)
@@ -575,6 +598,10 @@ def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides,
         simulator solve --target p_shortfall_by_2030=0.10 --vary funding.initial_cash --low 30 --high 80
         simulator solve --target p_shortfall_by_2030=0.15 --vary funding.min_cash -n 20000
     """
+    from .analysis import parse_target
+    from .analysis import solve as solve_parameter
+    from .summary import format_number, format_probability
+
     metric, value = parse_target(target)
 
     def show(x, f):
@@ -607,6 +634,10 @@ def replay_command(folder, path_id, csv_file):
     Example:
         simulator replay results/base --path 42
     """
+    import pandas as pd
+
+    from .replay import replay
+
     if csv_file is not None and not csv_file.resolve().parent.is_dir():
         # Checked first: the trace is printed before the file is written, and the error must be the only line.
         raise click.ClickException(f"--csv {csv_file}: no folder {csv_file.resolve().parent} to write it in")

@@ -7,7 +7,7 @@ import simulator
 
 FLOORS = {
     1: {"layout", "jit", "errors", "keep", "stats", "distributions", "storage", "results", "report_files",
-        "intrinsics"},
+        "intrinsics", "defaults", "memory"},
     2: {"kernel", "draws", "rng", "lanes", "checks", "fastmath", "samples"},
     3: {"config", "model", "reference"},
     4: {"built_model", "summary"},

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 import traceback
 
 import click
@@ -11,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import simulator
+import simulator.config
 from simulator.cli import main
 from simulator.errors import SettingsError
 from simulator.results import IDENTITY, ResultsError, read_results
@@ -51,20 +54,45 @@ def test_commands_put_new_arrays_on_ordinary_pages(monkeypatch, env, huge):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     seen = []
+    original = simulator.config.load_config
 
     def load_config(*args):
         state = switch(True)
         switch(state)
         seen.append(state)
-        return simulator.load_config(*args)
+        return original(*args)
 
-    monkeypatch.setattr(simulator.cli, "load_config", load_config)
+    monkeypatch.setattr(simulator.config, "load_config", load_config)
     before = switch(True)
     try:
         assert CliRunner().invoke(main, ["validate", str(simulator.config.DEFAULT_CONFIG)]).exit_code == 0
         assert seen == [huge] and switch(before) is True
     finally:
         switch(before)
+
+
+HEAVY = ("numba", "pandas", "scipy", "pyarrow")
+
+
+def loaded_by(code: str) -> list[str]:
+    """The heavy modules (``HEAVY``, and numpy) a fresh interpreter has loaded after ``code``."""
+    probe = f"{code}\nimport sys\nprint([m for m in {HEAVY + ('numpy',)!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.splitlines()[-1])
+
+
+def test_the_command_line_loads_numba_pandas_and_scipy_only_for_the_commands_that_need_them():
+    """`simulator --help`, `--version` and `validate` start in a fraction of a second: numba, pandas and scipy
+    (~1.5 s to import) load only where a command uses them."""
+    assert loaded_by("import simulator.cli") == []
+    run = "from simulator.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass"
+    assert loaded_by(run.format(args=["--version"])) == []
+    assert loaded_by(run.format(args=["--help"])) == []
+    # validate prints the distributions' quantiles (scipy.special), but simulates nothing
+    assert loaded_by(run.format(args=["validate", str(simulator.config.DEFAULT_CONFIG)])) == ["scipy", "numpy"]
+    assert loaded_by("import simulator\nsimulator.load_config()") == ["scipy", "numpy"]
+    assert "numba" in loaded_by("import simulator\nsimulator.run")
 
 
 def test_run_prints_headline_figures_with_intervals(finished_run):
