@@ -13,6 +13,7 @@ import math
 import shlex
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +63,75 @@ def stop_on_signals():
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class CompileNote:
+    """While numba compiles (a cold cache: the first run after an install or upgrade, a minute or more on a small
+    machine, which looked like a hang), says so on stderr with the seconds elapsed: a line that ticks on a
+    terminal, one line otherwise. Compiles that follow one another within ``GRACE`` seconds (the kernel, then the
+    checks and summaries after the first chunk) share the line; ``close`` ends it (before a progress update)."""
+
+    TEXT = "compiling the kernel (first run only)…"
+    GRACE = 1.0
+
+    def __init__(self, stream):
+        self.stream, self.tty = stream, stream.isatty()
+        self.cond = threading.Condition()
+        self.opened: float | None = None   # when the line was started; None while none is shown
+        self.idle: float | None = None     # when the last compile ended; None while one runs
+
+    def start(self) -> None:
+        with self.cond:
+            self.idle = None
+            if self.opened is None:
+                self.opened = time.perf_counter()
+                if not self.tty:
+                    self.stream.write(self.TEXT)
+                    self.stream.flush()
+                threading.Thread(target=self._tick, daemon=True).start()
+
+    def end(self) -> None:
+        with self.cond:
+            self.idle = time.perf_counter()
+
+    def close(self) -> None:
+        with self.cond:
+            if self.opened is not None:
+                seconds = time.perf_counter() - self.opened
+                self.stream.write(f"\r{self.TEXT} {seconds:.0f} s\x1b[K\n" if self.tty else f" {seconds:.0f} s\n")
+                self.stream.flush()
+                self.opened = None
+                self.cond.notify_all()
+
+    def _tick(self) -> None:
+        with self.cond:
+            opened = self.opened
+            assert opened is not None  # started by start(), which set it
+            while self.opened == opened:
+                now = time.perf_counter()
+                if self.idle is not None and now - self.idle > self.GRACE:
+                    self.close()
+                elif self.tty:
+                    self.stream.write(f"\r{self.TEXT} {now - opened:.0f} s\x1b[K")
+                    self.stream.flush()
+                self.cond.wait(0.25)
+
+
+@contextlib.contextmanager
+def compile_note(quiet: bool):
+    """Inside the block, :class:`CompileNote` on stderr (nothing if ``quiet``); yields a function that ends the
+    note's line, for the progress bar to call before it draws."""
+    if quiet:
+        yield lambda: None
+        return
+    from .jit import compiles_reported
+
+    note = CompileNote(sys.stderr)
+    try:
+        with compiles_reported(note.start, note.end):
+            yield note.close
+    finally:
+        note.close()
 
 
 def lasting_location(ctx, param, value):
@@ -237,11 +307,16 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         n_paths = max_paths
     try:
         with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
-                               hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop:
+                               hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop, \
+                compile_note(quiet) as end_note:
+            def progress(k):
+                end_note()
+                bar.update(k)
+
             results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
                                      keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
                                      should_stop=stop, workers=workers, scheduler=scheduler,
-                                     progress=bar.update, command=command)
+                                     progress=progress, command=command)
     except RunInterrupted as e:
         click.echo(str(e), err=True)
         sys.exit(130)
@@ -365,7 +440,7 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
     scenarios = load_scenarios(folder) if folder else load_scenarios()
     started = time.perf_counter()
     with click.progressbar(length=n_paths * len(scenarios), label="simulating", file=sys.stderr,
-                           hidden=quiet or not sys.stderr.isatty()) as bar:
+                           hidden=quiet or not sys.stderr.isatty()) as bar, compile_note(quiet):
         run_scenarios(scenarios, n_paths, seed, out, force=force, progress=lambda s: bar.update,
                       workers=workers, scheduler=scheduler)
     table = comparison(scenarios)

@@ -1,9 +1,11 @@
 """The command line, driven through click's CliRunner, and the Parquet round trip."""
 
+import io
 import json
 import shutil
 import subprocess
 import sys
+import time
 import traceback
 
 import click
@@ -14,7 +16,7 @@ from click.testing import CliRunner
 
 import simulator
 import simulator.config
-from simulator.cli import main
+from simulator.cli import CompileNote, compile_note, main
 from simulator.errors import SettingsError
 from simulator.results import IDENTITY, ResultsError, read_results
 
@@ -93,6 +95,47 @@ def test_the_command_line_loads_numba_pandas_and_scipy_only_for_the_commands_tha
     assert loaded_by(run.format(args=["validate", str(simulator.config.DEFAULT_CONFIG)])) == ["scipy", "numpy"]
     assert loaded_by("import simulator\nsimulator.load_config()") == ["scipy", "numpy"]
     assert "numba" in loaded_by("import simulator\nsimulator.run")
+
+
+class Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_a_compile_is_noted_on_stderr_with_its_seconds(tty):
+    """The first run compiles for a minute or more: a note says so, ticking on a terminal, else one line."""
+    stream = Stream(tty)
+    note = CompileNote(stream)
+    note.start()
+    time.sleep(0.6)
+    note.end()
+    note.start()  # a compile soon after the last shares its line
+    note.end()
+    time.sleep(note.GRACE + 0.6)  # then the line ends by itself
+    text = stream.getvalue()
+    assert text.replace("\x1b[K", "").endswith(" s\n") and text.count("\n") == 1
+    assert text.count(CompileNote.TEXT) == (text.count("\r") if tty else 1)
+    assert text.count("\r") >= (3 if tty else 0)
+    note.close()  # closed already: nothing more
+    assert stream.getvalue() == text
+
+
+def test_compile_note_reports_numba_compiles_and_is_quiet_with_quiet(capsys):
+    from simulator.jit import jit
+
+    def compiled_here(x):  # defined in the test: not cached, so it compiles on its first call
+        return x + 1
+
+    for quiet in (False, True):
+        with compile_note(quiet):
+            assert jit(compiled_here)(quiet) == quiet + 1
+        err = capsys.readouterr().err
+        assert (CompileNote.TEXT in err and err.endswith(" s\n")) if not quiet else err == ""
 
 
 def test_run_prints_headline_figures_with_intervals(finished_run):
