@@ -52,7 +52,7 @@ def kernel_code() -> tuple[int, bytes, Callable[[], None]]:
         kernel.simulate_block(np.uint64(1), 0, inputs, *out)
 
     run()
-    compiled = kernel.simulate_tile.overloads[kernel.simulate_tile.signatures[0]]
+    compiled = kernel.simulate_tiles.overloads[kernel.simulate_tiles.signatures[0]]
     address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
     for line in open("/proc/self/maps"):
         low, high = (int(x, 16) for x in line.split()[0].split("-"))

@@ -26,6 +26,7 @@ import pandas as pd
 from . import __version__
 from .api import run
 from .config import Config, ConfigError, load_config, validate
+from .defaults import OUTCOMES
 from .errors import SettingsError
 from .model import drawn_parameters
 from .results import ACTUALS, Results, ResultsError, weighted_resample, write_parquet
@@ -34,7 +35,6 @@ from .storage import Location
 
 SENSITIVITY_FILE = "sensitivity.parquet"
 MIN_Z = 3.0  # PRIM keeps a restriction only if the paths it excludes are this many stderrs less affected
-OUTCOMES = ("shortfall", "fcf_negative")
 
 
 # ---------------------------------------------------------------- shared helpers

@@ -25,8 +25,8 @@ import pyarrow as pa
 from .actuals import Actuals, check_effective, command_actuals, figure_report, load_actuals, path_weights
 from .built_model import Model
 from .config import Config
+from .defaults import DEFAULT_CHUNK, DEFAULT_PATHS
 from .engine import (
-    DEFAULT_CHUNK,
     TRACE_PATHS,
     Interrupted,
     RunState,
@@ -36,12 +36,12 @@ from .engine import (
     check_threads,
     new_state,
     simulate,
-    small_pages,
     trace_steps,
 )
 from .errors import SettingsError
 from .keep import KeepPaths
 from .kernel import ANNUAL_VARS, SCALAR_VARS
+from .memory import small_pages
 from .results import (
     RESUME_DIR,
     Results,
@@ -67,11 +67,6 @@ from .summary import (
     paths_table,
     summary_frame,
 )
-
-DEFAULT_PATHS = 100_000
-# A run with --actuals (the command line's default): its paths are weighted. Base given configs/actuals/2026h1.toml
-# keeps ~70% of them effective (~40% had its source been of high confidence): 200,000 give over 100,000.
-POSTERIOR_PATHS = 200_000
 
 
 class RunInterrupted(ResultsError):

@@ -1,4 +1,9 @@
-"""The command line: a thin layer over :mod:`simulator.api`; results to stdout, progress to stderr."""
+"""The command line: a thin layer over :mod:`simulator.api`; results to stdout, progress to stderr.
+
+Each command imports the modules it needs when it runs, not this module at its top: `simulator --help`,
+`--version` and `validate` then start in a fraction of a second, without numba, pandas or scipy (~1.5 s to load;
+tests/test_cli.py checks it).
+"""
 
 from __future__ import annotations
 
@@ -8,33 +13,17 @@ import math
 import shlex
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from . import __version__
-from .actuals import load_actuals
-from .analysis import OUTCOMES, comparison_metadata, parse_target, write_sensitivity, write_table
-from .analysis import compare as compare_runs
-from .analysis import discover as discover_box
-from .analysis import sensitivity as sensitivity_table
-from .analysis import solve as solve_parameter
-from .api import DEFAULT_PATHS, POSTERIOR_PATHS, RunInterrupted
-from .api import run as run_simulation
-from .config import command_config, load_config
-from .config import validate as validate_config
-from .engine import DEFAULT_CHUNK, small_pages
+from .defaults import DEFAULT_CHUNK, DEFAULT_OUT, DEFAULT_PATHS, OUTCOMES, POSTERIOR_PATHS
 from .errors import SettingsError, SimulatorError
-from .judgments import check as check_judgments
-from .judgments import run_judgments
 from .keep import KeepPaths
-from .replay import replay
-from .results import read_results
-from .scenarios import DEFAULT_OUT, comparison, load_scenarios, run_scenarios
-from .stats import with_error
-from .summary import format_number, format_probability, headline_metrics
+from .memory import small_pages
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -47,9 +36,6 @@ def domain_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except RunInterrupted as e:
-            click.echo(str(e), err=True)
-            sys.exit(130)
         except SimulatorError as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
@@ -77,6 +63,75 @@ def stop_on_signals():
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class CompileNote:
+    """While numba compiles (a cold cache: the first run after an install or upgrade, a minute or more on a small
+    machine, which looked like a hang), says so on stderr with the seconds elapsed: a line that ticks on a
+    terminal, one line otherwise. Compiles that follow one another within ``GRACE`` seconds (the kernel, then the
+    checks and summaries after the first chunk) share the line; ``close`` ends it (before a progress update)."""
+
+    TEXT = "compiling the kernel (first run only)…"
+    GRACE = 1.0
+
+    def __init__(self, stream):
+        self.stream, self.tty = stream, stream.isatty()
+        self.cond = threading.Condition()
+        self.opened: float | None = None   # when the line was started; None while none is shown
+        self.idle: float | None = None     # when the last compile ended; None while one runs
+
+    def start(self) -> None:
+        with self.cond:
+            self.idle = None
+            if self.opened is None:
+                self.opened = time.perf_counter()
+                if not self.tty:
+                    self.stream.write(self.TEXT)
+                    self.stream.flush()
+                threading.Thread(target=self._tick, daemon=True).start()
+
+    def end(self) -> None:
+        with self.cond:
+            self.idle = time.perf_counter()
+
+    def close(self) -> None:
+        with self.cond:
+            if self.opened is not None:
+                seconds = time.perf_counter() - self.opened
+                self.stream.write(f"\r{self.TEXT} {seconds:.0f} s\x1b[K\n" if self.tty else f" {seconds:.0f} s\n")
+                self.stream.flush()
+                self.opened = None
+                self.cond.notify_all()
+
+    def _tick(self) -> None:
+        with self.cond:
+            opened = self.opened
+            assert opened is not None  # started by start(), which set it
+            while self.opened == opened:
+                now = time.perf_counter()
+                if self.idle is not None and now - self.idle > self.GRACE:
+                    self.close()
+                elif self.tty:
+                    self.stream.write(f"\r{self.TEXT} {now - opened:.0f} s\x1b[K")
+                    self.stream.flush()
+                self.cond.wait(0.25)
+
+
+@contextlib.contextmanager
+def compile_note(quiet: bool):
+    """Inside the block, :class:`CompileNote` on stderr (nothing if ``quiet``); yields a function that ends the
+    note's line, for the progress bar to call before it draws."""
+    if quiet:
+        yield lambda: None
+        return
+    from .jit import compiles_reported
+
+    note = CompileNote(sys.stderr)
+    try:
+        with compiles_reported(note.start, note.end):
+            yield note.close
+    finally:
+        note.close()
 
 
 def lasting_location(ctx, param, value):
@@ -248,6 +303,12 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         simulator run configs/base.toml -n 200000 --seed 11 --set funding.min_cash=15
         simulator run --actuals configs/actuals/2026h1.toml --out results/base-2026h1
     """
+    from .actuals import load_actuals
+    from .api import RunInterrupted
+    from .api import run as run_simulation
+    from .config import command_config, load_config
+    from .summary import headline_metrics
+
     overrides = list(overrides)
     if steps_per_year:
         overrides.append(f"simulation.steps_per_year={steps_per_year}")
@@ -266,12 +327,21 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
             n_paths = POSTERIOR_PATHS
     if target_se is not None:
         n_paths = max_paths
-    with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
-                           hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop:
-        results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
-                                 keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
-                                 should_stop=stop, workers=workers, scheduler=scheduler,
-                                 progress=bar.update, command=command, actuals=actuals)
+    try:
+        with click.progressbar(length=n_paths, label="simulating", file=sys.stderr,
+                               hidden=quiet or not sys.stderr.isatty()) as bar, stop_on_signals() as stop, \
+                compile_note(quiet) as end_note:
+            def progress(k):
+                end_note()
+                bar.update(k)
+
+            results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
+                                     keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
+                                     should_stop=stop, workers=workers, scheduler=scheduler,
+                                     progress=progress, command=command, actuals=actuals)
+    except RunInterrupted as e:
+        click.echo(str(e), err=True)
+        sys.exit(130)
     if as_json:  # the table alone on stdout; the rest goes with the progress, to stderr
         echo_json(results, cfg, out)
     else:
@@ -303,6 +373,9 @@ def validate(config, overrides, as_toml):
     Example:
         simulator validate configs/base.toml --set funding.min_cash=15
     """
+    from .config import load_config
+    from .judgments import check as check_judgments
+
     cfg = load_config(config, overrides)
     check_judgments(cfg)
     if as_toml:
@@ -343,6 +416,10 @@ def show(folder, show_all, as_json):
         simulator show results/base
         simulator show results/base --json > summary.json
     """
+    from .config import validate as validate_config
+    from .results import read_results
+    from .summary import headline_metrics
+
     results = read_results(folder, paths=False)
     meta = results.metadata
     cfg = validate_config(meta["config"], source=f"{folder}/manifest.json")
@@ -366,6 +443,8 @@ def echo_json(results, cfg, folder) -> None:
 
 def format_headline(results, cfg, metrics=None) -> str:
     """The metrics (default: the headline ones; all of them if ``show`` passes None) with 95% intervals."""
+    from .summary import format_number, format_probability
+
     frame = results.summary.set_index("metric")
     # A posterior run (--actuals) also gives its prior's figure on the same paths, and what its paths are worth.
     prior = results.metadata.get("prior", {})
@@ -401,10 +480,13 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
     Example:
         simulator scenarios configs -n 200000 --seed 11 --out results/scenarios
     """
+    from .scenarios import comparison, load_scenarios, run_scenarios
+    from .summary import format_number, format_probability
+
     scenarios = load_scenarios(folder) if folder else load_scenarios()
     started = time.perf_counter()
     with click.progressbar(length=n_paths * len(scenarios), label="simulating", file=sys.stderr,
-                           hidden=quiet or not sys.stderr.isatty()) as bar:
+                           hidden=quiet or not sys.stderr.isatty()) as bar, compile_note(quiet):
         run_scenarios(scenarios, n_paths, seed, out, force=force, progress=lambda s: bar.update,
                       workers=workers, scheduler=scheduler)
     table = comparison(scenarios)
@@ -453,6 +535,10 @@ def sensitivity_command(folder, top, judged):
     if judged:
         show_judgments(folder, top)
         return
+    from .analysis import sensitivity as sensitivity_table
+    from .analysis import write_sensitivity
+    from .results import read_results
+
     results = read_results(folder)
     result = sensitivity_table(results, folder)
     end = result.end_year
@@ -482,6 +568,9 @@ def sensitivity_command(folder, top, judged):
 
 def show_judgments(folder, top):
     """`sensitivity --judgments`: run and print the judgments table."""
+    from .config import validate as validate_config
+    from .judgments import run_judgments
+
     def progress(k, n, alt):
         click.echo(f"judgment {k // 2 + 1}/{n // 2}: {alt.name} ({alt.side})", err=True)
 
@@ -524,6 +613,11 @@ def compare_command(folder_a, folder_b, out):
         simulator run -o results/tight --set funding.min_cash=15
         simulator compare results/base results/tight
     """
+    from .analysis import compare as compare_runs
+    from .analysis import comparison_metadata, write_table
+    from .results import read_results
+    from .summary import format_number, format_probability
+
     a, b = read_results(folder_a), read_results(folder_b)
     result = compare_runs(a, b, folder_a, folder_b)
     for label, folder, r in (("A", folder_a, a), ("B", folder_b, b)):
@@ -575,6 +669,9 @@ def discover_command(folder, outcome, max_params, min_coverage, alpha):
     Example:
         simulator discover results/base --outcome shortfall --max-params 3
     """
+    from .analysis import discover as discover_box
+    from .results import read_results
+
     results = read_results(folder)
     d = discover_box(results, outcome, max_params=max_params, min_coverage=min_coverage, alpha=alpha,
                      folder=folder)
@@ -622,6 +719,10 @@ def solve_command(config, target, key, low, high, n_paths, seed, tol, overrides,
         simulator solve --target p_shortfall_by_2030=0.10 --vary funding.initial_cash --low 30 --high 80
         simulator solve --target p_shortfall_by_2030=0.15 --vary funding.min_cash -n 20000
     """
+    from .analysis import parse_target
+    from .analysis import solve as solve_parameter
+    from .stats import with_error
+
     metric, value = parse_target(target)
 
     def show(x, f):
@@ -657,6 +758,10 @@ def replay_command(folder, path_id, csv_file):
     Example:
         simulator replay results/base --path 42
     """
+    import pandas as pd
+
+    from .replay import replay
+
     if csv_file is not None and not csv_file.resolve().parent.is_dir():
         # Checked first: the trace is printed before the file is written, and the error must be the only line.
         raise click.ClickException(f"--csv {csv_file}: no folder {csv_file.resolve().parent} to write it in")

@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,26 +18,20 @@ from typing import Callable
 import numba
 import numpy as np
 
-# A private function of numpy's, which its type stubs do not declare.
-try:
-    from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
-except ImportError:  # numpy 1.x
-    from numpy.core.multiarray import _set_madvise_hugepage  # type: ignore[no-redef]
-
 from . import __version__, kernel, stats
 from .actuals import path_weights
 from .built_model import Model
 from .config import Config
+from .defaults import DEFAULT_CHUNK
 from .errors import InvariantError, SettingsError
 from .keep import KeepPaths
 from .layout import CHECK_EVERY
+from .memory import small_pages
 from .model import ModelInputs
 from .results import ResultsError
 from .samples import BLOCK_PATHS, PILOT_PATHS, Accumulator, SortedSample, WeightedSample, bin_edges, sorted_rows
 from .storage import first_line
 from .summary import counts_of, event_counts, event_flags, needs_bin_sums, variables
-
-DEFAULT_CHUNK = 1 << 16
 
 
 class Interrupted(Exception):
@@ -219,25 +212,6 @@ def thread_count(threads: int | None):
         yield
     finally:
         numba.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def small_pages():
-    """Inside the block numpy puts new large arrays on ordinary pages. It advises Linux to back those of 4 MB or
-    more with transparent huge pages, and where the kernel compacts memory on such a fault (defrag "madvise", a
-    common default, and the benchmark VM's) the first write to a fresh array is ~4x slower: 112 MB took 0.26 s
-    instead of 0.063 s there, `simulator run --paths 1000000` (every row kept) 6.7-7.6 s instead of 5.4-5.8 s.
-    A run writes and reads its arrays in order, so huge pages' fewer TLB misses gain it little. The command line
-    holds this for its whole process, a library call for the run; numpy's setting is restored on exit, and
-    NUMPY_MADVISE_HUGEPAGE in the environment leaves numpy's choice alone."""
-    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
-        yield
-        return
-    before = _set_madvise_hugepage(False)
-    try:
-        yield
-    finally:
-        _set_madvise_hugepage(before)
 
 
 def check_settings(n_paths: int, seed: int, keep_paths: KeepPaths | str | int | None) -> int:

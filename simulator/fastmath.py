@@ -11,21 +11,21 @@ from .intrinsics import bits_as_float, float_as_bits, fma, opaque
 from .jit import jit
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def fmax(a, b):
     """Python's max(a, b) as a select (numba's built-in max made lane loops up to 3x slower; so did ``and``,
     where ``&`` of the two comparisons is a select)."""
     return b if b > a else a
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def fmin(a, b):
     """Python's min(a, b) as a select (see ``fmax``)."""
     return b if b < a else a
 
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def horner(x, coefficients):
     """The polynomial with ``coefficients`` (a tuple, highest power first) at x: Horner's rule in fused
     multiply-adds, whose chain of dependent operations is half as long as multiplies and adds; the
@@ -51,7 +51,7 @@ _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10  # ln 2 in two par
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: (x + _ROUND) - _ROUND rounds x to an integer
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def exp_lanes(x):
     """exp(x) without calls or branches, so loops over lanes compile to SIMD (libm's exp does not
     vectorise here): x = k ln2 + r, |r| <= ln2 / 2, a degree-11 Taylor polynomial for e^r, and 2^k
@@ -69,7 +69,7 @@ _ONE_BITS = 0x3FF0000000000000
 _TINY = 2.2250738585072014e-308  # the smallest normal float64
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def log_lanes(x):
     """ln x without calls or branches, so loops over lanes compile to SIMD (libm's log does not
     vectorise here): x = 2^k m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1),
@@ -91,7 +91,7 @@ def log_lanes(x):
     return -math.inf if x == 0.0 else (x if x > 0.0 else math.nan)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def log1p_lanes(x):
     """ln(1 + x) for x > -1 without calls, so loops over lanes compile to SIMD: log_lanes(u), u = 1 + x,
     corrected for the rounding of u to first order, (x - (u - 1)) / u, which keeps tiny x exact."""
@@ -102,7 +102,7 @@ def log1p_lanes(x):
 RAMP_RANGE = 2.0  # ramp_lanes is accurate for |d| below this
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def ramp_lanes(d):
     """(e^d - 1) / d, the average of exp over a ramp from 0 to d, for |d| < RAMP_RANGE, without calls,
     branches or a division: the Taylor series of (e^h - 1) / h at h = d / 4 to h^11, then twice
@@ -118,13 +118,13 @@ def ramp_lanes(d):
 SMALL_RANGE = 0.25  # exp_taylor is accurate for |w| below this
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def exp_taylor(w):
     """exp(w) by its Taylor series to w^7: relative error < 7e-10 for |w| < SMALL_RANGE."""
     return horner(w, _TAYLOR_SERIES)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def exp_small(w):
     """exp(w): ``exp_taylor`` for |w| < SMALL_RANGE, ``exp_lanes`` otherwise. Used for the bridge factor,
     whose argument is a few hundredths (its standard deviation 0.02-0.05 in the default config)."""

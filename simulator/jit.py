@@ -5,6 +5,15 @@ between functions: cached, IEEE arithmetic (no fastmath: results are bit-identic
 between the kernel and ``simulator.reference``), numpy's error model (a division by zero gives inf or NaN, as
 the checks downstream expect, and adds no branch to a loop), and the GIL released.
 
+Helpers are inlined into their callers in one of two ways. A helper with a loop over arrays is inlined by numba
+(``@jit(inline="always")``: its IR is copied into the caller's), so LLVM optimises its loops where the caller's
+scratch arrays and their strides are known: inlined by LLVM after being optimised on their own, the kernel's lane
+loops were no longer vectorised and the kernel ran 3x slower. A helper without such a loop is inlined by LLVM
+(``@jit(forceinline=True)``: compiled once, marked ``alwaysinline``): numba's inliner copies and re-processes a
+helper's IR at every call site, and with every helper so inlined the kernel's tile grew so large that numba's
+passes over it (inlining, SSA reconstruction, rewrites) took ~45 s of its ~58 s cold compile. Neither kind is
+cached: only jitted code calls them, and its cached machine code holds them.
+
 Why a cache of our own: numba checks a cached function against its own file only, and reads module globals
 (the layout's row and column indices, the random-number tables) as constants frozen into the compiled code. So a
 change to ``layout.py`` would leave ``kernel.py``'s cached code reading the old columns. Here a function's
@@ -17,13 +26,15 @@ made there when it is set, else in the package's ``__pycache__``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 from pathlib import Path
+from typing import Callable
 
 import llvmlite.binding as llvm
 import numba
-from numba.core import config
+from numba.core import config, event
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 
 # The lane loops of ``kernel.simulate_tile`` read and write many rows of a few arrays; LLVM vectorises a loop only
@@ -34,17 +45,20 @@ llvm.set_option("", "-runtime-memory-check-threshold=256")
 llvm.set_option("", "-vectorize-memory-check-threshold=512")
 
 PACKAGE = Path(__file__).resolve().parent
-# Settings every jitted function shares (``jit``'s options may add others: parallel, inline).
+# Settings every jitted function shares (``jit``'s options may add others: parallel, forceinline).
 POLICY = dict(fastmath=False, error_model="numpy", nogil=True)
 
 
 def jit(fn=None, **options):
     """``numba.njit`` under the package's policy, cached in :func:`cache_folder`. Used bare (``@jit``) or with
-    options (``@jit(parallel=True)``, ``@jit(inline="always")``). A function defined outside the package's folder
-    (a benchmark's modified copy of a module) is not cached: its source is not what the key covers."""
+    options (``@jit(parallel=True)``, ``@jit(forceinline=True)``). A function defined outside the package's folder
+    (a benchmark's modified copy of a module) is not cached: its source is not what the key covers; nor is a
+    function that its callers inline (``forceinline``, or numba's ``inline="always"``)."""
+    inlined = options.get("forceinline") or options.get("inline") == "always"
+
     def decorate(py_func):
         dispatcher = numba.njit(**POLICY, **options)(py_func)
-        if Path(py_func.__code__.co_filename).resolve().parent == PACKAGE:
+        if not inlined and Path(py_func.__code__.co_filename).resolve().parent == PACKAGE:
             dispatcher._cache = _SourceKeyedCache(py_func)  # what njit(cache=True) does, with our locator
         return dispatcher
     return decorate if fn is None else decorate(fn)
@@ -139,3 +153,27 @@ class _SourceKeyedCacheImpl(CompileResultCacheImpl):
 class _SourceKeyedCache(FunctionCache):
     _impl_class = _SourceKeyedCacheImpl
 
+
+
+@contextlib.contextmanager
+def compiles_reported(on_start: Callable[[], None], on_end: Callable[[], None]):
+    """Inside the block, ``on_start()`` is called when numba starts compiling a function (not loading it from the
+    cache) and ``on_end()`` when it is done; the helpers a function compiles on the way are part of its compile.
+    For the command line's note that a first run compiles (a minute or more on a small machine)."""
+    depth = 0  # numba compiles under its one global lock: the events come one at a time
+
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            nonlocal depth
+            depth += 1
+            if depth == 1:
+                on_start()
+
+        def on_end(self, ev):
+            nonlocal depth
+            depth -= 1
+            if depth == 0:
+                on_end()
+
+    with event.install_listener("numba:compile", Listener()):
+        yield

@@ -15,15 +15,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-from . import __version__
-from .analysis import outcome_indicators, run_config
-from .api import run
 from .config import Config, ConfigError, Judgment, validate
-from .results import read_results, write_parquet
-from .storage import Location
-from .units import FACTOR, unit_of
 
 # The fields of a distribution table that move with its values when it is scaled; a lognormal's mu moves by
 # ln(f) instead, and shape fields (sigma of a lognormal, alpha, beta, lamb) stay.
@@ -127,6 +120,10 @@ GAP_Q = 0.95
 
 def figures(paths, config: Config) -> dict[str, np.ndarray]:
     """Per path, the values whose mean (probabilities) or 95% quantile (the funding gap) the table reports."""
+    # Imported here, as in the functions below: `simulator validate` checks the judgments (``check``) and must not
+    # wait for the engine and pandas to load.
+    from .analysis import outcome_indicators
+
     return {**{name: hits.astype(float) for name, hits in outcome_indicators(paths, config).items()},
             "funding_gap_q95": paths["funding_gap"].to_numpy(float)}
 
@@ -154,6 +151,8 @@ def judgment_table(config: Config, base_paths, seed: int, run, progress=None):
     :func:`figures` from the run (``base_paths``: its per-path rows, every path) to the alternative, which
     ``run(config)`` simulates with the run's seed and path count and returns as per-path rows. Ranked by the
     swing (high - low) of P(shortfall by the end)."""
+    import pandas as pd
+
     base = figures(base_paths, config)
     chosen = alternatives(config)
     rows = []
@@ -187,6 +186,13 @@ def run_judgments(folder, progress=None):
     """``simulator sensitivity --judgments FOLDER``: the table of :func:`judgment_table` for the finished run in
     ``folder`` (re-simulated in memory where it kept only a sample of its paths), written to
     ``judgments.parquet`` there. Returns (table, the run's metadata, the path it was written to)."""
+    from . import __version__
+    from .analysis import run_config
+    from .api import run
+    from .results import read_results, write_parquet
+    from .storage import Location
+    from .units import FACTOR, unit_of
+
     results = read_results(folder)
     meta = results.metadata
     config = run_config(results, folder)

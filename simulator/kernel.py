@@ -15,10 +15,12 @@ callers that read them here.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import prange
 
 from .checks import broken_invariant, cash_identity, first_broken_path  # noqa: F401  (re-exported)
 from .draws import closed_form_lanes, correlate_lanes, interp_lanes, poisson_count, poisson_lanes  # noqa: F401
@@ -57,9 +59,8 @@ from .rng import (  # noqa: F401
 
 
 # ------------------------------------------------------------------ entry points
-@jit
 def simulate_block(seed, path_start, inputs, theta_out, annual, scalars):
-    """Simulate paths ``path_start .. path_start + n - 1`` (n = ``theta_out.shape[0]``) in parallel.
+    """Simulate paths ``path_start .. path_start + n - 1`` (n = ``theta_out.shape[0]``) on numba's thread count.
 
     inputs : ``model.ModelInputs``; column j of theta_out holds parameter ``inputs.theta_params[j]`` (kernel order):
     every drawn one, or those a run needs when it keeps no rows (``ModelInputs.keeping``);
@@ -70,23 +71,49 @@ def simulate_block(seed, path_start, inputs, theta_out, annual, scalars):
     trace_block(seed, path_start, inputs, theta_out, annual, scalars, no_steps)
 
 
-@jit(parallel=True)
 def trace_block(seed, path_start, inputs, theta_out, annual, scalars, steps):
-    """Simulate paths ``path_start ..`` in parallel, recording their first ``steps.shape[1]`` steps in ``steps``
-    (n, T, len(STEP_VARS)), T <= n_years * spy: every step for the report's per-step bands, the steps of the
-    reported figures for a posterior run's weights, none (T = 0) for ``simulate_block``.
+    """Simulate paths ``path_start ..`` on numba's thread count (``numba.set_num_threads``), recording their first
+    ``steps.shape[1]`` steps in ``steps`` (n, T, len(STEP_VARS)), T <= n_years * spy: every step for the report's
+    per-step bands, the steps of the reported figures for a posterior run's weights, none (T = 0) for
+    ``simulate_block``.
+
+    Plain Python over one compiled function, ``simulate_tiles``, run on a contiguous share of the tiles in each
+    thread (it releases the GIL). Not a ``prange`` loop: numba compiles a parallel loop's body into a function of
+    its own and links it into its caller, where the tile's code was optimised and emitted once more each time
+    (trace_block and simulate_block took 18 s of a 126 s cold compile); starting a few threads costs ~0.1 ms a
+    call, against ~30 ms for a chunk of paths.
     """
     if steps.shape[1] > inputs.n_years * inputs.spy:
         raise ValueError("steps has more steps than the simulation")
     if theta_out.shape[1] != inputs.theta_params.shape[0]:
         raise ValueError("theta_out needs one column per entry of theta_params")
+    n_tiles = (theta_out.shape[0] + LANES - 1) // LANES
+    parts = max(1, min(numba.get_num_threads(), n_tiles))
+    bounds = [n_tiles * k // parts for k in range(parts + 1)]
+
+    def part(k):
+        simulate_tiles(seed, path_start, inputs, theta_out, annual, scalars, steps, bounds[k], bounds[k + 1])
+
+    with ThreadPoolExecutor(parts - 1) if parts > 1 else contextlib.nullcontext() as pool:
+        others = [pool.submit(part, k) for k in range(1, parts)]
+        part(0)
+        for done in others:
+            done.result()  # an error of another thread is raised here
+
+
+@jit
+def simulate_tiles(seed, path_start, inputs, theta_out, annual, scalars, steps, tile_lo, tile_hi):
+    """Tiles ``tile_lo .. tile_hi - 1`` of ``trace_block``'s paths, one after another: tile t is rows
+    ``t * LANES ..`` of the outputs, paths ``path_start + t * LANES ..``."""
     n = theta_out.shape[0]
-    for t in prange((n + LANES - 1) // LANES):
+    for t in range(tile_lo, tile_hi):
         lo, hi = t * LANES, min(n, (t + 1) * LANES)
         simulate_tile(seed, path_start + lo, inputs, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
 
 
-@jit
+# Inlined by numba, as the helpers with loops (``simulator.jit``); and so not compiled on its own: a function LLVM
+# inlines is also compiled, optimised and emitted for itself, and the tile is most of the kernel's code.
+@jit(inline="always")
 def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
     """Simulate paths ``first .. first + LANES - 1`` together and fill, for the first m of them
     (m = ``theta_out.shape[0]`` <= LANES), ``theta_out`` (m, len(inputs.theta_params): column j holds parameter
@@ -140,9 +167,10 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
     start_segments(inputs, seg, theta, dt, m)
     start_lanes(lane, ring, theta, inputs.initial_burn, dt, m)
 
-    y = 0
-    j = 0  # step within the year
     for k in range(inputs.n_years * spy):  # the hot loop
+        # The year and the step within it, from k rather than counted: a counter that starts at 0 is typed as the
+        # literal 0 first, and numba compiled each helper that takes it once more for that type.
+        y, j = k // spy, k % spy
         t0 = k * dt
         t1 = t0 + dt
         ratio_to_plan(inputs, seg, lane, k, t0, dt, m)
@@ -163,11 +191,8 @@ def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
         if k < n_traced:
             for i in range(m_out):
                 steps[i, k, T_CASH] = lane[L_CASH, i]
-        j += 1
-        if j == spy:
+        if j == spy - 1:
             record_year(lane, annual, y, m_out)
-            j = 0
-            y += 1
     record_paths(lane, theta, scalars, m_out)
 
 
@@ -712,7 +737,7 @@ def record_paths(lane, theta, scalars, m_out):
 
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def start_step(lane, theta, i):
     """Lane i's decision at the start of a step, from its cash and trailing burn then: the cut of flexible
     training, while the runway rule holds or in survival mode (once, not both multiplied). And the step's revenue
@@ -724,7 +749,7 @@ def start_step(lane, theta, i):
     lane[L_RUN_RATE1, i] = 0.0
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def logistic_step(growth, curvature, rho, tau, scale):
     """(log growth, curvature) of a capped segment's step (model v2), from those of its growth curve alone
     (``growth`` = G, the integral of g over the step of length tau; ``curvature`` = -g' at its middle, times
@@ -738,7 +763,7 @@ def logistic_step(growth, curvature, rho, tau, scale):
     return (logistic if positive else growth), (lifted if positive else curvature)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def curve_lift(seg, s, i, e0, dt):
     """Concave growth lifts the curve above its chord by ~ -G'' dt^2 / 12 on average: the factor, times dt (the
     step's length, a factor of its revenue). G'' at the step's middle is -kappa amp e0 exp(-kappa dt / 2),
@@ -746,14 +771,14 @@ def curve_lift(seg, s, i, e0, dt):
     return fma(seg[s, SG_CURV, i], e0, dt)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def bridge_exponent(seg, s, i, bridge):
     """The bridge's average over the step is N(0, s^2 tau / 12); the constant s^2 tau / 24 makes the
     factor exp(this)'s mean exp(s^2 tau / 12), the mean of the integral of exp(bridge)."""
     return fma(seg[s, SG_BRIDGE_SD, i], bridge, seg[s, SG_BRIDGE_MEAN, i])
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def segment_step(seg, lane, s, i, d, ramp, weight):
     """Lane i's revenue from segment s over a step without a competition shock, and its run rate at the step's
     end, from the log growth d, ramp = (e^d - 1) / d and ``weight``, the step's length times the lift factors."""
@@ -766,7 +791,7 @@ def segment_step(seg, lane, s, i, d, ramp, weight):
 
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def shocked_ramp(d, when, jump):
     """(average of exp over the step's chord when a jump lands at fraction ``when`` of the step, e^(d + jump)):
     the integrals of exp(d s) over [0, when] and [when, 1] from two expm1 (libm, three calls). For the rare
@@ -778,7 +803,7 @@ def shocked_ramp(d, when, jump):
     return first + lift * second, lift * (1.0 + grow_a) * (1.0 + grow_b)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def shocked_ramp_lanes(d, when, jump):
     """``shocked_ramp`` for |d| < RAMP_RANGE (so |d when|, |d (1 - when)| < RAMP_RANGE too) from two
     ramp_lanes and one exp_lanes: no calls, so a loop over lanes compiles to SIMD."""

@@ -31,7 +31,7 @@ def list_lanes(flags, m, listed):
 
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def whole_vectors(n):
     """n rounded up to whole vectors of 8 lanes: a SIMD loop over n listed lanes' inputs, copied side by
     side (the rest padded with copies of the last), runs without a scalar remainder."""

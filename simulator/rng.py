@@ -19,7 +19,7 @@ _KEY_SALT = np.uint64(0x5DEECE66D2B7E151)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def mix64(z):
     """SplitMix64 finaliser (a bijection of uint64 with full avalanche)."""
     z = (z ^ (z >> np.uint64(30))) * _M1
@@ -27,13 +27,13 @@ def mix64(z):
     return z ^ (z >> np.uint64(31))
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def path_key(seed, path_id):
     """Start of the stream of path ``path_id`` under ``seed``."""
     return mix64(mix64(np.uint64(seed) ^ _KEY_SALT) + np.uint64(path_id) * GOLDEN)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def next_uniform(state):
     """(new state, uniform in [0, 1) with 53 random bits)."""
     state = state + GOLDEN
@@ -56,7 +56,7 @@ ZIG_X, ZIG_F = _ziggurat_tables()
 ZIG_R = ZIG_X[1]
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def ziggurat_parts(bits):
     """(layer, sign, x >= 0) of a ziggurat candidate from 64 random bits: the low 8 bits pick the layer,
     bit 8 the sign, the top 53 bits the position in the layer. ``x < ZIG_X[layer + 1]`` accepts it
@@ -66,7 +66,7 @@ def ziggurat_parts(bits):
     return layer, sign, float(np.int64(bits >> np.uint64(11))) * _TO_UNIT * ZIG_X[layer]
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def next_normal(state):
     """(new state, standard normal) by the ziggurat: one 64-bit draw ~99% of the time."""
     state = state + GOLDEN
@@ -118,7 +118,7 @@ def normals_lanes(states, bits, listed, signs, out, row, m):
         out[row, i] = z * signs[i]
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def lane_uniform(states, signs, i):
     """The next uniform of lane i's stream, mirrored (1 - u) where ``signs[i]`` < 0."""
     state = states[i] + GOLDEN

@@ -299,14 +299,14 @@ def _near_position(position, axis):
 _MAGNITUDE = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def _float_rank(x):
     """An int64 in the order of the floats (x not NaN): their bits, with the magnitude's flipped below zero."""
     b = float_as_bits(x)
     return b if b >= 0 else b ^ _MAGNITUDE
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def _float_of_rank(r):
     return bits_as_float(r if r >= 0 else r ^ _MAGNITUDE)
 
@@ -328,7 +328,7 @@ def _pilot_rows(ordered):
     return edges, sizes
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def _starts_run(ordered, i):
     """Whether ordered[i] (i >= 1) differs from the value before it (NaNs are one value)."""
     x, before = ordered[i], ordered[i - 1]
@@ -600,7 +600,7 @@ _SCALE_EXPONENTS = np.arange(0, -61, -2)
 AXIS_STRIDE = 8
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def grid_key(x, axis):
     """A monotone function of x: x - centre in units of ulp(c) where |x - centre| << c, and ~log2 of
     |x - centre| where it is >> c (``axis`` = centre, c, ...; NaN stays NaN). A grid uniform in it keeps
@@ -616,7 +616,7 @@ def grid_key(x, axis):
     return key if d == d else d
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def grid_cell(x, axis, top):
     """The grid cell of x: 0 .. top, monotone in x (NaN: 0). ``axis`` = centre, c, origin, scale. A 32-bit
     integer, for SIMD without AVX-512 (see grid_key)."""
@@ -624,7 +624,7 @@ def grid_cell(x, axis, top):
     return np.int32(pos if pos < top else top) if pos > 0.0 else np.int32(0)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def grid_position(x, axis):
     """Where x lies on the grid, in cells: its cell is the integer part, clamped to 0 .. top."""
     return (grid_key(x, axis) - axis[2]) * axis[3]
@@ -680,7 +680,7 @@ def _fill_grid(e, axis, grid):
             grid[g] = (j << 1) | 1
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def find_bin(e, axis, grid, x):
     """np.searchsorted(e, x, side="right"), read off the grid but in marked cells (see :func:`lookup_grids`)."""
     return bin_in_cell(e, grid[grid_cell(x, axis, grid.shape[0] - 1.0)], x)

@@ -17,13 +17,13 @@ from typing import Callable
 import pandas as pd
 
 from . import __version__
-from .api import DEFAULT_PATHS, execute, prepare
+from .api import execute, prepare
 from .config import PACKAGED_CONFIGS, Config, ConfigError, command_config, load_config
+from .defaults import DEFAULT_OUT, DEFAULT_PATHS
 from .results import SCHEMA_VERSION, Results, ResultsError, write_parquet
 from .storage import Location
 
 SCENARIOS_FILE = "scenarios.parquet"
-DEFAULT_OUT = Path("results") / "scenarios"
 # The comparison's columns; ``{end}`` is the scenario's last simulated year.
 COMPARISON_METRICS = ("p_fcf_positive_{end}", "p_shortfall_by_{end}", "revenue_{end}_q50", "fcf_{end}_q50",
                       "funding_gap_q95")

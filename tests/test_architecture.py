@@ -7,7 +7,7 @@ import simulator
 
 FLOORS = {
     1: {"layout", "jit", "errors", "keep", "stats", "distributions", "storage", "results", "report_files",
-        "intrinsics", "units"},
+        "intrinsics", "units", "defaults", "memory"},
     2: {"kernel", "draws", "rng", "lanes", "checks", "fastmath", "samples"},
     3: {"config", "model", "reference", "actuals"},
     4: {"built_model", "summary"},

@@ -1,7 +1,11 @@
 """The command line, driven through click's CliRunner, and the Parquet round trip."""
 
+import io
 import json
 import shutil
+import subprocess
+import sys
+import time
 import traceback
 
 import click
@@ -11,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 import simulator
-from simulator.cli import main
+import simulator.config
+from simulator.cli import CompileNote, compile_note, main
 from simulator.errors import SettingsError
 from simulator.results import IDENTITY, ResultsError, read_results
 
@@ -51,20 +56,86 @@ def test_commands_put_new_arrays_on_ordinary_pages(monkeypatch, env, huge):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     seen = []
+    original = simulator.config.load_config
 
     def load_config(*args):
         state = switch(True)
         switch(state)
         seen.append(state)
-        return simulator.load_config(*args)
+        return original(*args)
 
-    monkeypatch.setattr(simulator.cli, "load_config", load_config)
+    monkeypatch.setattr(simulator.config, "load_config", load_config)
     before = switch(True)
     try:
         assert CliRunner().invoke(main, ["validate", str(simulator.config.DEFAULT_CONFIG)]).exit_code == 0
         assert seen == [huge] and switch(before) is True
     finally:
         switch(before)
+
+
+HEAVY = ("numba", "pandas", "scipy", "pyarrow")
+
+
+def loaded_by(code: str) -> list[str]:
+    """The heavy modules (``HEAVY``, and numpy) a fresh interpreter has loaded after ``code``."""
+    probe = f"{code}\nimport sys\nprint([m for m in {HEAVY + ('numpy',)!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.splitlines()[-1])
+
+
+def test_the_command_line_loads_numba_pandas_and_scipy_only_for_the_commands_that_need_them():
+    """`simulator --help`, `--version` and `validate` start in a fraction of a second: numba, pandas and scipy
+    (~1.5 s to import) load only where a command uses them."""
+    assert loaded_by("import simulator.cli") == []
+    run = "from simulator.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass"
+    assert loaded_by(run.format(args=["--version"])) == []
+    assert loaded_by(run.format(args=["--help"])) == []
+    # validate prints the distributions' quantiles (scipy.special), but simulates nothing
+    assert loaded_by(run.format(args=["validate", str(simulator.config.DEFAULT_CONFIG)])) == ["scipy", "numpy"]
+    assert loaded_by("import simulator\nsimulator.load_config()") == ["scipy", "numpy"]
+    assert "numba" in loaded_by("import simulator\nsimulator.run")
+
+
+class Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_a_compile_is_noted_on_stderr_with_its_seconds(tty):
+    """The first run compiles for a minute or more: a note says so, ticking on a terminal, else one line."""
+    stream = Stream(tty)
+    note = CompileNote(stream)
+    note.start()
+    time.sleep(0.6)
+    note.end()
+    note.start()  # a compile soon after the last shares its line
+    note.end()
+    time.sleep(note.GRACE + 0.6)  # then the line ends by itself
+    text = stream.getvalue()
+    assert text.replace("\x1b[K", "").endswith(" s\n") and text.count("\n") == 1
+    assert text.count(CompileNote.TEXT) == (text.count("\r") if tty else 1)
+    assert text.count("\r") >= (3 if tty else 0)
+    note.close()  # closed already: nothing more
+    assert stream.getvalue() == text
+
+
+def test_compile_note_reports_numba_compiles_and_is_quiet_with_quiet(capsys):
+    from simulator.jit import jit
+
+    def compiled_here(x):  # defined in the test: not cached, so it compiles on its first call
+        return x + 1
+
+    for quiet in (False, True):
+        with compile_note(quiet):
+            assert jit(compiled_here)(quiet) == quiet + 1
+        err = capsys.readouterr().err
+        assert (CompileNote.TEXT in err and err.endswith(" s\n")) if not quiet else err == ""
 
 
 def test_run_prints_headline_figures_with_intervals(finished_run):

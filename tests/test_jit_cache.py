@@ -14,13 +14,14 @@ from simulator import jit
 
 PACKAGE = Path(jit.__file__).resolve().parent
 
-# Compiles a small function that reads the layout (``checks.cash_identity``) and reports where its cache is and
-# whether the compiled code came from it. Run on a copy of the package, in a process of its own.
+# Compiles a small function that reads the layout (``checks.first_broken_path``, through the helper it inlines) and
+# reports where its cache is and whether the compiled code came from it. Run on a copy of the package, in a process
+# of its own.
 PROBE = """
 import json, numpy as np
-from simulator import checks, jit
-f = checks.cash_identity
-f(np.ones((1, 1)), np.ones((1, 5, 2)), np.ones((1, 9)), 0, 0.0, 0)
+from simulator import checks, jit, layout
+f = checks.first_broken_path
+f(np.ones((1, 1)), np.ones((1, len(layout.ANNUAL_VARS), 2)), np.ones((1, len(layout.SCALAR_VARS))), 0, 0.0)
 print(json.dumps({"folder": str(jit.cache_folder(checks.__file__)), "hits": sum(f._cache_hits.values()),
                   "misses": sum(f._cache_misses.values()), "key": jit.cache_key(jit.PACKAGE, "checks")}))
 """
