@@ -56,7 +56,7 @@ PHASES = [
     ("        scheduled_funding(", "step: scheduled funding"),
     ("        contingent_funding(", "step: contingent raise"),
     ("        credit_line(", "step: credit line, shortfall, next step's runway rule"),
-    ("        j += 1\n", "step: year-end totals"),
+    ("        if j == spy - 1:\n", "step: year-end totals"),
     ("    record_paths(", "path outputs"),
 ]
 # Appended to the probed copy: the cycle counter, and the probe that closes the running phase.
