@@ -59,6 +59,11 @@ def domain_errors(func):
     return wrapper
 
 
+def note(message: str) -> None:
+    """A one-line message about what a command did besides its output, on stderr."""
+    click.echo(message, err=True)
+
+
 @contextlib.contextmanager
 def stop_on_signals():
     """SIGINT or SIGTERM asks the run to stop after the current chunk and save its progress;
@@ -271,7 +276,7 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
         results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
                                  keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
                                  should_stop=stop, workers=workers, scheduler=scheduler,
-                                 progress=bar.update, command=command, actuals=actuals)
+                                 progress=bar.update, command=command, actuals=actuals, note=note)
     if as_json:  # the table alone on stdout; the rest goes with the progress, to stderr
         echo_json(results, cfg, out)
     else:
@@ -406,7 +411,7 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
     with click.progressbar(length=n_paths * len(scenarios), label="simulating", file=sys.stderr,
                            hidden=quiet or not sys.stderr.isatty()) as bar:
         run_scenarios(scenarios, n_paths, seed, out, force=force, progress=lambda s: bar.update,
-                      workers=workers, scheduler=scheduler)
+                      workers=workers, scheduler=scheduler, note=note)
     table = comparison(scenarios)
     metrics = list(dict.fromkeys(table.columns.get_level_values("metric")))
     cells = {name: [] for name in table.index}
