@@ -127,7 +127,8 @@ def update_table(runs: dict, n_paths: int) -> str:
         m, h = medium.loc[metric], high.loc[metric]
         digits = 4 if metric.startswith("p_") else 2
         lines.append(f"| {metric} | {m.a:.{digits}f} | {m.b:.{digits}f} | {m['diff']:+.{digits}f} | "
-                     f"{m.se_paired:.{digits}f} | {h.b:.{digits}f} | {h['diff']:+.{digits}f} | {h.se_paired:.{digits}f} |")
+                     f"{m.se_paired:.{digits}f} | {h.b:.{digits}f} | {h['diff']:+.{digits}f} | "
+                     f"{h.se_paired:.{digits}f} |")
     return "\n".join(lines)
 
 
