@@ -28,12 +28,12 @@ def table() -> str:
     for i, case in enumerate(CASES, 1):
         with tempfile.TemporaryDirectory() as tmp:
             result = run_case(case, Path(tmp))
-            message = re.sub(r"/\S*/(scenario\.toml|out|existing|empty|foreign|big\.toml|nowhere\.toml|missing\.toml)",
-                             r"\1", result.output)
+            names = r"scenario\.toml|out|existing|empty|foreign|big\.toml|nowhere\.toml|missing\.toml|actuals\.toml"
+            message = re.sub(rf"/\S*/({names})", r"\1", result.output)
         given = " ".join(case.args).replace("{config}", "scenario.toml").replace("{out}", "out")
         given = given.replace("{existing}", "existing").replace("{missing}", "missing.toml")
         given = given.replace("{out_empty}", "empty")
-        given = given.replace("{foreign}", "foreign")
+        given = given.replace("{foreign}", "foreign").replace("{actuals}", "actuals.toml")
         source = f"`{cell(case.toml)}` in scenario.toml; " if case.toml else ""
         rows.append(f"| {i} | {case.what} | {source}`simulator {cell(given)}` | {result.exit_code} | "
                     f"`{cell(message)}` |")

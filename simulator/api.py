@@ -55,12 +55,13 @@ from .results import (
     write_parquet,
     write_results,
 )
-from .run_folder import FolderLock, prepare_folder, remove_unfinished
+from .run_folder import FolderLock, discard_new, prepare_folder, remove_unfinished
 from .samples import BLOCK_PATHS
 from .storage import Location, first_line
 from .summary import (
     by_step_frame,
     by_year_frame,
+    check_paths,
     headline_metrics,
     histogram_frame,
     max_rank_error,
@@ -114,7 +115,8 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         target_se: float | None = None, force: bool = False, resume: bool = False,
         should_stop: Callable[[], bool] | None = None,
         progress: Callable[[int], None] | None = None, command: str | None = None,
-        workers: int | None = None, scheduler=None, actuals: Actuals | str | Path | None = None) -> Results:
+        workers: int | None = None, scheduler=None, actuals: Actuals | str | Path | None = None,
+        note: Callable[[str], None] | None = None) -> Results:
     """Simulate ``n_paths`` paths of ``config`` and summarise them.
 
     Parameters
@@ -154,16 +156,30 @@ def run(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = None, o
         Reported figures (an actuals file, :func:`simulator.actuals.load_actuals`): every path is weighted by
         their likelihood and every summary is weighted, its standard error that of the effective sample size
         (the ``ess`` metric). Such a run keeps every path's summary values (exact weighted order statistics).
+    note : callable, optional
+        Told, in one line, what the run did to ``out`` beyond writing its results (it removed what an
+        unfinished run had left there).
 
     Returns
     -------
     Results
         ``paths``, ``summary`` and ``by_year`` DataFrames and the run's metadata.
     """
+    check_cluster(workers, scheduler)
     prepared = prepare(config, n_paths, seed, out, threads=threads, chunk_size=chunk_size, keep_paths=keep_paths,
                        target_se=target_se, force=force, resume=resume, should_stop=should_stop, progress=progress,
-                       command=command, actuals=actuals)
+                       command=command, actuals=actuals, note=note)
     return execute([prepared], workers, scheduler)[0]
+
+
+def check_cluster(workers: int | None, scheduler) -> None:
+    """Refuse cluster options that cannot work (no dask installed, both a new and an existing cluster) before
+    any folder is made."""
+    if workers is None and scheduler is None:
+        return
+    from . import distributed  # the module itself imports dask only when used
+
+    distributed.check_options(workers, scheduler)
 
 
 @dataclass
@@ -201,7 +217,8 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
             keep_paths: KeepPaths | str | int | None = None,
             target_se: float | None = None, force: bool = False, resume: bool = False,
             should_stop: Callable[[], bool] | None = None, progress: Callable[[int], None] | None = None,
-            command: str | None = None, actuals: Actuals | str | Path | None = None) -> PreparedRun:
+            command: str | None = None, actuals: Actuals | str | Path | None = None,
+            note: Callable[[str], None] | None = None) -> PreparedRun:
     """Check a run's settings and output folder and set up its state (new, or resumed from ``out``);
     nothing is simulated yet. The arguments are :func:`run`'s."""
     started = time.perf_counter()
@@ -217,6 +234,7 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
     n_keep = check_settings(n_paths, seed, keep_paths)
     check_threads(threads)
     check_antithetic(config, n_paths, n_keep < n_paths)
+    check_paths(config, n_paths)  # enough paths for the summaries' standard errors
     if actuals is not None and not isinstance(actuals, Actuals):
         actuals = load_actuals(actuals)
     if actuals is not None and actuals.figures and config.simulation.antithetic:
@@ -227,7 +245,7 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
     folder: Location | None = None
     lock = None
     if out is not None:
-        folder, lock = prepare_folder(out, force, resume)
+        folder, lock = prepare_folder(out, force, resume, note)
     try:
         state = new_state(model, n_paths, seed, keep_paths)
         if resume:
@@ -237,8 +255,9 @@ def prepare(config: Config, n_paths: int = DEFAULT_PATHS, seed: int | None = Non
             check_files(folder, {staged_part_name(i): entry for i, entry in state.parts.items()},
                         source="the saved progress")
     except BaseException:
-        if lock is not None:
+        if lock is not None and folder is not None:
             lock.release()
+            discard_new(folder, lock)
         raise
     if resume and progress is not None:
         progress(state.next_id)
@@ -250,18 +269,24 @@ def execute(runs: list[PreparedRun], workers: int | None = None, scheduler=None)
     """Simulate prepared runs and write their files: here one after the other, or on one Dask cluster (a new
     local one of ``workers`` processes, or ``scheduler``: see :func:`run`) all at once, each run merged in its
     own block order, so each result equals that run's alone."""
+    failed = True
     try:
         with small_pages():
-            return _execute(runs, workers, scheduler)
+            results = _execute(runs, workers, scheduler)
+        failed = False
+        return results
     finally:
-        release(runs)
+        release(runs, failed)
 
 
-def release(runs: list[PreparedRun]) -> None:
-    """Release the runs' folder locks (each run's end, or a failure before it started)."""
+def release(runs: list[PreparedRun], failed: bool = False) -> None:
+    """Release the runs' folder locks (each run's end, or a failure before it started); after a failure, remove
+    the folders made for runs that left nothing to keep (no results, no progress to resume)."""
     for r in runs:
         if r.lock is not None:
             r.lock.release()
+            if failed and r.out is not None:
+                discard_new(r.out, r.lock)
 
 
 def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Results]:

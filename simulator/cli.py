@@ -45,6 +45,11 @@ def domain_errors(func):
     return wrapper
 
 
+def note(message: str) -> None:
+    """A one-line message about what a command did besides its output, on stderr."""
+    click.echo(message, err=True)
+
+
 @contextlib.contextmanager
 def stop_on_signals():
     """SIGINT or SIGTERM asks the run to stop after the current chunk and save its progress;
@@ -338,7 +343,8 @@ def run(config, n_paths, seed, out, threads, chunk_size, steps_per_year, keep_pa
             results = run_simulation(cfg, n_paths, seed, out, threads=threads, chunk_size=chunk_size,
                                      keep_paths=keep_paths, target_se=target_se, force=force, resume=resume,
                                      should_stop=stop, workers=workers, scheduler=scheduler,
-                                     progress=progress, command=command, actuals=actuals)
+                                     progress=progress, command=command, actuals=actuals,
+                                     note=note)
     except RunInterrupted as e:
         click.echo(str(e), err=True)
         sys.exit(130)
@@ -488,7 +494,7 @@ def scenarios_command(folder, n_paths, seed, out, force, workers, scheduler, qui
     with click.progressbar(length=n_paths * len(scenarios), label="simulating", file=sys.stderr,
                            hidden=quiet or not sys.stderr.isatty()) as bar, compile_note(quiet):
         run_scenarios(scenarios, n_paths, seed, out, force=force, progress=lambda s: bar.update,
-                      workers=workers, scheduler=scheduler)
+                      workers=workers, scheduler=scheduler, note=note)
     table = comparison(scenarios)
     metrics = list(dict.fromkeys(table.columns.get_level_values("metric")))
     cells = {name: [] for name in table.index}

@@ -70,6 +70,13 @@ def _import_distributed():
     return distributed
 
 
+def check_options(workers: int | None, scheduler) -> None:
+    """The cluster options' own errors (dask missing, both options given), before a run makes its folder."""
+    _import_distributed()
+    if scheduler is not None and workers is not None:
+        raise SettingsError("give either --workers (a local cluster) or --scheduler (an existing one), not both")
+
+
 CONNECT_TIMEOUT = 10  # seconds: an unreachable scheduler is reported this soon (Dask's default is 30 s)
 # Settings of distributed.Security a client uses; the scheduler's and workers' own keys are theirs to set.
 CLIENT_SECURITY = ("require_encryption", "tls_ca_file", "tls_client_cert", "tls_client_key", "tls_ciphers",

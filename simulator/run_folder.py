@@ -11,6 +11,12 @@ into the same folder is refused instead of mixing its parts with the first's or 
 file system the lock is an advisory ``flock``: the operating system releases it when the process ends, so a
 crashed run's lock is taken over by the next run. On other file systems (object stores have no locks) it is
 a plain object: a run refuses a folder that has one, and the message says how to remove a stale one.
+
+A run that fails before it has results or saved progress (a rejected option found late, a cluster that cannot
+start, a weighted run whose figures no path explains) leaves nothing behind: the folders it made are removed
+again (:func:`discard_new`), so the corrected command is not refused. A folder that holds only what such a run
+of ours left (the lock, staged parts, temporary files, progress files without the ``state.json`` that names
+them; no manifest) is not "not empty" for a new run: the run removes them and says so.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import re
 import socket
 from contextlib import suppress
 from pathlib import Path
+from typing import Callable
 
 import pyarrow.parquet as pq
 
@@ -57,6 +64,9 @@ class FolderLock:
         self.path = folder / LOCK_FILE
         self.fd: int | None = None
         self.held = False
+        # The folders prepare_folder made for the run (the run folder and missing parents, deepest first):
+        # removed again by discard_new when the run ends with nothing to keep.
+        self.created: list[Path] = []
 
     def acquire(self) -> FolderLock:
         me = {"pid": os.getpid(), "host": socket.gethostname()}
@@ -167,42 +177,65 @@ def foreign_files(folder: Location) -> list[str]:
     return [name for name in _entries(folder) if name not in owned and not _is_ours_by_name(name)]
 
 
-def prepare_folder(out: str | Path | Location, force: bool, resume: bool = False) -> tuple[Location, FolderLock]:
+def _missing_folders(out: Location) -> list[Path]:
+    """The folders of a local ``out`` that do not exist yet, deepest first (none for a remote location)."""
+    if out.local is None:
+        return []
+    missing = []
+    for folder in (out.local.absolute(), *out.local.absolute().parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        missing.append(folder)
+    return missing
+
+
+def prepare_folder(out: str | Path | Location, force: bool, resume: bool = False,
+                   note: Callable[[str], None] | None = None) -> tuple[Location, FolderLock]:
     """Lock ``out`` and make it ready for a run: an existing run there is replaced only with ``force`` (its own
-    files, nothing else), or continued with ``resume`` (its staged parts stay). Returns the folder and its
-    lock, which the caller releases when the run has ended."""
+    files, nothing else), or continued with ``resume`` (its staged parts stay); what an unfinished run left
+    (no manifest, nothing to resume) is removed, and ``note`` told so in one line. Returns the folder and its
+    lock, which the caller releases when the run has ended (and then :func:`discard_new` if it failed)."""
     out = Location(out)
+    missing: list[Path] = []
     try:
         if out.exists() and not out.is_dir():
             raise ResultsError(f"{out}: exists and is not a folder")
+        missing = _missing_folders(out)
         out.mkdir()
     except ResultsError:
         raise
     except Exception as e:  # a parent that is a file, a read-only place: each file system in its own way
         raise ResultsError(f"{out}: cannot write results there ({first_line(e)})") from None
     lock = FolderLock(out)
+    lock.created = missing
+    stale_lock = not missing and (out / LOCK_FILE).exists()  # left by a run that ended without releasing it
     try:
         lock.acquire()
     except ResultsError:
+        _remove_created(missing)
         raise
     except Exception as e:
+        _remove_created(missing)
         raise ResultsError(f"{out}: cannot write results there ({first_line(e)})") from None
     try:
-        _clear(out, force, resume)
+        _clear(out, force, resume, note, stale_lock)
         (out / STAGING_DIR).mkdir()
         probe = out / PROBE
         probe.write_bytes(b"")
         probe.remove()
     except ResultsError:
         lock.release()
+        discard_new(out, lock)
         raise
     except Exception as e:  # each file system fails in its own way; here they all mean the same
         lock.release()
+        discard_new(out, lock)
         raise ResultsError(f"{out}: cannot write results there ({first_line(e)})") from None
     return out, lock
 
 
-def _clear(out: Location, force: bool, resume: bool) -> None:
+def _clear(out: Location, force: bool, resume: bool, note: Callable[[str], None] | None = None,
+           stale_lock: bool = False) -> None:
     has_progress = (out / RESUME_DIR / "state.json").exists()
     if resume:
         if not has_progress:
@@ -210,7 +243,21 @@ def _clear(out: Location, force: bool, resume: bool) -> None:
         (out / MANIFEST).remove()
         return
     entries = [n for n in _entries(out) if n != LOCK_FILE]
-    if not entries:
+    if not has_progress and all(_is_ours_by_name(n) for n in entries):
+        # Nothing here is a result or progress to resume: only what an unfinished run of ours left.
+        for name in entries:
+            try:
+                (out / name).remove()
+            except OSError as e:
+                raise ResultsError(f"{out / name}: cannot remove what an unfinished run left ({first_line(e)})"
+                                   ) from None
+        for folder in (PATHS_DIR, STAGING_DIR, RESUME_DIR):
+            _remove_empty(out / folder)
+        left = [*([LOCK_FILE] if stale_lock else []), *entries]
+        if left and note is not None:
+            files = f"{len(left)} files" if len(left) > 1 else left[0]
+            note(f"{out}: removed what an unfinished run left there ({files}; no manifest, nothing to resume); "
+                 "starting a new run")
         return
     if not force:
         hint = " or --resume to continue the interrupted run" if has_progress else ""
@@ -235,6 +282,27 @@ def _remove_empty(folder: Location) -> None:
     with suppress(FileNotFoundError, OSError):
         if folder.is_dir() and not folder.names():
             folder.fs.rmdir(folder.path)
+
+
+def _remove_created(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first; one that is not empty (someone else's files) stays
+        with suppress(OSError):
+            folder.rmdir()
+
+
+def discard_new(out: Location, lock: FolderLock) -> None:
+    """After a run failed with nothing to keep (no results, no saved progress to resume), in a folder that
+    :func:`prepare_folder` made for it: remove what the run left and the folders made, so that nothing is
+    left behind. Call it after ``lock.release()``. A folder that existed before is left as it is."""
+    if not lock.created or (out / RESUME_DIR / "state.json").exists() or (out / MANIFEST).exists():
+        return
+    for name in _entries(out):
+        if _is_ours_by_name(name):
+            with suppress(OSError):
+                (out / name).remove()
+    for folder in (PATHS_DIR, STAGING_DIR, RESUME_DIR):
+        _remove_empty(out / folder)
+    _remove_created(lock.created)
 
 
 def remove_unfinished(out: Location) -> None:

@@ -17,7 +17,7 @@ from typing import Callable
 import pandas as pd
 
 from . import __version__
-from .api import execute, prepare
+from .api import PreparedRun, check_cluster, execute, prepare, release
 from .config import PACKAGED_CONFIGS, Config, ConfigError, command_config, load_config
 from .defaults import DEFAULT_OUT, DEFAULT_PATHS
 from .results import SCHEMA_VERSION, Results, ResultsError, write_parquet
@@ -83,7 +83,8 @@ def common_seed(scenarios: list[Scenario]) -> int:
 def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed: int | None = None,
                   out: str | Path = DEFAULT_OUT, *, force: bool = False,
                   progress: Callable[[Scenario], Callable[[int], None] | None] | None = None,
-                  workers: int | None = None, scheduler=None) -> pd.DataFrame:
+                  workers: int | None = None, scheduler=None, note: Callable[[str], None] | None = None
+                  ) -> pd.DataFrame:
     """Run every scenario with ``seed`` and ``n_paths``, write ``out/<name>/`` and ``out/scenarios.parquet``.
 
     Parameters
@@ -112,8 +113,16 @@ def run_scenarios(scenarios: list[Scenario], n_paths: int = DEFAULT_PATHS, seed:
     if target.exists() and not force:
         raise ResultsError(f"{target}: exists; use --force to replace it")
     # The run adds --seed, --paths and --keep-paths to the command.
-    runs = [prepare(s.config, n_paths, seed, out / s.name, force=force, progress=progress(s) if progress else None,
-                    command=f"simulator run {shlex.quote(command_config(s.path))}") for s in scenarios]
+    check_cluster(workers, scheduler)
+    runs: list[PreparedRun] = []
+    try:
+        for s in scenarios:
+            runs.append(prepare(s.config, n_paths, seed, out / s.name, force=force,
+                                progress=progress(s) if progress else None, note=note,
+                                command=f"simulator run {shlex.quote(command_config(s.path))}"))
+    except BaseException:  # the scenarios prepared before this one do not run: nothing of theirs stays
+        release(runs, failed=True)
+        raise
     for s, results in zip(scenarios, execute(runs, workers, scheduler)):
         s.results = results
     table = combined_summary(scenarios)

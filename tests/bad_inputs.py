@@ -5,6 +5,8 @@ command-line arguments ``args`` ({config} and {out} are filled in). ``tests/test
 runs every case; ``docs/make_reliability.py`` turns the list into the table of docs/reliability.md.
 """
 
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from click.testing import CliRunner
@@ -22,6 +24,7 @@ class Case:
     standalone: bool = False  # the file is ``toml`` alone (no extends of the base config)
     requires: str = ""  # a module the case needs (the dask extra's), skipped where it is not installed
     actuals: str = ""  # the text of an actuals file, for {actuals}
+    hides: str = ""  # a module made unimportable while the case runs (an extra that is not installed)
 
 
 SOURCE = '[sources.s]\ntitle = "a report"\npublished = 2026-06-30\nconfidence = "M"\n'
@@ -197,6 +200,16 @@ CASES = [
          expect="figures[0] (2026Q1 revenue 57) is furthest in the model's tail"),
     Case("actuals with antithetic paths", actuals=figure("2026Q1", "revenue", "5.7"),
          args=(*POSTERIOR, "--antithetic"), expect="an antithetic run cannot be weighted"),
+    # rejected options leave no folder behind (issue 33): tests/test_bad_inputs.py checks that nothing was made
+    Case("odd path count with --antithetic", "", ("run", "{config}", "-n", "101", "--antithetic", "-q", "--out",
+                                                  "{out}"), "n_paths = 101: an antithetic run needs an even number"),
+    Case("--target-se 0", "", ("run", "{config}", "-n", "100", "--target-se", "0", "-q", "--out", "{out}"),
+         "--target-se 0.0: expected a positive standard error"),
+    Case("--workers without the dask extra", "", ("run", "{config}", "-n", "100", "--workers", "2", "-q", "--out",
+                                                  "{out}"), "running on a Dask cluster needs the dask extra",
+         hides="distributed"),
+    Case("--actuals file missing", "", ("run", "{config}", "-n", "100", "-q", "--out", "{out}", "--actuals",
+                                        "{missing}"), "missing.toml: actuals file not found"),
     Case("v1's training.committed", "[training]\ncommitted = { 2026 = 0.7 }\n", expect=
          "training.committed was replaced by [compute.contracts.<name>]"),
 ]
@@ -225,6 +238,24 @@ def run_case(case, tmp_path):
     args = list(case.args)
     for key, value in fill.items():
         args = [a.replace("{" + key + "}", value) for a in args]
-    return CliRunner().invoke(main, args)
+    with hidden(case.hides):
+        return CliRunner().invoke(main, args)
+
+
+@contextmanager
+def hidden(module: str):
+    """``import module`` fails inside (as where the extra that provides it is not installed)."""
+    if not module:
+        yield
+        return
+    saved = sys.modules.get(module)
+    sys.modules[module] = None  # type: ignore[assignment]  # import then raises ImportError
+    try:
+        yield
+    finally:
+        if saved is None:
+            del sys.modules[module]
+        else:
+            sys.modules[module] = saved
 
 

@@ -115,6 +115,64 @@ def test_a_stale_lock_is_taken_over(tmp_path):
     assert read_results(out).metadata["n_paths"] == 100
 
 
+def leftovers(out, state=False):
+    """What an unfinished run of ours leaves after SIGKILL: its lock, a staged part, progress files (with the
+    state.json that makes them resumable when ``state``); no manifest."""
+    (out / ".paths-unfinished").mkdir(parents=True)
+    (out / ".resume").mkdir()
+    (out / LOCK_FILE).write_text(json.dumps({"pid": 999_999_999, "host": "gone"}))
+    (out / ".paths-unfinished" / "part-00000.parquet").write_bytes(b"PAR1")
+    (out / ".resume" / "state-0.npz").write_bytes(b"PK")
+    if state:
+        (out / ".resume" / "state.json").write_text("{}")
+
+
+def test_what_an_unfinished_run_left_does_not_block_a_new_run(tmp_path):
+    """Issue 33: a folder holding only our leftovers (nothing to resume) is not "not empty": the run removes
+    them and says so in one line on stderr."""
+    out = tmp_path / "r"
+    leftovers(out)
+    result = cli("run", "-n", 100, "-q", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if line] == [
+        f"{out}: removed what an unfinished run left there (3 files; no manifest, nothing to resume); "
+        "starting a new run"]
+    assert read_results(out).metadata["n_paths"] == 100
+    assert not (out / ".resume").exists() and not (out / ".paths-unfinished").exists()
+
+
+def test_saved_progress_is_not_a_leftover(tmp_path):
+    """Progress that --resume can continue is kept: a new run there still needs --force (or --resume)."""
+    out = tmp_path / "r"
+    leftovers(out, state=True)
+    one_line_error(cli("run", "-n", 100, "-q", "-o", out),
+                   "folder exists and is not empty; use --force to replace its results or --resume")
+    assert (out / ".resume" / "state-0.npz").exists() and (out / ".paths-unfinished" / "part-00000.parquet").exists()
+
+
+def test_an_option_error_is_named_before_the_folder(tmp_path):
+    """A rejected option in a folder of leftovers (or a finished run) names the option, and changes nothing."""
+    out = tmp_path / "r"
+    leftovers(out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    one_line_error(cli("run", "-n", 101, "--antithetic", "-q", "-o", out), "an antithetic run needs an even number")
+    one_line_error(cli("run", "-n", 100, "--target-se", 0, "-q", "-o", out), "--target-se 0.0: expected a positive")
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_a_refused_scenario_leaves_no_folder_of_the_others(tmp_path):
+    """scenarios: when one scenario's folder is refused, the folders made for those prepared before it go too."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    for name in ("a", "b"):
+        (scenarios / f"{name}.toml").write_text(f'extends = "{CFG_PATH}"\nname = "{name}"\n')
+    (tmp_path / "out" / "b").mkdir(parents=True)
+    (tmp_path / "out" / "b" / "notes.txt").write_text("mine")
+    one_line_error(cli("scenarios", scenarios, "-n", 100, "-q", "-o", tmp_path / "out"),
+                   "folder exists and is not empty")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b"]
+
+
 def test_two_runs_into_one_folder_never_mix(tmp_path):
     """The issue's race: B, started while A runs, is refused; A's files are A's alone."""
     out = tmp_path / "D"
