@@ -74,7 +74,11 @@ class _Dist(BaseModel):
         return math.exp(x) if log else x
 
     def table(self) -> np.ndarray:
-        """Quantile function on ``Z_GRID`` (float64, shape (Z_POINTS,))."""
+        """Quantile function on ``Z_GRID`` (float64, shape (Z_POINTS,)), read-only: computed once a process for
+        each distinct distribution (see :func:`_cached_table`)."""
+        return _cached_table(self)
+
+    def _table(self) -> np.ndarray:
         with np.errstate(all="ignore"):
             if self.lower is None and self.upper is None:
                 # Two-sided evaluation keeps full precision in the upper tail, where Phi(z) rounds to 1;
@@ -93,6 +97,44 @@ class _Dist(BaseModel):
         return np.clip(x, lo, hi).astype(np.float64)
 
 
+def _key(d: _Dist) -> tuple:
+    """What a distribution's table depends on: its kind and every field, a float by its repr (so -0.0 and 0.0,
+    equal as numbers, stay apart)."""
+    return (type(d), *((k, repr(v)) for k, v in d.__dict__.items()))
+
+
+# Tables by ``_key``, and (all finite, smallest, largest) of each.
+_TABLES: dict[tuple, np.ndarray] = {}
+_RANGES: dict[tuple, tuple[bool, float, float]] = {}
+
+
+def _cached_table(d: _Dist) -> np.ndarray:
+    """``d``'s table, computed once a process for each distinct distribution. Validating a config computes the
+    table of every parameter (to check what the kernel can draw), and ``simulator validate`` validates each
+    judgment's two alternative configs too: each differs from the config in one key, so its other tables are
+    found here (an inverse beta costs ~5 ms a table). Read-only, as it is shared."""
+    key = _key(d)
+    table = _TABLES.get(key)
+    if table is None:
+        if len(_TABLES) >= 4096:  # a bound on the memory (33 KiB a table) of a long-lived process
+            _TABLES.clear()
+            _RANGES.clear()
+        table = d._table()
+        table.setflags(write=False)
+        _TABLES[key] = table
+    return table
+
+
+def _table_range(d: _Dist) -> tuple[bool, float, float]:
+    """Whether ``d``'s table is all finite, and its smallest and largest value (once for each distinct one)."""
+    key = _key(d)
+    found = _RANGES.get(key)
+    if found is None:
+        table = _cached_table(d)
+        found = _RANGES[key] = (bool(np.all(np.isfinite(table))), float(table.min()), float(table.max()))
+    return found
+
+
 class Fixed(_Dist):
     dist: Literal["fixed"] = "fixed"
     value: float
@@ -100,7 +142,7 @@ class Fixed(_Dist):
     def support(self):
         return self.value, self.value
 
-    def table(self):
+    def _table(self):
         return np.full(Z_POINTS, self.value)
 
 
@@ -368,10 +410,9 @@ def param(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False,
     that is not plain from the quantity, added to the message), and within +/- LARGEST."""
 
     def check(d: _Dist) -> _Dist:
-        table = d.table()  # what the kernel can actually draw (normal scores within +/-8)
-        if not np.all(np.isfinite(table)):
+        finite, s_lo, s_hi = _table_range(d)  # what the kernel can actually draw (normal scores within +/-8)
+        if not finite:
             raise ValueError("the distribution has non-finite values")
-        s_lo, s_hi = float(table.min()), float(table.max())
         reason = f" ({why})" if why else ""
         if s_lo < lo or (lo_open and s_lo == lo) or s_hi > hi or (hi_open and s_hi == hi):
             left, right = ("(" if lo_open else "["), (")" if hi_open else "]")

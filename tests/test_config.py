@@ -95,6 +95,22 @@ def test_distribution_quantiles_match_scipy(base_raw, dist, scipy_dist):
     assert np.all(np.diff(d.table()) >= 0)
 
 
+def test_a_distributions_table_is_computed_once_and_shared_read_only(base_raw):
+    """Validating a config (and each judgment's alternatives) finds the table of a distribution it has seen: the
+    same values as computed afresh, read-only; distributions that differ in any field, even -0.0 against 0.0,
+    have tables of their own."""
+    from simulator import distributions
+
+    base_raw["training"]["revenue_elasticity"] = {"dist": "pert", "low": 0.0, "mode": 1.0, "high": 4.0}
+    d = validate(base_raw).training.revenue_elasticity
+    again = validate(base_raw).training.revenue_elasticity
+    assert again.table() is d.table() and not d.table().flags.writeable
+    assert np.array_equal(d.table(), d._table())
+    assert distributions._table_range(d) == (True, d.table().min(), d.table().max())
+    zero, minus_zero = distributions.Fixed(value=0.0), distributions.Fixed(value=-0.0)
+    assert math.copysign(1, minus_zero.table()[0]) == -1 and math.copysign(1, zero.table()[0]) == 1
+
+
 def error_of(raw_or_path, overrides=()):
     with pytest.raises(ConfigError) as info:
         if isinstance(raw_or_path, dict):
