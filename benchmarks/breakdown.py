@@ -43,21 +43,21 @@ from run_benchmarks import floor_kernel, floor_shape  # noqa: E402  (this folder
 
 N = 1 << 16
 
-# (line of simulate_tile where a phase starts, the phase); a phase ends where the next probe is read. The phases are
-# the tile's calls of its phase functions (inlined: a probe between two calls times the one before).
+# (line of the tile, in simulate_tiles, where a phase starts; the phase); a phase ends where the next probe is read.
+# The phases are the tile's calls of its phase functions (inlined: a probe between two calls times the one before).
 PHASES = [
-    ("    draw_parameters(inputs", "parameters: normal scores, copula, closed forms and table lookups"),
-    ("    draw_scheduled_raises(", "scheduled raises: closing times and draws"),
-    ("    start_segments(inputs", "per-path constants, initial state"),
-    ("        ratio_to_plan(", "step: plan ratio"),
-    ("        n_shocked, n_supply = draw_shocks(", "step: normals, uniforms, Poisson counts, correlated shocks"),
-    ("        revenue(inputs", "step: revenue of the segments"),
-    ("        costs(inputs", "step: supply shocks, price, costs and cash flow"),
-    ("        scheduled_funding(", "step: scheduled funding"),
-    ("        contingent_funding(", "step: contingent raise"),
-    ("        credit_line(", "step: credit line, shortfall, next step's runway rule"),
-    ("        if j == spy - 1:\n", "step: year-end totals"),
-    ("    record_paths(", "path outputs"),
+    ("        draw_parameters(inputs", "parameters: normal scores, copula, closed forms and table lookups"),
+    ("        draw_scheduled_raises(", "scheduled raises: closing times and draws"),
+    ("        start_segments(inputs", "per-path constants, initial state"),
+    ("            ratio_to_plan(", "step: plan ratio"),
+    ("            n_shocked, n_supply = draw_shocks(", "step: normals, uniforms, Poisson counts, correlated shocks"),
+    ("            revenue(inputs", "step: revenue of the segments"),
+    ("            costs(inputs", "step: supply shocks, price, costs and cash flow"),
+    ("            scheduled_funding(", "step: scheduled funding"),
+    ("            contingent_funding(", "step: contingent raise"),
+    ("            credit_line(", "step: credit line, shortfall, next step's runway rule"),
+    ("            if j == spy - 1:\n", "step: year-end totals"),
+    ("        record_paths(", "path outputs"),
 ]
 # Appended to the probed copy: the cycle counter, and the probe that closes the running phase.
 PROBE_HELPERS = '''
@@ -103,11 +103,13 @@ def probed_source(source: str) -> str:
         indent = anchor[:len(anchor) - len(anchor.lstrip())]
         source = source.replace(anchor, f"{indent}_phase, _last = _probe(cycles, _phase, {k + 1}, _last)\n{anchor}")
     edits = [  # (text, replacement): the cycles argument, the first read and the last probe
-        ("    m_out = theta_out.shape[0]\n", "    _phase, _last = 0, _cycles()\n    m_out = theta_out.shape[0]\n"),
-        ("    record_paths(lane, theta, scalars, m_out)\n",
-         "    record_paths(lane, theta, scalars, m_out)\n    _probe(cycles, _phase, 0, _last)\n"),
-        ("steps[lo:hi])", "steps[lo:hi], cycles)"),
-        # simulate_tile's and trace_block's signatures (every occurrence is replaced)
+        ("        m_out = theta_out.shape[0]\n",
+         "        _phase, _last = 0, _cycles()\n        m_out = theta_out.shape[0]\n"),
+        ("        record_paths(lane, theta, scalars, m_out)\n",
+         "        record_paths(lane, theta, scalars, m_out)\n        _probe(cycles, _phase, 0, _last)\n"),
+        ("steps_all, tile_lo, tile_hi):\n", "steps_all, tile_lo, tile_hi, cycles):\n"),
+        ("bounds[k], bounds[k + 1])", "bounds[k], bounds[k + 1], cycles)"),
+        # trace_block's and simulate_block's signatures (every occurrence is replaced)
         ("theta_out, annual, scalars, steps):\n", "theta_out, annual, scalars, steps, cycles):\n"),
         ("theta_out, annual, scalars):\n", "theta_out, annual, scalars, cycles):\n"),
         ("theta_out, annual, scalars, no_steps)", "theta_out, annual, scalars, no_steps, cycles)"),

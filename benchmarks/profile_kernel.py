@@ -1,4 +1,4 @@
-"""Where the kernel's time goes, instruction by instruction: a sampling profile of ``simulate_tile`` (Linux
+"""Where the kernel's time goes, instruction by instruction: a sampling profile of ``simulate_tiles`` (Linux
 perf's cpu-clock event, which works where a VM hides the hardware counters), summed by basic block of its
 machine code, default config, one thread.
 
@@ -42,7 +42,7 @@ INSTRUCTION = re.compile(r"\s+([0-9a-f]+):\t(?:[0-9a-f]{2} )+\s*\t(.*)")
 
 
 def kernel_code() -> tuple[int, bytes, Callable[[], None]]:
-    """(address of simulate_tile's machine code, the bytes from there to the end of its mapping, at most
+    """(address of simulate_tiles' machine code, the bytes from there to the end of its mapping, at most
     1 MiB; a function that runs the kernel once on N paths)."""
     inputs = build_inputs(load_config())
     out = (np.empty((N, inputs.chol_param.shape[0])), np.empty((N, len(kernel.ANNUAL_VARS), inputs.n_years)),
@@ -58,7 +58,7 @@ def kernel_code() -> tuple[int, bytes, Callable[[], None]]:
         low, high = (int(x, 16) for x in line.split()[0].split("-"))
         if low <= address < high:
             return address, ctypes.string_at(address, min(high - address, 1 << 20)), run
-    raise SystemExit("simulate_tile's code is not in a mapping of this process")
+    raise SystemExit("simulate_tiles' code is not in a mapping of this process")
 
 
 def sample(run, seconds: float) -> list[tuple[int, str]]:
@@ -115,7 +115,7 @@ def main() -> None:
         raise SystemExit("no samples in the kernel's code")
     blocks = sorted(basic_blocks(code), key=lambda b: -sum(inside[offset] for offset, _ in b))
 
-    print(f"{total:,} samples in simulate_tile ({len(samples):,} in the process while the kernel ran)\n")
+    print(f"{total:,} samples in simulate_tiles ({len(samples):,} in the process while the kernel ran)\n")
     print("| share | offset | instructions | AVX-512 | divisions | calls |\n"
           "| ---: | ---: | ---: | ---: | ---: | ---: |")
     for block in blocks[:options.top]:
@@ -127,7 +127,7 @@ def main() -> None:
         print(f"\nblock at {block[0][0]:#x} (samples, offset, instruction):")
         for offset, text in block:
             print(f"{inside[offset]:6d} {offset:#8x}  {text}")
-    print("\nsamples outside simulate_tile, by object (relative to the kernel's):")
+    print("\nsamples outside simulate_tiles, by object (relative to the kernel's):")
     for dso, count in outside.most_common(8):
         if count >= total / 1000:
             name = "other jitted code (normal_rejected, simulate_block)" if "/perf-" in dso else dso

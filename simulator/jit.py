@@ -37,7 +37,7 @@ import numba
 from numba.core import config, event
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator
 
-# The lane loops of ``kernel.simulate_tile`` read and write many rows of a few arrays; LLVM vectorises a loop only
+# The lane loops of ``kernel.simulate_tiles`` read and write many rows of a few arrays; LLVM vectorises a loop only
 # if it can check at run time that those do not overlap, and by default it gives up beyond 8 checks (most of the
 # step's loops need more). Raising the limits only allows more checks: the same results, faster loops. Unknown
 # options are ignored. Set here, before anything of the package is compiled.

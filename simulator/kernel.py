@@ -1,6 +1,6 @@
 """The numba kernel: docs/model.md-§6 for a block of paths, from one tuple of inputs (``model.ModelInputs``).
 
-Paths are simulated ``LANES`` at a time (``simulate_tile``): every per-path quantity is a row of a (quantity,
+Paths are simulated ``LANES`` at a time (a tile of ``simulate_tiles``): every per-path quantity is a row of a (quantity,
 lane) array and the step's arithmetic runs in loops over lanes that LLVM compiles to SIMD, with branch-free
 ``exp_lanes`` and ``log_lanes`` where libm would not vectorise. What is rare (the ziggurat's rejections,
 events, raises) runs on the lanes that ``list_lanes`` finds from bit masks. Each lane's random numbers are
@@ -101,99 +101,99 @@ def trace_block(seed, path_start, inputs, theta_out, annual, scalars, steps):
             done.result()  # an error of another thread is raised here
 
 
+# The tile's code is written out in the loop over tiles, not in a function numba inlines there: numba's inliner
+# copies a callee's IR block by block, each block with a copy of every variable of the function, and the tile
+# (564 blocks, 7,725 variables once its phases are inlined) took 17 s of a 39 s cold compile to copy.
 @jit
-def simulate_tiles(seed, path_start, inputs, theta_out, annual, scalars, steps, tile_lo, tile_hi):
+def simulate_tiles(seed, path_start, inputs, theta_all, annual_all, scalars_all, steps_all, tile_lo, tile_hi):
     """Tiles ``tile_lo .. tile_hi - 1`` of ``trace_block``'s paths, one after another: tile t is rows
-    ``t * LANES ..`` of the outputs, paths ``path_start + t * LANES ..``."""
-    n = theta_out.shape[0]
-    for t in range(tile_lo, tile_hi):
-        lo, hi = t * LANES, min(n, (t + 1) * LANES)
-        simulate_tile(seed, path_start + lo, inputs, theta_out[lo:hi], annual[lo:hi], scalars[lo:hi], steps[lo:hi])
+    ``t * LANES ..`` of the outputs, paths ``path_start + t * LANES ..``.
 
-
-# Inlined by numba, as the helpers with loops (``simulator.jit``); and so not compiled on its own: a function LLVM
-# inlines is also compiled, optimised and emitted for itself, and the tile is most of the kernel's code.
-@jit(inline="always")
-def simulate_tile(seed, first, inputs, theta_out, annual, scalars, steps):
-    """Simulate paths ``first .. first + LANES - 1`` together and fill, for the first m of them
+    A tile simulates paths ``first .. first + LANES - 1`` together and fills, for the first m of them
     (m = ``theta_out.shape[0]`` <= LANES), ``theta_out`` (m, len(inputs.theta_params): column j holds parameter
     ``inputs.theta_params[j]``, in kernel order), ``annual`` (m, V, Y) and
-    ``scalars`` (m, S), and ``steps`` (m, T, len(STEP_VARS)) with the values of the first T steps (T may be 0).
-    Each path's numbers depend on its id alone, so the lanes beyond m change nothing.
+    ``scalars`` (m, S), and ``steps`` (m, T, len(STEP_VARS)) with the values of the first T steps (T may be 0):
+    its rows of the outputs. Each path's numbers depend on its id alone, so the lanes beyond m change nothing.
 
     The arithmetic is arranged for speed (per-path constants hoisted, exponentials advanced by
     multiplication, lanes in SIMD loops); ``simulator.reference`` computes the same numbers, one path at
     a time, from the formulas as written.
     """
-    m_out = theta_out.shape[0]
-    m = LANES  # the lane loops' trip count, a constant (see LANES)
-    spy = inputs.spy
-    n_par = inputs.tables.shape[0]
-    n_drawn = inputs.chol_param.shape[0]
-    n_seg = inputs.seg_launch.shape[0]
-    n_ev = inputs.ev_start.shape[0]
-    n_ch = inputs.chol_shock.shape[0]
-    # Scratch, allocated here for every tile, not once by the caller: LLVM then knows their rows' strides
-    # (constants), so a lane loop over several rows needs fewer run-time checks that they do not overlap.
-    states = np.empty(LANES, np.uint64)
-    bits = np.empty(LANES, np.uint64)
-    listed = np.empty(LANES, np.int64)
-    shocked = np.empty(LANES, np.int64)
-    supplied = np.empty(LANES, np.int64)
-    dense = np.zeros(n_ch, np.int64)  # every row of the shock Cholesky starts at column 0
-    lane = np.empty((LANE_SCRATCH, ROW))
-    seg = np.empty((n_seg, SEG_SCRATCH, ROW))
-    theta = np.empty((n_par, ROW))
-    z = np.empty((n_drawn + 3, ROW))  # the last three rows for ``correlate_lanes``
-    eps = np.empty((n_ch + n_seg + 3, ROW))
-    z[n_drawn] = 0.0
-    eps[n_ch + n_seg] = 0.0
-    cols = np.empty(max(n_drawn, n_ch), np.int64)
-    ring = np.empty((spy, ROW))
-    ev_time = np.empty((n_ev, ROW))
-    ev_u = np.empty((n_ev, ROW))
-    ev_state = np.empty((n_ev, ROW), np.int64)
-    ev_paid = np.empty((n_ev, ROW), np.int64)
-    dt = 1.0 / spy
-    n_traced = steps.shape[1]
+    n = theta_all.shape[0]
+    for t in range(tile_lo, tile_hi):
+        lo, hi = t * LANES, min(n, (t + 1) * LANES)
+        first = path_start + lo
+        theta_out, annual, scalars = theta_all[lo:hi], annual_all[lo:hi], scalars_all[lo:hi]
+        steps = steps_all[lo:hi]
+        m_out = theta_out.shape[0]
+        m = LANES  # the lane loops' trip count, a constant (see LANES)
+        spy = inputs.spy
+        n_par = inputs.tables.shape[0]
+        n_drawn = inputs.chol_param.shape[0]
+        n_seg = inputs.seg_launch.shape[0]
+        n_ev = inputs.ev_start.shape[0]
+        n_ch = inputs.chol_shock.shape[0]
+        # Scratch, allocated here for every tile, not once by the caller: LLVM then knows their rows' strides
+        # (constants), so a lane loop over several rows needs fewer run-time checks that they do not overlap.
+        states = np.empty(LANES, np.uint64)
+        bits = np.empty(LANES, np.uint64)
+        listed = np.empty(LANES, np.int64)
+        shocked = np.empty(LANES, np.int64)
+        supplied = np.empty(LANES, np.int64)
+        dense = np.zeros(n_ch, np.int64)  # every row of the shock Cholesky starts at column 0
+        lane = np.empty((LANE_SCRATCH, ROW))
+        seg = np.empty((n_seg, SEG_SCRATCH, ROW))
+        theta = np.empty((n_par, ROW))
+        z = np.empty((n_drawn + 3, ROW))  # the last three rows for ``correlate_lanes``
+        eps = np.empty((n_ch + n_seg + 3, ROW))
+        z[n_drawn] = 0.0
+        eps[n_ch + n_seg] = 0.0
+        cols = np.empty(max(n_drawn, n_ch), np.int64)
+        ring = np.empty((spy, ROW))
+        ev_time = np.empty((n_ev, ROW))
+        ev_u = np.empty((n_ev, ROW))
+        ev_state = np.empty((n_ev, ROW), np.int64)
+        ev_paid = np.empty((n_ev, ROW), np.int64)
+        dt = 1.0 / spy
+        n_traced = steps.shape[1]
 
-    start_streams(seed, first, inputs.antithetic, states, lane, m)
-    signs = lane[L_SIGN]
-    draw_parameters(inputs, states, bits, listed, signs, z, cols, theta, lane, m)
-    for i in range(m_out):  # path by path: a row of stores to one place is cheaper than a column of them
-        for j in range(inputs.theta_params.shape[0]):
-            theta_out[i, j] = theta[inputs.theta_params[j], i]
-    draw_scheduled_raises(inputs, states, signs, ev_time, ev_u, ev_state, ev_paid, m)
-    start_segments(inputs, seg, theta, dt, m)
-    start_lanes(lane, ring, theta, inputs.initial_burn, dt, m)
+        start_streams(seed, first, inputs.antithetic, states, lane, m)
+        signs = lane[L_SIGN]
+        draw_parameters(inputs, states, bits, listed, signs, z, cols, theta, lane, m)
+        for i in range(m_out):  # path by path: a row of stores to one place is cheaper than a column of them
+            for j in range(inputs.theta_params.shape[0]):
+                theta_out[i, j] = theta[inputs.theta_params[j], i]
+        draw_scheduled_raises(inputs, states, signs, ev_time, ev_u, ev_state, ev_paid, m)
+        start_segments(inputs, seg, theta, dt, m)
+        start_lanes(lane, ring, theta, inputs.initial_burn, dt, m)
 
-    for k in range(inputs.n_years * spy):  # the hot loop
-        # The year and the step within it, from k rather than counted: a counter that starts at 0 is typed as the
-        # literal 0 first, and numba compiled each helper that takes it once more for that type.
-        y, j = k // spy, k % spy
-        t0 = k * dt
-        t1 = t0 + dt
-        ratio_to_plan(inputs, seg, lane, k, t0, dt, m)
-        n_shocked, n_supply = draw_shocks(inputs, states, bits, listed, signs, lane, shocked, supplied, dense, eps,
-                                          cols, m)
-        revenue(inputs, seg, lane, eps, listed, shocked, n_shocked, t0, t1, dt, m)
-        costs(inputs, lane, theta, eps, ring, supplied, n_supply, k, y, j, dt, m)
-        credit_interest(lane, theta, ring, j, dt, m)
-        if k < n_traced:  # a loop of its own: a branch inside the costs' loop costs every lane
-            for i in range(m_out):
-                rev = lane[L_REV, i]
-                steps[i, k, T_REV] = rev / dt
-                steps[i, k, T_GM] = 1.0 - lane[L_COGS, i] / rev if rev > 0.0 else math.nan
-                steps[i, k, T_FCF] = ring[j, i] / dt
-        scheduled_funding(inputs, lane, theta, ev_time, ev_u, ev_state, ev_paid, t0, t1, dt, m)
-        contingent_funding(inputs, lane, theta, listed, t1, dt, m)
-        credit_line(lane, theta, k, m)
-        if k < n_traced:
-            for i in range(m_out):
-                steps[i, k, T_CASH] = lane[L_CASH, i]
-        if j == spy - 1:
-            record_year(lane, annual, y, m_out)
-    record_paths(lane, theta, scalars, m_out)
+        for k in range(inputs.n_years * spy):  # the hot loop
+            # The year and the step within it, from k rather than counted: a counter that starts at 0 is typed as
+            # the literal 0 first, and numba compiled each helper that takes it once more for that type.
+            y, j = k // spy, k % spy
+            t0 = k * dt
+            t1 = t0 + dt
+            ratio_to_plan(inputs, seg, lane, k, t0, dt, m)
+            n_shocked, n_supply = draw_shocks(inputs, states, bits, listed, signs, lane, shocked, supplied, dense,
+                                              eps, cols, m)
+            revenue(inputs, seg, lane, eps, listed, shocked, n_shocked, t0, t1, dt, m)
+            costs(inputs, lane, theta, eps, ring, supplied, n_supply, k, y, j, dt, m)
+            credit_interest(lane, theta, ring, j, dt, m)
+            if k < n_traced:  # a loop of its own: a branch inside the costs' loop costs every lane
+                for i in range(m_out):
+                    rev = lane[L_REV, i]
+                    steps[i, k, T_REV] = rev / dt
+                    steps[i, k, T_GM] = 1.0 - lane[L_COGS, i] / rev if rev > 0.0 else math.nan
+                    steps[i, k, T_FCF] = ring[j, i] / dt
+            scheduled_funding(inputs, lane, theta, ev_time, ev_u, ev_state, ev_paid, t0, t1, dt, m)
+            contingent_funding(inputs, lane, theta, listed, t1, dt, m)
+            credit_line(lane, theta, k, m)
+            if k < n_traced:
+                for i in range(m_out):
+                    steps[i, k, T_CASH] = lane[L_CASH, i]
+            if j == spy - 1:
+                record_year(lane, annual, y, m_out)
+        record_paths(lane, theta, scalars, m_out)
 
 
 # ------------------------------------------------------------------ before the first step
