@@ -13,7 +13,7 @@ from .layout import FORM_EXP
 from .rng import lane_uniform
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def correlate_lanes(chol, first, z, z0, cols, n, m):
     """z[z0 + r, :m] = (chol @ z[z0:z0 + n])[r, :m] for r < n, in place, every lane at once; row r of the
     lower-triangular ``chol`` is zero before column ``first[r]``. The rows go from the last, as row r reads
@@ -66,7 +66,7 @@ def correlate_lanes(chol, first, z, z0, cols, n, m):
                 z[row, i] = fma(wr, z[row, i], z[src, i])
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def interp_lanes(row, z, z_min, z_step, index, at, out, m):
     """out[i] = the quantile table ``row`` at normal score z[i] (linear interpolation, clamped) for i < m, in
     three loops: the cells in SIMD, their two entries copied lane by lane (LLVM will not vectorise the
@@ -88,7 +88,7 @@ def interp_lanes(row, z, z_min, z_step, index, at, out, m):
         out[i] = first if pos <= 0.0 else (final if pos >= last else inside)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def closed_form_lanes(form, loc, scale, z, z_min, z_max, out, m):
     """out[i] = loc + scale z[i], or its exp for ``FORM_EXP``, for i < m: a normal or lognormal parameter at
     normal score z, clamped to the tables' grid [z_min, z_max] as ``interp_lanes`` clamps it."""
@@ -100,7 +100,7 @@ def closed_form_lanes(form, loc, scale, z, z_min, z_max, out, m):
             out[i] = loc + scale * fmin(fmax(z[i], z_min), z_max)
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def poisson_count(u, mean, p_zero):
     """Poisson(mean) by inversion of one uniform, and where ``u`` fell within that count's
     probability: a second uniform, independent of the count, used as the time of the events
@@ -115,7 +115,7 @@ def poisson_count(u, mean, p_zero):
     return k, (u - (cdf - p)) / p if p > 0.0 else 0.5
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def poisson_lanes(states, signs, lane, listed, u, mean, p_zero, count, when, m):
     """``poisson_count`` of every lane from its next uniform (``lane_uniform``, kept in row ``u`` of ``lane``):
     rows ``mean`` and ``p_zero`` in, ``count`` and ``when`` out, ``when`` only where count > 0 (the model reads

@@ -5,14 +5,17 @@ between functions: cached, IEEE arithmetic (no fastmath: results are bit-identic
 between the kernel and ``simulator.reference``), numpy's error model (a division by zero gives inf or NaN, as
 the checks downstream expect, and adds no branch to a loop), and the GIL released.
 
-Helpers are inlined into their callers in one of two ways. A helper with a loop over arrays is inlined by numba
-(``@jit(inline="always")``: its IR is copied into the caller's), so LLVM optimises its loops where the caller's
-scratch arrays and their strides are known: inlined by LLVM after being optimised on their own, the kernel's lane
-loops were no longer vectorised and the kernel ran 3x slower. A helper without such a loop is inlined by LLVM
-(``@jit(forceinline=True)``: compiled once, marked ``alwaysinline``): numba's inliner copies and re-processes a
-helper's IR at every call site, and with every helper so inlined the kernel's tile grew so large that numba's
-passes over it (inlining, SSA reconstruction, rewrites) took ~45 s of its ~58 s cold compile. Neither kind is
-cached: only jitted code calls them, and its cached machine code holds them.
+Helpers are inlined into their callers in one of two ways. The kernel's phases (``kernel``'s functions over
+the tile's scratch arrays) are inlined by numba (``@jit(inline="always")``: their IR is copied into the
+caller's), so LLVM optimises their loops where the tile's scratch arrays and their strides are known: with the
+phases too inlined by LLVM after being optimised on their own, the kernel's lane loops were no longer vectorised
+and the kernel ran 3x slower. The helpers the phases call, with loops over lanes (``draws``, ``rng``,
+``lanes``) or none (``fastmath``), are inlined by LLVM (``@jit(forceinline=True)``: compiled once, marked
+``alwaysinline``), at no cost in speed (``benchmarks/compare_kernel.py``): numba's inliner copies and
+re-processes a helper's IR at every call site, block by block, each block with a copy of every variable of the
+function, and with every helper so inlined numba's passes over the kernel (inlining, SSA reconstruction,
+rewrites) took ~45 s of its ~58 s cold compile. Neither kind is cached: only jitted code calls them, and its
+cached machine code holds them.
 
 Why a cache of our own: numba checks a cached function against its own file only, and reads module globals
 (the layout's row and column indices, the random-number tables) as constants frozen into the compiled code. So a

@@ -8,7 +8,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 from .jit import jit
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def list_lanes(flags, m, listed):
     """Write the lanes i < m whose ``flags[i]`` is nonzero to ``listed[0 .. n - 1]``, in order; return n.
     A SIMD loop makes a bit mask of 64 lanes at a time and only its set bits are visited: for the rare

@@ -100,7 +100,7 @@ def normal_rejected(state, bits):
 
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def normals_lanes(states, bits, listed, signs, out, row, m):
     """out[row, i] = the next standard normal of lane i's stream, times ``signs[i]``, for i < m: the
     ziggurat's first try in a SIMD loop, the ~1.5% of rejected candidates finished lane by lane
@@ -127,7 +127,7 @@ def lane_uniform(states, signs, i):
     return 1.0 - u if signs[i] < 0.0 else u
 
 
-@jit(inline="always")
+@jit(forceinline=True)
 def uniforms_lanes(states, signs, out, m):
     """out[i] = ``lane_uniform`` of lane i, for i < m."""
     for i in range(m):
