@@ -309,11 +309,12 @@ def figure_report(actuals: Actuals, loglik: np.ndarray, values: np.ndarray | Non
     return out
 
 
-def check_effective(actuals: Actuals, loglik: np.ndarray) -> None:
-    """Refuse a posterior run worth fewer than MIN_EFFECTIVE_PATHS effective paths, naming the figure furthest in
-    the model's tail and the path count that would do."""
+def check_effective(actuals: Actuals, loglik: np.ndarray, weights: np.ndarray) -> None:
+    """Refuse a posterior run worth fewer than MIN_EFFECTIVE_PATHS effective paths (``weights``: the paths', from
+    their per-figure ``loglik``), naming the figure furthest in the model's tail and the path count that would
+    do."""
     n = loglik.shape[1]
-    ess = effective_paths(path_weights(loglik))
+    ess = effective_paths(weights)
     if ess >= MIN_EFFECTIVE_PATHS:
         return
     report = figure_report(actuals, loglik)

@@ -319,14 +319,15 @@ def _execute(runs: list[PreparedRun], workers: int | None, scheduler) -> list[Re
                              f"{r.out / RESUME_DIR}; continue with: {again} --out {r.out} --resume") from None
 
 
-def update_record(model: Model, sim: Simulation, steps) -> dict:
+def update_record(model: Model, sim: Simulation, steps, weights) -> dict:
     """What a posterior run's metadata records of its update: each reported figure (``figures``: see
-    :func:`simulator.actuals.figure_report`, with its bands on the by_step paths ``steps``) and the headline
-    figures of the prior (``prior``: metric -> [value, stderr, ci_low, ci_high]) from the same paths unweighted."""
+    :func:`simulator.actuals.figure_report`, with its bands on the by_step paths ``steps`` of ``weights``) and the
+    headline figures of the prior (``prior``: metric -> [value, stderr, ci_low, ci_high]) from the same paths
+    unweighted."""
     assert model.actuals is not None and sim.loglik is not None  # a posterior run's
     config = model.config
     values, _ = model.actuals.simulated(steps, config.simulation.start_year, model.steps_per_year)
-    figures = figure_report(model.actuals, sim.loglik, values, path_weights(model.log_likelihoods(steps)))
+    figures = figure_report(model.actuals, sim.loglik, values, weights)
     prior = summary_frame(config, sim.n_paths, sim.counts, {k: s.unweighted() for k, s in sim.samples.items()})
     rows = prior.set_index("metric").loc[headline_metrics(config)]
     return {"figures": figures,
@@ -340,11 +341,13 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
     config = model.config
     max_paths, n_paths, n_kept = run.n_paths, sim.n_paths, len(sim.scalars)
     weights = sim.weights
-    traced = None  # a posterior run's by_step paths, traced now: its record of the update reads them
+    # A posterior run's by_step paths and their weights, traced now: its record of the update reads them.
+    traced = traced_weights = None
     if model.actuals is not None:
-        assert sim.loglik is not None  # a posterior run's paths bring their log-likelihoods
-        check_effective(model.actuals, sim.loglik)
+        assert sim.loglik is not None and weights is not None  # a posterior run's paths bring both
+        check_effective(model.actuals, sim.loglik, weights)
         traced = trace_steps(model, n_paths, seed, run.threads)
+        traced_weights = path_weights(model.log_likelihoods(traced))
     summary = summary_frame(config, n_paths, sim.counts, sim.samples, weights, sim.flags)
     by_year = by_year_frame(config, sim.samples)
     metadata = {
@@ -357,7 +360,7 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
         "quantiles": "exact order statistics" if sim.exact else "streamed histograms",
         "quantile_rank_error_max": max_rank_error(sim.samples),
         "by_step_paths": min(n_paths, TRACE_PATHS),
-        **(update_record(model, sim, traced) if traced is not None else {}),
+        **(update_record(model, sim, traced, traced_weights) if traced is not None else {}),
         "reproduce": f"{run.command or 'simulator run config.json'} --seed {seed} --paths {n_paths} "
                      f"--keep-paths {KeepPaths.option(n_kept, n_paths)}"
                      + (f" --actuals {shlex.quote(command_actuals(model.actuals.name))}" if model.actuals is not None
@@ -389,8 +392,7 @@ def _finish(run: PreparedRun, sim: Simulation, cluster: str | None = None) -> Re
 
     def step_table() -> pa.Table:  # per-step quantiles of the first TRACE_PATHS path ids, re-simulated with a trace
         steps = traced if traced is not None else trace_steps(model, n_paths, seed, run.threads)
-        weights = None if model.actuals is None else path_weights(model.log_likelihoods(steps))
-        return by_step_frame(config, config.simulation.steps_per_year, steps, weights)
+        return by_step_frame(config, config.simulation.steps_per_year, steps, traced_weights)
 
     if out is None:
         return Results(local_paths, summary, by_year, metadata, lambda: step_table().to_pandas())

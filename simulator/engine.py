@@ -61,13 +61,10 @@ class Simulation:
     parts: dict[int, dict] = field(default_factory=dict)
     # A posterior run's (see Model.actuals): per reported figure and path the log-likelihood (figures, n_paths),
     # and per probability metric and path whether the path meets its event (events, n_paths).
+    # And each path's likelihood weight, from its log-likelihoods (actuals.path_weights).
     loglik: np.ndarray | None = None
     flags: np.ndarray | None = None
-
-    @property
-    def weights(self) -> np.ndarray | None:
-        """Each path's likelihood weight (a posterior run), else None."""
-        return None if self.loglik is None else path_weights(self.loglik)
+    weights: np.ndarray | None = None
 
     @property
     def config(self) -> Config:
@@ -365,7 +362,7 @@ class Merge:
         state, n_paths = self.state, self.n_paths
         n_kept = min(self.n_keep, n_paths)
         state.theta, state.annual, state.scalars = state.theta[:n_kept], state.annual[:n_kept], state.scalars[:n_kept]
-        loglik = flags = None
+        loglik = flags = weights = None
         if state.loglik is not None and state.flags is not None:
             loglik, flags = state.loglik[:, :n_paths], state.flags[:, :n_paths]
             weights = path_weights(loglik)
@@ -382,7 +379,7 @@ class Merge:
             samples = {k: SortedSample(v, paired, ordered) for k, v, ordered in
                        zip(self.model.variables, values, sorted_rows(values))}
         return Simulation(self.model, self.seed, n_paths, state.theta, state.annual, state.scalars, state.counts,
-                          samples, seconds, state.parts, loglik, flags)
+                          samples, seconds, state.parts, loglik, flags, weights)
 
 
 def stop_here(precise_enough, state: RunState, hi: int, n_paths: int, streaming: bool, pilot_end: int) -> bool:

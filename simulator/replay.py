@@ -67,22 +67,16 @@ def replay(folder: str | Path, path_id: int) -> Replay:
 
 def reported_figures(actuals, config, steps: list[dict]) -> pd.DataFrame:
     """Each reported figure of ``actuals`` with this path's own figure for its period and the log-likelihood of
-    the report given it, from the reference's step records (``actuals.log_likelihoods`` on them)."""
+    the report given it, from the reference's step records (``Actuals.simulated`` and ``log_likelihoods`` on
+    them, as the kernel's trace is read)."""
     spy, start = config.simulation.steps_per_year, config.simulation.start_year
     dt = 1.0 / spy
     traced = np.array([[[s["revenue"] / dt, 1.0 - s["cogs"] / s["revenue"] if s["revenue"] > 0 else np.nan,
                          s["fcf"] / dt, s["cash"]] for s in steps[:actuals.traced_steps(start, spy)]]])
+    own = actuals.simulated(traced, start, spy)[0][:, 0]
     loglik = actuals.log_likelihoods(traced, start, spy)[:, 0]
-    rows = []
-    for f, ll in zip(actuals.figures, loglik):
-        k0, k1 = f.steps(start, spy)
-        part = steps[k0:k1]
-        revenue = sum(s["revenue"] for s in part)
-        own = {"revenue": revenue, "burn": -sum(s["fcf"] for s in part), "fcf": sum(s["fcf"] for s in part),
-               "gross_margin": 1.0 - sum(s["cogs"] for s in part) / revenue if revenue > 0 else np.nan,
-               "cash": part[-1]["cash"]}[f.variable]
-        rows.append({"period": f.period, "variable": f.variable, "reported": f.value, "path": own,
-                     "log_likelihood": ll})
+    rows = [{"period": f.period, "variable": f.variable, "reported": f.value, "path": x, "log_likelihood": ll}
+            for f, x, ll in zip(actuals.figures, own, loglik)]
     return pd.DataFrame(rows)
 
 

@@ -245,11 +245,12 @@ def summary_frame(config, n_paths: int, counts: dict[str, int], samples: dict,
             rows[name] = stats.wilson(min(1.0, effective / ess), round(ess))
         rows["ess"] = stats.Estimate(ess, 0.0, ess, ess)
         rows["ess_share"] = stats.Estimate(ess / n_paths, 0.0, ess / n_paths, ess / n_paths)
-    for name, hits in ({} if weights is not None else counts).items():
-        if name.endswith(PAIRS):
-            continue
-        rows[name] = (stats.paired_probability(hits, counts[name + PAIRS], n_paths) if name + PAIRS in counts
-                      else stats.wilson(hits / n_paths, n_paths))
+    else:
+        for name, hits in counts.items():
+            if name.endswith(PAIRS):
+                continue
+            rows[name] = (stats.paired_probability(hits, counts[name + PAIRS], n_paths) if name + PAIRS in counts
+                          else stats.wilson(hits / n_paths, n_paths))
     for var in ("revenue", "fcf", "gross_margin", "cash"):
         for y in config.years:
             for q in QUANTILES:
